@@ -1,0 +1,600 @@
+//! The plan: a pure diff of desired against observed resources.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use owo_colors::OwoColorize;
+use serde::Serialize;
+use serde_json::Value;
+use thiserror::Error;
+
+use super::graph::{topo_order, GraphError};
+use super::refs::{resolve, Resolution};
+use super::{Attrs, Change, Desired, Observed, Registry, ReplacePolicy};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Create,
+    Update,
+    Replace,
+    Delete,
+    NoOp,
+}
+
+impl Action {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Action::Create => "+",
+            Action::Update => "~",
+            Action::Replace => "-/+",
+            Action::Delete => "-",
+            Action::NoOp => " ",
+        }
+    }
+}
+
+/// One attribute that changes. `after` is `None` when it is only known after apply.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttrDiff {
+    pub name: String,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+    pub forces_replacement: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Step {
+    pub id: String,
+    pub kind: String,
+    pub action: Action,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub physical_id: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<AttrDiff>,
+    /// Why the resource is replaced or deleted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// A data-bearing resource would be replaced: refused without explicit consent.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub needs_consent: bool,
+    /// Logical ids this step must wait for (creates/updates) or that must go first (deletes).
+    #[serde(skip)]
+    pub deps: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    pub add: usize,
+    pub change: usize,
+    pub destroy: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    pub format_version: u32,
+    pub stack: String,
+    /// Every resource of the stack, in dependency order, then the deletions.
+    pub steps: Vec<Step>,
+    pub summary: Summary,
+}
+
+#[derive(Debug, Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    #[error("resource `{0}` has kind `{1}`, which this tool does not know")]
+    UnknownKind(String, String),
+    #[error("logical id `{0}` is defined twice")]
+    DuplicateId(String),
+}
+
+/// Diffs `desired` against `observed`.
+pub fn plan(
+    stack: &str,
+    registry: &Registry,
+    desired: &[Desired],
+    observed: &[Observed],
+) -> Result<Plan, PlanError> {
+    let mut seen = BTreeSet::new();
+    for d in desired {
+        if !seen.insert(d.id.as_str()) {
+            return Err(PlanError::DuplicateId(d.id.clone()));
+        }
+        if registry.get(d.kind).is_none() {
+            return Err(PlanError::UnknownKind(d.id.clone(), d.kind.into()));
+        }
+    }
+    let nodes: Vec<(String, Vec<String>)> =
+        desired.iter().map(|d| (d.id.clone(), d.deps())).collect();
+    let order = topo_order(&nodes)?;
+    let by_id: BTreeMap<&str, &Desired> = desired.iter().map(|d| (d.id.as_str(), d)).collect();
+
+    // The first observed resource with a matching id and kind is the one we
+    // manage; anything else carrying our tags is surplus and goes.
+    let mut current: BTreeMap<&str, &Observed> = BTreeMap::new();
+    let mut surplus: Vec<&Observed> = Vec::new();
+    for o in observed {
+        let wanted = by_id.get(o.id.as_str()).is_some_and(|d| d.kind == o.kind);
+        if wanted && !current.contains_key(o.id.as_str()) {
+            current.insert(o.id.as_str(), o);
+        } else {
+            surplus.push(o);
+        }
+    }
+
+    // Attributes known now: those of resources that exist and are not replaced.
+    let mut known: BTreeMap<String, Attrs> = BTreeMap::new();
+    let mut steps = Vec::new();
+    for id in &order {
+        let d = by_id[id.as_str()];
+        let kind = registry.get(d.kind).expect("checked above");
+        let deps = d.deps();
+        let Some(o) = current.get(id.as_str()) else {
+            let changes = d
+                .props
+                .iter()
+                .map(|(k, v)| AttrDiff {
+                    name: k.clone(),
+                    before: None,
+                    after: known_value(v, &known),
+                    forces_replacement: false,
+                })
+                .collect();
+            steps.push(Step {
+                id: id.clone(),
+                kind: d.kind.into(),
+                action: Action::Create,
+                physical_id: None,
+                changes,
+                reason: None,
+                needs_consent: false,
+                deps,
+            });
+            continue;
+        };
+        let mut changes = Vec::new();
+        for spec in kind.attributes() {
+            let Some(want) = d.props.get(spec.name) else {
+                continue;
+            };
+            let have = o.props.get(spec.name);
+            let after = known_value(want, &known);
+            let differs = match &after {
+                Some(v) => !super::same(v, have),
+                None => true,
+            };
+            if differs {
+                changes.push(AttrDiff {
+                    name: spec.name.into(),
+                    before: have.cloned(),
+                    after,
+                    forces_replacement: spec.change == Change::Replace,
+                });
+            }
+        }
+        let replace: Vec<&str> = changes
+            .iter()
+            .filter(|c| c.forces_replacement)
+            .map(|c| c.name.as_str())
+            .collect();
+        let (action, reason) = if !replace.is_empty() {
+            (
+                Action::Replace,
+                Some(format!(
+                    "{} cannot change in place",
+                    replace
+                        .iter()
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            )
+        } else if !changes.is_empty() {
+            (Action::Update, None)
+        } else {
+            (Action::NoOp, None)
+        };
+        if action != Action::Replace {
+            known.insert(id.clone(), o.attrs.clone());
+        }
+        let needs_consent = action == Action::Replace
+            && kind.replace_policy() == ReplacePolicy::RequireConfirmation;
+        steps.push(Step {
+            id: id.clone(),
+            kind: d.kind.into(),
+            action,
+            physical_id: Some(o.physical_id.clone()),
+            changes,
+            reason,
+            needs_consent,
+            deps,
+        });
+    }
+
+    let surplus_deps = observed_deps(&surplus.iter().map(|o| (*o).clone()).collect::<Vec<_>>());
+    for o in &surplus {
+        let reason = if by_id.contains_key(o.id.as_str()) {
+            "a second resource with this id (left by an interrupted run or a copy)"
+        } else {
+            "no longer in the stack file"
+        };
+        steps.push(Step {
+            id: o.id.clone(),
+            kind: o.kind.into(),
+            action: Action::Delete,
+            physical_id: Some(o.physical_id.clone()),
+            changes: Vec::new(),
+            reason: Some(reason.into()),
+            needs_consent: registry
+                .get(o.kind)
+                .is_some_and(|k| k.replace_policy() == ReplacePolicy::RequireConfirmation),
+            deps: surplus_deps
+                .get(&o.physical_id)
+                .cloned()
+                .unwrap_or_default(),
+        });
+    }
+
+    let summary = summarize(&steps);
+    Ok(Plan {
+        format_version: 1,
+        stack: stack.into(),
+        steps,
+        summary,
+    })
+}
+
+/// Plans the deletion of everything observed, dependents first.
+pub fn destroy_plan(stack: &str, registry: &Registry, observed: &[Observed]) -> Plan {
+    let deps = observed_deps(observed);
+    let steps: Vec<Step> = observed
+        .iter()
+        .map(|o| Step {
+            id: o.id.clone(),
+            kind: o.kind.into(),
+            action: Action::Delete,
+            physical_id: Some(o.physical_id.clone()),
+            changes: Vec::new(),
+            reason: None,
+            needs_consent: registry
+                .get(o.kind)
+                .is_some_and(|k| k.replace_policy() == ReplacePolicy::RequireConfirmation),
+            deps: deps.get(&o.physical_id).cloned().unwrap_or_default(),
+        })
+        .collect();
+    let summary = summarize(&steps);
+    Plan {
+        format_version: 1,
+        stack: stack.into(),
+        steps,
+        summary,
+    }
+}
+
+/// For each observed resource (by physical id), the logical ids of observed
+/// resources that refer to it and so must be deleted before it: a resource
+/// refers to another when one of its property values names the other's
+/// physical id or one of its attributes.
+pub fn observed_deps(observed: &[Observed]) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for target in observed {
+        let names: BTreeSet<&str> = target
+            .attrs
+            .values()
+            .map(String::as_str)
+            .chain(std::iter::once(target.physical_id.as_str()))
+            .filter(|s| !s.is_empty())
+            .collect();
+        let mut users = Vec::new();
+        for o in observed {
+            if std::ptr::eq(o, target) {
+                continue;
+            }
+            if mentions(&Value::Object(o.props.clone()), &names) && !users.contains(&o.id) {
+                users.push(o.id.clone());
+            }
+        }
+        out.insert(target.physical_id.clone(), users);
+    }
+    out
+}
+
+fn mentions(v: &Value, names: &BTreeSet<&str>) -> bool {
+    match v {
+        Value::String(s) => names.contains(s.as_str()),
+        Value::Array(a) => a.iter().any(|x| mentions(x, names)),
+        Value::Object(o) => o.values().any(|x| mentions(x, names)),
+        _ => false,
+    }
+}
+
+fn known_value(v: &Value, known: &BTreeMap<String, Attrs>) -> Option<Value> {
+    match resolve(v, &|id| known.get(id)) {
+        Resolution::Known(v) => Some(v),
+        Resolution::Unknown => None,
+    }
+}
+
+fn summarize(steps: &[Step]) -> Summary {
+    let mut s = Summary {
+        add: 0,
+        change: 0,
+        destroy: 0,
+    };
+    for step in steps {
+        match step.action {
+            Action::Create => s.add += 1,
+            Action::Update => s.change += 1,
+            Action::Replace => {
+                s.add += 1;
+                s.destroy += 1
+            }
+            Action::Delete => s.destroy += 1,
+            Action::NoOp => {}
+        }
+    }
+    s
+}
+
+impl Plan {
+    pub fn has_changes(&self) -> bool {
+        self.steps.iter().any(|s| s.action != Action::NoOp)
+    }
+
+    /// Steps that would replace or delete a data-bearing resource without consent.
+    pub fn unconsented<'a>(&'a self, allowed: &'a [String]) -> impl Iterator<Item = &'a Step> {
+        self.steps
+            .iter()
+            .filter(move |s| s.needs_consent && !allowed.contains(&s.id))
+    }
+
+    pub fn summary_line(&self) -> String {
+        format!(
+            "Plan: {} to add, {} to change, {} to destroy.",
+            self.summary.add, self.summary.change, self.summary.destroy
+        )
+    }
+
+    /// The plan as text, coloured when `color` is set.
+    pub fn render(&self, color: bool) -> String {
+        let mut out = String::new();
+        if !self.has_changes() {
+            let _ = writeln!(
+                out,
+                "No changes. Stack `{}` matches its file ({} resources).",
+                self.stack,
+                self.steps.len()
+            );
+            return out;
+        }
+        for s in self.steps.iter().filter(|s| s.action != Action::NoOp) {
+            let head = format!(
+                "{:>3} {} ({}){}",
+                s.action.symbol(),
+                s.id,
+                s.kind,
+                s.physical_id
+                    .as_deref()
+                    .map(|p| format!(" {p}"))
+                    .unwrap_or_default()
+            );
+            let head = if color {
+                match s.action {
+                    Action::Create => head.green().to_string(),
+                    Action::Update => head.yellow().to_string(),
+                    Action::Replace | Action::Delete => head.red().to_string(),
+                    Action::NoOp => head,
+                }
+            } else {
+                head
+            };
+            let _ = writeln!(out, "{head}");
+            if let Some(r) = &s.reason {
+                let _ = writeln!(out, "      # {r}");
+            }
+            if s.needs_consent {
+                let _ = writeln!(
+                    out,
+                    "      # holds data: refused unless `--allow-replace {}` is given",
+                    s.id
+                );
+            }
+            for c in &s.changes {
+                let after = c
+                    .after
+                    .as_ref()
+                    .map(short)
+                    .unwrap_or_else(|| "(known after apply)".into());
+                let line = match (&c.before, s.action) {
+                    (_, Action::Create) | (None, _) => format!("      {}: {after}", c.name),
+                    (Some(b), _) => format!("      {}: {} -> {after}", c.name, short(b)),
+                };
+                let line = if c.forces_replacement {
+                    format!("{line}  (forces replacement)")
+                } else {
+                    line
+                };
+                let _ = writeln!(out, "{line}");
+            }
+        }
+        let _ = writeln!(out);
+        let _ = writeln!(out, "{}", self.summary_line());
+        out
+    }
+}
+
+fn short(v: &Value) -> String {
+    v.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::{Cloud, CloudError};
+    use crate::engine::refs::r;
+    use crate::engine::{in_place, replace, AttrSpec, Resolved, ResourceKind};
+    use async_trait::async_trait;
+    use serde_json::json;
+
+    struct Fake(&'static str, ReplacePolicy);
+    #[async_trait]
+    impl ResourceKind for Fake {
+        fn kind(&self) -> &'static str {
+            self.0
+        }
+        fn attributes(&self) -> &'static [AttrSpec] {
+            const A: &[AttrSpec] = &[replace("cidr"), in_place("name"), replace("parent")];
+            A
+        }
+        fn replace_policy(&self) -> ReplacePolicy {
+            self.1
+        }
+        async fn read_all(&self, _: &Cloud, _: &str) -> Result<Vec<Observed>, CloudError> {
+            unreachable!()
+        }
+        async fn create(&self, _: &Cloud, _: &Resolved) -> Result<Observed, CloudError> {
+            unreachable!()
+        }
+        async fn update(
+            &self,
+            _: &Cloud,
+            _: &Resolved,
+            _: &Observed,
+            _: &[String],
+        ) -> Result<Observed, CloudError> {
+            unreachable!()
+        }
+        async fn delete(&self, _: &Cloud, _: &Observed) -> Result<(), CloudError> {
+            unreachable!()
+        }
+    }
+
+    fn registry() -> Registry {
+        let mut r = Registry::new();
+        r.register(Box::new(Fake("net", ReplacePolicy::Allow)));
+        r.register(Box::new(Fake("db", ReplacePolicy::RequireConfirmation)));
+        r
+    }
+
+    fn desired() -> Vec<Desired> {
+        vec![
+            Desired::new("net", "child", json!({"parent": r("parent"), "name": "c"})),
+            Desired::new("net", "parent", json!({"cidr": "10.0.0.0/16", "name": "p"})),
+        ]
+    }
+
+    fn observed_all() -> Vec<Observed> {
+        vec![
+            Observed::new("net", "parent", "p-1")
+                .prop("cidr", "10.0.0.0/16")
+                .prop("name", "p"),
+            Observed::new("net", "child", "c-1")
+                .prop("parent", "p-1")
+                .prop("name", "c"),
+        ]
+    }
+
+    #[test]
+    fn empty_cloud_creates_in_dependency_order() {
+        let p = plan("s", &registry(), &desired(), &[]).unwrap();
+        let ids: Vec<_> = p.steps.iter().map(|s| (s.id.as_str(), s.action)).collect();
+        assert_eq!(
+            ids,
+            vec![("parent", Action::Create), ("child", Action::Create)]
+        );
+        assert_eq!(
+            p.summary_line(),
+            "Plan: 2 to add, 0 to change, 0 to destroy."
+        );
+        // The child's parent id is unknown until the parent exists.
+        let parent = p.steps[1]
+            .changes
+            .iter()
+            .find(|c| c.name == "parent")
+            .unwrap();
+        assert_eq!(parent.after, None);
+    }
+
+    #[test]
+    fn matching_cloud_is_no_change() {
+        let p = plan("s", &registry(), &desired(), &observed_all()).unwrap();
+        assert!(!p.has_changes());
+        assert!(p.render(false).starts_with("No changes."));
+    }
+
+    #[test]
+    fn in_place_attribute_is_an_update() {
+        let mut d = desired();
+        d[0].props.insert("name".into(), json!("renamed"));
+        let p = plan("s", &registry(), &d, &observed_all()).unwrap();
+        let child = p.steps.iter().find(|s| s.id == "child").unwrap();
+        assert_eq!(child.action, Action::Update);
+        assert_eq!(
+            child.changes,
+            vec![AttrDiff {
+                name: "name".into(),
+                before: Some(json!("c")),
+                after: Some(json!("renamed")),
+                forces_replacement: false
+            }]
+        );
+        assert!(p.render(false).contains("~ child (net) c-1"));
+        assert!(p.render(false).contains("name: \"c\" -> \"renamed\""));
+    }
+
+    #[test]
+    fn replacement_cascades_to_dependents() {
+        let mut d = desired();
+        d[1].props.insert("cidr".into(), json!("10.1.0.0/16"));
+        let p = plan("s", &registry(), &d, &observed_all()).unwrap();
+        let act: BTreeMap<_, _> = p.steps.iter().map(|s| (s.id.as_str(), s.action)).collect();
+        assert_eq!(act["parent"], Action::Replace);
+        // The child's parent reference becomes unknown, and it forces replacement.
+        assert_eq!(act["child"], Action::Replace);
+        assert_eq!(
+            p.summary_line(),
+            "Plan: 2 to add, 0 to change, 2 to destroy."
+        );
+        assert!(p.render(false).contains("-/+ parent"));
+        assert!(p.render(false).contains("(forces replacement)"));
+    }
+
+    #[test]
+    fn removed_and_duplicate_resources_are_deleted_dependents_first() {
+        let mut obs = observed_all();
+        obs.push(Observed::new("net", "parent", "p-2").prop("cidr", "10.0.0.0/16"));
+        obs.push(Observed::new("net", "old", "o-1").prop("parent", "p-2"));
+        let p = plan("s", &registry(), &desired(), &obs).unwrap();
+        let dels: Vec<_> = p
+            .steps
+            .iter()
+            .filter(|s| s.action == Action::Delete)
+            .map(|s| (s.physical_id.clone().unwrap(), s.deps.clone()))
+            .collect();
+        assert_eq!(
+            dels,
+            vec![
+                ("p-2".to_string(), vec!["old".to_string()]),
+                ("o-1".to_string(), vec![])
+            ]
+        );
+    }
+
+    #[test]
+    fn replacing_data_needs_consent() {
+        let d = vec![Desired::new("db", "db", json!({"cidr": "b"}))];
+        let o = vec![Observed::new("db", "db", "db-1").prop("cidr", "a")];
+        let p = plan("s", &registry(), &d, &o).unwrap();
+        assert_eq!(p.unconsented(&[]).count(), 1);
+        assert_eq!(p.unconsented(&["db".to_string()]).count(), 0);
+    }
+
+    #[test]
+    fn json_plan_is_machine_readable() {
+        let p = plan("s", &registry(), &desired(), &[]).unwrap();
+        let v = serde_json::to_value(&p).unwrap();
+        assert_eq!(v["summary"]["add"], 2);
+        assert_eq!(v["steps"][0]["action"], "create");
+    }
+}

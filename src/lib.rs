@@ -1,0 +1,12 @@
+//! bookstore-infra: declarative provisioning of the scaled bookstore
+//! deployment on AWS. A stack file describes the deployment; `up` reconciles
+//! the live cloud with it, `diff` shows the plan, `destroy` removes it all.
+
+pub mod cloud;
+pub mod engine;
+pub mod lock;
+pub mod ops;
+pub mod progress;
+pub mod resources;
+pub mod stack;
+pub mod topology;

@@ -1,0 +1,150 @@
+//! Per-resource progress: spinners on a terminal, plain log lines otherwise.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+pub trait Reporter: Send + Sync {
+    /// Work on `id` begins (`what`: "creating", "deleting"...).
+    fn start(&self, id: &str, what: &str);
+    /// A state change while waiting.
+    fn status(&self, id: &str, msg: &str);
+    /// Work on `id` ended.
+    fn finish(&self, id: &str, ok: bool, msg: &str);
+    /// A message not tied to a resource.
+    fn note(&self, msg: &str);
+}
+
+/// Reports nothing (reads and plans).
+pub struct Silent;
+
+impl Reporter for Silent {
+    fn start(&self, _: &str, _: &str) {}
+    fn status(&self, _: &str, _: &str) {}
+    fn finish(&self, _: &str, _: bool, _: &str) {}
+    fn note(&self, _: &str) {}
+}
+
+/// One line per event on stderr, with the time since the resource started.
+pub struct Lines {
+    started: Mutex<HashMap<String, Instant>>,
+    last: Mutex<HashMap<String, String>>,
+}
+
+impl Lines {
+    pub fn new() -> Self {
+        Lines {
+            started: Mutex::new(HashMap::new()),
+            last: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn elapsed(&self, id: &str) -> Duration {
+        self.started
+            .lock()
+            .unwrap()
+            .get(id)
+            .map(|s| s.elapsed())
+            .unwrap_or_default()
+    }
+}
+
+impl Default for Lines {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn line(s: String) {
+    let mut e = std::io::stderr().lock();
+    let _ = writeln!(e, "{s}");
+}
+
+impl Reporter for Lines {
+    fn start(&self, id: &str, what: &str) {
+        self.started
+            .lock()
+            .unwrap()
+            .insert(id.to_string(), Instant::now());
+        line(format!("{id}: {what}"));
+    }
+
+    fn status(&self, id: &str, msg: &str) {
+        // Repeated identical states while polling are noise in a CI log.
+        let mut last = self.last.lock().unwrap();
+        if last.get(id).is_some_and(|l| l == msg) {
+            return;
+        }
+        last.insert(id.to_string(), msg.to_string());
+        drop(last);
+        line(format!("{id}: {msg} [{:.0?}]", self.elapsed(id)));
+    }
+
+    fn finish(&self, id: &str, ok: bool, msg: &str) {
+        let mark = if ok { "done" } else { "FAILED" };
+        line(format!("{id}: {mark}: {msg} [{:.1?}]", self.elapsed(id)));
+    }
+
+    fn note(&self, msg: &str) {
+        line(msg.to_string());
+    }
+}
+
+/// A spinner per resource in progress.
+pub struct Bars {
+    multi: MultiProgress,
+    bars: Mutex<HashMap<String, ProgressBar>>,
+}
+
+impl Bars {
+    pub fn new() -> Self {
+        Bars {
+            multi: MultiProgress::new(),
+            bars: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl Default for Bars {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Reporter for Bars {
+    fn start(&self, id: &str, what: &str) {
+        let pb = self.multi.add(ProgressBar::new_spinner());
+        pb.set_style(
+            ProgressStyle::with_template("{spinner:.cyan} {prefix:.bold} {msg} [{elapsed}]")
+                .expect("static template"),
+        );
+        pb.set_prefix(id.to_string());
+        pb.set_message(what.to_string());
+        pb.enable_steady_tick(Duration::from_millis(120));
+        self.bars.lock().unwrap().insert(id.to_string(), pb);
+    }
+
+    fn status(&self, id: &str, msg: &str) {
+        if let Some(pb) = self.bars.lock().unwrap().get(id) {
+            pb.set_message(msg.to_string());
+        }
+    }
+
+    fn finish(&self, id: &str, ok: bool, msg: &str) {
+        if let Some(pb) = self.bars.lock().unwrap().remove(id) {
+            pb.set_style(
+                ProgressStyle::with_template("  {prefix:.bold} {msg} [{elapsed}]")
+                    .expect("static template"),
+            );
+            let mark = if ok { "✓" } else { "✗" };
+            pb.finish_with_message(format!("{mark} {msg}"));
+        }
+    }
+
+    fn note(&self, msg: &str) {
+        let _ = self.multi.println(msg);
+    }
+}

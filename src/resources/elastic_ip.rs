@@ -1,0 +1,81 @@
+//! `ec2:eip`: an Elastic IP address for a NAT gateway.
+
+use async_trait::async_trait;
+use aws_sdk_ec2::types::{DomainType, ResourceType};
+
+use super::{gone_ok, logical_id, stack_filter, tag_spec};
+use crate::cloud::{Cloud, CloudError, SdkResultExt};
+use crate::engine::{AttrSpec, Observed, Resolved, ResourceKind};
+
+pub const KIND: &str = "ec2:eip";
+
+pub struct ElasticIp;
+
+#[async_trait]
+impl ResourceKind for ElasticIp {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn attributes(&self) -> &'static [AttrSpec] {
+        &[]
+    }
+
+    async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
+        let out = cloud
+            .ec2
+            .describe_addresses()
+            .filters(stack_filter(stack))
+            .send()
+            .await
+            .ctx(KIND, "DescribeAddresses")?;
+        Ok(out
+            .addresses()
+            .iter()
+            .filter_map(|a| {
+                Some(
+                    Observed::new(KIND, logical_id(a.tags())?, a.allocation_id()?)
+                        .attr("public_ip", a.public_ip().unwrap_or_default()),
+                )
+            })
+            .collect())
+    }
+
+    async fn create(&self, cloud: &Cloud, r: &Resolved) -> Result<Observed, CloudError> {
+        let out = cloud
+            .ec2
+            .allocate_address()
+            .domain(DomainType::Vpc)
+            .tag_specifications(tag_spec(ResourceType::ElasticIp, &r.tags))
+            .send()
+            .await
+            .ctx(&r.id, "AllocateAddress")?;
+        let id = out
+            .allocation_id()
+            .ok_or_else(|| CloudError::invalid(&r.id, "AllocateAddress returned no id"))?;
+        Ok(Observed::new(KIND, &r.id, id).attr("public_ip", out.public_ip().unwrap_or_default()))
+    }
+
+    async fn update(
+        &self,
+        _: &Cloud,
+        _: &Resolved,
+        current: &Observed,
+        _: &[String],
+    ) -> Result<Observed, CloudError> {
+        Ok(current.clone())
+    }
+
+    async fn delete(&self, cloud: &Cloud, current: &Observed) -> Result<(), CloudError> {
+        gone_ok(
+            cloud
+                .ec2
+                .release_address()
+                .allocation_id(&current.physical_id)
+                .send()
+                .await
+                .map(|_| ())
+                .ctx(&current.id, "ReleaseAddress"),
+        )
+    }
+}

@@ -1,0 +1,223 @@
+//! `ec2:security-group`: a VPC security group and its ingress rules.
+//!
+//! A rule admits one port (or the whole protocol) from either a CIDR block or
+//! another security group. Egress keeps the AWS default (all outbound).
+
+use async_trait::async_trait;
+use aws_sdk_ec2::types::{IpPermission, IpRange, ResourceType, UserIdGroupPair};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{gone_ok, logical_id, stack_filter, tag_spec};
+use crate::cloud::{Cloud, CloudError, SdkResultExt};
+use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind};
+
+pub const KIND: &str = "ec2:security-group";
+
+pub struct SecurityGroup;
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Rule {
+    pub protocol: String,
+    pub port: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cidr: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_group: Option<String>,
+}
+
+impl Rule {
+    fn permission(&self) -> IpPermission {
+        let b = IpPermission::builder()
+            .ip_protocol(&self.protocol)
+            .from_port(self.port)
+            .to_port(self.port);
+        let b = match &self.cidr {
+            Some(c) => b.ip_ranges(IpRange::builder().cidr_ip(c).build()),
+            None => b,
+        };
+        match &self.source_group {
+            Some(g) => b.user_id_group_pairs(UserIdGroupPair::builder().group_id(g).build()),
+            None => b,
+        }
+        .build()
+    }
+}
+
+/// Expands the API's grouped permissions into one rule per source.
+pub fn rules_of(perms: &[IpPermission]) -> Vec<Rule> {
+    let mut out = Vec::new();
+    for p in perms {
+        let protocol = p.ip_protocol().unwrap_or("-1").to_string();
+        let port = p.from_port().unwrap_or(-1);
+        for r in p.ip_ranges() {
+            out.push(Rule {
+                protocol: protocol.clone(),
+                port,
+                cidr: r.cidr_ip().map(str::to_string),
+                source_group: None,
+            });
+        }
+        for g in p.user_id_group_pairs() {
+            out.push(Rule {
+                protocol: protocol.clone(),
+                port,
+                cidr: None,
+                source_group: g.group_id().map(str::to_string),
+            });
+        }
+    }
+    out.sort();
+    out
+}
+
+#[derive(Deserialize)]
+struct Props {
+    vpc_id: String,
+    name: String,
+    description: String,
+    #[serde(default)]
+    ingress: Vec<Rule>,
+}
+
+fn observed(id: &str, group: &str, p: &Props, rules: &[Rule]) -> Observed {
+    Observed::new(KIND, id, group)
+        .prop("vpc_id", p.vpc_id.as_str())
+        .prop("name", p.name.as_str())
+        .prop("description", p.description.as_str())
+        .prop(
+            "ingress",
+            serde_json::to_value(rules).unwrap_or(Value::Null),
+        )
+}
+
+async fn authorize(cloud: &Cloud, id: &str, group: &str, rules: &[Rule]) -> Result<(), CloudError> {
+    if rules.is_empty() {
+        return Ok(());
+    }
+    cloud
+        .ec2
+        .authorize_security_group_ingress()
+        .group_id(group)
+        .set_ip_permissions(Some(rules.iter().map(Rule::permission).collect()))
+        .send()
+        .await
+        .map(|_| ())
+        .ctx(id, "AuthorizeSecurityGroupIngress")
+}
+
+#[async_trait]
+impl ResourceKind for SecurityGroup {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn attributes(&self) -> &'static [AttrSpec] {
+        const A: &[AttrSpec] = &[
+            replace("vpc_id"),
+            replace("name"),
+            replace("description"),
+            in_place("ingress"),
+        ];
+        A
+    }
+
+    async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
+        let out = cloud
+            .ec2
+            .describe_security_groups()
+            .filters(stack_filter(stack))
+            .send()
+            .await
+            .ctx(KIND, "DescribeSecurityGroups")?;
+        Ok(out
+            .security_groups()
+            .iter()
+            .filter_map(|g| {
+                let p = Props {
+                    vpc_id: g.vpc_id().unwrap_or_default().into(),
+                    name: g.group_name().unwrap_or_default().into(),
+                    description: g.description().unwrap_or_default().into(),
+                    ingress: Vec::new(),
+                };
+                Some(observed(
+                    &logical_id(g.tags())?,
+                    g.group_id()?,
+                    &p,
+                    &rules_of(g.ip_permissions()),
+                ))
+            })
+            .collect())
+    }
+
+    async fn create(&self, cloud: &Cloud, r: &Resolved) -> Result<Observed, CloudError> {
+        let p: Props = r.typed()?;
+        let out = cloud
+            .ec2
+            .create_security_group()
+            .vpc_id(&p.vpc_id)
+            .group_name(&p.name)
+            .description(&p.description)
+            .tag_specifications(tag_spec(ResourceType::SecurityGroup, &r.tags))
+            .send()
+            .await
+            .ctx(&r.id, "CreateSecurityGroup")?;
+        let group = out
+            .group_id()
+            .ok_or_else(|| CloudError::invalid(&r.id, "CreateSecurityGroup returned no id"))?;
+        // Interrupted here, the next run finds the group and adds the rules.
+        authorize(cloud, &r.id, group, &p.ingress).await?;
+        Ok(observed(&r.id, group, &p, &p.ingress))
+    }
+
+    async fn update(
+        &self,
+        cloud: &Cloud,
+        r: &Resolved,
+        current: &Observed,
+        _: &[String],
+    ) -> Result<Observed, CloudError> {
+        let p: Props = r.typed()?;
+        let have: Vec<Rule> = current
+            .props
+            .get("ingress")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default();
+        let gone: Vec<Rule> = have
+            .iter()
+            .filter(|h| !p.ingress.contains(h))
+            .cloned()
+            .collect();
+        let new: Vec<Rule> = p
+            .ingress
+            .iter()
+            .filter(|w| !have.contains(w))
+            .cloned()
+            .collect();
+        if !gone.is_empty() {
+            cloud
+                .ec2
+                .revoke_security_group_ingress()
+                .group_id(&current.physical_id)
+                .set_ip_permissions(Some(gone.iter().map(Rule::permission).collect()))
+                .send()
+                .await
+                .ctx(&r.id, "RevokeSecurityGroupIngress")?;
+        }
+        authorize(cloud, &r.id, &current.physical_id, &new).await?;
+        Ok(observed(&r.id, &current.physical_id, &p, &p.ingress))
+    }
+
+    async fn delete(&self, cloud: &Cloud, current: &Observed) -> Result<(), CloudError> {
+        gone_ok(
+            cloud
+                .ec2
+                .delete_security_group()
+                .group_id(&current.physical_id)
+                .send()
+                .await
+                .map(|_| ())
+                .ctx(&current.id, "DeleteSecurityGroup"),
+        )
+    }
+}

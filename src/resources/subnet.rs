@@ -1,0 +1,91 @@
+//! `ec2:subnet`: a subnet in one availability zone.
+
+use async_trait::async_trait;
+use aws_sdk_ec2::types::ResourceType;
+
+use super::{gone_ok, logical_id, stack_filter, tag_spec};
+use crate::cloud::{Cloud, CloudError, SdkResultExt};
+use crate::engine::{replace, AttrSpec, Observed, Resolved, ResourceKind};
+
+pub const KIND: &str = "ec2:subnet";
+
+pub struct Subnet;
+
+#[async_trait]
+impl ResourceKind for Subnet {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn attributes(&self) -> &'static [AttrSpec] {
+        const A: &[AttrSpec] = &[replace("vpc_id"), replace("cidr"), replace("zone")];
+        A
+    }
+
+    async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
+        let out = cloud
+            .ec2
+            .describe_subnets()
+            .filters(stack_filter(stack))
+            .send()
+            .await
+            .ctx(KIND, "DescribeSubnets")?;
+        Ok(out
+            .subnets()
+            .iter()
+            .filter_map(|s| {
+                Some(
+                    Observed::new(KIND, logical_id(s.tags())?, s.subnet_id()?)
+                        .prop("vpc_id", s.vpc_id().unwrap_or_default())
+                        .prop("cidr", s.cidr_block().unwrap_or_default())
+                        .prop("zone", s.availability_zone().unwrap_or_default()),
+                )
+            })
+            .collect())
+    }
+
+    async fn create(&self, cloud: &Cloud, r: &Resolved) -> Result<Observed, CloudError> {
+        let out = cloud
+            .ec2
+            .create_subnet()
+            .vpc_id(r.str("vpc_id")?)
+            .cidr_block(r.str("cidr")?)
+            .availability_zone(r.str("zone")?)
+            .tag_specifications(tag_spec(ResourceType::Subnet, &r.tags))
+            .send()
+            .await
+            .ctx(&r.id, "CreateSubnet")?;
+        let id = out
+            .subnet()
+            .and_then(|s| s.subnet_id())
+            .ok_or_else(|| CloudError::invalid(&r.id, "CreateSubnet returned no id"))?;
+        Ok(Observed::new(KIND, &r.id, id)
+            .prop("vpc_id", r.str("vpc_id")?)
+            .prop("cidr", r.str("cidr")?)
+            .prop("zone", r.str("zone")?))
+    }
+
+    async fn update(
+        &self,
+        _: &Cloud,
+        _: &Resolved,
+        current: &Observed,
+        _: &[String],
+    ) -> Result<Observed, CloudError> {
+        // Every attribute forces a replacement; nothing changes in place.
+        Ok(current.clone())
+    }
+
+    async fn delete(&self, cloud: &Cloud, current: &Observed) -> Result<(), CloudError> {
+        gone_ok(
+            cloud
+                .ec2
+                .delete_subnet()
+                .subnet_id(&current.physical_id)
+                .send()
+                .await
+                .map(|_| ())
+                .ctx(&current.id, "DeleteSubnet"),
+        )
+    }
+}
