@@ -239,14 +239,16 @@ pub fn parse(path: &Path, text: &str) -> Result<Stack, StackError> {
         None => None,
     };
     let az_count = match (&net.az_count, &zones) {
-        (Some(c), Some(z)) if *c.get_ref() as usize != z.len() => return Err(at(
-            c.span().start,
-            format!(
+        (Some(c), Some(z)) if *c.get_ref() as usize != z.len() => {
+            return Err(at(
+                c.span().start,
+                format!(
                 "`network.az_count` = {} but `network.zones` lists {}; give one or make them agree",
                 c.get_ref(),
                 z.len()
             ),
-        )),
+            ))
+        }
         (Some(c), _) => {
             let n = *c.get_ref();
             if !(2..=6).contains(&n) {

@@ -1,0 +1,198 @@
+//! Test harness: a real AWS API emulator (moto) on a free loopback port,
+//! the tool's binary pointed at it, and SDK clients for independent checks.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_bookstore-infra");
+pub const REGION: &str = "us-east-1";
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// A moto server of our own, stopped when dropped.
+pub struct Emulator {
+    child: Child,
+    pub endpoint: String,
+    rt: tokio::runtime::Runtime,
+    conf: aws_config::SdkConfig,
+    pub dir: tempfile::TempDir,
+}
+
+impl Emulator {
+    pub fn start() -> Self {
+        let bin = std::env::var_os("MOTO_SERVER")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root().join(".venv/bin/moto_server"));
+        assert!(
+            bin.exists(),
+            "the AWS API emulator is not installed at {}: run scripts/ensure-emulator (.ci/run does)",
+            bin.display()
+        );
+        let port = free_port();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = std::fs::File::create(dir.path().join("moto.log")).expect("log file");
+        let child = Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "the emulator did not start on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let conf = rt.block_on(
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new(REGION))
+                .endpoint_url(&endpoint)
+                .credentials_provider(aws_sdk_ec2::config::Credentials::new(
+                    "testing", "testing", None, None, "test",
+                ))
+                .load(),
+        );
+        Emulator {
+            child,
+            endpoint,
+            rt,
+            conf,
+            dir,
+        }
+    }
+
+    /// The tool's command, pointed at this emulator.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(BIN);
+        c.current_dir(root())
+            .env("AWS_ENDPOINT_URL", &self.endpoint)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", REGION)
+            .env_remove("AWS_PROFILE")
+            .env("BOOKSTORE_INFRA_POLL_MS", "50")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        let out = self.cmd().args(args).output().expect("run the tool");
+        Run::from(out, args)
+    }
+
+    /// Runs and requires success.
+    pub fn ok(&self, args: &[&str]) -> Run {
+        let r = self.run(args);
+        assert_eq!(
+            r.code,
+            0,
+            "`{}` failed:\n{}\n{}",
+            args.join(" "),
+            r.stdout,
+            r.stderr
+        );
+        r
+    }
+
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    pub fn ec2(&self) -> aws_sdk_ec2::Client {
+        aws_sdk_ec2::Client::new(&self.conf)
+    }
+
+    pub fn ssm(&self) -> aws_sdk_ssm::Client {
+        aws_sdk_ssm::Client::new(&self.conf)
+    }
+
+    /// Writes a stack file into this test's directory.
+    pub fn stack(&self, name: &str, text: &str) -> String {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output, _args: &[&str]) -> Self {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+/// Spawns the tool and returns once `n` lines of its progress output matched
+/// `pat`, with the child still running.
+pub fn spawn_until(mut cmd: Command, pat: &str, n: usize) -> (Child, Vec<String>) {
+    let mut child = cmd
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = Vec::new();
+    let mut seen = 0;
+    let mut reader = BufReader::new(stderr);
+    let mut line = String::new();
+    while seen < n {
+        line.clear();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        if line.contains(pat) {
+            seen += 1;
+        }
+        lines.push(line.clone());
+    }
+    // Keep draining so the child never blocks on a full pipe.
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        while reader.read_line(&mut sink).unwrap_or(0) > 0 {
+            sink.clear();
+        }
+    });
+    (child, lines)
+}
+
+pub fn demo() -> &'static Path {
+    Path::new("stacks/demo.toml")
+}

@@ -1,0 +1,737 @@
+//! The network layer against a real AWS API emulator: every check of what
+//! exists is an independent SDK call, not the tool's own read path.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use aws_sdk_ec2::types::{Filter, VpcAttributeName};
+use common::{spawn_until, Emulator};
+use serde_json::Value;
+
+const STACK: &str = "demo";
+const DEMO: &str = "stacks/demo.toml";
+
+fn owned() -> Filter {
+    Filter::builder()
+        .name("tag:bookstore-infra:stack")
+        .values(STACK)
+        .build()
+}
+
+fn tag<'a>(tags: &'a [aws_sdk_ec2::types::Tag], key: &str) -> Option<&'a str> {
+    tags.iter()
+        .find(|t| t.key() == Some(key))
+        .and_then(|t| t.value())
+}
+
+/// Physical ids of every live EC2 resource the stack owns, by resource type,
+/// each read with its own Describe call and the ownership tag filter.
+/// (The emulator's DescribeTags keeps the tags of deleted resources, so it
+/// cannot tell what still exists.)
+fn tagged(e: &Emulator) -> BTreeMap<String, Vec<String>> {
+    let ec2 = e.ec2();
+    e.block_on(async {
+        let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut put = |k: &str, ids: Vec<String>| {
+            if !ids.is_empty() {
+                m.insert(k.to_string(), ids);
+            }
+        };
+        let v = ec2.describe_vpcs().filters(owned()).send().await.unwrap();
+        put(
+            "vpc",
+            v.vpcs()
+                .iter()
+                .filter_map(|x| x.vpc_id().map(str::to_string))
+                .collect(),
+        );
+        let v = ec2
+            .describe_subnets()
+            .filters(owned())
+            .send()
+            .await
+            .unwrap();
+        put(
+            "subnet",
+            v.subnets()
+                .iter()
+                .filter_map(|x| x.subnet_id().map(str::to_string))
+                .collect(),
+        );
+        let v = ec2
+            .describe_internet_gateways()
+            .filters(owned())
+            .send()
+            .await
+            .unwrap();
+        put(
+            "internet-gateway",
+            v.internet_gateways()
+                .iter()
+                .filter_map(|x| x.internet_gateway_id().map(str::to_string))
+                .collect(),
+        );
+        let v = ec2
+            .describe_addresses()
+            .filters(owned())
+            .send()
+            .await
+            .unwrap();
+        put(
+            "elastic-ip",
+            v.addresses()
+                .iter()
+                .filter_map(|x| x.allocation_id().map(str::to_string))
+                .collect(),
+        );
+        let v = ec2
+            .describe_nat_gateways()
+            .filter(owned())
+            .send()
+            .await
+            .unwrap();
+        put(
+            "nat-gateway",
+            v.nat_gateways()
+                .iter()
+                .filter(|n| n.state().map(|s| s.as_str()) != Some("deleted"))
+                .filter_map(|x| x.nat_gateway_id().map(str::to_string))
+                .collect(),
+        );
+        let v = ec2
+            .describe_route_tables()
+            .filters(owned())
+            .send()
+            .await
+            .unwrap();
+        put(
+            "route-table",
+            v.route_tables()
+                .iter()
+                .filter_map(|x| x.route_table_id().map(str::to_string))
+                .collect(),
+        );
+        let v = ec2
+            .describe_security_groups()
+            .filters(owned())
+            .send()
+            .await
+            .unwrap();
+        put(
+            "security-group",
+            v.security_groups()
+                .iter()
+                .filter_map(|x| x.group_id().map(str::to_string))
+                .collect(),
+        );
+        m
+    })
+}
+
+fn count(m: &BTreeMap<String, Vec<String>>) -> BTreeMap<String, usize> {
+    m.iter().map(|(k, v)| (k.clone(), v.len())).collect()
+}
+
+fn expected_counts(nats: usize) -> BTreeMap<String, usize> {
+    [
+        ("vpc", 1),
+        ("subnet", 4),
+        ("internet-gateway", 1),
+        ("elastic-ip", nats),
+        ("nat-gateway", nats),
+        ("route-table", 3),
+        ("security-group", 4),
+    ]
+    .into_iter()
+    .filter(|(_, n)| *n > 0)
+    .map(|(k, n)| (k.to_string(), n))
+    .collect()
+}
+
+/// Ingress rules of each owned group, by logical id, as (port, source) where
+/// the source is a CIDR or the logical id of another owned group.
+fn ingress(e: &Emulator) -> BTreeMap<String, BTreeSet<(i32, String)>> {
+    let ec2 = e.ec2();
+    e.block_on(async {
+        let out = ec2
+            .describe_security_groups()
+            .filters(owned())
+            .send()
+            .await
+            .unwrap();
+        let names: BTreeMap<String, String> = out
+            .security_groups()
+            .iter()
+            .map(|g| {
+                (
+                    g.group_id().unwrap().to_string(),
+                    tag(g.tags(), "bookstore-infra:id").unwrap().to_string(),
+                )
+            })
+            .collect();
+        out.security_groups()
+            .iter()
+            .map(|g| {
+                let mut rules = BTreeSet::new();
+                for p in g.ip_permissions() {
+                    assert_eq!(p.ip_protocol(), Some("tcp"));
+                    assert_eq!(p.from_port(), p.to_port());
+                    let port = p.from_port().unwrap();
+                    for r in p.ip_ranges() {
+                        rules.insert((port, r.cidr_ip().unwrap().to_string()));
+                    }
+                    for s in p.user_id_group_pairs() {
+                        let id = s.group_id().unwrap();
+                        rules.insert((
+                            port,
+                            names.get(id).cloned().unwrap_or_else(|| id.to_string()),
+                        ));
+                    }
+                }
+                (names[g.group_id().unwrap()].clone(), rules)
+            })
+            .collect()
+    })
+}
+
+fn rules(list: &[(i32, &str)]) -> BTreeSet<(i32, String)> {
+    list.iter().map(|(p, s)| (*p, s.to_string())).collect()
+}
+
+fn check_network(e: &Emulator, nat_per_az: bool) {
+    let nats = if nat_per_az { 2 } else { 1 };
+    let t = tagged(e);
+    assert_eq!(count(&t), expected_counts(nats), "{t:?}");
+    let ec2 = e.ec2();
+    e.block_on(async {
+        let vpcs = ec2.describe_vpcs().filters(owned()).send().await.unwrap();
+        let vpc = &vpcs.vpcs()[0];
+        let vpc_id = vpc.vpc_id().unwrap();
+        assert_eq!(vpc.cidr_block(), Some("10.20.0.0/16"));
+        for attr in [
+            VpcAttributeName::EnableDnsSupport,
+            VpcAttributeName::EnableDnsHostnames,
+        ] {
+            let a = ec2
+                .describe_vpc_attribute()
+                .vpc_id(vpc_id)
+                .attribute(attr.clone())
+                .send()
+                .await
+                .unwrap();
+            let on = a
+                .enable_dns_support()
+                .or(a.enable_dns_hostnames())
+                .and_then(|v| v.value());
+            assert_eq!(on, Some(true), "{attr:?}");
+        }
+
+        let subnets = ec2
+            .describe_subnets()
+            .filters(owned())
+            .send()
+            .await
+            .unwrap();
+        let by_id: BTreeMap<&str, (&str, &str, &str)> = subnets
+            .subnets()
+            .iter()
+            .map(|s| {
+                assert_eq!(s.vpc_id(), Some(vpc_id));
+                (
+                    tag(s.tags(), "bookstore-infra:id").unwrap(),
+                    (
+                        s.subnet_id().unwrap(),
+                        s.cidr_block().unwrap(),
+                        s.availability_zone().unwrap(),
+                    ),
+                )
+            })
+            .collect();
+        let cidrs: BTreeMap<&str, &str> = by_id.iter().map(|(k, v)| (*k, v.1)).collect();
+        assert_eq!(
+            cidrs,
+            BTreeMap::from([
+                ("subnet-public-a", "10.20.0.0/20"),
+                ("subnet-public-b", "10.20.16.0/20"),
+                ("subnet-private-a", "10.20.128.0/20"),
+                ("subnet-private-b", "10.20.144.0/20"),
+            ])
+        );
+        assert_ne!(
+            by_id["subnet-public-a"].2, by_id["subnet-public-b"].2,
+            "two zones"
+        );
+        assert_eq!(by_id["subnet-public-a"].2, by_id["subnet-private-a"].2);
+
+        let igws = ec2
+            .describe_internet_gateways()
+            .filters(owned())
+            .send()
+            .await
+            .unwrap();
+        let igw = &igws.internet_gateways()[0];
+        assert_eq!(igw.attachments()[0].vpc_id(), Some(vpc_id));
+        let igw_id = igw.internet_gateway_id().unwrap();
+
+        let ngs = ec2
+            .describe_nat_gateways()
+            .filter(owned())
+            .send()
+            .await
+            .unwrap();
+        let live: BTreeMap<&str, &str> = ngs
+            .nat_gateways()
+            .iter()
+            .filter(|n| n.state().map(|s| s.as_str()) == Some("available"))
+            .map(|n| {
+                (
+                    tag(n.tags(), "bookstore-infra:id").unwrap(),
+                    n.nat_gateway_id().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(live.len(), nats);
+        for n in ngs
+            .nat_gateways()
+            .iter()
+            .filter(|n| n.state().map(|s| s.as_str()) == Some("available"))
+        {
+            let zone = tag(n.tags(), "bookstore-infra:id")
+                .unwrap()
+                .trim_start_matches("nat-");
+            assert_eq!(
+                n.subnet_id(),
+                Some(by_id[format!("subnet-public-{zone}").as_str()].0)
+            );
+        }
+
+        let rts = ec2
+            .describe_route_tables()
+            .filters(owned())
+            .send()
+            .await
+            .unwrap();
+        for rt in rts.route_tables() {
+            let id = tag(rt.tags(), "bookstore-infra:id").unwrap();
+            let default = rt
+                .routes()
+                .iter()
+                .find(|r| r.destination_cidr_block() == Some("0.0.0.0/0"))
+                .expect("a default route");
+            let assoc: BTreeSet<&str> = rt
+                .associations()
+                .iter()
+                .filter_map(|a| a.subnet_id())
+                .collect();
+            match id {
+                "rt-public" => {
+                    assert_eq!(default.gateway_id(), Some(igw_id));
+                    assert_eq!(
+                        assoc,
+                        BTreeSet::from([by_id["subnet-public-a"].0, by_id["subnet-public-b"].0])
+                    );
+                }
+                "rt-private-a" | "rt-private-b" => {
+                    let zone = &id[id.len() - 1..];
+                    let nat = if nat_per_az {
+                        format!("nat-{zone}")
+                    } else {
+                        "nat-a".into()
+                    };
+                    assert_eq!(default.nat_gateway_id(), Some(live[nat.as_str()]), "{id}");
+                    assert_eq!(
+                        assoc,
+                        BTreeSet::from([by_id[format!("subnet-private-{zone}").as_str()].0])
+                    );
+                }
+                other => panic!("unexpected route table {other}"),
+            }
+        }
+    });
+
+    // Only the load balancer is open to the world; the rest admit one group each.
+    let ing = ingress(e);
+    assert_eq!(
+        ing["sg-lb"],
+        rules(&[(80, "0.0.0.0/0"), (443, "0.0.0.0/0")])
+    );
+    assert_eq!(ing["sg-app"], rules(&[(8080, "sg-lb")]));
+    assert_eq!(ing["sg-db"], rules(&[(3306, "sg-app")]));
+    assert_eq!(ing["sg-efs"], rules(&[(2049, "sg-app")]));
+}
+
+fn plan_json(e: &Emulator, stack: &str) -> Value {
+    let r = e.run(&["diff", stack, "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    serde_json::from_str(&r.stdout).expect("diff --json prints one JSON document")
+}
+
+/// (id, action) of every step that does something.
+fn changes(plan: &Value) -> BTreeSet<(String, String)> {
+    plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["action"] != "no_op")
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap().into(),
+                s["action"].as_str().unwrap().into(),
+            )
+        })
+        .collect()
+}
+
+fn set(items: &[(&str, &str)]) -> BTreeSet<(String, String)> {
+    items
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+#[test]
+fn up_from_empty_creates_the_network_then_converges() {
+    let e = Emulator::start();
+    let first = plan_json(&e, DEMO);
+    assert_eq!(first["summary"]["add"], 15);
+    assert_eq!(e.run(&["diff", DEMO, "--detailed-exitcode"]).code, 2);
+
+    let up = e.ok(&["up", DEMO, "--yes"]);
+    assert!(
+        up.stdout
+            .contains("Plan: 15 to add, 0 to change, 0 to destroy."),
+        "{}",
+        up.stdout
+    );
+    check_network(&e, false);
+    // The emulator's default VPC is not ours and stays as it was.
+    let default_vpcs = e.block_on(async {
+        e.ec2()
+            .describe_vpcs()
+            .filters(Filter::builder().name("is-default").values("true").build())
+            .send()
+            .await
+            .unwrap()
+            .vpcs()
+            .len()
+    });
+    assert_eq!(default_vpcs, 1);
+
+    let diff = e.run(&["diff", DEMO, "--detailed-exitcode"]);
+    assert_eq!(diff.code, 0, "{}{}", diff.stdout, diff.stderr);
+    assert!(diff.stdout.contains("No changes."), "{}", diff.stdout);
+    assert!(changes(&plan_json(&e, DEMO)).is_empty());
+
+    // A second `up` reads and changes nothing.
+    let again = e.ok(&["--stats", "up", DEMO, "--yes"]);
+    assert!(again.stdout.contains("No changes."), "{}", again.stdout);
+    let stats = again
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("api_calls="))
+        .expect("stats line");
+    for op in [
+        "Create",
+        "Modify",
+        "Authorize",
+        "Associate",
+        "Allocate",
+        "Delete:",
+        "Revoke",
+        "Replace",
+    ] {
+        assert!(
+            !stats
+                .split(' ')
+                .any(|kv| kv.starts_with(&format!("EC2:{op}"))),
+            "second up called {op}: {stats}"
+        );
+    }
+    check_network(&e, false);
+
+    let outputs = e.ok(&["outputs", DEMO, "--json"]);
+    let o: Value = serde_json::from_str(&outputs.stdout).unwrap();
+    assert!(o["vpc_id"].as_str().unwrap().starts_with("vpc-"));
+    assert_eq!(o["private_subnet_ids"].as_array().unwrap().len(), 2);
+    assert_eq!(o["nat_public_ips"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn drift_shows_in_diff_and_up_repairs_it() {
+    let e = Emulator::start();
+    e.ok(&["up", DEMO, "--yes"]);
+    let ec2 = e.ec2();
+    // Someone removes the database rule and adds an opening by hand.
+    e.block_on(async {
+        let out = ec2
+            .describe_security_groups()
+            .filters(owned())
+            .send()
+            .await
+            .unwrap();
+        let db = out
+            .security_groups()
+            .iter()
+            .find(|g| tag(g.tags(), "bookstore-infra:id") == Some("sg-db"))
+            .unwrap();
+        ec2.revoke_security_group_ingress()
+            .group_id(db.group_id().unwrap())
+            .set_ip_permissions(Some(db.ip_permissions().to_vec()))
+            .send()
+            .await
+            .unwrap();
+        ec2.authorize_security_group_ingress()
+            .group_id(db.group_id().unwrap())
+            .ip_protocol("tcp")
+            .from_port(3306)
+            .to_port(3306)
+            .cidr_ip("0.0.0.0/0")
+            .send()
+            .await
+            .unwrap();
+    });
+    assert_eq!(ingress(&e)["sg-db"], rules(&[(3306, "0.0.0.0/0")]));
+
+    let diff = e.run(&["diff", DEMO, "--detailed-exitcode"]);
+    assert_eq!(diff.code, 2, "{}", diff.stdout);
+    assert!(
+        diff.stdout.contains("~ sg-db (ec2:security-group)"),
+        "{}",
+        diff.stdout
+    );
+    assert!(diff.stdout.contains("0.0.0.0/0"), "{}", diff.stdout);
+    assert_eq!(changes(&plan_json(&e, DEMO)), set(&[("sg-db", "update")]));
+
+    e.ok(&["up", DEMO, "--yes"]);
+    assert_eq!(ingress(&e)["sg-db"], rules(&[(3306, "sg-app")]));
+    assert_eq!(e.run(&["diff", DEMO, "--detailed-exitcode"]).code, 0);
+}
+
+#[test]
+fn nat_single_to_per_az_adds_exactly_the_gateways_and_routes() {
+    let e = Emulator::start();
+    e.ok(&["up", DEMO, "--yes"]);
+    let text = std::fs::read_to_string(common::root().join(DEMO)).unwrap();
+    assert!(text.contains("nat = \"single\""));
+    let per_az = e.stack(
+        "per-az.toml",
+        &text.replace("nat = \"single\"", "nat = \"per-az\""),
+    );
+
+    let plan = plan_json(&e, &per_az);
+    assert_eq!(
+        changes(&plan),
+        set(&[
+            ("eip-nat-b", "create"),
+            ("nat-b", "create"),
+            ("rt-private-b", "update")
+        ])
+    );
+    assert_eq!(plan["summary"]["add"], 2);
+    assert_eq!(plan["summary"]["change"], 1);
+    assert_eq!(plan["summary"]["destroy"], 0);
+    let rt = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "rt-private-b")
+        .unwrap();
+    let routes = rt["changes"].as_array().unwrap();
+    assert_eq!(routes.len(), 1);
+    assert_eq!(routes[0]["name"], "routes");
+
+    e.ok(&["up", &per_az, "--yes"]);
+    check_network(&e, true);
+    assert_eq!(e.run(&["diff", &per_az, "--detailed-exitcode"]).code, 0);
+
+    // And back: the second gateway and its address go, the route returns to nat-a.
+    let plan = plan_json(&e, DEMO);
+    assert_eq!(
+        changes(&plan),
+        set(&[
+            ("eip-nat-b", "delete"),
+            ("nat-b", "delete"),
+            ("rt-private-b", "update")
+        ])
+    );
+    e.ok(&["up", DEMO, "--yes"]);
+    check_network(&e, false);
+}
+
+#[test]
+fn destroy_leaves_nothing_tagged() {
+    let e = Emulator::start();
+    e.ok(&["up", DEMO, "--yes"]);
+    assert!(!tagged(&e).is_empty());
+    let d = e.ok(&["destroy", DEMO, "--yes"]);
+    assert!(
+        d.stdout.contains("0 to add, 0 to change, 15 to destroy"),
+        "{}",
+        d.stdout
+    );
+    let left = tagged(&e);
+    assert!(left.is_empty(), "still tagged: {left:?}");
+    let lock = e.block_on(async {
+        e.ssm()
+            .get_parameter()
+            .name("/bookstore-infra/demo/lock")
+            .send()
+            .await
+    });
+    assert!(lock.is_err(), "the run lock is gone too");
+    // Destroying again has nothing to do.
+    let again = e.ok(&["destroy", DEMO, "--yes"]);
+    assert!(again.stdout.contains("No changes."), "{}", again.stdout);
+}
+
+#[test]
+fn a_bad_stack_file_names_its_line_and_calls_nothing() {
+    // The endpoint is a listener that records whether anyone connected.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "name = \"demo\"\n[network]\nnat = \"single\"\nsubnet_count = 3\n",
+    )
+    .unwrap();
+    let bad = bad.to_string_lossy().into_owned();
+    for args in [
+        vec!["up", bad.as_str(), "--yes"],
+        vec!["diff", bad.as_str()],
+        vec!["destroy", bad.as_str(), "--yes"],
+        vec!["validate", bad.as_str()],
+    ] {
+        let out = std::process::Command::new(common::BIN)
+            .args(&args)
+            .env("AWS_ENDPOINT_URL", &endpoint)
+            .env("AWS_ACCESS_KEY_ID", "x")
+            .env("AWS_SECRET_ACCESS_KEY", "x")
+            .env("AWS_REGION", "us-east-1")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(&format!("{bad}:4:1:")), "{args:?}: {err}");
+        assert!(err.contains("subnet_count"), "{args:?}: {err}");
+    }
+    assert!(
+        matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "no API call may be made for an invalid stack file"
+    );
+    // And a valid one does validate without a call.
+    let ok = std::process::Command::new(common::BIN)
+        .args(["validate", "stacks/demo.toml"])
+        .current_dir(common::root())
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock));
+}
+
+#[test]
+fn killed_runs_converge_to_one_of_everything() {
+    let e = Emulator::start();
+    // SIGKILL as work starts, then after 1, 4, 8 and 12 of the 15 resources
+    // are done; each time a new `up` takes over the dead run's lock and
+    // converges with one of everything; `destroy` then starts the next round.
+    for (pat, n) in [
+        ("creating", 1),
+        ("done:", 1),
+        ("done:", 4),
+        ("done:", 8),
+        ("done:", 12),
+    ] {
+        let mut cmd = e.cmd();
+        cmd.args(["up", DEMO, "--yes", "--concurrency", "2"]);
+        let (mut child, lines) = spawn_until(cmd, pat, n);
+        let seen = lines.iter().filter(|l| l.contains(pat)).count();
+        assert_eq!(
+            seen,
+            n,
+            "the run ended before the kill point:\n{}",
+            lines.join("")
+        );
+        child.kill().expect("SIGKILL");
+        child.wait().unwrap();
+        let t = tagged(&e);
+        assert!(!t.is_empty() || pat == "creating", "{t:?}");
+
+        let up = e.ok(&["up", DEMO, "--yes"]);
+        assert!(
+            up.stderr.contains("taking over the stale lock"),
+            "{}",
+            up.stderr
+        );
+        // Nothing was created twice: there is no duplicate to remove.
+        assert!(up.stdout.contains(", 0 to destroy."), "{}", up.stdout);
+        check_network(&e, false);
+        assert_eq!(e.run(&["diff", DEMO, "--detailed-exitcode"]).code, 0);
+        e.ok(&["destroy", DEMO, "--yes"]);
+        assert!(tagged(&e).is_empty());
+    }
+}
+
+#[test]
+fn a_second_concurrent_run_is_refused() {
+    let e = Emulator::start();
+    let mut cmd = e.cmd();
+    cmd.args(["up", DEMO, "--yes", "--concurrency", "1"]);
+    // The first run holds the lock once it starts creating; freeze it there.
+    let (mut first, _) = spawn_until(cmd, "creating", 1);
+    let pid = first.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap()
+        .success());
+
+    let second = e.run(&["up", DEMO, "--yes"]);
+    assert_eq!(second.code, 1, "{}", second.stdout);
+    assert!(
+        second.stderr.contains("is locked by another run"),
+        "{}",
+        second.stderr
+    );
+    assert!(
+        second.stderr.contains(&format!("pid {pid}")),
+        "{}",
+        second.stderr
+    );
+    let destroy = e.run(&["destroy", DEMO, "--yes"]);
+    assert_eq!(destroy.code, 1);
+    assert!(destroy.stderr.contains("is locked"), "{}", destroy.stderr);
+    // `diff` only reads, and is never blocked.
+    assert_ne!(e.run(&["diff", DEMO]).code, 1);
+
+    assert!(std::process::Command::new("kill")
+        .args(["-CONT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = first.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "first run did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success());
+    // Released: the next run proceeds.
+    e.ok(&["up", DEMO, "--yes"]);
+    check_network(&e, false);
+}
