@@ -125,37 +125,44 @@ impl Cloud {
             loader = loader.profile_name(p);
         }
         let conf = loader.load().await;
-        let region = conf
-            .region()
-            .map(|r| r.to_string())
-            .unwrap_or_else(|| "us-east-1".into());
         let conf = if conf.region().is_none() {
-            conf.into_builder()
-                .region(Region::new(region.clone()))
-                .build()
+            conf.into_builder().region(Region::new("us-east-1")).build()
         } else {
             conf
         };
-        let calls = Arc::new(CallCounter::default());
-        let counted = Counted(calls.clone());
-        macro_rules! client {
-            ($sdk:ident) => {
-                $sdk::Client::from_conf(
-                    $sdk::config::Builder::from(&conf)
-                        .interceptor(counted.clone())
-                        .build(),
-                )
-            };
-        }
-        let s3_conf = aws_sdk_s3::config::Builder::from(&conf)
-            .force_path_style(true)
-            .interceptor(counted.clone())
-            .build();
         let poll = std::env::var("BOOKSTORE_INFRA_POLL_MS")
             .ok()
             .and_then(|v| v.parse().ok())
             .map(Duration::from_millis)
             .unwrap_or(Duration::from_secs(5));
+        Self::from_conf(&conf, reporter, poll)
+    }
+
+    /// Clients for an already loaded configuration (tests build their own).
+    pub fn from_conf(
+        conf: &aws_types::SdkConfig,
+        reporter: Arc<dyn Reporter>,
+        poll: Duration,
+    ) -> Self {
+        let region = conf
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "us-east-1".into());
+        let calls = Arc::new(CallCounter::default());
+        let counted = Counted(calls.clone());
+        macro_rules! client {
+            ($sdk:ident) => {
+                $sdk::Client::from_conf(
+                    $sdk::config::Builder::from(conf)
+                        .interceptor(counted.clone())
+                        .build(),
+                )
+            };
+        }
+        let s3_conf = aws_sdk_s3::config::Builder::from(conf)
+            .force_path_style(true)
+            .interceptor(counted.clone())
+            .build();
         Cloud {
             region,
             ec2: client!(aws_sdk_ec2),

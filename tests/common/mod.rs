@@ -34,6 +34,11 @@ pub struct Emulator {
 
 impl Emulator {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts an emulator with extra environment (`MOTO_ACM_VALIDATION_WAIT`...).
+    pub fn start_with(env: &[(&str, &str)]) -> Self {
         let bin = std::env::var_os("MOTO_SERVER")
             .map(PathBuf::from)
             .unwrap_or_else(|| root().join(".venv/bin/moto_server"));
@@ -47,6 +52,7 @@ impl Emulator {
         let log = std::fs::File::create(dir.path().join("moto.log")).expect("log file");
         let child = Command::new(&bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .envs(env.iter().copied())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
@@ -123,6 +129,19 @@ impl Emulator {
 
     pub fn ec2(&self) -> aws_sdk_ec2::Client {
         aws_sdk_ec2::Client::new(&self.conf)
+    }
+
+    /// The tool's own clients, for driving one resource kind directly.
+    pub fn cloud(&self) -> bookstore_infra::cloud::Cloud {
+        bookstore_infra::cloud::Cloud::from_conf(
+            &self.conf,
+            std::sync::Arc::new(bookstore_infra::progress::Silent),
+            Duration::from_millis(50),
+        )
+    }
+
+    pub fn conf(&self) -> &aws_config::SdkConfig {
+        &self.conf
     }
 
     pub fn ssm(&self) -> aws_sdk_ssm::Client {
