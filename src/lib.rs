@@ -10,3 +10,4 @@ pub mod progress;
 pub mod resources;
 pub mod stack;
 pub mod topology;
+pub mod userdata;

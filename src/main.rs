@@ -194,10 +194,14 @@ struct Planned {
     outputs: Vec<(&'static str, Value)>,
 }
 
-async fn plan_stack(cloud: &Cloud, stack: &Stack) -> Result<Planned> {
+async fn plan_stack(
+    cloud: &Cloud,
+    stack: &Stack,
+    binary: Option<(PathBuf, String)>,
+) -> Result<Planned> {
     let registry = resources::registry();
     let (facts, observed) = tokio::try_join!(
-        ops::facts(cloud, stack),
+        ops::facts(cloud, stack, binary),
         ops::observe(cloud, &registry, &stack.name)
     )?;
     let desired = topology::desired(stack, &facts);
@@ -235,8 +239,9 @@ async fn run(cli: Cli) -> Result<u8> {
             detailed_exitcode,
         } => {
             let s = load(stack)?;
+            let binary = ops::binary(&s)?;
             let cloud = connect(g, &s, true).await;
-            let p = plan_stack(&cloud, &s).await?;
+            let p = plan_stack(&cloud, &s, binary).await?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&p.plan)?);
             } else {
@@ -253,8 +258,10 @@ async fn run(cli: Cli) -> Result<u8> {
             let s = load(stack)?;
             let cloud = connect(g, &s, true).await;
             let registry = resources::registry();
+            // Outputs do not depend on the binary's content, only on what exists.
+            let binary = ops::binary(&s).unwrap_or_else(|_| Some((PathBuf::new(), "0".repeat(64))));
             let (facts, observed) = tokio::try_join!(
-                ops::facts(&cloud, &s),
+                ops::facts(&cloud, &s, binary),
                 ops::observe(&cloud, &registry, &s.name)
             )?;
             let out = ops::resolve_outputs(&topology::outputs(&s, &facts), &observed);
@@ -273,9 +280,10 @@ async fn run(cli: Cli) -> Result<u8> {
             run,
         } => {
             let s = load(stack)?;
+            let binary = ops::binary(&s)?;
             let cloud = connect(g, &s, false).await;
             let lock = take_lock(&cloud, &s, run, "up").await?;
-            let result = up(&cloud, &s, *yes, allow_replace, run, color).await;
+            let result = up(&cloud, &s, binary, *yes, allow_replace, run, color).await;
             let released = lock.release().await;
             print_stats(g, &cloud, started);
             let code = result?;
@@ -315,12 +323,13 @@ async fn take_lock(cloud: &Cloud, s: &Stack, run: &RunOpts, command: &str) -> Re
 async fn up(
     cloud: &Cloud,
     s: &Stack,
+    binary: Option<(PathBuf, String)>,
     yes: bool,
     allow_replace: &[String],
     run: &RunOpts,
     color: bool,
 ) -> Result<u8> {
-    let p = plan_stack(cloud, s).await?;
+    let p = plan_stack(cloud, s, binary).await?;
     if !run.json {
         print!("{}", p.plan.render(color));
     }

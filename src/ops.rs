@@ -7,13 +7,129 @@ use serde_json::{Map, Value};
 use crate::cloud::{Cloud, CloudError, SdkResultExt};
 use crate::engine::refs::{resolve, Resolution};
 use crate::engine::{Attrs, Observed, Registry};
-use crate::stack::Stack;
-use crate::topology::Facts;
+use std::path::PathBuf;
+
+use sha2::{Digest, Sha256};
+
+use crate::stack::{Stack, Topology};
+use crate::topology::{AppFacts, Facts};
+
+/// Where `up` takes the app binary from when the stack does not say.
+pub const DEFAULT_BINARY: &str = "target/x86_64-unknown-linux-gnu/release/bookstore";
+/// The public parameter naming the latest Amazon Linux 2023 AMI.
+pub const AL2023_PARAMETER: &str =
+    "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64";
+
+/// The app binary to ship and its sha256, read locally before any API call.
+/// `None` when the stack deploys no instances.
+pub fn binary(stack: &Stack) -> Result<Option<(PathBuf, String)>, CloudError> {
+    if stack.topology != Topology::Full {
+        return Ok(None);
+    }
+    let path = match &stack.app.binary {
+        Some(p) if p.is_absolute() => p.clone(),
+        Some(p) => stack.dir.join(p),
+        None => PathBuf::from(DEFAULT_BINARY),
+    };
+    let bytes = std::fs::read(&path).map_err(|e| {
+        CloudError::invalid(
+            "app.binary",
+            format!(
+                "cannot read {}: {e}. Build it with `scripts/build-app`, or set `binary` under [app]",
+                path.display()
+            ),
+        )
+    })?;
+    let sha = hex::encode(Sha256::digest(&bytes));
+    Ok(Some((path, sha)))
+}
+
+/// Zone names and, for the full topology, the account, AMI and hosted zone.
+pub async fn facts(
+    cloud: &Cloud,
+    stack: &Stack,
+    binary: Option<(PathBuf, String)>,
+) -> Result<Facts, CloudError> {
+    let (zones, app) = tokio::try_join!(zones(cloud, stack), async {
+        match binary {
+            Some((binary, sha256)) => app_facts(cloud, stack, binary, sha256).await.map(Some),
+            None => Ok(None),
+        }
+    })?;
+    Ok(Facts { zones, app })
+}
+
+async fn app_facts(
+    cloud: &Cloud,
+    stack: &Stack,
+    binary: PathBuf,
+    sha256: String,
+) -> Result<AppFacts, CloudError> {
+    let account = async {
+        let id = cloud
+            .sts
+            .get_caller_identity()
+            .send()
+            .await
+            .ctx("account", "GetCallerIdentity")?;
+        Ok::<_, CloudError>(id.account().unwrap_or_default().to_string())
+    };
+    let ami = async {
+        if let Some(a) = &stack.app.ami {
+            return Ok(a.clone());
+        }
+        let p = cloud
+            .ssm
+            .get_parameter()
+            .name(AL2023_PARAMETER)
+            .send()
+            .await
+            .ctx("ami", "GetParameter")?;
+        p.parameter()
+            .and_then(|p| p.value())
+            .map(str::to_string)
+            .ok_or_else(|| CloudError::invalid("ami", format!("{AL2023_PARAMETER} has no value")))
+    };
+    let zone = async {
+        let Some(zone) = stack.domain.as_ref().and_then(|d| d.hosted_zone.clone()) else {
+            return Ok(None);
+        };
+        let list = cloud
+            .route53
+            .list_hosted_zones_by_name()
+            .dns_name(&zone)
+            .send()
+            .await
+            .ctx("hosted-zone", "ListHostedZonesByName")?;
+        let want = format!("{zone}.");
+        let found = list
+            .hosted_zones()
+            .iter()
+            .filter(|z| z.name() == want && !z.config().is_some_and(|c| c.private_zone()))
+            .map(|z| z.id().trim_start_matches("/hostedzone/").to_string())
+            .next();
+        found.map(Some).ok_or_else(|| {
+            CloudError::invalid(
+                "hosted-zone",
+                format!("no public Route 53 hosted zone named {zone} in this account"),
+            )
+        })
+    };
+    let (account, ami, hosted_zone_id) = tokio::try_join!(account, ami, zone)?;
+    Ok(AppFacts {
+        region: cloud.region.clone(),
+        account,
+        ami,
+        binary,
+        sha256,
+        hosted_zone_id,
+    })
+}
 
 /// Zone names: the stack's own, or the first ones the region offers.
-pub async fn facts(cloud: &Cloud, stack: &Stack) -> Result<Facts, CloudError> {
+async fn zones(cloud: &Cloud, stack: &Stack) -> Result<Vec<String>, CloudError> {
     if let Some(z) = &stack.network.zones {
-        return Ok(Facts { zones: z.clone() });
+        return Ok(z.clone());
     }
     let out = cloud
         .ec2
@@ -46,7 +162,7 @@ pub async fn facts(cloud: &Cloud, stack: &Stack) -> Result<Facts, CloudError> {
         ));
     }
     zones.truncate(stack.network.az_count);
-    Ok(Facts { zones })
+    Ok(zones)
 }
 
 /// Everything the stack owns: one batch read per kind, all kinds at once.

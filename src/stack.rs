@@ -44,13 +44,38 @@ pub enum Nat {
     PerAz,
 }
 
+/// Which layers a stack deploys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Topology {
+    /// Everything: network, database, files, certificate, load balancer, instances.
+    Full,
+    /// Only the network layer (VPC, subnets, gateways, routes, security groups).
+    Network,
+}
+
+/// What the instances' group scales on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScalingMetric {
+    /// Average CPU utilisation of the group, in percent.
+    Cpu,
+    /// Load balancer requests per instance per minute.
+    Requests,
+}
+
 /// A validated stack.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stack {
     pub name: String,
     pub region: Option<String>,
+    pub topology: Topology,
     pub network: Network,
     pub app: App,
+    pub database: Database,
+    pub domain: Option<Domain>,
+    /// The directory holding the stack file: relative paths in it start here.
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -68,6 +93,45 @@ pub struct Network {
 #[derive(Debug, Clone, PartialEq)]
 pub struct App {
     pub port: u16,
+    pub instance_type: String,
+    /// An AMI id, or `None` for the latest Amazon Linux 2023 (from the public SSM parameter).
+    pub ami: Option<String>,
+    /// The `bookstore` binary to ship, or `None` for the one the workspace builds.
+    pub binary: Option<PathBuf>,
+    pub min_size: u32,
+    pub desired_capacity: u32,
+    pub max_size: u32,
+    pub health_check_grace: u32,
+    pub scaling_metric: ScalingMetric,
+    pub scaling_target: f64,
+    pub refresh_min_healthy: u32,
+    pub refresh_warmup: u32,
+    pub data_dir: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Database {
+    pub instance_class: String,
+    pub allocated_storage: u32,
+    pub engine_version: String,
+    pub multi_az: bool,
+    pub backup_retention_days: u32,
+    pub name: String,
+    pub username: String,
+    pub apply_immediately: bool,
+    pub final_snapshot: bool,
+    pub deletion_protection: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Domain {
+    pub name: String,
+    pub alternative_names: Vec<String>,
+    /// A Route 53 hosted zone name (e.g. `example.com`) holding the domain.
+    pub hosted_zone: Option<String>,
+    /// Point the domain at the load balancer (needs `hosted_zone`).
+    pub alias: bool,
+    pub validation_timeout: u32,
 }
 
 // ---- the file as written -------------------------------------------------
@@ -80,8 +144,10 @@ struct RawFile {
     stack: Option<RawStack>,
     #[serde(default)]
     network: Option<Spanned<RawNetwork>>,
-    #[serde(default)]
     app: Option<RawApp>,
+    topology: Option<Topology>,
+    database: Option<RawDatabase>,
+    domain: Option<Spanned<RawDomain>>,
 }
 
 #[derive(Deserialize)]
@@ -106,6 +172,44 @@ struct RawNetwork {
 #[serde(deny_unknown_fields)]
 struct RawApp {
     port: Option<Spanned<i64>>,
+    instance_type: Option<Spanned<String>>,
+    ami: Option<Spanned<String>>,
+    binary: Option<String>,
+    min_size: Option<Spanned<i64>>,
+    desired_capacity: Option<Spanned<i64>>,
+    max_size: Option<Spanned<i64>>,
+    health_check_grace: Option<Spanned<i64>>,
+    scaling_metric: Option<ScalingMetric>,
+    scaling_target: Option<Spanned<f64>>,
+    refresh_min_healthy: Option<Spanned<i64>>,
+    refresh_warmup: Option<Spanned<i64>>,
+    data_dir: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDatabase {
+    instance_class: Option<Spanned<String>>,
+    allocated_storage: Option<Spanned<i64>>,
+    engine_version: Option<Spanned<String>>,
+    multi_az: Option<bool>,
+    backup_retention_days: Option<Spanned<i64>>,
+    name: Option<Spanned<String>>,
+    username: Option<Spanned<String>>,
+    apply_immediately: Option<bool>,
+    final_snapshot: Option<bool>,
+    deletion_protection: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDomain {
+    name: Spanned<String>,
+    #[serde(default)]
+    alternative_names: Vec<Spanned<String>>,
+    hosted_zone: Option<Spanned<String>>,
+    alias: Option<bool>,
+    validation_timeout: Option<Spanned<i64>>,
 }
 
 /// Default VPC range.
@@ -342,10 +446,259 @@ pub fn parse(path: &Path, text: &str) -> Result<Stack, StackError> {
         }
         None => DEFAULT_APP_PORT,
     };
+    let int = |v: &Option<Spanned<i64>>,
+               key: &str,
+               range: std::ops::RangeInclusive<i64>,
+               default: i64| {
+        match v {
+            Some(x) if !range.contains(x.get_ref()) => Err(at(
+                x.span().start,
+                format!(
+                    "`{key}` = {}: must be between {} and {}",
+                    x.get_ref(),
+                    range.start(),
+                    range.end()
+                ),
+            )),
+            Some(x) => Ok(*x.get_ref() as u32),
+            None => Ok(default as u32),
+        }
+    };
+    let text = |v: &Option<Spanned<String>>,
+                key: &str,
+                ok: &dyn Fn(&str) -> bool,
+                what: &str,
+                default: &str| {
+        match v {
+            Some(x) if !ok(x.get_ref()) => Err(at(
+                x.span().start,
+                format!("`{key}` = {:?}: {what}", x.get_ref()),
+            )),
+            Some(x) => Ok(x.get_ref().clone()),
+            None => Ok(default.to_string()),
+        }
+    };
+    let ident = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    };
+    let min_size = int(&app.min_size, "app.min_size", 0..=100, 1)?;
+    let max_size = int(&app.max_size, "app.max_size", 1..=100, 2)?;
+    let desired_capacity = int(
+        &app.desired_capacity,
+        "app.desired_capacity",
+        0..=100,
+        min_size as i64,
+    )?;
+    if min_size > desired_capacity || desired_capacity > max_size {
+        let span = app
+            .desired_capacity
+            .as_ref()
+            .or(app.min_size.as_ref())
+            .or(app.max_size.as_ref())
+            .map(|s| s.span().start)
+            .unwrap_or(0);
+        return Err(at(
+            span,
+            format!(
+                "instance counts must satisfy min_size <= desired_capacity <= max_size, got {min_size} <= {desired_capacity} <= {max_size}"
+            ),
+        ));
+    }
+    let scaling_target = match &app.scaling_target {
+        Some(t) if !(*t.get_ref() > 0.0 && t.get_ref().is_finite()) => {
+            return Err(at(
+                t.span().start,
+                format!("`app.scaling_target` = {}: must be positive", t.get_ref()),
+            ))
+        }
+        Some(t) => *t.get_ref(),
+        None => 50.0,
+    };
+    let data_dir = text(
+        &app.data_dir,
+        "app.data_dir",
+        &|s| {
+            s.starts_with('/')
+                && s.len() > 1
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+        },
+        "an absolute path of letters, digits and /._-",
+        "/var/lib/bookstore/data",
+    )?;
+    let ami = match &app.ami {
+        Some(a) if !(a.get_ref().starts_with("ami-") && ident(a.get_ref())) => {
+            return Err(at(
+                a.span().start,
+                format!("`app.ami` = {:?} is not an AMI id (ami-...)", a.get_ref()),
+            ))
+        }
+        a => a.as_ref().map(|a| a.get_ref().clone()),
+    };
+    let app = App {
+        port,
+        instance_type: text(
+            &app.instance_type,
+            "app.instance_type",
+            &|s| ident(s) && s.contains('.'),
+            "not an instance type like t3.small",
+            "t3.small",
+        )?,
+        ami,
+        binary: app.binary.map(PathBuf::from),
+        min_size,
+        desired_capacity,
+        max_size,
+        health_check_grace: int(
+            &app.health_check_grace,
+            "app.health_check_grace",
+            0..=7200,
+            120,
+        )?,
+        scaling_metric: app.scaling_metric.unwrap_or(ScalingMetric::Cpu),
+        scaling_target,
+        refresh_min_healthy: int(
+            &app.refresh_min_healthy,
+            "app.refresh_min_healthy",
+            0..=100,
+            90,
+        )?,
+        refresh_warmup: int(&app.refresh_warmup, "app.refresh_warmup", 0..=3600, 120)?,
+        data_dir,
+    };
+
+    let db = raw.database.unwrap_or_default();
+    let sql_name = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 16
+            && s.starts_with(|c: char| c.is_ascii_alphabetic())
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    let database = Database {
+        instance_class: text(
+            &db.instance_class,
+            "database.instance_class",
+            &|s| ident(s) && s.starts_with("db."),
+            "not a DB instance class like db.t3.micro",
+            "db.t3.micro",
+        )?,
+        allocated_storage: int(
+            &db.allocated_storage,
+            "database.allocated_storage",
+            20..=65536,
+            20,
+        )?,
+        engine_version: text(
+            &db.engine_version,
+            "database.engine_version",
+            &|s| s.starts_with("8."),
+            "MySQL 8 versions only (8.0, 8.0.39, 8.4...)",
+            "8.0",
+        )?,
+        multi_az: db.multi_az.unwrap_or(true),
+        backup_retention_days: int(
+            &db.backup_retention_days,
+            "database.backup_retention_days",
+            1..=35,
+            7,
+        )?,
+        name: text(
+            &db.name,
+            "database.name",
+            &sql_name,
+            "1 to 16 letters, digits or _, starting with a letter",
+            "bookstore",
+        )?,
+        username: text(
+            &db.username,
+            "database.username",
+            &sql_name,
+            "1 to 16 letters, digits or _, starting with a letter",
+            "bookstore",
+        )?,
+        apply_immediately: db.apply_immediately.unwrap_or(false),
+        final_snapshot: db.final_snapshot.unwrap_or(true),
+        deletion_protection: db.deletion_protection.unwrap_or(true),
+    };
+
+    let hostname = |s: &str| {
+        s.len() <= 253
+            && s.contains('.')
+            && s.split('.').enumerate().all(|(i, l)| {
+                (!l.is_empty()
+                    && l.len() <= 63
+                    && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+                    || (i == 0 && l == "*")
+            })
+    };
+    let domain = match raw.domain {
+        None => None,
+        Some(d) => {
+            let span = d.span().start;
+            let d = d.into_inner();
+            let check = |x: &Spanned<String>, key: &str| {
+                if hostname(&x.get_ref().to_ascii_lowercase()) {
+                    Ok(x.get_ref().to_ascii_lowercase())
+                } else {
+                    Err(at(
+                        x.span().start,
+                        format!("`{key}` = {:?} is not a domain name", x.get_ref()),
+                    ))
+                }
+            };
+            let name = check(&d.name, "domain.name")?;
+            let alternative_names = d
+                .alternative_names
+                .iter()
+                .map(|a| check(a, "domain.alternative_names"))
+                .collect::<Result<Vec<_>, _>>()?;
+            let hosted_zone = match &d.hosted_zone {
+                Some(z) => {
+                    let zone = check(z, "domain.hosted_zone")?;
+                    let zone = zone.trim_end_matches('.').to_string();
+                    if !(name == zone || name.ends_with(&format!(".{zone}"))) {
+                        return Err(at(
+                            z.span().start,
+                            format!("`domain.hosted_zone` = {zone:?} does not contain {name:?}"),
+                        ));
+                    }
+                    Some(zone)
+                }
+                None => None,
+            };
+            let alias = d.alias.unwrap_or(hosted_zone.is_some());
+            if alias && hosted_zone.is_none() {
+                return Err(at(
+                    span,
+                    "`domain.alias` needs `domain.hosted_zone`, the zone to write the record in"
+                        .into(),
+                ));
+            }
+            Some(Domain {
+                name,
+                alternative_names,
+                hosted_zone,
+                alias,
+                validation_timeout: int(
+                    &d.validation_timeout,
+                    "domain.validation_timeout",
+                    10..=86400,
+                    1800,
+                )?,
+            })
+        }
+    };
 
     Ok(Stack {
         name: name.into_inner(),
         region,
+        topology: raw.topology.unwrap_or(Topology::Full),
+        database,
+        domain,
+        dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
         network: Network {
             cidr,
             zones,
@@ -354,7 +707,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Stack, StackError> {
             public_subnets,
             private_subnets,
         },
-        app: App { port },
+        app,
     })
 }
 
@@ -549,6 +902,69 @@ mod tests {
             e.starts_with("stacks/t.toml:3:8:") && e.contains("1024"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn application_defaults_and_checks() {
+        let s = p("name = \"d\"\n").unwrap();
+        assert_eq!(s.topology, Topology::Full);
+        assert_eq!(
+            (s.app.min_size, s.app.desired_capacity, s.app.max_size),
+            (1, 1, 2)
+        );
+        assert!(s.database.multi_az && s.database.final_snapshot && s.database.deletion_protection);
+        assert_eq!(s.domain, None);
+        let e = err("name = \"d\"\n[app]\nmin_size = 3\nmax_size = 2\n");
+        assert!(
+            e.contains("min_size <= desired_capacity <= max_size"),
+            "{e}"
+        );
+        let e = err("name = \"d\"\n[app]\ndesired_capacity = 9\nmax_size = 4\n");
+        assert!(e.starts_with("stacks/t.toml:3:20:"), "{e}");
+        let e = err("name = \"d\"\n[database]\ninstance_class = \"t3.micro\"\n");
+        assert!(
+            e.starts_with("stacks/t.toml:3:18:") && e.contains("db.t3.micro"),
+            "{e}"
+        );
+        let e = err("name = \"d\"\n[database]\npassword = \"hunter2\"\n");
+        assert!(
+            e.starts_with("stacks/t.toml:3:1:") && e.contains("password"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn domain_checks() {
+        let s = p(
+            "name = \"d\"\n[domain]\nname = \"Shop.Example.com\"\nhosted_zone = \"example.com\"\n",
+        )
+        .unwrap();
+        let d = s.domain.unwrap();
+        assert_eq!(d.name, "shop.example.com");
+        assert!(d.alias);
+        let e = err(
+            "name = \"d\"\n[domain]\nname = \"shop.example.com\"\nhosted_zone = \"other.org\"\n",
+        );
+        assert!(
+            e.starts_with("stacks/t.toml:4:15:") && e.contains("does not contain"),
+            "{e}"
+        );
+        let e = err("name = \"d\"\n[domain]\nname = \"not a domain\"\n");
+        assert!(e.starts_with("stacks/t.toml:3:8:"), "{e}");
+        let e = err("name = \"d\"\n[domain]\nname = \"a.example.com\"\nalias = true\n");
+        assert!(e.contains("needs `domain.hosted_zone`"), "{e}");
+    }
+
+    #[test]
+    fn shipped_stacks_are_valid() {
+        for f in [
+            "stacks/demo.toml",
+            "stacks/production.toml",
+            "stacks/network.toml",
+        ] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(f);
+            load(&path).unwrap_or_else(|e| panic!("{e}"));
+        }
     }
 
     #[test]

@@ -1,20 +1,50 @@
-//! The desired resources of a stack: a pure function of the stack and the
-//! zone names the region offers. No API calls here.
+//! The desired resources of a stack: a pure function of the stack and a few
+//! looked-up facts (zone names, account, AMI). No API calls here.
 
 use serde_json::{json, Value};
 
-use crate::engine::refs::{r, r_attr};
+use crate::engine::refs::{concat, r, r_attr};
 use crate::engine::Desired;
 use crate::resources::{
-    elastic_ip, internet_gateway, nat_gateway, route_table, security_group, subnet, vpc,
+    autoscaling_group, certificate, db_instance, db_subnet_group, dns_alias, efs_access_point,
+    efs_file_system, elastic_ip, iam, internet_gateway, launch_template, listener, load_balancer,
+    nat_gateway, route_table, s3, security_group, subnet, target_group, vpc,
 };
-use crate::stack::{Nat, Stack};
+use crate::stack::{Nat, ScalingMetric, Stack, Topology};
+use crate::userdata;
 
 /// Facts looked up before building the desired state.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Facts {
     /// Zone names, one per zone the stack uses, in order.
     pub zones: Vec<String>,
+    /// The rest is only looked up for the full topology.
+    pub app: Option<AppFacts>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AppFacts {
+    pub region: String,
+    pub account: String,
+    pub ami: String,
+    /// The binary to ship and its sha256 (hex).
+    pub binary: std::path::PathBuf,
+    pub sha256: String,
+    /// The Route 53 zone id of the stack's domain, when it names a zone.
+    pub hosted_zone_id: Option<String>,
+}
+
+/// A name of at most `max` characters: `<stack>-<suffix>`, or, when that is
+/// too long, the stack name cut short and a hash of the whole.
+pub fn short_name(stack: &str, suffix: &str, max: usize) -> String {
+    let full = format!("{stack}-{suffix}");
+    if full.len() <= max {
+        return full;
+    }
+    use sha2::{Digest, Sha256};
+    let h = hex::encode(Sha256::digest(full.as_bytes()));
+    let keep = max.saturating_sub(suffix.len() + 10);
+    format!("{}-{}-{}", &stack[..keep.min(stack.len())], &h[..8], suffix)
 }
 
 /// The short suffix naming a zone's resources: `us-east-1a` -> `a`.
@@ -145,6 +175,297 @@ pub fn desired(stack: &Stack, facts: &Facts) -> Vec<Desired> {
         "File system",
         json!([{"protocol": "tcp", "port": 2049, "source_group": r("sg-app")}]),
     ));
+    if let (Topology::Full, Some(app)) = (stack.topology, &facts.app) {
+        out.extend(application(stack, &sfx, app));
+    }
+    out
+}
+
+/// The TLS policy of the HTTPS listener: TLS 1.3 and 1.2 only.
+pub const TLS_POLICY: &str = "ELBSecurityPolicy-TLS13-1-2-2021-06";
+/// The uid and gid files on the shared file system belong to.
+pub const FILES_UID: u32 = 50000;
+
+/// Database, files, certificate, load balancer, identity, artifact, instances.
+fn application(stack: &Stack, sfx: &[String], f: &AppFacts) -> Vec<Desired> {
+    let name = &stack.name;
+    let db = &stack.database;
+    let app = &stack.app;
+    let private: Vec<Value> = sfx
+        .iter()
+        .map(|s| r(&format!("subnet-private-{s}")))
+        .collect();
+    let public: Vec<Value> = sfx
+        .iter()
+        .map(|s| r(&format!("subnet-public-{s}")))
+        .collect();
+    let mut out = vec![
+        Desired::new(
+            db_subnet_group::KIND,
+            "db-subnets",
+            json!({
+                "name": format!("{name}-db"),
+                "description": format!("Private subnets of stack {name}"),
+                "subnet_ids": private,
+            }),
+        ),
+        Desired::new(
+            db_instance::KIND,
+            "db",
+            json!({
+                "identifier": format!("{name}-db"),
+                "engine": "mysql",
+                "engine_version": db.engine_version,
+                "instance_class": db.instance_class,
+                "allocated_storage": db.allocated_storage,
+                "multi_az": db.multi_az,
+                "backup_retention_days": db.backup_retention_days,
+                "storage_encrypted": true,
+                "publicly_accessible": false,
+                "deletion_protection": db.deletion_protection,
+                "db_subnet_group": r("db-subnets"),
+                "security_group_ids": [r("sg-db")],
+                "db_name": db.name,
+                "master_username": db.username,
+                "apply_immediately": db.apply_immediately,
+                "final_snapshot": db.final_snapshot,
+            }),
+        ),
+        Desired::new(
+            efs_file_system::KIND,
+            "efs",
+            json!({
+                "encrypted": true,
+                "performance_mode": "generalPurpose",
+                "mount_targets": sfx.iter().map(|s| json!({
+                    "subnet_id": r(&format!("subnet-private-{s}")),
+                    "security_groups": [r("sg-efs")],
+                })).collect::<Vec<_>>(),
+            }),
+        ),
+        Desired::new(
+            efs_access_point::KIND,
+            "efs-ap",
+            json!({
+                "file_system_id": r("efs"),
+                "uid": FILES_UID,
+                "gid": FILES_UID,
+                "path": "/bookstore",
+                "permissions": "0750",
+            }),
+        ),
+        Desired::new(
+            target_group::KIND,
+            "tg",
+            json!({
+                "name": short_name(name, "app", 32),
+                "port": app.port,
+                "protocol": "HTTP",
+                "vpc_id": r("vpc"),
+                "health_check_path": "/healthz",
+                "health_check_interval": 15,
+                "healthy_threshold": 2,
+                "unhealthy_threshold": 3,
+                "deregistration_delay": 30,
+            }),
+        ),
+        Desired::new(
+            load_balancer::KIND,
+            "lb",
+            json!({
+                "name": short_name(name, "lb", 32),
+                "subnets": public,
+                "security_groups": [r("sg-lb")],
+                "scheme": "internet-facing",
+            }),
+        )
+        .after("igw"),
+    ];
+    let forward = json!({"type": "forward", "target_group_arn": r_attr("tg", "arn")});
+    match &stack.domain {
+        Some(d) => {
+            out.push(Desired::new(
+                certificate::KIND,
+                "cert",
+                json!({
+                    "domain": d.name,
+                    "alternative_names": d.alternative_names,
+                    "hosted_zone_id": f.hosted_zone_id,
+                    "validation_timeout_secs": d.validation_timeout,
+                }),
+            ));
+            out.push(Desired::new(
+                listener::KIND,
+                "listener-http",
+                json!({
+                    "load_balancer_arn": r_attr("lb", "arn"),
+                    "port": 80,
+                    "protocol": "HTTP",
+                    "action": {"type": "redirect", "protocol": "HTTPS", "port": "443", "status_code": "HTTP_301"},
+                }),
+            ));
+            out.push(Desired::new(
+                listener::KIND,
+                "listener-https",
+                json!({
+                    "load_balancer_arn": r_attr("lb", "arn"),
+                    "port": 443,
+                    "protocol": "HTTPS",
+                    "certificate_arn": r_attr("cert", "arn"),
+                    "ssl_policy": TLS_POLICY,
+                    "action": forward,
+                }),
+            ));
+            if let (true, Some(zone)) = (d.alias, &f.hosted_zone_id) {
+                out.push(Desired::new(
+                    dns_alias::KIND,
+                    "alias",
+                    json!({
+                        "zone_id": zone,
+                        "name": d.name,
+                        "target_dns": r_attr("lb", "dns_name"),
+                        "target_zone_id": r_attr("lb", "zone_id"),
+                    }),
+                ));
+            }
+        }
+        None => out.push(Desired::new(
+            listener::KIND,
+            "listener-http",
+            json!({
+                "load_balancer_arn": r_attr("lb", "arn"),
+                "port": 80,
+                "protocol": "HTTP",
+                "action": forward,
+            }),
+        )),
+    }
+    let artifact = s3::artifact_id(&f.sha256);
+    let key = s3::artifact_key(&f.sha256);
+    out.push(Desired::new(
+        s3::BUCKET,
+        "artifacts",
+        json!({
+            "name": s3::bucket_name(name, &f.account, &f.region),
+            "versioning": true,
+            "encryption": "AES256",
+            "block_public_access": true,
+        }),
+    ));
+    out.push(Desired::new(
+        s3::ARTIFACT,
+        artifact.clone(),
+        json!({
+            "bucket": r("artifacts"),
+            "key": key,
+            "sha256": f.sha256,
+            "file": f.binary.to_string_lossy(),
+        }),
+    ));
+    // Least privilege: read this artifact prefix, read the database's
+    // secret, mount the file system through its access point.
+    out.push(Desired::new(
+        iam::ROLE,
+        "role",
+        json!({
+            "name": short_name(name, &format!("{}-app", f.region), 64),
+            "path": iam::path(name),
+            "assume_service": "ec2.amazonaws.com",
+            "policy": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Sid": "ReadArtifact",
+                        "Effect": "Allow",
+                        "Action": "s3:GetObject",
+                        "Resource": concat(vec![r_attr("artifacts", "arn"), json!(format!("/{}*", s3::KEY_PREFIX))]),
+                    },
+                    {
+                        "Sid": "ReadDatabaseSecret",
+                        "Effect": "Allow",
+                        "Action": "secretsmanager:GetSecretValue",
+                        "Resource": r_attr("db", "secret_arn"),
+                    },
+                    {
+                        "Sid": "MountFiles",
+                        "Effect": "Allow",
+                        "Action": ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"],
+                        "Resource": r_attr("efs", "arn"),
+                        "Condition": {"StringEquals": {"elasticfilesystem:AccessPointArn": r_attr("efs-ap", "arn")}},
+                    },
+                ],
+            },
+        }),
+    ));
+    out.push(Desired::new(
+        iam::PROFILE,
+        "profile",
+        json!({
+            "name": short_name(name, &format!("{}-app", f.region), 64),
+            "path": iam::path(name),
+            "role": r("role"),
+        }),
+    ));
+    out.push(
+        Desired::new(
+            launch_template::KIND,
+            "launch-template",
+            json!({
+                "name": short_name(name, "app", 64),
+                "image_id": f.ami,
+                "instance_type": app.instance_type,
+                "security_group_ids": [r("sg-app")],
+                "instance_profile_arn": r_attr("profile", "arn"),
+                "http_tokens": "required",
+                "user_data": {
+                    "template": userdata::template_digest(),
+                    "vars": {
+                        "stack": name,
+                        "region": f.region,
+                        "bucket": r("artifacts"),
+                        "key": key,
+                        "sha256": f.sha256,
+                        "file_system_id": r("efs"),
+                        "access_point_id": r("efs-ap"),
+                        "data_dir": app.data_dir,
+                        "port": app.port,
+                        "db_host": r_attr("db", "endpoint"),
+                        "db_port": 3306,
+                        "db_name": db.name,
+                        "db_user": db.username,
+                        "db_secret_arn": r_attr("db", "secret_arn"),
+                    },
+                },
+            }),
+        )
+        .after(artifact),
+    );
+    let scaling = match app.scaling_metric {
+        ScalingMetric::Cpu => json!({"metric": "cpu", "target": app.scaling_target}),
+        ScalingMetric::Requests => json!({"metric": "requests", "target": app.scaling_target}),
+    };
+    out.push(
+        Desired::new(
+            autoscaling_group::KIND,
+            "asg",
+            json!({
+                "name": short_name(name, "app", 255),
+                "launch_template_id": r("launch-template"),
+                "launch_template_version": r_attr("launch-template", "latest_version"),
+                "subnets": sfx.iter().map(|s| r(&format!("subnet-private-{s}"))).collect::<Vec<_>>(),
+                "target_group_arns": [r_attr("tg", "arn")],
+                "min": app.min_size,
+                "max": app.max_size,
+                "desired": app.desired_capacity,
+                "health_check_grace": app.health_check_grace,
+                "scaling": scaling,
+                "scaling_target": {"load_balancer_arn": r_attr("lb", "arn"), "target_group_arn": r_attr("tg", "arn")},
+                "refresh": {"min_healthy": app.refresh_min_healthy, "warmup": app.refresh_warmup},
+            }),
+        )
+        // Instances register once something listens for them.
+        .after("listener-http"),
+    );
     out
 }
 
@@ -156,7 +477,7 @@ pub fn outputs(stack: &Stack, facts: &Facts) -> Vec<(&'static str, Value)> {
         Nat::Single => &sfx[..1],
         Nat::PerAz => &sfx[..],
     };
-    vec![
+    let mut out = vec![
         ("vpc_id", r("vpc")),
         (
             "public_subnet_ids",
@@ -187,7 +508,27 @@ pub fn outputs(stack: &Stack, facts: &Facts) -> Vec<(&'static str, Value)> {
         ("app_security_group_id", r("sg-app")),
         ("db_security_group_id", r("sg-db")),
         ("efs_security_group_id", r("sg-efs")),
-    ]
+    ];
+    if let (Topology::Full, Some(f)) = (stack.topology, &facts.app) {
+        let url = match &stack.domain {
+            Some(d) => json!(format!("https://{}", d.name)),
+            None => concat(vec![json!("http://"), r_attr("lb", "dns_name")]),
+        };
+        out.extend([
+            ("url", url),
+            ("load_balancer_dns_name", r_attr("lb", "dns_name")),
+            ("db_endpoint", r_attr("db", "endpoint")),
+            ("db_secret_arn", r_attr("db", "secret_arn")),
+            ("file_system_id", r("efs")),
+            ("autoscaling_group", r("asg")),
+            ("artifact_key", r_attr(&s3::artifact_id(&f.sha256), "key")),
+            (
+                "launch_template_version",
+                r_attr("launch-template", "latest_version"),
+            ),
+        ]);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -206,6 +547,7 @@ mod tests {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            app: None,
         }
     }
 
@@ -290,6 +632,88 @@ mod tests {
         );
         let db = d.iter().find(|x| x.id == "sg-db").unwrap();
         assert_eq!(db.props["ingress"][0]["source_group"], r("sg-app"));
+    }
+
+    fn full_facts() -> Facts {
+        Facts {
+            app: Some(AppFacts {
+                region: "us-east-1".into(),
+                account: "123456789012".into(),
+                ami: "ami-0123456789abcdef0".into(),
+                binary: "bookstore".into(),
+                sha256: "ab".repeat(32),
+                hosted_zone_id: Some("Z123".into()),
+            }),
+            ..facts(2)
+        }
+    }
+
+    #[test]
+    fn full_topology_is_a_complete_acyclic_graph() {
+        let s = stack("topology = \"full\"\n[domain]\nname = \"shop.example.com\"\nhosted_zone = \"example.com\"\n");
+        let d = desired(&s, &full_facts());
+        let ids: Vec<&str> = ids(&d);
+        for want in [
+            "db-subnets",
+            "db",
+            "efs",
+            "efs-ap",
+            "tg",
+            "lb",
+            "cert",
+            "listener-http",
+            "listener-https",
+            "alias",
+            "artifacts",
+            "role",
+            "profile",
+            "launch-template",
+            "asg",
+        ] {
+            assert!(ids.contains(&want), "{want} missing from {ids:?}");
+        }
+        assert!(ids.contains(&s3::artifact_id(&"ab".repeat(32)).as_str()));
+        let nodes: Vec<(String, Vec<String>)> =
+            d.iter().map(|x| (x.id.clone(), x.deps())).collect();
+        let order = topo_order(&nodes).expect("every reference names a resource, no cycles");
+        let pos = |id: &str| order.iter().position(|x| x == id).unwrap();
+        assert!(pos("launch-template") > pos(&s3::artifact_id(&"ab".repeat(32))));
+        assert!(pos("asg") > pos("launch-template") && pos("asg") > pos("tg"));
+        assert!(pos("listener-https") > pos("cert"));
+        let https = d.iter().find(|x| x.id == "listener-https").unwrap();
+        assert_eq!(https.props["ssl_policy"], TLS_POLICY);
+        let http = d.iter().find(|x| x.id == "listener-http").unwrap();
+        assert_eq!(http.props["action"]["type"], "redirect");
+        let db = d.iter().find(|x| x.id == "db").unwrap();
+        assert_eq!(db.props["storage_encrypted"], true);
+        assert_eq!(db.props["publicly_accessible"], false);
+        assert!(!db.props.contains_key("password") && !db.props.contains_key("master_password"));
+    }
+
+    #[test]
+    fn without_a_domain_one_listener_forwards() {
+        let d = desired(&stack(""), &full_facts());
+        let ids = ids(&d);
+        assert!(
+            !ids.contains(&"cert") && !ids.contains(&"listener-https") && !ids.contains(&"alias")
+        );
+        let http = d.iter().find(|x| x.id == "listener-http").unwrap();
+        assert_eq!(http.props["action"]["type"], "forward");
+    }
+
+    #[test]
+    fn the_network_topology_has_no_application() {
+        let d = desired(&stack("topology = \"network\"\n"), &full_facts());
+        assert_eq!(d.len(), 15);
+    }
+
+    #[test]
+    fn names_fit_their_limits() {
+        let long = "a".repeat(32);
+        let n = short_name(&long, "app", 32);
+        assert!(n.len() <= 32 && n.ends_with("-app"), "{n}");
+        assert_ne!(n, short_name(&"a".repeat(31), "app", 32));
+        assert_eq!(short_name("demo", "lb", 32), "demo-lb");
     }
 
     #[test]

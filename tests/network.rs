@@ -11,8 +11,8 @@ use aws_sdk_ec2::types::{Filter, VpcAttributeName};
 use common::{spawn_until, Emulator};
 use serde_json::Value;
 
-const STACK: &str = "demo";
-const DEMO: &str = "stacks/demo.toml";
+const STACK: &str = "net";
+const DEMO: &str = "stacks/network.toml";
 
 fn owned() -> Filter {
     Filter::builder()
@@ -577,7 +577,7 @@ fn destroy_leaves_nothing_tagged() {
     let lock = e.block_on(async {
         e.ssm()
             .get_parameter()
-            .name("/bookstore-infra/demo/lock")
+            .name("/bookstore-infra/net/lock")
             .send()
             .await
     });
@@ -597,7 +597,7 @@ fn a_bad_stack_file_names_its_line_and_calls_nothing() {
     let bad = dir.path().join("bad.toml");
     std::fs::write(
         &bad,
-        "name = \"demo\"\n[network]\nnat = \"single\"\nsubnet_count = 3\n",
+        "name = \"net\"\n[network]\nnat = \"single\"\nsubnet_count = 3\n",
     )
     .unwrap();
     let bad = bad.to_string_lossy().into_owned();
@@ -626,7 +626,7 @@ fn a_bad_stack_file_names_its_line_and_calls_nothing() {
     );
     // And a valid one does validate without a call.
     let ok = std::process::Command::new(common::BIN)
-        .args(["validate", "stacks/demo.toml"])
+        .args(["validate", DEMO])
         .current_dir(common::root())
         .env("AWS_ENDPOINT_URL", &endpoint)
         .output()

@@ -10,6 +10,12 @@ use super::Attrs;
 
 const REF: &str = "$ref";
 const ATTR: &str = "attr";
+const CONCAT: &str = "$concat";
+
+/// The strings (or references) in `parts`, joined once all are known.
+pub fn concat(parts: Vec<Value>) -> Value {
+    json!({ CONCAT: parts })
+}
 
 /// A reference to the `id` attribute of the resource `id`.
 pub fn r(id: &str) -> Value {
@@ -69,6 +75,16 @@ pub fn resolve<'a>(v: &Value, lookup: &dyn Fn(&str) -> Option<&'a Attrs>) -> Res
                 .and_then(|a| a.get(attr))
                 .map(|s| Value::String(s.clone()));
         }
+        if let Some(parts) = v.get(CONCAT).and_then(Value::as_array) {
+            let mut out = String::new();
+            for p in parts {
+                match go(p, lookup)? {
+                    Value::String(s) => out.push_str(&s),
+                    other => out.push_str(&other.to_string()),
+                }
+            }
+            return Some(Value::String(out));
+        }
         Some(match v {
             Value::Array(a) => {
                 Value::Array(a.iter().map(|x| go(x, lookup)).collect::<Option<_>>()?)
@@ -101,6 +117,19 @@ mod tests {
             got,
             Resolution::Known(json!({"vpc": "vpc-1", "list": ["vpc-1", "x"]}))
         );
+    }
+
+    #[test]
+    fn concatenation_waits_for_every_part() {
+        let mut lb = Attrs::new();
+        lb.insert("dns".into(), "lb.example".into());
+        let v = concat(vec![json!("http://"), r_attr("lb", "dns")]);
+        assert_eq!(referenced_ids(&v), vec!["lb"]);
+        assert_eq!(
+            resolve(&v, &|id| (id == "lb").then_some(&lb)),
+            Resolution::Known(json!("http://lb.example"))
+        );
+        assert_eq!(resolve(&v, &|_| None), Resolution::Unknown);
     }
 
     #[test]

@@ -1,10 +1,14 @@
 //! Resource kinds: the only code that calls the provider's API.
 //! One module per kind; [`registry`] lists them all.
 
+pub mod autoscaling_group;
 pub mod elastic_ip;
+pub mod iam;
 pub mod internet_gateway;
+pub mod launch_template;
 pub mod nat_gateway;
 pub mod route_table;
+pub mod s3;
 pub mod security_group;
 pub mod subnet;
 pub mod vpc;
@@ -24,6 +28,12 @@ pub fn registry() -> Registry {
     r.register(Box::new(nat_gateway::NatGateway));
     r.register(Box::new(route_table::RouteTable));
     r.register(Box::new(security_group::SecurityGroup));
+    r.register(Box::new(iam::Role));
+    r.register(Box::new(iam::InstanceProfile));
+    r.register(Box::new(s3::Bucket));
+    r.register(Box::new(s3::Artifact));
+    r.register(Box::new(launch_template::LaunchTemplate));
+    r.register(Box::new(autoscaling_group::AutoScalingGroup));
     r
 }
 
@@ -58,7 +68,22 @@ pub(crate) fn logical_id(tags: &[Tag]) -> Option<String> {
 /// A deletion that finds the resource already gone has done its job.
 pub(crate) fn gone_ok(r: Result<(), CloudError>) -> Result<(), CloudError> {
     match r {
-        Err(e) if e.code().is_some_and(|c| c.ends_with("NotFound")) => Ok(()),
+        Err(e)
+            if e.code().is_some_and(|c| {
+                c.ends_with("NotFound") || c.ends_with("NotFoundFault") || c.starts_with("NoSuch")
+            }) =>
+        {
+            Ok(())
+        }
         other => other,
     }
 }
+pub mod certificate;
+pub mod db_instance;
+pub mod db_subnet_group;
+pub mod dns_alias;
+pub mod efs_access_point;
+pub mod efs_file_system;
+pub mod listener;
+pub mod load_balancer;
+pub mod target_group;

@@ -1,0 +1,1 @@
+pub const KIND: &str = "rds:db-instance";

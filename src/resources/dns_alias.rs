@@ -1,0 +1,1 @@
+pub const KIND: &str = "route53:alias";

@@ -1,0 +1,449 @@
+//! `iam:role` and `iam:instance-profile`: the instances' identity.
+//!
+//! IAM is global, so names carry the region, and everything lives under
+//! the path `/bookstore-infra/<stack>/`: one list call per kind finds the
+//! candidates, their tags (one call each: IAM's list calls return none)
+//! confirm ownership.
+
+use async_trait::async_trait;
+use aws_sdk_iam::types::Tag;
+use serde_json::{json, Value};
+
+use super::gone_ok;
+use crate::cloud::{Cloud, CloudError, SdkResultExt};
+use crate::engine::{
+    in_place, replace, AttrSpec, Observed, Resolved, ResourceKind, TAG_ID, TAG_STACK,
+};
+
+pub const ROLE: &str = "iam:role";
+pub const PROFILE: &str = "iam:instance-profile";
+/// The inline policy holding the role's permissions.
+const POLICY_NAME: &str = "bookstore-app";
+
+pub fn path(stack: &str) -> String {
+    format!("/bookstore-infra/{stack}/")
+}
+
+fn iam_tags(tags: &[(String, String)]) -> Vec<Tag> {
+    tags.iter()
+        .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
+        .collect()
+}
+
+/// The logical id, when the tags say the stack owns the resource.
+fn owner(tags: &[Tag], stack: &str) -> Option<String> {
+    let get = |k: &str| {
+        tags.iter()
+            .find(|t| t.key() == k)
+            .map(|t| t.value().to_string())
+    };
+    (get(TAG_STACK).as_deref() == Some(stack))
+        .then(|| get(TAG_ID))
+        .flatten()
+}
+
+/// IAM returns policy documents URL-encoded.
+fn decode_policy(doc: &str) -> Value {
+    let decoded = if doc.starts_with('%') {
+        let mut out = Vec::new();
+        let b = doc.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%' && i + 2 < b.len() {
+                if let Ok(v) = u8::from_str_radix(&doc[i + 1..i + 3], 16) {
+                    out.push(v);
+                    i += 3;
+                    continue;
+                }
+            }
+            out.push(if b[i] == b'+' { b' ' } else { b[i] });
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    } else {
+        doc.to_string()
+    };
+    serde_json::from_str(&decoded).unwrap_or(Value::String(doc.to_string()))
+}
+
+fn trust(service: &str) -> String {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]
+    })
+    .to_string()
+}
+
+pub struct Role;
+
+#[async_trait]
+impl ResourceKind for Role {
+    fn kind(&self) -> &'static str {
+        ROLE
+    }
+
+    fn attributes(&self) -> &'static [AttrSpec] {
+        const A: &[AttrSpec] = &[
+            replace("name"),
+            replace("path"),
+            replace("assume_service"),
+            in_place("policy"),
+        ];
+        A
+    }
+
+    async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
+        let roles = cloud
+            .iam
+            .list_roles()
+            .path_prefix(path(stack))
+            .send()
+            .await
+            .ctx(ROLE, "ListRoles")?;
+        let mut out = Vec::new();
+        for r in roles.roles() {
+            let tags = cloud
+                .iam
+                .list_role_tags()
+                .role_name(r.role_name())
+                .send()
+                .await
+                .ctx(ROLE, "ListRoleTags")?;
+            let Some(id) = owner(tags.tags(), stack) else {
+                continue;
+            };
+            let policy = match cloud
+                .iam
+                .get_role_policy()
+                .role_name(r.role_name())
+                .policy_name(POLICY_NAME)
+                .send()
+                .await
+            {
+                Ok(p) => decode_policy(p.policy_document()),
+                Err(_) => Value::Null,
+            };
+            let service = r
+                .assume_role_policy_document()
+                .map(decode_policy)
+                .and_then(|d| {
+                    d["Statement"][0]["Principal"]["Service"]
+                        .as_str()
+                        .map(str::to_string)
+                })
+                .unwrap_or_default();
+            out.push(
+                Observed::new(ROLE, id, r.role_name())
+                    .prop("name", r.role_name())
+                    .prop("path", r.path())
+                    .prop("assume_service", service)
+                    .prop("policy", policy)
+                    .attr("arn", r.arn()),
+            );
+        }
+        Ok(out)
+    }
+
+    async fn create(&self, cloud: &Cloud, r: &Resolved) -> Result<Observed, CloudError> {
+        let name = r.str("name")?;
+        let arn = match cloud
+            .iam
+            .create_role()
+            .role_name(name)
+            .path(r.str("path")?)
+            .assume_role_policy_document(trust(r.str("assume_service")?))
+            .set_tags(Some(iam_tags(&r.tags)))
+            .send()
+            .await
+        {
+            Ok(o) => o.role().map(|x| x.arn().to_string()).unwrap_or_default(),
+            Err(e) => {
+                let e = crate::cloud::api_error(&r.id, "CreateRole", e);
+                if e.code() != Some("EntityAlreadyExists") {
+                    return Err(e);
+                }
+                // Ours from an interrupted run, or someone else's: the tags tell.
+                let tags = cloud
+                    .iam
+                    .list_role_tags()
+                    .role_name(name)
+                    .send()
+                    .await
+                    .ctx(&r.id, "ListRoleTags")?;
+                if owner(tags.tags(), &r.stack).as_deref() != Some(r.id.as_str()) {
+                    return Err(CloudError::invalid(
+                        &r.id,
+                        format!(
+                            "an IAM role named {name} exists and is not owned by stack {}",
+                            r.stack
+                        ),
+                    ));
+                }
+                let got = cloud
+                    .iam
+                    .get_role()
+                    .role_name(name)
+                    .send()
+                    .await
+                    .ctx(&r.id, "GetRole")?;
+                got.role().map(|x| x.arn().to_string()).unwrap_or_default()
+            }
+        };
+        let policy = r.props.get("policy").cloned().unwrap_or(Value::Null);
+        put_policy(cloud, &r.id, name, &policy).await?;
+        Ok(Observed::new(ROLE, &r.id, name)
+            .prop("name", name)
+            .prop("path", r.str("path")?)
+            .prop("assume_service", r.str("assume_service")?)
+            .prop("policy", policy)
+            .attr("arn", arn))
+    }
+
+    async fn update(
+        &self,
+        cloud: &Cloud,
+        r: &Resolved,
+        current: &Observed,
+        _: &[String],
+    ) -> Result<Observed, CloudError> {
+        let policy = r.props.get("policy").cloned().unwrap_or(Value::Null);
+        put_policy(cloud, &r.id, &current.physical_id, &policy).await?;
+        Ok(current.clone().prop("policy", policy))
+    }
+
+    async fn delete(&self, cloud: &Cloud, current: &Observed) -> Result<(), CloudError> {
+        let name = &current.physical_id;
+        let _ = gone_ok(
+            cloud
+                .iam
+                .delete_role_policy()
+                .role_name(name)
+                .policy_name(POLICY_NAME)
+                .send()
+                .await
+                .map(|_| ())
+                .ctx(&current.id, "DeleteRolePolicy"),
+        );
+        gone_ok(
+            cloud
+                .iam
+                .delete_role()
+                .role_name(name)
+                .send()
+                .await
+                .map(|_| ())
+                .ctx(&current.id, "DeleteRole"),
+        )
+    }
+}
+
+async fn put_policy(cloud: &Cloud, id: &str, role: &str, policy: &Value) -> Result<(), CloudError> {
+    if policy.is_null() {
+        return Ok(());
+    }
+    cloud
+        .iam
+        .put_role_policy()
+        .role_name(role)
+        .policy_name(POLICY_NAME)
+        .policy_document(policy.to_string())
+        .send()
+        .await
+        .map(|_| ())
+        .ctx(id, "PutRolePolicy")
+}
+
+pub struct InstanceProfile;
+
+#[async_trait]
+impl ResourceKind for InstanceProfile {
+    fn kind(&self) -> &'static str {
+        PROFILE
+    }
+
+    fn attributes(&self) -> &'static [AttrSpec] {
+        const A: &[AttrSpec] = &[replace("name"), replace("path"), in_place("role")];
+        A
+    }
+
+    async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
+        let list = cloud
+            .iam
+            .list_instance_profiles()
+            .path_prefix(path(stack))
+            .send()
+            .await
+            .ctx(PROFILE, "ListInstanceProfiles")?;
+        let mut out = Vec::new();
+        for p in list.instance_profiles() {
+            let tags = cloud
+                .iam
+                .list_instance_profile_tags()
+                .instance_profile_name(p.instance_profile_name())
+                .send()
+                .await
+                .ctx(PROFILE, "ListInstanceProfileTags")?;
+            let Some(id) = owner(tags.tags(), stack) else {
+                continue;
+            };
+            let role = p
+                .roles()
+                .first()
+                .map(|r| Value::String(r.role_name().to_string()))
+                .unwrap_or(Value::Null);
+            out.push(
+                Observed::new(PROFILE, id, p.instance_profile_name())
+                    .prop("name", p.instance_profile_name())
+                    .prop("path", p.path())
+                    .prop("role", role)
+                    .attr("arn", p.arn()),
+            );
+        }
+        Ok(out)
+    }
+
+    async fn create(&self, cloud: &Cloud, r: &Resolved) -> Result<Observed, CloudError> {
+        let name = r.str("name")?;
+        let arn = match cloud
+            .iam
+            .create_instance_profile()
+            .instance_profile_name(name)
+            .path(r.str("path")?)
+            .set_tags(Some(iam_tags(&r.tags)))
+            .send()
+            .await
+        {
+            Ok(o) => o
+                .instance_profile()
+                .map(|p| p.arn().to_string())
+                .unwrap_or_default(),
+            Err(e) => {
+                let e = crate::cloud::api_error(&r.id, "CreateInstanceProfile", e);
+                if e.code() != Some("EntityAlreadyExists") {
+                    return Err(e);
+                }
+                let tags = cloud
+                    .iam
+                    .list_instance_profile_tags()
+                    .instance_profile_name(name)
+                    .send()
+                    .await
+                    .ctx(&r.id, "ListInstanceProfileTags")?;
+                if owner(tags.tags(), &r.stack).as_deref() != Some(r.id.as_str()) {
+                    return Err(CloudError::invalid(
+                        &r.id,
+                        format!(
+                            "an instance profile named {name} exists and is not owned by stack {}",
+                            r.stack
+                        ),
+                    ));
+                }
+                let got = cloud
+                    .iam
+                    .get_instance_profile()
+                    .instance_profile_name(name)
+                    .send()
+                    .await
+                    .ctx(&r.id, "GetInstanceProfile")?;
+                if let Some(role) = got.instance_profile().and_then(|p| p.roles().first()) {
+                    // Adopted with a role already in: the update path sets the right one.
+                    return Ok(Observed::new(PROFILE, &r.id, name)
+                        .prop("name", name)
+                        .prop("path", r.str("path")?)
+                        .prop("role", role.role_name())
+                        .attr(
+                            "arn",
+                            got.instance_profile().map(|p| p.arn()).unwrap_or_default(),
+                        ));
+                }
+                got.instance_profile()
+                    .map(|p| p.arn().to_string())
+                    .unwrap_or_default()
+            }
+        };
+        cloud
+            .iam
+            .add_role_to_instance_profile()
+            .instance_profile_name(name)
+            .role_name(r.str("role")?)
+            .send()
+            .await
+            .ctx(&r.id, "AddRoleToInstanceProfile")?;
+        Ok(Observed::new(PROFILE, &r.id, name)
+            .prop("name", name)
+            .prop("path", r.str("path")?)
+            .prop("role", r.str("role")?)
+            .attr("arn", arn))
+    }
+
+    async fn update(
+        &self,
+        cloud: &Cloud,
+        r: &Resolved,
+        current: &Observed,
+        _: &[String],
+    ) -> Result<Observed, CloudError> {
+        let name = &current.physical_id;
+        if let Some(old) = current.props.get("role").and_then(Value::as_str) {
+            cloud
+                .iam
+                .remove_role_from_instance_profile()
+                .instance_profile_name(name)
+                .role_name(old)
+                .send()
+                .await
+                .ctx(&r.id, "RemoveRoleFromInstanceProfile")?;
+        }
+        cloud
+            .iam
+            .add_role_to_instance_profile()
+            .instance_profile_name(name)
+            .role_name(r.str("role")?)
+            .send()
+            .await
+            .ctx(&r.id, "AddRoleToInstanceProfile")?;
+        Ok(current.clone().prop("role", r.str("role")?))
+    }
+
+    async fn delete(&self, cloud: &Cloud, current: &Observed) -> Result<(), CloudError> {
+        let name = &current.physical_id;
+        if let Some(role) = current.props.get("role").and_then(Value::as_str) {
+            let _ = cloud
+                .iam
+                .remove_role_from_instance_profile()
+                .instance_profile_name(name)
+                .role_name(role)
+                .send()
+                .await;
+        }
+        match cloud
+            .iam
+            .delete_instance_profile()
+            .instance_profile_name(name)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let e = crate::cloud::api_error(&current.id, "DeleteInstanceProfile", e);
+                if e.code() == Some("NoSuchEntity") {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policies_decode_from_url_encoding() {
+        let enc = "%7B%22Version%22%3A%222012-10-17%22%7D";
+        assert_eq!(decode_policy(enc), json!({"Version": "2012-10-17"}));
+        assert_eq!(decode_policy("{\"a\":1}"), json!({"a": 1}));
+    }
+}

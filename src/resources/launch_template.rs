@@ -1,0 +1,245 @@
+//! `ec2:launch-template`: what an app instance boots. Any change creates a
+//! new version (made the default); the group then rolls onto it.
+
+use async_trait::async_trait;
+use aws_sdk_ec2::types::{
+    InstanceType, LaunchTemplateHttpTokensState,
+    LaunchTemplateIamInstanceProfileSpecificationRequest,
+    LaunchTemplateInstanceMetadataEndpointState, LaunchTemplateInstanceMetadataOptionsRequest,
+    RequestLaunchTemplateData, ResourceType,
+};
+use aws_smithy_types::base64;
+use serde_json::{json, Value};
+
+use super::{gone_ok, logical_id, stack_filter, tag_spec};
+use crate::cloud::{api_error, Cloud, CloudError, SdkResultExt};
+use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind};
+use crate::userdata::{self, UserDataVars};
+
+pub const KIND: &str = "ec2:launch-template";
+
+pub struct LaunchTemplate;
+
+const DIFFED: &[&str] = &[
+    "image_id",
+    "instance_type",
+    "security_group_ids",
+    "instance_profile_arn",
+    "user_data",
+    "http_tokens",
+];
+
+fn data(r: &Resolved) -> Result<RequestLaunchTemplateData, CloudError> {
+    let ud = r
+        .props
+        .get("user_data")
+        .ok_or_else(|| CloudError::invalid(&r.id, "property `user_data` missing"))?;
+    let vars: UserDataVars = serde_json::from_value(ud["vars"].clone())
+        .map_err(|e| CloudError::invalid(&r.id, format!("user data settings: {e}")))?;
+    let script = userdata::render(&vars).map_err(|e| CloudError::invalid(&r.id, e.to_string()))?;
+    let sgs: Vec<String> = r.props["security_group_ids"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(RequestLaunchTemplateData::builder()
+        .image_id(r.str("image_id")?)
+        .instance_type(InstanceType::from(r.str("instance_type")?))
+        .set_security_group_ids(Some(sgs))
+        .iam_instance_profile(
+            LaunchTemplateIamInstanceProfileSpecificationRequest::builder()
+                .arn(r.str("instance_profile_arn")?)
+                .build(),
+        )
+        .metadata_options(
+            LaunchTemplateInstanceMetadataOptionsRequest::builder()
+                .http_endpoint(LaunchTemplateInstanceMetadataEndpointState::Enabled)
+                .http_tokens(LaunchTemplateHttpTokensState::from(r.str("http_tokens")?))
+                .http_put_response_hop_limit(2)
+                .build(),
+        )
+        .user_data(base64::encode(script.as_bytes()))
+        .build())
+}
+
+fn observed(r: &Resolved, id: &str, name: &str, version: i64) -> Observed {
+    let mut o = Observed::new(KIND, &r.id, id)
+        .attr("latest_version", version.to_string())
+        .attr("name", name)
+        .prop("name", name);
+    for k in DIFFED {
+        if let Some(v) = r.props.get(*k) {
+            o.props.insert(k.to_string(), v.clone());
+        }
+    }
+    o
+}
+
+#[async_trait]
+impl ResourceKind for LaunchTemplate {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn attributes(&self) -> &'static [AttrSpec] {
+        const A: &[AttrSpec] = &[
+            replace("name"),
+            in_place("image_id"),
+            in_place("instance_type"),
+            in_place("security_group_ids"),
+            in_place("instance_profile_arn"),
+            in_place("user_data"),
+            in_place("http_tokens"),
+        ];
+        A
+    }
+
+    async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
+        let out = cloud
+            .ec2
+            .describe_launch_templates()
+            .filters(stack_filter(stack))
+            .send()
+            .await
+            .ctx(KIND, "DescribeLaunchTemplates")?;
+        let mut res = Vec::new();
+        for t in out.launch_templates() {
+            let (Some(id), Some(lt)) = (logical_id(t.tags()), t.launch_template_id()) else {
+                continue;
+            };
+            let latest = t.latest_version_number().unwrap_or(1);
+            // The template list does not carry version data: one read per template.
+            let v = cloud
+                .ec2
+                .describe_launch_template_versions()
+                .launch_template_id(lt)
+                .versions(latest.to_string())
+                .send()
+                .await
+                .ctx(&id, "DescribeLaunchTemplateVersions")?;
+            let d = v
+                .launch_template_versions()
+                .first()
+                .and_then(|v| v.launch_template_data());
+            let user_data = d
+                .and_then(|d| d.user_data())
+                .and_then(|b| base64::decode(b).ok())
+                .and_then(|b| String::from_utf8(b).ok())
+                .and_then(|s| userdata::read_back(&s))
+                .map(|(template, vars)| json!({"template": template, "vars": vars}))
+                .unwrap_or(Value::Null);
+            let name = t.launch_template_name().unwrap_or_default();
+            let mut sgs: Vec<&str> = d
+                .map(|d| d.security_group_ids().iter().map(String::as_str).collect())
+                .unwrap_or_default();
+            sgs.sort();
+            res.push(
+                Observed::new(KIND, id, lt)
+                    .prop("name", name)
+                    .prop("image_id", d.and_then(|d| d.image_id()).unwrap_or_default())
+                    .prop(
+                        "instance_type",
+                        d.and_then(|d| d.instance_type())
+                            .map(|t| t.as_str())
+                            .unwrap_or_default(),
+                    )
+                    .prop("security_group_ids", json!(sgs))
+                    .prop(
+                        "instance_profile_arn",
+                        d.and_then(|d| d.iam_instance_profile())
+                            .and_then(|p| p.arn())
+                            .unwrap_or_default(),
+                    )
+                    .prop("user_data", user_data)
+                    .prop(
+                        "http_tokens",
+                        d.and_then(|d| d.metadata_options())
+                            .and_then(|m| m.http_tokens())
+                            .map(|t| t.as_str())
+                            .unwrap_or_default(),
+                    )
+                    .attr("latest_version", latest.to_string())
+                    .attr("name", name),
+            );
+        }
+        Ok(res)
+    }
+
+    async fn create(&self, cloud: &Cloud, r: &Resolved) -> Result<Observed, CloudError> {
+        let name = r.str("name")?;
+        let res = cloud
+            .ec2
+            .create_launch_template()
+            .launch_template_name(name)
+            .client_token(&r.token)
+            .launch_template_data(data(r)?)
+            .tag_specifications(tag_spec(ResourceType::LaunchTemplate, &r.tags))
+            .send()
+            .await;
+        match res {
+            Ok(o) => {
+                let t = o.launch_template().ok_or_else(|| {
+                    CloudError::invalid(&r.id, "CreateLaunchTemplate returned nothing")
+                })?;
+                Ok(observed(
+                    r,
+                    t.launch_template_id().unwrap_or_default(),
+                    name,
+                    t.latest_version_number().unwrap_or(1),
+                ))
+            }
+            Err(e) => Err(api_error(&r.id, "CreateLaunchTemplate", e)),
+        }
+    }
+
+    async fn update(
+        &self,
+        cloud: &Cloud,
+        r: &Resolved,
+        current: &Observed,
+        _: &[String],
+    ) -> Result<Observed, CloudError> {
+        let lt = &current.physical_id;
+        let v = cloud
+            .ec2
+            .create_launch_template_version()
+            .launch_template_id(lt)
+            .launch_template_data(data(r)?)
+            .send()
+            .await
+            .ctx(&r.id, "CreateLaunchTemplateVersion")?;
+        let n = v
+            .launch_template_version()
+            .and_then(|v| v.version_number())
+            .ok_or_else(|| {
+                CloudError::invalid(&r.id, "CreateLaunchTemplateVersion returned no version")
+            })?;
+        cloud
+            .ec2
+            .modify_launch_template()
+            .launch_template_id(lt)
+            .default_version(n.to_string())
+            .send()
+            .await
+            .ctx(&r.id, "ModifyLaunchTemplate")?;
+        let name = current.attrs.get("name").cloned().unwrap_or_default();
+        Ok(observed(r, lt, &name, n))
+    }
+
+    async fn delete(&self, cloud: &Cloud, current: &Observed) -> Result<(), CloudError> {
+        gone_ok(
+            cloud
+                .ec2
+                .delete_launch_template()
+                .launch_template_id(&current.physical_id)
+                .send()
+                .await
+                .map(|_| ())
+                .ctx(&current.id, "DeleteLaunchTemplate"),
+        )
+    }
+}

@@ -1,0 +1,1 @@
+pub const KIND: &str = "elbv2:load-balancer";

@@ -1,0 +1,472 @@
+//! `s3:bucket` (the private, encrypted, versioned artifact bucket) and
+//! `s3:artifact` (the app binary in it, under a key holding its sha256).
+//!
+//! S3 cannot list buckets by tag: `ListBuckets` gives the names, and only
+//! the names with the stack's prefix have their tags read.
+
+use async_trait::async_trait;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration, Delete,
+    ObjectIdentifier, PublicAccessBlockConfiguration, ServerSideEncryption,
+    ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
+    Tag, Tagging, VersioningConfiguration,
+};
+
+use crate::cloud::{api_error, Cloud, CloudError, SdkResultExt};
+use crate::engine::{
+    in_place, replace, AttrSpec, Observed, Resolved, ResourceKind, TAG_ID, TAG_STACK,
+};
+
+pub const BUCKET: &str = "s3:bucket";
+pub const ARTIFACT: &str = "s3:artifact";
+/// Where binaries go: `bookstore/<sha256>/bookstore`.
+pub const KEY_PREFIX: &str = "bookstore/";
+
+/// The bucket's name: stack, account and region make it unique and stable.
+pub fn bucket_name(stack: &str, account: &str, region: &str) -> String {
+    format!("{stack}-artifacts-{account}-{region}")
+}
+
+pub fn artifact_key(sha256: &str) -> String {
+    format!("{KEY_PREFIX}{sha256}/bookstore")
+}
+
+/// Logical id of the artifact for a binary.
+pub fn artifact_id(sha256: &str) -> String {
+    format!("artifact-{}", &sha256[..12.min(sha256.len())])
+}
+
+fn invalid(id: &str, e: impl std::fmt::Display) -> CloudError {
+    CloudError::invalid(id, e.to_string())
+}
+
+/// Owned buckets: (logical id, name).
+async fn owned_buckets(cloud: &Cloud, stack: &str) -> Result<Vec<(String, String)>, CloudError> {
+    let list = cloud
+        .s3
+        .list_buckets()
+        .send()
+        .await
+        .ctx(BUCKET, "ListBuckets")?;
+    let prefix = format!("{stack}-artifacts-");
+    let mut out = Vec::new();
+    for b in list.buckets() {
+        let Some(name) = b.name().filter(|n| n.starts_with(&prefix)) else {
+            continue;
+        };
+        let tags = match cloud.s3.get_bucket_tagging().bucket(name).send().await {
+            Ok(t) => t.tag_set().to_vec(),
+            Err(e) => {
+                let e = api_error(BUCKET, "GetBucketTagging", e);
+                if e.code() == Some("NoSuchTagSet") || e.code() == Some("NoSuchBucket") {
+                    continue;
+                }
+                return Err(e);
+            }
+        };
+        let get = |k: &str| {
+            tags.iter()
+                .find(|t| t.key() == k)
+                .map(|t| t.value().to_string())
+        };
+        if get(TAG_STACK).as_deref() == Some(stack) {
+            if let Some(id) = get(TAG_ID) {
+                out.push((id, name.to_string()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub struct Bucket;
+
+impl Bucket {
+    async fn configure(
+        &self,
+        cloud: &Cloud,
+        r: &Resolved,
+        name: &str,
+        changed: Option<&[String]>,
+    ) -> Result<(), CloudError> {
+        let want = |a: &str| changed.is_none_or(|c| c.iter().any(|x| x == a));
+        if want("versioning") {
+            let status = if r.bool("versioning") {
+                BucketVersioningStatus::Enabled
+            } else {
+                BucketVersioningStatus::Suspended
+            };
+            cloud
+                .s3
+                .put_bucket_versioning()
+                .bucket(name)
+                .versioning_configuration(VersioningConfiguration::builder().status(status).build())
+                .send()
+                .await
+                .ctx(&r.id, "PutBucketVersioning")?;
+        }
+        if want("encryption") {
+            let algo = ServerSideEncryption::from(r.str("encryption")?);
+            let rule = ServerSideEncryptionRule::builder()
+                .apply_server_side_encryption_by_default(
+                    ServerSideEncryptionByDefault::builder()
+                        .sse_algorithm(algo)
+                        .build()
+                        .map_err(|e| invalid(&r.id, e))?,
+                )
+                .build();
+            cloud
+                .s3
+                .put_bucket_encryption()
+                .bucket(name)
+                .server_side_encryption_configuration(
+                    ServerSideEncryptionConfiguration::builder()
+                        .rules(rule)
+                        .build()
+                        .map_err(|e| invalid(&r.id, e))?,
+                )
+                .send()
+                .await
+                .ctx(&r.id, "PutBucketEncryption")?;
+        }
+        if want("block_public_access") {
+            let on = r.bool("block_public_access");
+            cloud
+                .s3
+                .put_public_access_block()
+                .bucket(name)
+                .public_access_block_configuration(
+                    PublicAccessBlockConfiguration::builder()
+                        .block_public_acls(on)
+                        .ignore_public_acls(on)
+                        .block_public_policy(on)
+                        .restrict_public_buckets(on)
+                        .build(),
+                )
+                .send()
+                .await
+                .ctx(&r.id, "PutPublicAccessBlock")?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ResourceKind for Bucket {
+    fn kind(&self) -> &'static str {
+        BUCKET
+    }
+
+    fn attributes(&self) -> &'static [AttrSpec] {
+        const A: &[AttrSpec] = &[
+            replace("name"),
+            in_place("versioning"),
+            in_place("encryption"),
+            in_place("block_public_access"),
+        ];
+        A
+    }
+
+    async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
+        let mut out = Vec::new();
+        for (id, name) in owned_buckets(cloud, stack).await? {
+            let v = cloud
+                .s3
+                .get_bucket_versioning()
+                .bucket(&name)
+                .send()
+                .await
+                .ctx(&id, "GetBucketVersioning")?;
+            let versioning = v.status() == Some(&BucketVersioningStatus::Enabled);
+            let encryption = match cloud.s3.get_bucket_encryption().bucket(&name).send().await {
+                Ok(e) => e
+                    .server_side_encryption_configuration()
+                    .and_then(|c| c.rules().first())
+                    .and_then(|r| r.apply_server_side_encryption_by_default())
+                    .map(|d| d.sse_algorithm().as_str().to_string())
+                    .unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            let blocked = match cloud
+                .s3
+                .get_public_access_block()
+                .bucket(&name)
+                .send()
+                .await
+            {
+                Ok(p) => p.public_access_block_configuration().is_some_and(|c| {
+                    c.block_public_acls() == Some(true)
+                        && c.ignore_public_acls() == Some(true)
+                        && c.block_public_policy() == Some(true)
+                        && c.restrict_public_buckets() == Some(true)
+                }),
+                Err(_) => false,
+            };
+            out.push(
+                Observed::new(BUCKET, id, name.clone())
+                    .prop("name", name.clone())
+                    .prop("versioning", versioning)
+                    .prop("encryption", encryption)
+                    .prop("block_public_access", blocked)
+                    .attr("arn", format!("arn:aws:s3:::{name}")),
+            );
+        }
+        Ok(out)
+    }
+
+    async fn create(&self, cloud: &Cloud, r: &Resolved) -> Result<Observed, CloudError> {
+        let name = r.str("name")?;
+        let mut req = cloud.s3.create_bucket().bucket(name);
+        if cloud.region != "us-east-1" {
+            req = req.create_bucket_configuration(
+                CreateBucketConfiguration::builder()
+                    .location_constraint(BucketLocationConstraint::from(cloud.region.as_str()))
+                    .build(),
+            );
+        }
+        if let Err(e) = req.send().await {
+            let e = api_error(&r.id, "CreateBucket", e);
+            // The name holds stack, account and region: an existing bucket of
+            // ours is one an interrupted run made (tags decide if it is another stack's).
+            if e.code() != Some("BucketAlreadyOwnedByYou") {
+                return Err(e);
+            }
+            if let Ok(t) = cloud.s3.get_bucket_tagging().bucket(name).send().await {
+                let other = t
+                    .tag_set()
+                    .iter()
+                    .any(|t| t.key() == TAG_STACK && t.value() != r.stack);
+                if other {
+                    return Err(CloudError::invalid(
+                        &r.id,
+                        format!("bucket {name} belongs to another stack"),
+                    ));
+                }
+            }
+        }
+        let tags: Vec<Tag> = r
+            .tags
+            .iter()
+            .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
+            .collect();
+        cloud
+            .s3
+            .put_bucket_tagging()
+            .bucket(name)
+            .tagging(
+                Tagging::builder()
+                    .set_tag_set(Some(tags))
+                    .build()
+                    .map_err(|e| invalid(&r.id, e))?,
+            )
+            .send()
+            .await
+            .ctx(&r.id, "PutBucketTagging")?;
+        self.configure(cloud, r, name, None).await?;
+        Ok(Observed::new(BUCKET, &r.id, name)
+            .prop("name", name)
+            .prop("versioning", r.bool("versioning"))
+            .prop("encryption", r.str("encryption")?)
+            .prop("block_public_access", r.bool("block_public_access"))
+            .attr("arn", format!("arn:aws:s3:::{name}")))
+    }
+
+    async fn update(
+        &self,
+        cloud: &Cloud,
+        r: &Resolved,
+        current: &Observed,
+        changed: &[String],
+    ) -> Result<Observed, CloudError> {
+        self.configure(cloud, r, &current.physical_id, Some(changed))
+            .await?;
+        Ok(current
+            .clone()
+            .prop("versioning", r.bool("versioning"))
+            .prop("encryption", r.str("encryption")?)
+            .prop("block_public_access", r.bool("block_public_access")))
+    }
+
+    async fn delete(&self, cloud: &Cloud, current: &Observed) -> Result<(), CloudError> {
+        let name = &current.physical_id;
+        // Empty it first, every version and delete marker.
+        loop {
+            let list = match cloud.s3.list_object_versions().bucket(name).send().await {
+                Ok(l) => l,
+                Err(e) => {
+                    let e = api_error(&current.id, "ListObjectVersions", e);
+                    if e.code() == Some("NoSuchBucket") {
+                        return Ok(());
+                    }
+                    return Err(e);
+                }
+            };
+            let ids: Vec<ObjectIdentifier> = list
+                .versions()
+                .iter()
+                .map(|v| (v.key(), v.version_id()))
+                .chain(
+                    list.delete_markers()
+                        .iter()
+                        .map(|m| (m.key(), m.version_id())),
+                )
+                .filter_map(|(k, v)| {
+                    ObjectIdentifier::builder()
+                        .set_key(k.map(str::to_string))
+                        .set_version_id(v.map(str::to_string))
+                        .build()
+                        .ok()
+                })
+                .collect();
+            if ids.is_empty() {
+                break;
+            }
+            cloud
+                .s3
+                .delete_objects()
+                .bucket(name)
+                .delete(
+                    Delete::builder()
+                        .set_objects(Some(ids))
+                        .quiet(true)
+                        .build()
+                        .map_err(|e| invalid(&current.id, e))?,
+                )
+                .send()
+                .await
+                .ctx(&current.id, "DeleteObjects")?;
+        }
+        super::gone_ok(
+            cloud
+                .s3
+                .delete_bucket()
+                .bucket(name)
+                .send()
+                .await
+                .map(|_| ())
+                .ctx(&current.id, "DeleteBucket"),
+        )
+    }
+}
+
+pub struct Artifact;
+
+#[async_trait]
+impl ResourceKind for Artifact {
+    fn kind(&self) -> &'static str {
+        ARTIFACT
+    }
+
+    fn attributes(&self) -> &'static [AttrSpec] {
+        const A: &[AttrSpec] = &[replace("bucket"), replace("key"), replace("sha256")];
+        A
+    }
+
+    async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
+        let mut out = Vec::new();
+        for (_, bucket) in owned_buckets(cloud, stack).await? {
+            let list = cloud
+                .s3
+                .list_objects_v2()
+                .bucket(&bucket)
+                .prefix(KEY_PREFIX)
+                .send()
+                .await
+                .ctx(ARTIFACT, "ListObjectsV2")?;
+            for o in list.contents() {
+                let Some(key) = o.key() else { continue };
+                let Some(sha) = key
+                    .strip_prefix(KEY_PREFIX)
+                    .and_then(|k| k.strip_suffix("/bookstore"))
+                    .filter(|s| s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit()))
+                else {
+                    continue;
+                };
+                out.push(
+                    Observed::new(ARTIFACT, artifact_id(sha), format!("s3://{bucket}/{key}"))
+                        .prop("bucket", bucket.clone())
+                        .prop("key", key)
+                        .prop("sha256", sha)
+                        .attr("key", key)
+                        .attr("bucket", bucket.clone()),
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    async fn create(&self, cloud: &Cloud, r: &Resolved) -> Result<Observed, CloudError> {
+        let (bucket, key, sha) = (r.str("bucket")?, r.str("key")?, r.str("sha256")?);
+        let exists = match cloud.s3.head_object().bucket(bucket).key(key).send().await {
+            Ok(_) => true,
+            Err(e) => {
+                let e = api_error(&r.id, "HeadObject", e);
+                if matches!(e.code(), Some("NotFound") | Some("NoSuchKey")) {
+                    false
+                } else {
+                    return Err(e);
+                }
+            }
+        };
+        if !exists {
+            let file = r.str("file")?;
+            let body = ByteStream::from_path(file)
+                .await
+                .map_err(|e| CloudError::invalid(&r.id, format!("cannot read {file}: {e}")))?;
+            cloud.status(&r.id, &format!("uploading {file}"));
+            cloud
+                .s3
+                .put_object()
+                .bucket(bucket)
+                .key(key)
+                .body(body)
+                .metadata("sha256", sha)
+                .server_side_encryption(ServerSideEncryption::Aes256)
+                .send()
+                .await
+                .ctx(&r.id, "PutObject")?;
+        }
+        Ok(
+            Observed::new(ARTIFACT, &r.id, format!("s3://{bucket}/{key}"))
+                .prop("bucket", bucket)
+                .prop("key", key)
+                .prop("sha256", sha)
+                .attr("key", key)
+                .attr("bucket", bucket),
+        )
+    }
+
+    async fn update(
+        &self,
+        _: &Cloud,
+        _: &Resolved,
+        current: &Observed,
+        _: &[String],
+    ) -> Result<Observed, CloudError> {
+        Ok(current.clone())
+    }
+
+    async fn delete(&self, cloud: &Cloud, current: &Observed) -> Result<(), CloudError> {
+        let bucket = current
+            .props
+            .get("bucket")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        let key = current
+            .props
+            .get("key")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        super::gone_ok(
+            cloud
+                .s3
+                .delete_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .map(|_| ())
+                .ctx(&current.id, "DeleteObject"),
+        )
+    }
+}
