@@ -204,7 +204,7 @@ fn application(stack: &Stack, sfx: &[String], f: &AppFacts) -> Vec<Desired> {
             db_subnet_group::KIND,
             "db-subnets",
             json!({
-                "name": format!("{name}-db"),
+                "name": format!("{name}-db-subnets"),
                 "description": format!("Private subnets of stack {name}"),
                 "subnet_ids": private,
             }),
@@ -258,7 +258,7 @@ fn application(stack: &Stack, sfx: &[String], f: &AppFacts) -> Vec<Desired> {
             target_group::KIND,
             "tg",
             json!({
-                "name": short_name(name, "app", 32),
+                "name": short_name(name, "app-tg", 32),
                 "port": app.port,
                 "protocol": "HTTP",
                 "vpc_id": r("vpc"),
@@ -368,7 +368,7 @@ fn application(stack: &Stack, sfx: &[String], f: &AppFacts) -> Vec<Desired> {
         iam::ROLE,
         "role",
         json!({
-            "name": short_name(name, &format!("{}-app", f.region), 64),
+            "name": short_name(name, &format!("{}-app-role", f.region), 64),
             "path": iam::path(name),
             "assume_service": "ec2.amazonaws.com",
             "policy": {
@@ -401,7 +401,7 @@ fn application(stack: &Stack, sfx: &[String], f: &AppFacts) -> Vec<Desired> {
         iam::PROFILE,
         "profile",
         json!({
-            "name": short_name(name, &format!("{}-app", f.region), 64),
+            "name": short_name(name, &format!("{}-app-profile", f.region), 64),
             "path": iam::path(name),
             "role": r("role"),
         }),
@@ -411,7 +411,7 @@ fn application(stack: &Stack, sfx: &[String], f: &AppFacts) -> Vec<Desired> {
             launch_template::KIND,
             "launch-template",
             json!({
-                "name": short_name(name, "app", 64),
+                "name": short_name(name, "app-lt", 64),
                 "image_id": f.ami,
                 "instance_type": app.instance_type,
                 "security_group_ids": [r("sg-app")],

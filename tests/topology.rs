@@ -186,7 +186,7 @@ fn production_stack_from_empty_to_destroyed() {
         assert_eq!(db.db_instance_class(), Some("db.t3.medium"));
         assert_eq!(
             db.db_subnet_group().and_then(|g| g.db_subnet_group_name()),
-            Some("bookstore-prod-db")
+            Some("bookstore-prod-db-subnets")
         );
         assert_eq!(
             outputs["db_endpoint"].as_str(),
@@ -273,7 +273,7 @@ fn production_stack_from_empty_to_destroyed() {
         assert_eq!(lb.availability_zones().len(), 2);
         let tgs = elb
             .describe_target_groups()
-            .names("bookstore-prod-app")
+            .names("bookstore-prod-app-tg")
             .send()
             .await
             .unwrap();

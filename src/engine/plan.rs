@@ -291,6 +291,15 @@ pub fn observed_deps(observed: &[Observed]) -> BTreeMap<String, Vec<String>> {
             if std::ptr::eq(o, target) {
                 continue;
             }
+            // A resource's own identifiers in its props (its name...) are not
+            // references, even where another resource shares them.
+            let own: BTreeSet<&str> = o
+                .attrs
+                .values()
+                .map(String::as_str)
+                .chain(std::iter::once(o.physical_id.as_str()))
+                .collect();
+            let names: BTreeSet<&str> = names.difference(&own).copied().collect();
             if mentions(&Value::Object(o.props.clone()), &names) && !users.contains(&o.id) {
                 users.push(o.id.clone());
             }
@@ -436,6 +445,19 @@ mod tests {
     use crate::engine::{in_place, replace, AttrSpec, Resolved, ResourceKind};
     use async_trait::async_trait;
     use serde_json::json;
+
+    #[test]
+    fn shared_names_are_not_references() {
+        // A database and its subnet group may share a name; only real
+        // references order deletions.
+        let group = Observed::new("k:group", "db-subnets", "shop-db").prop("name", "shop-db");
+        let db = Observed::new("k:db", "db", "shop-db-1")
+            .prop("identifier", "shop-db-1")
+            .prop("subnet_group", "shop-db");
+        let deps = observed_deps(&[group, db]);
+        assert_eq!(deps["shop-db"], vec!["db".to_string()]);
+        assert!(deps["shop-db-1"].is_empty());
+    }
 
     struct Fake(&'static str, ReplacePolicy);
     #[async_trait]

@@ -24,8 +24,11 @@ pub const ARTIFACT: &str = "s3:artifact";
 pub const KEY_PREFIX: &str = "bookstore/";
 
 /// The bucket's name: stack, account and region make it unique and stable.
+/// Bucket names have at most 63 characters: a long stack name is cut short.
 pub fn bucket_name(stack: &str, account: &str, region: &str) -> String {
-    format!("{stack}-artifacts-{account}-{region}")
+    let tail = format!("-artifacts-{account}-{region}");
+    let keep = 63usize.saturating_sub(tail.len()).min(stack.len());
+    format!("{}{tail}", stack[..keep].trim_end_matches('-'))
 }
 
 pub fn artifact_key(sha256: &str) -> String {
@@ -350,6 +353,19 @@ impl ResourceKind for Bucket {
 }
 
 pub struct Artifact;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_names_fit() {
+        assert_eq!(bucket_name("demo", "123456789012", "us-east-1"), "demo-artifacts-123456789012-us-east-1");
+        let long = bucket_name(&"x".repeat(32), "123456789012", "ap-southeast-2");
+        assert!(long.len() <= 63, "{long}");
+        assert_eq!(artifact_key(&"a".repeat(64)), format!("bookstore/{}/bookstore", "a".repeat(64)));
+    }
+}
 
 #[async_trait]
 impl ResourceKind for Artifact {
