@@ -283,7 +283,8 @@ async fn run(cli: Cli) -> Result<u8> {
             let binary = ops::binary(&s)?;
             let cloud = connect(g, &s, false).await;
             let lock = take_lock(&cloud, &s, run, "up").await?;
-            let result = up(&cloud, &s, binary, *yes, allow_replace, run, color).await;
+            let result =
+                interruptible(up(&cloud, &s, binary, *yes, allow_replace, run, color)).await;
             let released = lock.release().await;
             print_stats(g, &cloud, started);
             let code = result?;
@@ -294,13 +295,24 @@ async fn run(cli: Cli) -> Result<u8> {
             let s = load(stack)?;
             let cloud = connect(g, &s, false).await;
             let lock = take_lock(&cloud, &s, run, "destroy").await?;
-            let result = destroy(&cloud, &s, *yes, run, color).await;
+            let result = interruptible(destroy(&cloud, &s, *yes, run, color)).await;
             let released = lock.release().await;
             print_stats(g, &cloud, started);
             let code = result?;
             released.context("releasing the stack's lock")?;
             Ok(code)
         }
+    }
+}
+
+/// Stops at Ctrl-C or SIGTERM, so the caller can release the lock. Every
+/// step is safe to interrupt: the next run picks up where this one stopped.
+async fn interruptible(work: impl std::future::Future<Output = Result<u8>>) -> Result<u8> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = work => r,
+        _ = tokio::signal::ctrl_c() => bail!("interrupted; nothing is left half-made that the next run cannot finish: run the command again"),
+        _ = term.recv() => bail!("terminated; run the command again to continue"),
     }
 }
 

@@ -217,6 +217,12 @@ pub trait ResourceKind: Send + Sync {
         ReplacePolicy::Allow
     }
 
+    /// Attributes an in-place update gives new values (so what refers to
+    /// them changes too), like a launch template's latest version.
+    fn attrs_changed_by_update(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// Every resource of this kind tagged with the stack's name.
     async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError>;
 

@@ -196,7 +196,14 @@ pub fn plan(
             (Action::NoOp, None)
         };
         if action != Action::Replace {
-            known.insert(id.clone(), o.attrs.clone());
+            let mut attrs = o.attrs.clone();
+            if action == Action::Update {
+                // An update may give these new values (a new version number...).
+                for a in kind.attrs_changed_by_update() {
+                    attrs.remove(*a);
+                }
+            }
+            known.insert(id.clone(), attrs);
         }
         let needs_consent = action == Action::Replace
             && kind.replace_policy() == ReplacePolicy::RequireConfirmation;

@@ -276,14 +276,20 @@ impl ResourceKind for InstanceProfile {
             .ctx(PROFILE, "ListInstanceProfiles")?;
         let mut out = Vec::new();
         for p in list.instance_profiles() {
-            let tags = cloud
+            // GetInstanceProfile carries the tags (and is answered more widely
+            // than ListInstanceProfileTags).
+            let got = cloud
                 .iam
-                .list_instance_profile_tags()
+                .get_instance_profile()
                 .instance_profile_name(p.instance_profile_name())
                 .send()
                 .await
-                .ctx(PROFILE, "ListInstanceProfileTags")?;
-            let Some(id) = owner(tags.tags(), stack) else {
+                .ctx(PROFILE, "GetInstanceProfile")?;
+            let tags = got
+                .instance_profile()
+                .map(|p| p.tags().to_vec())
+                .unwrap_or_default();
+            let Some(id) = owner(&tags, stack) else {
                 continue;
             };
             let role = p
@@ -324,12 +330,16 @@ impl ResourceKind for InstanceProfile {
                 }
                 let tags = cloud
                     .iam
-                    .list_instance_profile_tags()
+                    .get_instance_profile()
                     .instance_profile_name(name)
                     .send()
                     .await
-                    .ctx(&r.id, "ListInstanceProfileTags")?;
-                if owner(tags.tags(), &r.stack).as_deref() != Some(r.id.as_str()) {
+                    .ctx(&r.id, "GetInstanceProfile")?;
+                let tags = tags
+                    .instance_profile()
+                    .map(|p| p.tags().to_vec())
+                    .unwrap_or_default();
+                if owner(&tags, &r.stack).as_deref() != Some(r.id.as_str()) {
                     return Err(CloudError::invalid(
                         &r.id,
                         format!(

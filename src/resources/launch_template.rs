@@ -98,6 +98,10 @@ impl ResourceKind for LaunchTemplate {
         A
     }
 
+    fn attrs_changed_by_update(&self) -> &'static [&'static str] {
+        &["latest_version"]
+    }
+
     async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
         let out = cloud
             .ec2

@@ -1,1 +1,214 @@
+//! `elbv2:load-balancer`: the internet-facing Application Load Balancer.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_elasticloadbalancingv2::types::{
+    LoadBalancerSchemeEnum, LoadBalancerStateEnum, LoadBalancerTypeEnum,
+};
+use serde_json::{json, Value};
+
+use super::target_group::{elb_tags, owned};
+use crate::cloud::{api_error, Cloud, CloudError, SdkResultExt};
+use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind};
+
 pub const KIND: &str = "elbv2:load-balancer";
+
+pub struct LoadBalancer;
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    let mut s: Vec<String> = v
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    s.sort();
+    s
+}
+
+fn observed(id: &str, lb: &aws_sdk_elasticloadbalancingv2::types::LoadBalancer) -> Observed {
+    let arn = lb.load_balancer_arn().unwrap_or_default();
+    let mut subnets: Vec<&str> = lb
+        .availability_zones()
+        .iter()
+        .filter_map(|z| z.subnet_id())
+        .collect();
+    subnets.sort();
+    let mut sgs: Vec<&str> = lb.security_groups().iter().map(String::as_str).collect();
+    sgs.sort();
+    Observed::new(KIND, id, arn)
+        .prop("name", lb.load_balancer_name().unwrap_or_default())
+        .prop("subnets", json!(subnets))
+        .prop("security_groups", json!(sgs))
+        .prop(
+            "scheme",
+            lb.scheme().map(|s| s.as_str()).unwrap_or_default(),
+        )
+        .attr("arn", arn)
+        .attr("dns_name", lb.dns_name().unwrap_or_default())
+        .attr("zone_id", lb.canonical_hosted_zone_id().unwrap_or_default())
+}
+
+#[async_trait]
+impl ResourceKind for LoadBalancer {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn attributes(&self) -> &'static [AttrSpec] {
+        const A: &[AttrSpec] = &[
+            replace("name"),
+            replace("scheme"),
+            in_place("subnets"),
+            in_place("security_groups"),
+        ];
+        A
+    }
+
+    async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
+        let all = cloud
+            .elbv2
+            .describe_load_balancers()
+            .send()
+            .await
+            .ctx(KIND, "DescribeLoadBalancers")?;
+        let arns = all
+            .load_balancers()
+            .iter()
+            .filter_map(|l| l.load_balancer_arn().map(str::to_string))
+            .collect();
+        let mine = owned(cloud, KIND, stack, arns).await?;
+        Ok(all
+            .load_balancers()
+            .iter()
+            .filter_map(|l| Some(observed(mine.get(l.load_balancer_arn()?)?, l)))
+            .collect())
+    }
+
+    async fn create(&self, cloud: &Cloud, r: &Resolved) -> Result<Observed, CloudError> {
+        // The name is unique per account and region; a retried create with
+        // the same settings returns the existing load balancer.
+        let out = cloud
+            .elbv2
+            .create_load_balancer()
+            .name(r.str("name")?)
+            .r#type(LoadBalancerTypeEnum::Application)
+            .scheme(LoadBalancerSchemeEnum::from(r.str("scheme")?))
+            .set_subnets(Some(strings(r.props.get("subnets"))))
+            .set_security_groups(Some(strings(r.props.get("security_groups"))))
+            .set_tags(Some(elb_tags(&r.tags)))
+            .send()
+            .await
+            .ctx(&r.id, "CreateLoadBalancer")?;
+        let lb = out
+            .load_balancers()
+            .first()
+            .ok_or_else(|| CloudError::invalid(&r.id, "CreateLoadBalancer returned nothing"))?;
+        Ok(observed(&r.id, lb))
+    }
+
+    async fn update(
+        &self,
+        cloud: &Cloud,
+        r: &Resolved,
+        current: &Observed,
+        changed: &[String],
+    ) -> Result<Observed, CloudError> {
+        let arn = &current.physical_id;
+        if changed.iter().any(|c| c == "subnets") {
+            cloud
+                .elbv2
+                .set_subnets()
+                .load_balancer_arn(arn)
+                .set_subnets(Some(strings(r.props.get("subnets"))))
+                .send()
+                .await
+                .ctx(&r.id, "SetSubnets")?;
+        }
+        if changed.iter().any(|c| c == "security_groups") {
+            cloud
+                .elbv2
+                .set_security_groups()
+                .load_balancer_arn(arn)
+                .set_security_groups(Some(strings(r.props.get("security_groups"))))
+                .send()
+                .await
+                .ctx(&r.id, "SetSecurityGroups")?;
+        }
+        Ok(current
+            .clone()
+            .prop("subnets", json!(strings(r.props.get("subnets"))))
+            .prop(
+                "security_groups",
+                json!(strings(r.props.get("security_groups"))),
+            ))
+    }
+
+    async fn wait_ready(&self, cloud: &Cloud, current: Observed) -> Result<Observed, CloudError> {
+        let arn = current.physical_id.clone();
+        let id = current.id.clone();
+        cloud
+            .wait_until(&id, "active", Duration::from_secs(900), || async {
+                let d = cloud
+                    .elbv2
+                    .describe_load_balancers()
+                    .load_balancer_arns(&arn)
+                    .send()
+                    .await
+                    .ctx(&id, "DescribeLoadBalancers")?;
+                let state = d
+                    .load_balancers()
+                    .first()
+                    .and_then(|l| l.state())
+                    .and_then(|s| s.code())
+                    .cloned();
+                match state {
+                    Some(LoadBalancerStateEnum::Active) => Ok((Some(()), "active".into())),
+                    Some(LoadBalancerStateEnum::Failed) => Err(CloudError::invalid(
+                        &id,
+                        "the load balancer failed to provision",
+                    )),
+                    s => Ok((
+                        None,
+                        s.map(|s| s.as_str().to_string())
+                            .unwrap_or_else(|| "provisioning".into()),
+                    )),
+                }
+            })
+            .await?;
+        Ok(current)
+    }
+
+    async fn delete(&self, cloud: &Cloud, current: &Observed) -> Result<(), CloudError> {
+        let arn = current.physical_id.clone();
+        let id = current.id.clone();
+        if let Err(e) = cloud
+            .elbv2
+            .delete_load_balancer()
+            .load_balancer_arn(&arn)
+            .send()
+            .await
+        {
+            super::gone_ok(Err(api_error(&id, "DeleteLoadBalancer", e)))?;
+        }
+        // Its network interfaces hold the subnets and groups until it is gone.
+        cloud
+            .wait_until(&id, "deleted", Duration::from_secs(900), || async {
+                match cloud
+                    .elbv2
+                    .describe_load_balancers()
+                    .load_balancer_arns(&arn)
+                    .send()
+                    .await
+                {
+                    Ok(d) if !d.load_balancers().is_empty() => Ok((None, "deleting".into())),
+                    _ => Ok((Some(()), "deleted".into())),
+                }
+            })
+            .await
+    }
+}

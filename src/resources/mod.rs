@@ -2,15 +2,24 @@
 //! One module per kind; [`registry`] lists them all.
 
 pub mod autoscaling_group;
+pub mod certificate;
+pub mod db_instance;
+pub mod db_subnet_group;
+pub mod dns_alias;
+pub mod efs_access_point;
+pub mod efs_file_system;
 pub mod elastic_ip;
 pub mod iam;
 pub mod internet_gateway;
 pub mod launch_template;
+pub mod listener;
+pub mod load_balancer;
 pub mod nat_gateway;
 pub mod route_table;
 pub mod s3;
 pub mod security_group;
 pub mod subnet;
+pub mod target_group;
 pub mod vpc;
 
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
@@ -28,6 +37,15 @@ pub fn registry() -> Registry {
     r.register(Box::new(nat_gateway::NatGateway));
     r.register(Box::new(route_table::RouteTable));
     r.register(Box::new(security_group::SecurityGroup));
+    r.register(Box::new(db_subnet_group::DbSubnetGroup));
+    r.register(Box::new(db_instance::Database));
+    r.register(Box::new(efs_file_system::FileSystem));
+    r.register(Box::new(efs_access_point::AccessPoint));
+    r.register(Box::new(certificate::Certificate));
+    r.register(Box::new(target_group::TargetGroup));
+    r.register(Box::new(load_balancer::LoadBalancer));
+    r.register(Box::new(listener::Listener));
+    r.register(Box::new(dns_alias::DnsAlias));
     r.register(Box::new(iam::Role));
     r.register(Box::new(iam::InstanceProfile));
     r.register(Box::new(s3::Bucket));
@@ -78,12 +96,3 @@ pub(crate) fn gone_ok(r: Result<(), CloudError>) -> Result<(), CloudError> {
         other => other,
     }
 }
-pub mod certificate;
-pub mod db_instance;
-pub mod db_subnet_group;
-pub mod dns_alias;
-pub mod efs_access_point;
-pub mod efs_file_system;
-pub mod listener;
-pub mod load_balancer;
-pub mod target_group;

@@ -84,6 +84,25 @@ async fn owned_buckets(cloud: &Cloud, stack: &str) -> Result<Vec<(String, String
 
 pub struct Bucket;
 
+/// Whether versioning is on. Some S3-compatible servers name the response's
+/// root element after the operation instead of `VersioningConfiguration`;
+/// the SDK refuses that document, so the status is then read from the raw body.
+async fn versioning_enabled(cloud: &Cloud, id: &str, bucket: &str) -> Result<bool, CloudError> {
+    match cloud.s3.get_bucket_versioning().bucket(bucket).send().await {
+        Ok(v) => Ok(v.status() == Some(&BucketVersioningStatus::Enabled)),
+        Err(aws_sdk_s3::error::SdkError::ServiceError(e)) if e.raw().status().is_success() => {
+            let body = e
+                .raw()
+                .body()
+                .bytes()
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default();
+            Ok(body.contains("<Status>Enabled</Status>"))
+        }
+        Err(e) => Err(api_error(id, "GetBucketVersioning", e)),
+    }
+}
+
 impl Bucket {
     async fn configure(
         &self,
@@ -173,14 +192,7 @@ impl ResourceKind for Bucket {
     async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
         let mut out = Vec::new();
         for (id, name) in owned_buckets(cloud, stack).await? {
-            let v = cloud
-                .s3
-                .get_bucket_versioning()
-                .bucket(&name)
-                .send()
-                .await
-                .ctx(&id, "GetBucketVersioning")?;
-            let versioning = v.status() == Some(&BucketVersioningStatus::Enabled);
+            let versioning = versioning_enabled(cloud, &id, &name).await?;
             let encryption = match cloud.s3.get_bucket_encryption().bucket(&name).send().await {
                 Ok(e) => e
                     .server_side_encryption_configuration()
@@ -354,18 +366,6 @@ impl ResourceKind for Bucket {
 
 pub struct Artifact;
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bucket_names_fit() {
-        assert_eq!(bucket_name("demo", "123456789012", "us-east-1"), "demo-artifacts-123456789012-us-east-1");
-        let long = bucket_name(&"x".repeat(32), "123456789012", "ap-southeast-2");
-        assert!(long.len() <= 63, "{long}");
-        assert_eq!(artifact_key(&"a".repeat(64)), format!("bookstore/{}/bookstore", "a".repeat(64)));
-    }
-}
 
 #[async_trait]
 impl ResourceKind for Artifact {
@@ -484,5 +484,24 @@ impl ResourceKind for Artifact {
                 .map(|_| ())
                 .ctx(&current.id, "DeleteObject"),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_names_fit() {
+        assert_eq!(
+            bucket_name("demo", "123456789012", "us-east-1"),
+            "demo-artifacts-123456789012-us-east-1"
+        );
+        let long = bucket_name(&"x".repeat(32), "123456789012", "ap-southeast-2");
+        assert!(long.len() <= 63, "{long}");
+        assert_eq!(
+            artifact_key(&"a".repeat(64)),
+            format!("bookstore/{}/bookstore", "a".repeat(64))
+        );
     }
 }

@@ -236,7 +236,7 @@ impl Recorded {
     }
 }
 
-fn decode(s: &str) -> String {
+pub fn decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
@@ -297,9 +297,7 @@ impl RecordingProxy {
 /// A request or status line and its headers.
 type Head = (String, Vec<(String, String)>);
 
-fn read_head(
-    r: &mut BufReader<TcpStream>,
-) -> std::io::Result<Option<Head>> {
+fn read_head(r: &mut BufReader<TcpStream>) -> std::io::Result<Option<Head>> {
     let mut first = String::new();
     if r.read_line(&mut first)? == 0 {
         return Ok(None);
