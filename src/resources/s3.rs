@@ -366,7 +366,6 @@ impl ResourceKind for Bucket {
 
 pub struct Artifact;
 
-
 #[async_trait]
 impl ResourceKind for Artifact {
     fn kind(&self) -> &'static str {

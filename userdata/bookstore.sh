@@ -1,0 +1,118 @@
+#!/bin/bash
+# Boot script of a bookstore app instance (Amazon Linux 2023), run once by
+# cloud-init as root. Rendered by bookstore-infra: each placeholder below is
+# replaced by a single-quoted value checked to be shell-safe. All paths are
+# under $BOOKSTORE_ROOT (empty on an instance) so the script can be tried in
+# a sandbox.
+set -euo pipefail
+
+ROOT="${BOOKSTORE_ROOT:-}"
+STACK=@@STACK@@
+REGION=@@REGION@@
+BUCKET=@@BUCKET@@
+KEY=@@KEY@@
+SHA256=@@SHA256@@
+FILE_SYSTEM_ID=@@FILE_SYSTEM_ID@@
+ACCESS_POINT_ID=@@ACCESS_POINT_ID@@
+DATA_DIR=@@DATA_DIR@@
+PORT=@@PORT@@
+DB_HOST=@@DB_HOST@@
+DB_PORT=@@DB_PORT@@
+DB_NAME=@@DB_NAME@@
+DB_USER=@@DB_USER@@
+DB_SECRET_ARN=@@DB_SECRET_ARN@@
+
+log() { echo "bookstore-boot[$STACK]: $*" >&2; }
+
+# The EFS mount helper (TLS to the file system).
+if ! command -v mount.efs >/dev/null 2>&1; then
+    log "installing amazon-efs-utils"
+    dnf install -y amazon-efs-utils
+fi
+
+# The app binary, with the instance role, checked against its sha256
+# before anything is installed.
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+log "downloading s3://$BUCKET/$KEY"
+aws s3api get-object --region "$REGION" --bucket "$BUCKET" --key "$KEY" "$tmp/bookstore" >/dev/null
+got="$(sha256sum "$tmp/bookstore" | cut -d' ' -f1)"
+if [ "$got" != "$SHA256" ]; then
+    log "checksum mismatch for s3://$BUCKET/$KEY: expected $SHA256, got $got"
+    exit 1
+fi
+install -D -m 0755 "$tmp/bookstore" "$ROOT/usr/local/bin/bookstore"
+
+# The app runs as its own system user.
+if ! id bookstore >/dev/null 2>&1; then
+    useradd --system --no-create-home --shell /sbin/nologin bookstore
+fi
+
+# The shared file system, over TLS, through the app's access point.
+mkdir -p "$ROOT$DATA_DIR" "$ROOT/etc"
+touch "$ROOT/etc/fstab"
+fstab_line="$FILE_SYSTEM_ID:/ $DATA_DIR efs _netdev,tls,iam,accesspoint=$ACCESS_POINT_ID 0 0"
+grep -qxF "$fstab_line" "$ROOT/etc/fstab" || echo "$fstab_line" >>"$ROOT/etc/fstab"
+if ! mountpoint -q "$ROOT$DATA_DIR"; then
+    log "mounting $FILE_SYSTEM_ID at $DATA_DIR"
+    mount -t efs -o "tls,iam,accesspoint=$ACCESS_POINT_ID" "$FILE_SYSTEM_ID:" "$ROOT$DATA_DIR"
+fi
+
+# The database password is read from the secret RDS manages (and rotates)
+# whenever the app connects; it is never written down.
+install -d -m 0755 "$ROOT/usr/local/lib/bookstore"
+cat >"$ROOT/usr/local/lib/bookstore/db-password" <<EOF
+#!/bin/bash
+set -euo pipefail
+aws secretsmanager get-secret-value --region '$REGION' --secret-id '$DB_SECRET_ARN' \\
+    --query SecretString --output text |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["password"])'
+EOF
+chmod 0755 "$ROOT/usr/local/lib/bookstore/db-password"
+
+install -d -m 0755 "$ROOT/etc/bookstore"
+cat >"$ROOT/etc/bookstore/bookstore.env" <<EOF
+BOOKSTORE_LISTEN=0.0.0.0:$PORT
+BOOKSTORE_DATABASE_URL=mysql://$DB_USER@$DB_HOST:$DB_PORT/$DB_NAME
+BOOKSTORE_DATABASE_PASSWORD_COMMAND=/usr/local/lib/bookstore/db-password
+BOOKSTORE_DATA_DIR=$DATA_DIR
+BOOKSTORE_LOG_FORMAT=json
+AWS_REGION=$REGION
+EOF
+chmod 0600 "$ROOT/etc/bookstore/bookstore.env"
+
+install -d -m 0755 "$ROOT/etc/systemd/system"
+cat >"$ROOT/etc/systemd/system/bookstore.service" <<EOF
+[Unit]
+Description=bookstore web shop
+Wants=network-online.target
+After=network-online.target remote-fs.target
+RequiresMountsFor=$DATA_DIR
+
+[Service]
+User=bookstore
+Group=bookstore
+EnvironmentFile=/etc/bookstore/bookstore.env
+ExecStart=/usr/local/bin/bookstore serve
+Restart=on-failure
+RestartSec=2
+KillSignal=SIGTERM
+TimeoutStopSec=30
+NoNewPrivileges=true
+ProtectSystem=strict
+ProtectHome=true
+PrivateTmp=true
+PrivateDevices=true
+ProtectKernelTunables=true
+ProtectKernelModules=true
+ProtectControlGroups=true
+RestrictSUIDSGID=true
+ReadWritePaths=$DATA_DIR
+
+[Install]
+WantedBy=multi-user.target
+EOF
+
+systemctl daemon-reload
+systemctl enable --now bookstore.service
+log "bookstore started on port $PORT"
