@@ -1,0 +1,188 @@
+//! The database: SQLite (embedded, the default) or MySQL/MariaDB, through
+//! one pool. On MySQL the password can come from a command (the secret RDS
+//! manages); it is fetched again when the server refuses the old one.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, AnyQueryResult};
+use sqlx::AnyPool;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum DbError {
+    #[error("database: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database URL: {0}")]
+    Url(String),
+    #[error("password command failed: {0}")]
+    PasswordCommand(String),
+}
+
+/// Which SQL dialect the pool speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    MySql,
+}
+
+#[derive(Clone)]
+pub struct Db {
+    pool: Arc<RwLock<AnyPool>>,
+    pub backend: Backend,
+    url: String,
+    password_command: Option<String>,
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static MYSQL_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/mysql");
+
+fn run_password_command(cmd: &str) -> Result<String, DbError> {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .map_err(|e| DbError::PasswordCommand(e.to_string()))?;
+    if !out.status.success() {
+        return Err(DbError::PasswordCommand(format!(
+            "exit status {}",
+            out.status
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .trim_end_matches(['\n', '\r'])
+        .to_string())
+}
+
+/// The URL to connect with: the password from the command, if there is one.
+fn effective_url(url: &str, password_command: Option<&str>) -> Result<String, DbError> {
+    let Some(cmd) = password_command else {
+        return Ok(url.to_string());
+    };
+    let mut u = url::Url::parse(url).map_err(|e| DbError::Url(e.to_string()))?;
+    let pw = run_password_command(cmd)?;
+    u.set_password(Some(&pw))
+        .map_err(|_| DbError::Url("cannot hold a password".into()))?;
+    Ok(u.to_string())
+}
+
+async fn make_pool(url: &str, backend: Backend) -> Result<AnyPool, DbError> {
+    let opts = AnyPoolOptions::new()
+        .max_connections(match backend {
+            Backend::Sqlite => 8,
+            Backend::MySql => 32,
+        })
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(3))
+        .test_before_acquire(false)
+        .idle_timeout(Duration::from_secs(300));
+    let pool = match backend {
+        Backend::Sqlite => {
+            let url = if url.contains('?') {
+                url.to_string()
+            } else {
+                format!("{url}?mode=rwc")
+            };
+            opts.after_connect(|conn, _| {
+                Box::pin(async move {
+                    use sqlx::Executor;
+                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
+                        .await?;
+                    Ok(())
+                })
+            })
+            .connect_lazy(&url)?
+        }
+        Backend::MySql => opts.connect_lazy(url)?,
+    };
+    Ok(pool)
+}
+
+impl Db {
+    /// A lazy pool: no connection is made until one is needed, so the app
+    /// starts (and reports itself unhealthy) while the database is down.
+    pub async fn open(url: &str, password_command: Option<String>) -> Result<Db, DbError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("mysql:") || url.starts_with("mariadb:") {
+            Backend::MySql
+        } else {
+            return Err(DbError::Url(format!(
+                "{url:?}: use sqlite:PATH or mysql://USER@HOST/DB"
+            )));
+        };
+        let url = url.replacen("mariadb:", "mysql:", 1);
+        let pool = make_pool(&effective_url(&url, password_command.as_deref())?, backend).await?;
+        Ok(Db {
+            pool: Arc::new(RwLock::new(pool)),
+            backend,
+            url,
+            password_command,
+        })
+    }
+
+    pub fn pool(&self) -> AnyPool {
+        self.pool.read().expect("pool lock").clone()
+    }
+
+    /// Applies pending migrations (one instance at a time on MySQL).
+    pub async fn migrate(&self) -> Result<(), DbError> {
+        let pool = self.pool();
+        match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
+            Backend::MySql => MYSQL_MIGRATIONS.run(&pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Called with a failed query's error: when the server refused the
+    /// password (it was rotated), fetch it again and reconnect.
+    pub async fn recover(&self, e: &sqlx::Error) {
+        if self.password_command.is_none() {
+            return;
+        }
+        let refused = matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("28000") || d.message().contains("Access denied"));
+        if !refused {
+            return;
+        }
+        tracing::warn!("the database refused the password; fetching it again");
+        match effective_url(&self.url, self.password_command.as_deref()) {
+            Ok(u) => match make_pool(&u, self.backend).await {
+                Ok(p) => {
+                    let old = std::mem::replace(&mut *self.pool.write().expect("pool lock"), p);
+                    old.close_event();
+                }
+                Err(e) => tracing::error!(error = %e, "reconnecting"),
+            },
+            Err(e) => tracing::error!(error = %e, "fetching the database password"),
+        }
+    }
+
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        let r = sqlx::query("SELECT 1")
+            .execute(&self.pool())
+            .await
+            .map(|_: AnyQueryResult| ());
+        if let Err(e) = &r {
+            self.recover(e).await;
+        }
+        r
+    }
+
+    /// Pool connections in use and idle.
+    pub fn pool_stats(&self) -> (u32, usize) {
+        let p = self.pool();
+        (p.size(), p.num_idle())
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

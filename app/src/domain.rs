@@ -1,0 +1,168 @@
+//! Validated values, so handlers never work with raw form strings.
+
+use thiserror::Error;
+
+#[derive(Debug, Error, PartialEq)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+fn invalid(msg: impl Into<String>) -> Invalid {
+    Invalid(msg.into())
+}
+
+/// Trimmed text of at most `max` characters; `min` 1 means required.
+pub fn text(field: &str, value: Option<&str>, min: usize, max: usize) -> Result<String, Invalid> {
+    let v = value.unwrap_or("").trim();
+    let n = v.chars().count();
+    if n < min {
+        return Err(invalid(format!("{field} is required.")));
+    }
+    if n > max {
+        return Err(invalid(format!(
+            "{field} is too long (at most {max} characters)."
+        )));
+    }
+    Ok(v.to_string())
+}
+
+pub fn email(value: Option<&str>) -> Result<String, Invalid> {
+    let v = text("Email", value, 1, 254)?.to_lowercase();
+    let ok = match v.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !v.contains(char::is_whitespace)
+        }
+        None => false,
+    };
+    if !ok {
+        return Err(invalid("Email is not a valid address."));
+    }
+    Ok(v)
+}
+
+pub fn password(value: Option<&str>) -> Result<String, Invalid> {
+    let v = value.unwrap_or("");
+    let n = v.chars().count();
+    if n < 8 {
+        return Err(invalid("Password must have at least 8 characters."));
+    }
+    if n > 128 {
+        return Err(invalid("Password is too long (at most 128 characters)."));
+    }
+    Ok(v.to_string())
+}
+
+/// A price such as `12`, `12.5` or `12.50`, in cents.
+pub fn price(value: Option<&str>) -> Result<i64, Invalid> {
+    let v = value.unwrap_or("").trim();
+    if v.is_empty() {
+        return Err(invalid("Price is required."));
+    }
+    let bad = || invalid("Price must be a number like 12.50.");
+    let (whole, frac) = v.split_once('.').unwrap_or((v, ""));
+    if whole.is_empty()
+        || !whole.chars().all(|c| c.is_ascii_digit())
+        || frac.len() > 2
+        || !frac.chars().all(|c| c.is_ascii_digit())
+    {
+        if v.starts_with('-') {
+            return Err(invalid("Price cannot be negative."));
+        }
+        return Err(bad());
+    }
+    if whole.len() > 7 {
+        return Err(invalid("Price is too large (at most 1000000)."));
+    }
+    let whole: i64 = whole.parse().map_err(|_| bad())?;
+    let frac: i64 = format!("{frac:0<2}").parse().map_err(|_| bad())?;
+    let cents = whole * 100 + frac;
+    if cents > 100_000_000 {
+        return Err(invalid("Price is too large (at most 1000000)."));
+    }
+    Ok(cents)
+}
+
+/// A whole number in `min..=max`.
+pub fn count(field: &str, value: Option<&str>, min: i64, max: i64) -> Result<i64, Invalid> {
+    let v = value.unwrap_or("").trim();
+    if v.is_empty() {
+        return Err(invalid(format!("{field} is required.")));
+    }
+    let n: i64 = v
+        .parse()
+        .map_err(|_| invalid(format!("{field} must be a whole number.")))?;
+    if n < min {
+        return Err(invalid(if min == 0 {
+            format!("{field} cannot be negative.")
+        } else {
+            format!("{field} must be at least {min}.")
+        }));
+    }
+    if n > max {
+        return Err(invalid(format!("{field} must be at most {max}.")));
+    }
+    Ok(n)
+}
+
+/// Cents as `12.50`.
+pub fn money(cents: i64) -> String {
+    format!("{}.{:02}", cents / 100, cents % 100)
+}
+
+/// The kind of an uploaded image, by its first bytes.
+pub fn image_kind(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some("jpg")
+    } else if bytes.starts_with(&[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A]) {
+        Some("png")
+    } else if bytes.len() > 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        Some("webp")
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prices() {
+        assert_eq!(price(Some("12.5")), Ok(1250));
+        assert_eq!(price(Some("12")), Ok(1200));
+        assert_eq!(price(Some(" 0.05 ")), Ok(5));
+        assert!(price(Some("abc")).is_err());
+        assert!(price(Some("-1")).unwrap_err().0.contains("negative"));
+        assert!(price(Some("1.234")).is_err());
+        assert!(price(Some("")).is_err());
+        assert!(price(Some("1e3")).is_err());
+        assert_eq!(money(1250), "12.50");
+    }
+
+    #[test]
+    fn counts_and_text() {
+        assert_eq!(count("Stock", Some("3"), 0, 10), Ok(3));
+        assert!(count("Stock", Some("-1"), 0, 10)
+            .unwrap_err()
+            .0
+            .contains("negative"));
+        assert!(count("Stock", Some("x"), 0, 10).is_err());
+        assert!(text("Title", Some(&"x".repeat(201)), 1, 200).is_err());
+        assert!(text("Title", Some("  "), 1, 200).is_err());
+        assert_eq!(email(Some("A@Example.com")), Ok("a@example.com".into()));
+        assert!(email(Some("nope")).is_err());
+        assert!(password(Some("short")).is_err());
+    }
+
+    #[test]
+    fn images_by_content() {
+        assert_eq!(image_kind(&[0xFF, 0xD8, 0xFF, 0xE0]), Some("jpg"));
+        assert_eq!(image_kind(b"\x89PNG\r\n\x1a\n...."), Some("png"));
+        assert_eq!(image_kind(b"RIFF\0\0\0\0WEBPVP8 "), Some("webp"));
+        assert_eq!(image_kind(b"GIF89a"), None);
+        assert_eq!(image_kind(b"<svg"), None);
+    }
+}
