@@ -26,7 +26,7 @@ pub fn free_port() -> u16 {
 /// A fresh database: an SQLite file, or a MariaDB database dropped afterwards.
 pub struct TestDb {
     pub url: String,
-    mysql_name: Option<String>,
+    pub mysql_name: Option<String>,
     pub dir: tempfile::TempDir,
 }
 

@@ -1,0 +1,205 @@
+//! The app against a MariaDB server of the test's own (so it can be
+//! stopped, restarted and have its password rotated): it recovers without
+//! a restart.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{free_port, Server, TestDb};
+use reqwest::StatusCode;
+use sqlx::{Connection, Executor};
+
+/// A private mariadbd on a free loopback port, with its own data directory.
+struct MariaDb {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl MariaDb {
+    fn install() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let out = Command::new("mariadb-install-db")
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .args([
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+                "--user=root",
+            ])
+            .output()
+            .expect("mariadb-install-db (package mariadb-server) is needed");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut m = MariaDb {
+            child: None,
+            dir,
+            port: free_port(),
+        };
+        m.start();
+        m
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn start(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("mariadbd.log")).unwrap();
+        let child = Command::new("/usr/sbin/mariadbd")
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", self.data().display()))
+            .arg(format!(
+                "--socket={}",
+                self.dir.path().join("sock").display()
+            ))
+            .arg(format!("--port={}", self.port))
+            .args([
+                "--bind-address=127.0.0.1",
+                "--user=root",
+                "--skip-log-bin",
+                "--innodb-buffer-pool-size=16M",
+            ])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start mariadbd");
+        self.child = Some(child);
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "mariadbd did not start: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let _ = c.wait();
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("mariadbd.log")).unwrap_or_default()
+    }
+
+    fn root_url(&self) -> String {
+        format!("mysql://root@127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for MariaDb {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn wait_for(c: &common::Client, path: &str, want: StatusCode, secs: u64) -> common::Page {
+    let start = Instant::now();
+    loop {
+        let r = c.get(path).await;
+        if r.status == want {
+            return r;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "{path} still {} after {secs}s: {}",
+            r.status,
+            r.body
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn write_password(p: &Path, pw: &str) {
+    std::fs::write(p, format!("{pw}\n")).unwrap();
+}
+
+#[tokio::test]
+async fn the_app_survives_a_database_restart_and_a_password_rotation() {
+    let mut server = MariaDb::install();
+    let mut root = sqlx::MySqlConnection::connect(&format!("{}/", server.root_url()))
+        .await
+        .unwrap();
+    root.execute("CREATE DATABASE shop").await.unwrap();
+    root.execute("CREATE USER 'shop'@'%' IDENTIFIED BY 'first-password'")
+        .await
+        .unwrap();
+    root.execute("GRANT ALL ON shop.* TO 'shop'@'%'")
+        .await
+        .unwrap();
+
+    // The password comes from a command (on AWS: the secret RDS rotates).
+    let db = TestDb {
+        url: format!("mysql://shop@127.0.0.1:{}/shop", server.port),
+        ..TestDb::sqlite()
+    };
+    let pw_file = db.dir.path().join("password");
+    write_password(&pw_file, "first-password");
+    let cmd = format!("cat {}", pw_file.display());
+    let app = Server::start_with(
+        &db,
+        &db.dir.path().join("data"),
+        &[("BOOKSTORE_DATABASE_PASSWORD_COMMAND", &cmd)],
+    )
+    .await;
+    let c = app.client();
+    c.signup("Ruth", "ruth@example.com").await;
+    c.add_book("Survivor", "5", "2").await;
+
+    // Rotation: a new password, and the old connections gone.
+    root.execute("ALTER USER 'shop'@'%' IDENTIFIED BY 'second-password'")
+        .await
+        .unwrap();
+    write_password(&pw_file, "second-password");
+    let ids: Vec<(i64,)> =
+        sqlx::query_as("SELECT id FROM information_schema.processlist WHERE user = 'shop'")
+            .fetch_all(&mut root)
+            .await
+            .unwrap();
+    for (id,) in ids {
+        let _ = root.execute(format!("KILL {id}").as_str()).await;
+    }
+    wait_for(&c, "/healthz", StatusCode::OK, 20).await;
+    assert_eq!(c.get("/api/books").await.json()["total"], 1);
+    let log = std::fs::read_to_string(&app.log).unwrap();
+    assert!(
+        log.contains("refused the password; fetching it again"),
+        "the new password was fetched:\n{log}"
+    );
+    drop(root);
+
+    // The database goes away: health says so, pages say so politely.
+    server.stop();
+    let r = wait_for(&c, "/healthz", StatusCode::SERVICE_UNAVAILABLE, 20).await;
+    assert!(r.json()["reason"].as_str().unwrap().contains("database"));
+    let page = c.get("/book/catalog").await;
+    assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(page.is_html() && page.body.contains("cannot reach its database"));
+
+    // And comes back: the same process serves again.
+    server.start();
+    wait_for(&c, "/healthz", StatusCode::OK, 60).await;
+    assert_eq!(
+        wait_for(&c, "/api/books", StatusCode::OK, 20).await.json()["total"],
+        1
+    );
+    assert!(
+        c.get("/book/my_books").await.body.contains("Survivor"),
+        "the session survived too"
+    );
+    drop(app);
+}
