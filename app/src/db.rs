@@ -68,12 +68,22 @@ fn effective_url(url: &str, password_command: Option<&str>) -> Result<String, Db
     Ok(u.to_string())
 }
 
+/// Connections per instance: `BOOKSTORE_DATABASE_POOL`, or a size that
+/// keeps a small database server busy without queueing on its own locks.
+fn pool_size(backend: Backend) -> u32 {
+    std::env::var("BOOKSTORE_DATABASE_POOL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(match backend {
+            Backend::Sqlite => 8,
+            Backend::MySql => 8,
+        })
+}
+
 async fn make_pool(url: &str, backend: Backend) -> Result<AnyPool, DbError> {
     let opts = AnyPoolOptions::new()
-        .max_connections(match backend {
-            Backend::Sqlite => 8,
-            Backend::MySql => 32,
-        })
+        .max_connections(pool_size(backend))
         .min_connections(0)
         .acquire_timeout(Duration::from_secs(3))
         .test_before_acquire(false)

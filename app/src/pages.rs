@@ -371,17 +371,21 @@ async fn catalog_page(st: &S, q: &CatalogQuery) -> Result<(i64, i64, String, Vec
             .collect::<String>();
     let pool = st.db.pool();
     let (rows, total) = if text.is_empty() {
+        // One round trip: the page and the count together.
         let rows = sqlx::query(&format!(
-            "SELECT {BOOK_COLS} FROM books ORDER BY id DESC LIMIT ? OFFSET ?"
+            "SELECT {BOOK_COLS}, (SELECT COUNT(*) FROM books) FROM books ORDER BY id DESC LIMIT ? OFFSET ?"
         ))
         .bind(PAGE_SIZE)
         .bind((page - 1) * PAGE_SIZE)
         .fetch_all(&pool)
         .await?;
-        let total: i64 = sqlx::query("SELECT COUNT(*) FROM books")
-            .fetch_one(&pool)
-            .await?
-            .get(0);
+        let total: i64 = match rows.first() {
+            Some(r) => r.try_get(8)?,
+            None => sqlx::query("SELECT COUNT(*) FROM books")
+                .fetch_one(&pool)
+                .await?
+                .get(0),
+        };
         (rows, total)
     } else {
         // `!` escapes the wildcards: it means the same in SQLite and MySQL.
