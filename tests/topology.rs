@@ -735,3 +735,47 @@ fn production_stack_from_empty_to_destroyed() {
             .is_empty());
     });
 }
+
+#[test]
+fn without_a_hosted_zone_up_prints_the_validation_records_and_says_how_to_resume() {
+    // Certificates stay pending: nobody creates the records here.
+    let e = Emulator::start_with(&[("MOTO_ACM_VALIDATION_WAIT", "3600")]);
+    let (bin, _) = write_binary(&e, "bookstore binary");
+    let text = std::fs::read_to_string(common::root().join("stacks/demo.toml")).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("binary = "))
+        .unwrap()
+        .to_string();
+    let text = text.replace(&line, &format!("binary = {bin:?}"))
+        + "\n[domain]\nname = \"shop.example.org\"\nvalidation_timeout = 10\n";
+    let stack = e.stack("demo-domain.toml", &text);
+    let up = e.run(&["up", &stack, "--yes"]);
+    assert_eq!(up.code, 1, "{}\n{}", up.stdout, up.stderr);
+    assert!(
+        up.stderr
+            .contains("create this DNS record to validate the certificate"),
+        "{}",
+        up.stderr
+    );
+    assert!(up.stderr.contains("CNAME"), "{}", up.stderr);
+    assert!(
+        up.stderr.contains("run `up` again: it resumes waiting"),
+        "{}",
+        up.stderr
+    );
+    // Nothing that needs the certificate was made; everything else was.
+    let plan = e.run(&["diff", &stack, "--json"]);
+    let plan: Value = serde_json::from_str(&plan.stdout).unwrap();
+    let pending: BTreeSet<&str> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["action"] == "create")
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        pending.contains("listener-https") && !pending.contains("vpc") && !pending.contains("db"),
+        "{pending:?}"
+    );
+}

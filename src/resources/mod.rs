@@ -96,3 +96,151 @@ pub(crate) fn gone_ok(r: Result<(), CloudError>) -> Result<(), CloudError> {
         other => other,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Change;
+
+    /// Which attributes of each kind force a replacement: the contract the
+    /// plan shows users (`-/+` with the reason) and the README documents.
+    #[test]
+    fn what_each_kind_replaces_and_changes_in_place() {
+        let expect: &[(&str, &[&str], &[&str])] = &[
+            ("ec2:vpc", &["cidr"], &["dns_support", "dns_hostnames"]),
+            ("ec2:internet-gateway", &[], &["vpc_id"]),
+            ("ec2:subnet", &["vpc_id", "cidr", "zone"], &[]),
+            ("ec2:eip", &[], &[]),
+            ("ec2:nat-gateway", &["subnet_id", "allocation_id"], &[]),
+            ("ec2:route-table", &["vpc_id"], &["routes", "subnets"]),
+            (
+                "ec2:security-group",
+                &["vpc_id", "name", "description"],
+                &["ingress"],
+            ),
+            (
+                "rds:db-subnet-group",
+                &["name"],
+                &["description", "subnet_ids"],
+            ),
+            (
+                "rds:db-instance",
+                &[
+                    "identifier",
+                    "engine",
+                    "storage_encrypted",
+                    "db_subnet_group",
+                    "db_name",
+                    "master_username",
+                ],
+                &[
+                    "engine_version",
+                    "instance_class",
+                    "allocated_storage",
+                    "multi_az",
+                    "backup_retention_days",
+                    "publicly_accessible",
+                    "deletion_protection",
+                    "security_group_ids",
+                    "final_snapshot",
+                ],
+            ),
+            (
+                "efs:file-system",
+                &["encrypted", "performance_mode"],
+                &["mount_targets"],
+            ),
+            (
+                "efs:access-point",
+                &["file_system_id", "uid", "gid", "path", "permissions"],
+                &[],
+            ),
+            ("acm:certificate", &["domain", "alternative_names"], &[]),
+            (
+                "elbv2:target-group",
+                &["name", "port", "protocol", "vpc_id"],
+                &[
+                    "health_check_path",
+                    "health_check_interval",
+                    "healthy_threshold",
+                    "unhealthy_threshold",
+                    "deregistration_delay",
+                ],
+            ),
+            (
+                "elbv2:load-balancer",
+                &["name", "scheme"],
+                &["subnets", "security_groups"],
+            ),
+            (
+                "elbv2:listener",
+                &["load_balancer_arn", "port"],
+                &["protocol", "certificate_arn", "ssl_policy", "action"],
+            ),
+            (
+                "route53:alias",
+                &["zone_id", "name"],
+                &["target_dns", "target_zone_id"],
+            ),
+            ("iam:role", &["name", "path", "assume_service"], &["policy"]),
+            ("iam:instance-profile", &["name", "path"], &["role"]),
+            (
+                "s3:bucket",
+                &["name"],
+                &["versioning", "encryption", "block_public_access"],
+            ),
+            ("s3:artifact", &["bucket", "key", "sha256"], &[]),
+            (
+                "ec2:launch-template",
+                &["name"],
+                &[
+                    "image_id",
+                    "instance_type",
+                    "security_group_ids",
+                    "instance_profile_arn",
+                    "user_data",
+                    "http_tokens",
+                ],
+            ),
+            (
+                "autoscaling:group",
+                &["name"],
+                &[
+                    "launch_template_id",
+                    "launch_template_version",
+                    "subnets",
+                    "target_group_arns",
+                    "min",
+                    "max",
+                    "health_check_grace",
+                    "scaling",
+                ],
+            ),
+        ];
+        let reg = registry();
+        let kinds: Vec<&str> = reg.kinds().map(|k| k.kind()).collect();
+        assert_eq!(kinds, expect.iter().map(|e| e.0).collect::<Vec<_>>());
+        for (kind, replace, in_place) in expect {
+            let k = reg.get(kind).unwrap();
+            let of = |c: Change| -> Vec<&str> {
+                k.attributes()
+                    .iter()
+                    .filter(|a| a.change == c)
+                    .map(|a| a.name)
+                    .collect()
+            };
+            assert_eq!(&of(Change::Replace), replace, "{kind} replaces");
+            assert_eq!(&of(Change::InPlace), in_place, "{kind} in place");
+        }
+        // Only the database needs consent to be replaced or deleted.
+        for k in reg.kinds() {
+            let data = k.kind() == "rds:db-instance";
+            assert_eq!(
+                k.replace_policy() == crate::engine::ReplacePolicy::RequireConfirmation,
+                data,
+                "{}",
+                k.kind()
+            );
+        }
+    }
+}
