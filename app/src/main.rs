@@ -146,6 +146,20 @@ async fn serve(db: Db, listen: SocketAddr, data_dir: PathBuf) -> Result<()> {
         data_dir,
         metrics: Metrics::default(),
     });
+    // Expired sessions are removed hourly (by whichever instances run).
+    let sweeper = state.clone();
+    tokio::spawn(async move {
+        loop {
+            let r = sqlx::query("DELETE FROM sessions WHERE expires_at < ?")
+                .bind(db::now())
+                .execute(&sweeper.db.pool())
+                .await;
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "removing expired sessions");
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+        }
+    });
     let app = app(state);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
