@@ -250,7 +250,7 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for Counted {
     ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
         let op = cfg
             .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
-            .map(|m| format!("{}:{}", m.service(), m.name()))
+            .map(|m| format!("{}:{}", m.service().replace(' ', ""), m.name()))
             .unwrap_or_else(|| "unknown".into());
         *self.0.by_op.lock().unwrap().entry(op).or_default() += 1;
         Ok(())
