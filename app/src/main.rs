@@ -21,6 +21,11 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 
 use crate::db::Db;
+
+// The system allocator spends a sixth of a catalog request in malloc/free.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use crate::web::{AppState, Metrics, S};
 
 /// The bookstore web shop.
