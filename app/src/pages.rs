@@ -354,8 +354,38 @@ fn book_json(b: &Book) -> serde_json::Value {
     })
 }
 
-/// One page of the catalog, newest first; `q` matches the start of a title or author.
-async fn catalog_page(st: &S, q: &CatalogQuery) -> Result<(i64, i64, String, Vec<Book>), AppError> {
+/// Totals are counted up to this many books: beyond it a page says "more
+/// than", so no page ever counts the whole table.
+pub const COUNT_CAP: i64 = 1000;
+
+/// One page of the catalog or of a search.
+pub struct CatalogPage {
+    pub page: i64,
+    pub text: String,
+    pub books: Vec<Book>,
+    /// Matching books, exact when `total_exact`, else `COUNT_CAP`.
+    pub total: i64,
+    pub total_exact: bool,
+    pub has_next: bool,
+}
+
+/// How many books match `cond`, counting no further than `COUNT_CAP + 1`:
+/// the count runs only when a probe finds no `COUNT_CAP + 1`th match.
+/// `cond`'s parameters are bound twice.
+fn capped_count(cond: &str) -> String {
+    format!(
+        "(CASE WHEN (SELECT 1 FROM books WHERE {cond} LIMIT 1 OFFSET {COUNT_CAP}) IS NULL \
+         THEN (SELECT COUNT(*) FROM books WHERE {cond}) ELSE {} END)",
+        COUNT_CAP + 1
+    )
+}
+
+/// One page of the catalog. Without a search text: newest first. With one:
+/// the books whose title starts with it (by title), then those whose author
+/// does (by author). Every query walks an index in order and stops after
+/// the page (or after `COUNT_CAP` books for the total), so its cost does not
+/// grow with the size of the catalog.
+async fn catalog_page(st: &S, q: &CatalogQuery) -> Result<CatalogPage, AppError> {
     let page = q
         .page
         .as_deref()
@@ -369,24 +399,28 @@ async fn catalog_page(st: &S, q: &CatalogQuery) -> Result<(i64, i64, String, Vec
             .chars()
             .take(100)
             .collect::<String>();
+    let offset = (page - 1) * PAGE_SIZE;
+    // One row more than a page tells whether there is a next one.
+    let want = PAGE_SIZE + 1;
     let pool = st.db.pool();
-    let (rows, total) = if text.is_empty() {
+    let (rows, counted) = if text.is_empty() {
         // One round trip: the page and the count together.
         let rows = sqlx::query(&format!(
-            "SELECT {BOOK_COLS}, (SELECT COUNT(*) FROM books) FROM books ORDER BY id DESC LIMIT ? OFFSET ?"
+            "SELECT {BOOK_COLS}, {} FROM books ORDER BY id DESC LIMIT ? OFFSET ?",
+            capped_count("1 = 1")
         ))
-        .bind(PAGE_SIZE)
-        .bind((page - 1) * PAGE_SIZE)
+        .bind(want)
+        .bind(offset)
         .fetch_all(&pool)
         .await?;
-        let total: i64 = match rows.first() {
+        let counted: i64 = match rows.first() {
             Some(r) => r.try_get(8)?,
-            None => sqlx::query("SELECT COUNT(*) FROM books")
+            None => sqlx::query(&format!("SELECT {}", capped_count("1 = 1")))
                 .fetch_one(&pool)
                 .await?
                 .get(0),
         };
-        (rows, total)
+        (rows, counted)
     } else {
         // `!` escapes the wildcards: it means the same in SQLite and MySQL.
         let like = format!(
@@ -395,25 +429,53 @@ async fn catalog_page(st: &S, q: &CatalogQuery) -> Result<(i64, i64, String, Vec
                 .replace('%', "!%")
                 .replace('_', "!_")
         );
-        let cond = "(title LIKE ? ESCAPE '!' OR author LIKE ? ESCAPE '!')";
+        let by_title = "title LIKE ? ESCAPE '!'";
+        let by_author = "author LIKE ? ESCAPE '!' AND NOT (title LIKE ? ESCAPE '!')";
+        // The first `offset + want` of each kind of match, each read in its
+        // index's order, then merged: title matches first.
         let rows = sqlx::query(&format!(
-            "SELECT {BOOK_COLS} FROM books WHERE {cond} ORDER BY id DESC LIMIT ? OFFSET ?"
+            "SELECT {BOOK_COLS} FROM (\
+             SELECT * FROM (SELECT {BOOK_COLS}, 0 AS rank_, title AS key_ FROM books \
+             WHERE {by_title} ORDER BY title, id LIMIT ?) t \
+             UNION ALL \
+             SELECT * FROM (SELECT {BOOK_COLS}, 1 AS rank_, author AS key_ FROM books \
+             WHERE {by_author} ORDER BY author, id LIMIT ?) a\
+             ) m ORDER BY rank_, key_, id LIMIT ? OFFSET ?"
+        ))
+        .bind(&like)
+        .bind(offset + want)
+        .bind(&like)
+        .bind(&like)
+        .bind(offset + want)
+        .bind(want)
+        .bind(offset)
+        .fetch_all(&pool)
+        .await?;
+        let counts = sqlx::query(&format!(
+            "SELECT {}, {}",
+            capped_count(by_title),
+            capped_count(by_author)
         ))
         .bind(&like)
         .bind(&like)
-        .bind(PAGE_SIZE)
-        .bind((page - 1) * PAGE_SIZE)
-        .fetch_all(&pool)
+        .bind(&like)
+        .bind(&like)
+        .bind(&like)
+        .bind(&like)
+        .fetch_one(&pool)
         .await?;
-        let total: i64 = sqlx::query(&format!("SELECT COUNT(*) FROM books WHERE {cond}"))
-            .bind(&like)
-            .bind(&like)
-            .fetch_one(&pool)
-            .await?
-            .get(0);
-        (rows, total)
+        let counted = counts.try_get::<i64, _>(0)? + counts.try_get::<i64, _>(1)?;
+        (rows, counted)
     };
-    Ok((page, total, text, rows.iter().map(book).collect()))
+    let has_next = rows.len() as i64 > PAGE_SIZE;
+    Ok(CatalogPage {
+        page,
+        text,
+        books: rows.iter().take(PAGE_SIZE as usize).map(book).collect(),
+        total: counted.min(COUNT_CAP),
+        total_exact: counted <= COUNT_CAP,
+        has_next,
+    })
 }
 
 fn cover_img(b: &Book) -> String {
@@ -431,7 +493,14 @@ async fn catalog(
     mut ctx: Ctx,
     Query(q): Query<CatalogQuery>,
 ) -> Result<Response, AppError> {
-    let (page, total, text, books) = catalog_page(&st, &q).await?;
+    let CatalogPage {
+        page,
+        text,
+        books,
+        total,
+        total_exact,
+        has_next,
+    } = catalog_page(&st, &q).await?;
     let mut rows = String::new();
     for b in &books {
         let action = match ctx.user() {
@@ -455,7 +524,6 @@ async fn catalog(
             action
         ));
     }
-    let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
     let qs = if text.is_empty() {
         String::new()
     } else {
@@ -469,7 +537,7 @@ async fn catalog(
     } else {
         String::new()
     };
-    let next = if page < pages {
+    let next = if has_next {
         format!(
             r#"<a class="btn btn-outline-secondary btn-sm" href="/book/catalog?page={}{qs}">Next</a>"#,
             page + 1
@@ -477,10 +545,16 @@ async fn catalog(
     } else {
         String::new()
     };
+    let position = if total_exact {
+        let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
+        format!("Page {page} of {pages} ({total} books)")
+    } else {
+        format!("Page {page} (more than {total} books)")
+    };
     let body = format!(
         r#"<form class="mb-3 d-flex gap-2" method="get" action="/book/catalog"><input class="form-control" name="q" placeholder="Title or author" value="{}"><button class="btn btn-outline-primary">Search</button></form>
 <table class="table align-middle"><thead><tr><th>Book</th><th>Price</th><th>Stock</th><th></th></tr></thead><tbody>{rows}</tbody></table>
-<div class="d-flex gap-2 align-items-center">{prev}<span>Page {page} of {pages} ({total} books)</span>{next}</div>"#,
+<div class="d-flex gap-2 align-items-center">{prev}<span>{position}</span>{next}</div>"#,
         esc(&text)
     );
     page_with(&st, &mut ctx, "Catalog", &body).await
@@ -1160,10 +1234,11 @@ async fn api_books(
     State(st): State<S>,
     Query(q): Query<CatalogQuery>,
 ) -> Result<Response, AppError> {
-    let (page, total, _, books) = catalog_page(&st, &q).await?;
+    let c = catalog_page(&st, &q).await?;
     Ok(Json(json!({
-        "page": page, "per_page": PAGE_SIZE, "total": total,
-        "books": books.iter().map(book_json).collect::<Vec<_>>(),
+        "page": c.page, "per_page": PAGE_SIZE, "total": c.total,
+        "total_exact": c.total_exact, "has_next": c.has_next,
+        "books": c.books.iter().map(book_json).collect::<Vec<_>>(),
     }))
     .into_response())
 }

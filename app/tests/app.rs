@@ -560,6 +560,116 @@ async fn every_route_and_defect_on_mariadb() {
     db.drop_db().await;
 }
 
+/// A catalog larger than the count cap: totals stop at 1000 and say so,
+/// pages still reach every book, and a search lists title matches first
+/// (by title, any case), then author matches (by author), each book once.
+async fn large_catalog(db: &TestDb) {
+    let srv = Server::start(db).await;
+    sqlx::any::install_default_drivers();
+    use sqlx::{Connection, Executor};
+    let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    conn.execute("INSERT INTO users (name, email, password, is_admin, created_at) VALUES ('S', 's@example.com', 'x', 0, 0)")
+        .await
+        .unwrap();
+    let mut rows: Vec<String> = (0..1100)
+        .map(|i| format!("('Book {i:04}', 'Writer', '', 100, 1, 1, 0)"))
+        .collect();
+    for (title, author) in [
+        ("winter B", "Nobody"),
+        ("Zebra", "Winterson"),
+        ("Winter C", "Winterson"),
+        ("Apple", "Wintour"),
+        ("Winter A", "Nobody"),
+    ] {
+        rows.push(format!("('{title}', '{author}', '', 100, 1, 1, 0)"));
+    }
+    conn.execute(
+        format!(
+            "INSERT INTO books (title, author, description, price_cents, stock, seller_id, created_at) VALUES {}",
+            rows.join(", ")
+        )
+        .as_str(),
+    )
+    .await
+    .unwrap();
+    let anon = srv.client();
+    let titles = |v: &serde_json::Value| -> Vec<String> {
+        v["books"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["title"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    // Newest first; the total stops at the cap.
+    let p1 = anon.get("/api/books").await.json();
+    assert_eq!(p1["total"], 1000);
+    assert_eq!(p1["total_exact"], false);
+    assert_eq!(p1["has_next"], true);
+    assert_eq!(titles(&p1)[0], "Winter A");
+    let html = anon.get("/book/catalog").await.body;
+    assert!(html.contains("Page 1 (more than 1000 books)"), "{html}");
+    assert!(html.contains(r#"href="/book/catalog?page=2">Next"#));
+    // The last page is still reachable: 1105 books, 56 pages.
+    let last = anon.get("/api/books?page=56").await.json();
+    assert_eq!(
+        titles(&last),
+        [
+            "Book 0004",
+            "Book 0003",
+            "Book 0002",
+            "Book 0001",
+            "Book 0000"
+        ]
+    );
+    assert_eq!(last["has_next"], false);
+    assert!(titles(&anon.get("/api/books?page=57").await.json()).is_empty());
+
+    // Title matches by title, then author matches by author; exact below the cap.
+    let w = anon.get("/api/books?q=WINT").await.json();
+    assert_eq!(
+        titles(&w),
+        ["Winter A", "winter B", "Winter C", "Zebra", "Apple"]
+    );
+    assert_eq!(
+        (
+            w["total"].clone(),
+            w["total_exact"].clone(),
+            w["has_next"].clone()
+        ),
+        (5.into(), true.into(), false.into())
+    );
+    let html = anon.get("/book/catalog?q=wint").await.body;
+    assert!(html.contains("Page 1 of 1 (5 books)"), "{html}");
+    // A search past the cap: pages in title order, to the end.
+    let b2 = anon.get("/api/books?q=book&page=2").await.json();
+    assert_eq!(
+        (b2["total"].clone(), b2["total_exact"].clone()),
+        (1000.into(), false.into())
+    );
+    assert_eq!(titles(&b2).first().map(String::as_str), Some("Book 0020"));
+    let b55 = anon.get("/api/books?q=Book&page=55").await.json();
+    assert_eq!(titles(&b55).last().map(String::as_str), Some("Book 1099"));
+    assert_eq!(b55["has_next"], false);
+    // Author matches with one author keep the order they were added in.
+    let by_writer = anon.get("/api/books?q=writer").await.json();
+    assert_eq!(by_writer["total_exact"], false);
+    assert_eq!(titles(&by_writer)[0], "Book 0000");
+}
+
+#[tokio::test]
+async fn a_large_catalog_on_sqlite() {
+    large_catalog(&TestDb::sqlite()).await;
+}
+
+#[tokio::test]
+async fn a_large_catalog_on_mariadb() {
+    let db = TestDb::mariadb().await;
+    large_catalog(&db).await;
+    db.drop_db().await;
+}
+
 #[tokio::test]
 async fn concurrent_buyers_never_oversell_on_mariadb() {
     let db = TestDb::mariadb().await;
