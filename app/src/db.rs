@@ -2,6 +2,7 @@
 //! one pool. On MySQL the password can come from a command (the secret RDS
 //! manages); it is fetched again when the server refuses the old one.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -34,6 +35,8 @@ pub struct Db {
     pub backend: Backend,
     url: String,
     password_command: Option<String>,
+    /// A background check (`check_soon`) is running.
+    checking: Arc<AtomicBool>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -131,6 +134,7 @@ impl Db {
             backend,
             url,
             password_command,
+            checking: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -169,6 +173,20 @@ impl Db {
             },
             Err(e) => tracing::error!(error = %e, "fetching the database password"),
         }
+    }
+
+    /// After a request found the database unavailable: pings it in the
+    /// background, which fetches the password again if it was refused. One
+    /// check at a time, so an outage does not become a storm of them.
+    pub fn check_soon(&self) {
+        if self.password_command.is_none() || self.checking.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let db = self.clone();
+        tokio::spawn(async move {
+            let _ = db.ping().await;
+            db.checking.store(false, Ordering::Release);
+        });
     }
 
     pub async fn ping(&self) -> Result<(), sqlx::Error> {

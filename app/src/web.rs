@@ -410,6 +410,10 @@ pub async fn track(State(st): State<S>, req: Request, next: Next) -> Response {
         .unwrap_or_else(|| "unmatched".into());
     let start = Instant::now();
     let res = next.run(req).await;
+    if res.status() == StatusCode::SERVICE_UNAVAILABLE {
+        // Perhaps the password was rotated: look now, not at the next health check.
+        st.db.check_soon();
+    }
     st.metrics
         .observe(&route, res.status().as_u16(), start.elapsed().as_secs_f64());
     res
