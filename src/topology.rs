@@ -434,6 +434,7 @@ fn application(stack: &Stack, sfx: &[String], f: &AppFacts) -> Vec<Desired> {
                         "db_name": db.name,
                         "db_user": db.username,
                         "db_secret_arn": r_attr("db", "secret_arn"),
+                        "app_uid": FILES_UID,
                     },
                 },
             }),

@@ -30,6 +30,8 @@ pub struct UserDataVars {
     pub db_name: String,
     pub db_user: String,
     pub db_secret_arn: String,
+    /// uid and gid of the app's user: the file system access point's.
+    pub app_uid: u32,
 }
 
 #[derive(Debug, Error, PartialEq)]
@@ -79,7 +81,7 @@ pub fn render(v: &UserDataVars) -> Result<String, UserDataError> {
             why: "expected an absolute path",
         });
     }
-    let pairs: [(&str, String); 14] = [
+    let pairs: [(&str, String); 15] = [
         ("STACK", safe("stack", &v.stack)?),
         ("REGION", safe("region", &v.region)?),
         ("BUCKET", safe("bucket", &v.bucket)?),
@@ -97,6 +99,7 @@ pub fn render(v: &UserDataVars) -> Result<String, UserDataError> {
         ("DB_NAME", safe("db_name", &v.db_name)?),
         ("DB_USER", safe("db_user", &v.db_user)?),
         ("DB_SECRET_ARN", safe("db_secret_arn", &v.db_secret_arn)?),
+        ("APP_UID", v.app_uid.to_string()),
     ];
     let mut body = TEMPLATE.to_string();
     for (k, val) in &pairs {
@@ -138,6 +141,7 @@ mod tests {
             db_user: "bookstore".into(),
             db_secret_arn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-1-AbCd"
                 .into(),
+            app_uid: 50000,
         }
     }
 

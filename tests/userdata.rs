@@ -1,7 +1,7 @@
 //! The instances' boot script: statically checked, then run in a sandbox
 //! standing in for an instance: the emulator as AWS (through the real AWS
-//! CLI), stubs for `mount`, `systemctl`, `dnf` and `useradd` that record
-//! their arguments, and a temporary root.
+//! CLI), stubs for `mount`, `systemctl`, `dnf`, `groupadd` and `useradd`
+//! that record their arguments, and a temporary root.
 
 mod common;
 
@@ -37,6 +37,7 @@ fn vars(bucket: &str, key: &str, sha: &str) -> UserDataVars {
         db_name: "bookstore".into(),
         db_user: "bookstore".into(),
         db_secret_arn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-1-AbCd".into(),
+        app_uid: 50000,
     }
 }
 
@@ -77,6 +78,7 @@ fn sandbox() -> Sandbox {
     std::fs::create_dir_all(&stubs).unwrap();
     for (name, code) in [
         ("mount", 0),
+        ("groupadd", 0),
         ("systemctl", 0),
         ("dnf", 0),
         ("useradd", 0),
@@ -103,6 +105,12 @@ fn sandbox() -> Sandbox {
 fn run_boot(e: &Emulator, sb: &Sandbox, script: &str) -> std::process::Output {
     let p = sb.root.join("boot.sh");
     std::fs::write(&p, script).unwrap();
+    run_in(e, sb, &p)
+}
+
+/// Runs a script as the instance would: the stubs and the AWS CLI on the
+/// path, the emulator as AWS.
+fn run_in(e: &Emulator, sb: &Sandbox, p: &Path) -> std::process::Output {
     let venv = venv_bin("aws");
     let path = format!(
         "{}:{}:{}",
@@ -111,7 +119,7 @@ fn run_boot(e: &Emulator, sb: &Sandbox, script: &str) -> std::process::Output {
         std::env::var("PATH").unwrap_or_default()
     );
     Command::new("bash")
-        .arg(&p)
+        .arg(p)
         .env("PATH", path)
         .env("BOOKSTORE_ROOT", &sb.root)
         .env("CALLS", &sb.log)
@@ -157,7 +165,38 @@ fn the_boot_script_installs_verifies_mounts_and_starts() {
     let sb = sandbox();
     let binary = b"\x7fELF pretend bookstore binary";
     let (bucket, key, sha) = put_binary(&e, binary);
-    let out = run_boot(&e, &sb, &render(&vars(&bucket, &key, &sha)).unwrap());
+    // The secret RDS keeps for the database, as RDS writes it.
+    let password = "s3cr3t \"quoted\" pass!";
+    let secret = serde_json::json!({"username": "bookstore", "password": password}).to_string();
+    let created = Command::new(venv_bin("aws"))
+        .args(["secretsmanager", "create-secret", "--name", "rds!db-1"])
+        .args([
+            "--secret-string",
+            &secret,
+            "--query",
+            "ARN",
+            "--output",
+            "text",
+        ])
+        .env("AWS_ENDPOINT_URL", &e.endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let arn = String::from_utf8(created.stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    let mut v = vars(&bucket, &key, &sha);
+    v.db_secret_arn = arn.clone();
+    let out = run_boot(&e, &sb, &render(&v).unwrap());
     assert!(
         out.status.success(),
         "{}\n{}",
@@ -171,8 +210,11 @@ fn the_boot_script_installs_verifies_mounts_and_starts() {
     let calls = read(&sb.log);
     assert!(calls.contains("dnf install -y amazon-efs-utils"), "{calls}");
     assert!(
-        calls.contains("useradd --system --no-create-home --shell /sbin/nologin bookstore"),
-        "{calls}"
+        calls.contains("groupadd --system --gid 50000 bookstore")
+            && calls.contains(
+                "useradd --system --uid 50000 --gid 50000 --no-create-home --shell /sbin/nologin bookstore"
+            ),
+        "the app's user is the access point's uid: {calls}"
     );
     let data = sb.root.join("var/lib/bookstore/data");
     assert!(
@@ -216,7 +258,7 @@ fn the_boot_script_installs_verifies_mounts_and_starts() {
     }
     let env = read(&sb.root.join("etc/bookstore/bookstore.env"));
     assert!(env.contains("BOOKSTORE_LISTEN=0.0.0.0:8080"));
-    assert!(env.contains("BOOKSTORE_DATABASE_URL=mysql://bookstore@demo-db.abc.us-east-1.rds.amazonaws.com:3306/bookstore"));
+    assert!(env.contains("BOOKSTORE_DATABASE_URL=mysql://bookstore@demo-db.abc.us-east-1.rds.amazonaws.com:3306/bookstore?ssl-mode=required\n"));
     assert!(
         env.contains("BOOKSTORE_DATABASE_PASSWORD_COMMAND=/usr/local/lib/bookstore/db-password")
     );
@@ -224,8 +266,20 @@ fn the_boot_script_installs_verifies_mounts_and_starts() {
         !env.to_lowercase().contains("password="),
         "no password in the environment file"
     );
-    let helper = read(&sb.root.join("usr/local/lib/bookstore/db-password"));
-    assert!(helper.contains("secretsmanager get-secret-value") && helper.contains("rds!db-1-AbCd"));
+    // The password helper the app runs prints the secret's password, and
+    // only that.
+    let helper = sb.root.join("usr/local/lib/bookstore/db-password");
+    assert!(read(&helper).contains(&arn));
+    let got = run_in(&e, &sb, &helper);
+    assert!(
+        got.status.success(),
+        "{}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(got.stdout).unwrap(),
+        format!("{password}\n")
+    );
 }
 
 #[test]

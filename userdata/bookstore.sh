@@ -21,6 +21,7 @@ DB_PORT=@@DB_PORT@@
 DB_NAME=@@DB_NAME@@
 DB_USER=@@DB_USER@@
 DB_SECRET_ARN=@@DB_SECRET_ARN@@
+APP_UID=@@APP_UID@@
 
 log() { echo "bookstore-boot[$STACK]: $*" >&2; }
 
@@ -43,9 +44,11 @@ if [ "$got" != "$SHA256" ]; then
 fi
 install -D -m 0755 "$tmp/bookstore" "$ROOT/usr/local/bin/bookstore"
 
-# The app runs as its own system user.
+# The app runs as its own system user, with the uid and gid the file
+# system's access point writes as, so what it stores is its own.
 if ! id bookstore >/dev/null 2>&1; then
-    useradd --system --no-create-home --shell /sbin/nologin bookstore
+    groupadd --system --gid "$APP_UID" bookstore
+    useradd --system --uid "$APP_UID" --gid "$APP_UID" --no-create-home --shell /sbin/nologin bookstore
 fi
 
 # The shared file system, over TLS, through the app's access point.
@@ -59,7 +62,8 @@ if ! mountpoint -q "$ROOT$DATA_DIR"; then
 fi
 
 # The database password is read from the secret RDS manages (and rotates)
-# whenever the app connects; it is never written down.
+# whenever the app connects; it is never written down. The connection is
+# encrypted (RDS offers TLS; the app refuses to connect without it).
 install -d -m 0755 "$ROOT/usr/local/lib/bookstore"
 cat >"$ROOT/usr/local/lib/bookstore/db-password" <<EOF
 #!/bin/bash
@@ -73,7 +77,7 @@ chmod 0755 "$ROOT/usr/local/lib/bookstore/db-password"
 install -d -m 0755 "$ROOT/etc/bookstore"
 cat >"$ROOT/etc/bookstore/bookstore.env" <<EOF
 BOOKSTORE_LISTEN=0.0.0.0:$PORT
-BOOKSTORE_DATABASE_URL=mysql://$DB_USER@$DB_HOST:$DB_PORT/$DB_NAME
+BOOKSTORE_DATABASE_URL=mysql://$DB_USER@$DB_HOST:$DB_PORT/$DB_NAME?ssl-mode=required
 BOOKSTORE_DATABASE_PASSWORD_COMMAND=/usr/local/lib/bookstore/db-password
 BOOKSTORE_DATA_DIR=$DATA_DIR
 BOOKSTORE_LOG_FORMAT=json
