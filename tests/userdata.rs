@@ -118,18 +118,23 @@ fn run_in(e: &Emulator, sb: &Sandbox, p: &Path) -> std::process::Output {
         venv.parent().unwrap().display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    Command::new("bash")
+    aws_env(Command::new("bash"), e)
         .arg(p)
         .env("PATH", path)
         .env("BOOKSTORE_ROOT", &sb.root)
         .env("CALLS", &sb.log)
-        .env("AWS_ENDPOINT_URL", &e.endpoint)
+        .output()
+        .unwrap()
+}
+
+/// A command whose AWS is the emulator.
+fn aws_env(mut c: Command, e: &Emulator) -> Command {
+    c.env("AWS_ENDPOINT_URL", &e.endpoint)
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env_remove("AWS_PROFILE")
-        .output()
-        .unwrap()
+        .env_remove("AWS_PROFILE");
+    c
 }
 
 fn put_binary(e: &Emulator, bytes: &[u8]) -> (String, String, String) {
@@ -168,7 +173,7 @@ fn the_boot_script_installs_verifies_mounts_and_starts() {
     // The secret RDS keeps for the database, as RDS writes it.
     let password = "s3cr3t \"quoted\" pass!";
     let secret = serde_json::json!({"username": "bookstore", "password": password}).to_string();
-    let created = Command::new(venv_bin("aws"))
+    let created = aws_env(Command::new(venv_bin("aws")), &e)
         .args(["secretsmanager", "create-secret", "--name", "rds!db-1"])
         .args([
             "--secret-string",
@@ -178,11 +183,6 @@ fn the_boot_script_installs_verifies_mounts_and_starts() {
             "--output",
             "text",
         ])
-        .env("AWS_ENDPOINT_URL", &e.endpoint)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env_remove("AWS_PROFILE")
         .output()
         .unwrap();
     assert!(
