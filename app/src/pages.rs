@@ -557,11 +557,7 @@ async fn catalog(
 <div class="d-flex gap-2 align-items-center">{prev}<span>{position}</span>{next}</div>"#,
         esc(&text)
     );
-    page_with(&st, &mut ctx, "Catalog", &body).await
-}
-
-async fn page_with(st: &S, ctx: &mut Ctx, title: &str, body: &str) -> Result<Response, AppError> {
-    page(st, ctx, title, body).await
+    self::page(&st, &mut ctx, "Catalog", &body).await
 }
 
 fn url_encode(s: &str) -> String {
