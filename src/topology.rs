@@ -258,7 +258,9 @@ fn application(stack: &Stack, sfx: &[String], f: &AppFacts) -> Vec<Desired> {
             target_group::KIND,
             "tg",
             json!({
-                "name": short_name(name, "app-tg", 32),
+                // The port is in the name, so a new port's group can exist
+                // beside the old one while the listener moves over.
+                "name": short_name(name, &format!("app-{}", app.port), 32),
                 "port": app.port,
                 "protocol": "HTTP",
                 "vpc_id": r("vpc"),

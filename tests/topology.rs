@@ -273,7 +273,7 @@ fn production_stack_from_empty_to_destroyed() {
         assert_eq!(lb.availability_zones().len(), 2);
         let tgs = elb
             .describe_target_groups()
-            .names("bookstore-prod-app-tg")
+            .names("bookstore-prod-app-8080")
             .send()
             .await
             .unwrap();
@@ -582,6 +582,117 @@ fn production_stack_from_empty_to_destroyed() {
         .to_string();
     assert!(!stats.contains("S3:PutObject"), "uploaded once: {stats}");
 
+    // A new app port replaces the target group, new one first: the
+    // listener cannot let go of the old group until the new one exists,
+    // and the emulator, like AWS, refuses to delete a group in use.
+    let text = std::fs::read_to_string(&env.stack).unwrap();
+    std::fs::write(&env.stack, text.replace("port = 8080", "port = 8081")).unwrap();
+    let plan = env.ok(&["diff", &env.stack, "--json"]);
+    let plan: Value = serde_json::from_str(&plan.stdout).unwrap();
+    let tg = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "tg")
+        .unwrap();
+    assert_eq!(tg["action"], "replace", "{tg}");
+    assert_eq!(tg["create_before_destroy"], true, "{tg}");
+    let changes = env.changes();
+    for (id, action) in [
+        ("tg", "replace"),
+        ("listener-https", "update"),
+        ("sg-app", "update"),
+        ("launch-template", "update"),
+    ] {
+        assert!(
+            changes.contains(&(id.into(), action.into())),
+            "{id} {action}: {changes:?}"
+        );
+    }
+    assert!(
+        !changes
+            .iter()
+            .any(|(id, _)| id == "lb" || id == "db" || id == "vpc"),
+        "{changes:?}"
+    );
+    let up = env.run(&["up", &env.stack, "--yes"]);
+    assert_eq!(up.code, 1, "only the refresh fails: {}", up.stderr);
+    assert!(
+        !up.stderr.contains("ResourceInUse"),
+        "the old group was let go of first: {}",
+        up.stderr
+    );
+    e.block_on(async {
+        let elb = aws_sdk_elasticloadbalancingv2::Client::new(e.conf());
+        let tgs = elb.describe_target_groups().send().await.unwrap();
+        // The old group goes once everything that named it has moved
+        // over. The group's move ends with the instance refresh the
+        // emulator lacks, so here the old group stays (and is the only
+        // deletion left in the plan, checked below).
+        let mut names: Vec<&str> = tgs
+            .target_groups()
+            .iter()
+            .filter_map(|t| t.target_group_name())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["bookstore-prod-app-8080", "bookstore-prod-app-8081"]
+        );
+        let asg = aws_sdk_autoscaling::Client::new(e.conf())
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names("bookstore-prod-app")
+            .send()
+            .await
+            .unwrap();
+        let tg = tgs
+            .target_groups()
+            .iter()
+            .find(|t| t.target_group_name() == Some("bookstore-prod-app-8081"))
+            .unwrap();
+        assert_eq!(
+            asg.auto_scaling_groups()[0].target_group_arns(),
+            [tg.target_group_arn().unwrap().to_string()],
+            "the group serves from the new target group only"
+        );
+        assert_eq!(tg.port(), Some(8081));
+        let lb = elb
+            .describe_load_balancers()
+            .names("bookstore-prod-lb")
+            .send()
+            .await
+            .unwrap();
+        let ls = elb
+            .describe_listeners()
+            .load_balancer_arn(lb.load_balancers()[0].load_balancer_arn().unwrap())
+            .send()
+            .await
+            .unwrap();
+        let https = ls
+            .listeners()
+            .iter()
+            .find(|l| l.port() == Some(443))
+            .unwrap();
+        assert_eq!(
+            https.default_actions()[0].target_group_arn(),
+            tg.target_group_arn()
+        );
+    });
+    // Left: the rollout, and the deletions that wait for it (the old target
+    // group, the first binary's artifact).
+    let left = env.changes();
+    let (artifacts, rest): (BTreeSet<_>, BTreeSet<_>) = left
+        .into_iter()
+        .partition(|(id, _)| id.starts_with("artifact-"));
+    assert_eq!(rest, set(&[("asg", "update"), ("tg", "delete")]));
+    assert_eq!(artifacts.len(), 1, "{artifacts:?}");
+    assert!(
+        artifacts
+            .iter()
+            .all(|(id, a)| a == "delete" && *id != new_artifact),
+        "{artifacts:?}"
+    );
+
     // A change that would replace the database is refused without the flag.
     let text = std::fs::read_to_string(&env.stack).unwrap();
     std::fs::write(
@@ -738,8 +849,10 @@ fn production_stack_from_empty_to_destroyed() {
 
 #[test]
 fn without_a_hosted_zone_up_prints_the_validation_records_and_says_how_to_resume() {
-    // Certificates stay pending: nobody creates the records here.
-    let e = Emulator::start_with(&[("MOTO_ACM_VALIDATION_WAIT", "3600")]);
+    // Nobody creates the records here: the emulator issues the certificate
+    // 25 s after it is requested, as if someone had, later than the first
+    // run is willing to wait.
+    let e = Emulator::start_with(&[("MOTO_ACM_VALIDATION_WAIT", "25")]);
     let (bin, _) = write_binary(&e, "bookstore binary");
     let text = std::fs::read_to_string(common::root().join("stacks/demo.toml")).unwrap();
     let line = text
@@ -778,4 +891,38 @@ fn without_a_hosted_zone_up_prints_the_validation_records_and_says_how_to_resume
         pending.contains("listener-https") && !pending.contains("vpc") && !pending.contains("db"),
         "{pending:?}"
     );
+    // The certificate is unchanged but not ready: the plan says `up` waits.
+    let cert = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "cert")
+        .unwrap();
+    assert_eq!(cert["action"], "no_op", "{cert}");
+    assert_eq!(cert["pending"], true, "{cert}");
+
+    // Run again, willing to wait longer: it resumes waiting for the same
+    // certificate, then makes what needed it.
+    let text = std::fs::read_to_string(&stack)
+        .unwrap()
+        .replace("validation_timeout = 10", "validation_timeout = 120");
+    std::fs::write(&stack, text).unwrap();
+    let again = e.run(&["up", &stack, "--yes"]);
+    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
+    assert!(
+        again.stderr.contains("exists, waiting until ready"),
+        "{}",
+        again.stderr
+    );
+    let certs = e.block_on(async {
+        aws_sdk_acm::Client::new(e.conf())
+            .list_certificates()
+            .send()
+            .await
+            .unwrap()
+            .certificate_summary_list()
+            .len()
+    });
+    assert_eq!(certs, 1, "the same certificate, not a second one");
+    assert_eq!(e.run(&["diff", &stack, "--detailed-exitcode"]).code, 0);
 }

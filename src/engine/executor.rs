@@ -1,10 +1,8 @@
 //! Carries a plan out: concurrently along the dependency graph, waiting for
 //! each resource to be ready before its dependents start.
 //!
-//! Three phases: the old halves of replacements are deleted (dependents
-//! first), then creations and updates run in dependency order, then the
-//! resources that left the stack are deleted (dependents first). Within a
-//! phase, independent resources proceed at the same time.
+//! The plan becomes one graph of operations (see [`Executor::apply`]);
+//! independent operations proceed at the same time.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -49,8 +47,35 @@ pub struct Executor<'a> {
     pub concurrency: usize,
 }
 
+/// A unit of work in `apply`: bringing a wanted resource to its state, or
+/// deleting an existing one (an old half of a replacement, or surplus).
+#[derive(Clone, Copy)]
+enum Op<'p> {
+    /// Create, update or replace-create; for a resource without changes,
+    /// wait for it if it is not ready yet.
+    Want(&'p Step),
+    /// Delete an existing resource, by physical id.
+    Delete(&'p Step),
+}
+
+fn want_node(id: &str) -> String {
+    format!("want {id}")
+}
+
+fn delete_node(physical_id: &str) -> String {
+    format!("delete {physical_id}")
+}
+
 impl Executor<'_> {
-    /// Applies `plan`, computed from `desired` and `observed`.
+    /// Applies `plan`, computed from `desired` and `observed`, as one
+    /// dependency graph of operations run concurrently:
+    /// - a wanted resource starts once the resources it refers to are ready;
+    /// - a replacement either creates the new resource first, moves what
+    ///   refers to it over, then deletes the old one, or (when names or
+    ///   addresses clash) deletes the old one first, after what holds it;
+    /// - a deletion waits for the deletion of whatever refers to the
+    ///   resource in a way the cloud enforces (dependents first);
+    /// - resources leaving the stack go once everything wanted is in place.
     pub async fn apply(
         &self,
         plan: &Plan,
@@ -77,53 +102,62 @@ impl Executor<'_> {
                 .and_then(|p| by_physical.get(p).copied())
         };
 
-        let mut failures = Vec::new();
-
-        // Phase 1: the old halves of replacements, dependents first.
-        let replaced: Vec<&Step> = plan
+        let wanted: BTreeMap<&str, &Step> = plan
             .steps
             .iter()
-            .filter(|s| s.action == Action::Replace)
+            .filter(|s| s.action != Action::Delete)
+            .map(|s| (s.id.as_str(), s))
             .collect();
-        if !replaced.is_empty() {
-            let ids: BTreeSet<&str> = replaced.iter().map(|s| s.id.as_str()).collect();
-            // Y waits for every replaced X that refers to Y.
-            let nodes: Vec<(String, Vec<String>)> = replaced
+        // The existing resources this run deletes, by physical id.
+        let deleted: BTreeMap<&str, &Step> = plan
+            .steps
+            .iter()
+            .filter(|s| matches!(s.action, Action::Replace | Action::Delete))
+            .filter_map(|s| s.physical_id.as_deref().map(|p| (p, s)))
+            .collect();
+        let holders = holders(self.registry, observed);
+
+        let mut ops: BTreeMap<String, Op> = BTreeMap::new();
+        let mut nodes: Vec<(String, Vec<String>)> = Vec::new();
+        for s in wanted.values() {
+            let mut deps: Vec<String> = s
+                .deps
                 .iter()
-                .map(|y| {
-                    let users = replaced
-                        .iter()
-                        .filter(|x| x.deps.iter().any(|d| d == &y.id))
-                        .map(|x| x.id.clone())
-                        .filter(|x| ids.contains(x.as_str()))
-                        .collect();
-                    (y.id.clone(), users)
-                })
+                .filter(|d| wanted.contains_key(d.as_str()))
+                .map(|d| want_node(d))
                 .collect();
-            let steps: BTreeMap<&str, &Step> =
-                replaced.iter().map(|s| (s.id.as_str(), *s)).collect();
-            failures.extend(
-                run_dag(nodes, self.concurrency, |id| {
-                    let step = steps[id.as_str()];
-                    let current = step_of(step).cloned();
-                    async move {
-                        match current {
-                            Some(o) => self.delete(&o, "replacing: deleting the old one").await,
-                            None => Ok(()),
-                        }
-                    }
-                })
-                .await,
-            );
-            if !failures.is_empty() {
-                return Err(ExecError::Failed {
-                    total: plan.steps.len(),
-                    failures,
-                });
+            if s.action == Action::Replace && !s.create_first {
+                deps.extend(s.physical_id.as_deref().map(delete_node));
             }
+            ops.insert(want_node(&s.id), Op::Want(s));
+            nodes.push((want_node(&s.id), deps));
+        }
+        let all_wanted: Vec<String> = wanted.keys().map(|id| want_node(id)).collect();
+        for (pid, s) in &deleted {
+            // Whatever holds it and is deleted too goes first.
+            let mut deps: Vec<String> = holders
+                .get(*pid)
+                .into_iter()
+                .flatten()
+                .filter(|h| deleted.contains_key(h.as_str()))
+                .map(|h| delete_node(h))
+                .collect();
+            if s.action == Action::Delete {
+                deps.extend(all_wanted.iter().cloned());
+            } else if s.create_first {
+                // The new one, and everything that refers to it, first.
+                deps.push(want_node(&s.id));
+                deps.extend(
+                    wanted
+                        .values()
+                        .filter(|u| u.deps.contains(&s.id))
+                        .map(|u| want_node(&u.id)),
+                );
+            }
+            ops.insert(delete_node(pid), Op::Delete(s));
+            nodes.push((delete_node(pid), deps));
         }
 
-        // Phase 2: creations and updates in dependency order.
         let known: Mutex<BTreeMap<String, Attrs>> = Mutex::new(
             plan.steps
                 .iter()
@@ -131,103 +165,68 @@ impl Executor<'_> {
                 .filter_map(|s| step_of(s).map(|o| (s.id.clone(), o.attrs.clone())))
                 .collect(),
         );
-        let work: Vec<&Step> = plan
-            .steps
-            .iter()
-            .filter(|s| matches!(s.action, Action::Create | Action::Update | Action::Replace))
-            .collect();
-        let ids: BTreeSet<&str> = work.iter().map(|s| s.id.as_str()).collect();
-        let nodes: Vec<(String, Vec<String>)> = work
-            .iter()
-            .map(|s| {
-                let deps = s
-                    .deps
-                    .iter()
-                    .filter(|d| ids.contains(d.as_str()))
-                    .cloned()
-                    .collect();
-                (s.id.clone(), deps)
-            })
-            .collect();
-        let steps: BTreeMap<&str, &Step> = work.iter().map(|s| (s.id.as_str(), *s)).collect();
-        failures.extend(
-            run_dag(nodes, self.concurrency, |id| {
-                let step = steps[id.as_str()];
-                let d = desired[id.as_str()];
-                let current = if step.action == Action::Update {
-                    step_of(step).cloned()
-                } else {
-                    None
-                };
-                let known = &known;
-                async move {
-                    let props = {
-                        let k = known.lock().unwrap();
-                        resolve(&Value::Object(d.props.clone()), &|id| k.get(id))
-                    };
-                    let Resolution::Known(Value::Object(props)) = props else {
-                        return Err(CloudError::invalid(
-                            &d.id,
-                            "a resource it refers to has no attributes yet",
-                        ));
-                    };
-                    let r = Resolved {
-                        id: d.id.clone(),
-                        stack: self.stack.to_string(),
-                        props,
-                        tags: owner_tags(self.stack, &d.id),
-                        token: client_token(self.stack, &d.id),
-                    };
-                    let o = self.create_or_update(d, &r, current.as_ref()).await?;
-                    known.lock().unwrap().insert(d.id.clone(), o.attrs);
-                    Ok(())
-                }
-            })
-            .await,
-        );
-        if !failures.is_empty() {
-            return Err(ExecError::Failed {
-                total: plan.steps.len(),
-                failures,
-            });
-        }
-
-        // Phase 3: what left the stack, dependents first.
-        let gone: Vec<&Step> = plan
-            .steps
-            .iter()
-            .filter(|s| s.action == Action::Delete)
-            .collect();
-        let ids: BTreeSet<&str> = gone.iter().map(|s| s.id.as_str()).collect();
-        // Deletion steps may share a logical id (duplicates): key them by physical id.
-        let nodes: Vec<(String, Vec<String>)> = gone
-            .iter()
-            .map(|s| {
-                let users = s
-                    .deps
-                    .iter()
-                    .filter(|d| ids.contains(d.as_str()))
-                    .flat_map(|d| {
-                        gone.iter()
-                            .filter(move |g| &g.id == d)
-                            .filter_map(|g| g.physical_id.clone())
-                    })
-                    .collect();
-                (s.physical_id.clone().unwrap_or_default(), users)
-            })
-            .collect();
-        failures.extend(
-            run_dag(nodes, self.concurrency, |pid| {
-                let o = by_physical.get(pid.as_str()).copied().cloned();
-                async move {
-                    match o {
-                        Some(o) => self.delete(&o, "deleting").await,
-                        None => Ok(()),
+        let failures = run_dag(nodes, self.concurrency, |node| {
+            let op = ops[node.as_str()];
+            let known = &known;
+            let desired = &desired;
+            let step_of = &step_of;
+            let by_physical = &by_physical;
+            async move {
+                match op {
+                    Op::Delete(s) => {
+                        match s.physical_id.as_deref().and_then(|p| by_physical.get(p)) {
+                            Some(o) => {
+                                let what = if s.action == Action::Replace {
+                                    "replacing: deleting the old one"
+                                } else {
+                                    "deleting"
+                                };
+                                self.delete(o, what).await
+                            }
+                            None => Ok(()),
+                        }
+                    }
+                    Op::Want(s) if s.action == Action::NoOp => {
+                        let Some(o) = step_of(s) else { return Ok(()) };
+                        if !o.pending {
+                            return Ok(());
+                        }
+                        let o = self.wait_existing(o.clone()).await?;
+                        known.lock().unwrap().insert(s.id.clone(), o.attrs);
+                        Ok(())
+                    }
+                    Op::Want(s) => {
+                        let d = desired[s.id.as_str()];
+                        let current = if s.action == Action::Update {
+                            step_of(s).cloned()
+                        } else {
+                            None
+                        };
+                        let props = {
+                            let k = known.lock().unwrap();
+                            resolve(&Value::Object(d.props.clone()), &|id| k.get(id))
+                        };
+                        let Resolution::Known(Value::Object(props)) = props else {
+                            return Err(CloudError::invalid(
+                                &d.id,
+                                "a resource it refers to has no attributes yet",
+                            ));
+                        };
+                        let r = Resolved {
+                            id: d.id.clone(),
+                            stack: self.stack.to_string(),
+                            props,
+                            tags: owner_tags(self.stack, &d.id),
+                            token: client_token(self.stack, &d.id),
+                        };
+                        let o = self.create_or_update(d, &r, current.as_ref()).await?;
+                        known.lock().unwrap().insert(d.id.clone(), o.attrs);
+                        Ok(())
                     }
                 }
-            })
-            .await,
-        );
+            }
+        })
+        .await;
         if failures.is_empty() {
             Ok(())
         } else {
@@ -236,6 +235,32 @@ impl Executor<'_> {
                 failures,
             })
         }
+    }
+
+    /// Waits for a resource that exists, unchanged, but is not ready yet
+    /// (left so by an interrupted run).
+    async fn wait_existing(&self, o: Observed) -> Result<Observed, CloudError> {
+        let kind = self
+            .registry
+            .get(o.kind)
+            .ok_or_else(|| CloudError::invalid(&o.id, format!("unknown kind {}", o.kind)))?;
+        let rep = &self.cloud.reporter;
+        let id = o.id.clone();
+        let start = Instant::now();
+        rep.start(
+            &id,
+            &format!("{} exists, waiting until ready", o.physical_id),
+        );
+        let result = kind.wait_ready(self.cloud, o).await;
+        match &result {
+            Ok(o) => rep.finish(
+                &id,
+                true,
+                &format!("{} ready in {:.1?}", o.physical_id, start.elapsed()),
+            ),
+            Err(e) => rep.finish(&id, false, &e.to_string()),
+        }
+        result
     }
 
     async fn create_or_update(
@@ -314,8 +339,25 @@ impl Executor<'_> {
     }
 }
 
+/// For each observed resource (by physical id), the physical ids of the
+/// observed resources that hold it: refer to it through an attribute whose
+/// reference keeps it from being deleted.
+fn holders(registry: &Registry, observed: &[Observed]) -> BTreeMap<String, Vec<String>> {
+    super::plan::users_of(observed, |o, attr| {
+        registry
+            .get(o.kind)
+            .is_none_or(|k| k.reference_blocks_deletion(attr))
+    })
+    .into_iter()
+    .map(|(pid, users)| (pid, users.iter().map(|u| u.physical_id.clone()).collect()))
+    .collect()
+}
+
 /// Runs `f` on every node once all its dependencies succeeded, at most
 /// `concurrency` at a time. A node whose dependency failed is skipped.
+/// Nodes that wait for each other in a cycle (two security groups whose
+/// rules name each other, both being deleted) are started together once
+/// nothing else can run: each then retries while the other still holds it.
 /// Returns a message per failed or skipped node.
 pub async fn run_dag<'a, F, Fut>(
     nodes: Vec<(String, Vec<String>)>,
@@ -355,6 +397,26 @@ where
             }
             i += 1;
         }
+        if running.is_empty() && !pending.is_empty() {
+            // Stalled: only a cycle can hold the rest. Release its members
+            // from their waits on each other.
+            let cyclic = in_cycles(&pending);
+            if cyclic.is_empty() {
+                for (id, deps) in pending.drain(..) {
+                    failures.push(format!(
+                        "{id}: never started, waiting for {}",
+                        deps.join(", ")
+                    ));
+                }
+                break;
+            }
+            for (id, deps) in pending.iter_mut() {
+                if cyclic.contains(id) {
+                    deps.retain(|d| !cyclic.contains(d));
+                }
+            }
+            continue;
+        }
         match running.next().await {
             Some((id, Ok(()))) => {
                 ok.insert(id);
@@ -367,6 +429,30 @@ where
         }
     }
     failures
+}
+
+/// The nodes of `pending` that can reach themselves through their
+/// dependencies.
+fn in_cycles(pending: &[(String, Vec<String>)]) -> BTreeSet<String> {
+    let deps: BTreeMap<&str, &Vec<String>> =
+        pending.iter().map(|(id, d)| (id.as_str(), d)).collect();
+    let mut out = BTreeSet::new();
+    for (start, _) in pending {
+        let mut seen: BTreeSet<&str> = BTreeSet::new();
+        let mut stack: Vec<&str> = deps[start.as_str()].iter().map(String::as_str).collect();
+        while let Some(n) = stack.pop() {
+            if n == start {
+                out.insert(start.clone());
+                break;
+            }
+            if seen.insert(n) {
+                if let Some(ds) = deps.get(n) {
+                    stack.extend(ds.iter().map(String::as_str));
+                }
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -406,6 +492,36 @@ mod tests {
         let log = log.lock().unwrap();
         assert_eq!(log.last().unwrap(), "c");
         assert_eq!(peak.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn nodes_waiting_on_each_other_run_once_nothing_else_can() {
+        // Two groups whose rules name each other, both deleted: each waits
+        // for the other. They start together after what they do not wait
+        // for; what waits for them still waits.
+        let ran = Arc::new(Mutex::new(Vec::new()));
+        let failures = run_dag(
+            vec![
+                n("a", &["b", "first"]),
+                n("b", &["a"]),
+                n("first", &[]),
+                n("after", &["a", "b"]),
+            ],
+            4,
+            |id| {
+                let ran = ran.clone();
+                async move {
+                    ran.lock().unwrap().push(id);
+                    Ok(())
+                }
+            },
+        )
+        .await;
+        assert!(failures.is_empty(), "{failures:?}");
+        let ran = ran.lock().unwrap();
+        assert_eq!(ran.first().unwrap(), "first");
+        assert_eq!(ran.last().unwrap(), "after");
+        assert_eq!(ran.len(), 4);
     }
 
     #[tokio::test]

@@ -87,6 +87,10 @@ pub struct Observed {
     pub props: Props,
     /// Attributes other resources may refer to. Always holds `id`.
     pub attrs: Attrs,
+    /// Exists but is not ready for its dependents yet (still being created,
+    /// a certificate awaiting validation...): `up` waits for it even when
+    /// nothing about it changes, so an interrupted run resumes.
+    pub pending: bool,
 }
 
 impl Observed {
@@ -100,7 +104,13 @@ impl Observed {
             physical_id,
             props: Props::new(),
             attrs,
+            pending: false,
         }
+    }
+
+    pub fn pending(mut self, pending: bool) -> Self {
+        self.pending = pending;
+        self
     }
 
     pub fn prop(mut self, key: &str, value: impl Into<Value>) -> Self {
@@ -217,6 +227,24 @@ pub trait ResourceKind: Send + Sync {
         ReplacePolicy::Allow
     }
 
+    /// Whether a replacement may create the new resource while the old one
+    /// still exists (no unique name or exclusive address in the way), given
+    /// what changes. Then what refers to the old one moves to the new one
+    /// before the old one is deleted. Otherwise the old one goes first, and
+    /// whatever refers to it in a way that keeps it from being deleted (see
+    /// [`ResourceKind::reference_blocks_deletion`]) is replaced with it.
+    fn create_before_destroy(&self, _changes: &[plan::AttrDiff], _current: &Observed) -> bool {
+        false
+    }
+
+    /// Whether this kind's reference to another resource, through attribute
+    /// `attr`, keeps that resource from being deleted (a listener's target
+    /// group, a load balancer's subnets). References the cloud does not
+    /// enforce (a route to a NAT gateway, a DNS alias) do not.
+    fn reference_blocks_deletion(&self, _attr: &str) -> bool {
+        true
+    }
+
     /// Attributes an in-place update gives new values (so what refers to
     /// them changes too), like a launch template's latest version.
     fn attrs_changed_by_update(&self) -> &'static [&'static str] {
@@ -291,6 +319,11 @@ impl Default for Registry {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Whether `changes` changes attribute `name`.
+pub fn changes(changes: &[plan::AttrDiff], name: &str) -> bool {
+    changes.iter().any(|c| c.name == name)
 }
 
 /// Derives a client token from stack and logical id: stable across runs,

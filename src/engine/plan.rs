@@ -58,6 +58,17 @@ pub struct Step {
     /// A data-bearing resource would be replaced: refused without explicit consent.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub needs_consent: bool,
+    /// A replacement whose new resource is created before the old one is
+    /// deleted (what refers to it moves over in between).
+    #[serde(
+        rename = "create_before_destroy",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub create_first: bool,
+    /// Exists, unchanged, but is not ready yet (left so by an interrupted
+    /// run, or a certificate awaiting validation): `up` waits for it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
     /// Logical ids this step must wait for (creates/updates) or that must go first (deletes).
     #[serde(skip)]
     pub deps: Vec<String>,
@@ -110,21 +121,50 @@ pub fn plan(
     let order = topo_order(&nodes)?;
     let by_id: BTreeMap<&str, &Desired> = desired.iter().map(|d| (d.id.as_str(), d)).collect();
 
-    // The first observed resource with a matching id and kind is the one we
-    // manage; anything else carrying our tags is surplus and goes.
-    let mut current: BTreeMap<&str, &Observed> = BTreeMap::new();
+    // Of the observed resources with a wanted id and kind, one is managed:
+    // where an interrupted run or a copy left several, the one closest to
+    // the stack file, then the one most others refer to. Anything else
+    // carrying our tags is surplus and goes.
+    let referenced = observed_deps(observed);
+    let mut candidates: BTreeMap<&str, Vec<&Observed>> = BTreeMap::new();
     let mut surplus: Vec<&Observed> = Vec::new();
     for o in observed {
-        let wanted = by_id.get(o.id.as_str()).is_some_and(|d| d.kind == o.kind);
-        if wanted && !current.contains_key(o.id.as_str()) {
-            current.insert(o.id.as_str(), o);
+        if by_id.get(o.id.as_str()).is_some_and(|d| d.kind == o.kind) {
+            candidates.entry(o.id.as_str()).or_default().push(o);
         } else {
             surplus.push(o);
         }
     }
+    let mut current: BTreeMap<&str, &Observed> = BTreeMap::new();
+    for (id, mut list) in candidates {
+        let d = by_id[id];
+        let kind = registry.get(d.kind).expect("checked above");
+        list.sort_by_key(|o| {
+            let differs = kind
+                .attributes()
+                .iter()
+                .filter(|a| {
+                    d.props
+                        .get(a.name)
+                        .and_then(|w| known_value(w, &BTreeMap::new()))
+                        .is_some_and(|w| !super::same(&w, o.props.get(a.name)))
+                })
+                .count();
+            let users = referenced.get(&o.physical_id).map_or(0, Vec::len);
+            (differs, std::cmp::Reverse(users), o.physical_id.clone())
+        });
+        let mut rest = list.into_iter();
+        if let Some(first) = rest.next() {
+            current.insert(id, first);
+        }
+        surplus.extend(rest);
+    }
+    surplus.sort_by_key(|o| observed.iter().position(|x| std::ptr::eq(x, *o)));
 
     // Attributes known now: those of resources that exist and are not replaced.
     let mut known: BTreeMap<String, Attrs> = BTreeMap::new();
+    // Replaced resources whose old one is deleted before the new one exists.
+    let mut delete_first: BTreeSet<String> = BTreeSet::new();
     let mut steps = Vec::new();
     for id in &order {
         let d = by_id[id.as_str()];
@@ -149,6 +189,8 @@ pub fn plan(
                 changes,
                 reason: None,
                 needs_consent: false,
+                create_first: false,
+                pending: false,
                 deps,
             });
             continue;
@@ -195,6 +237,29 @@ pub fn plan(
         } else {
             (Action::NoOp, None)
         };
+        // What must be deleted before it is created again cannot be let go
+        // of by what refers to it in a way the cloud enforces: that goes too.
+        let held: Vec<String> = d
+            .props
+            .iter()
+            .filter(|(name, _)| kind.reference_blocks_deletion(name))
+            .flat_map(|(_, v)| super::refs::referenced_ids(v))
+            .filter(|x| delete_first.contains(x))
+            .collect();
+        let (action, reason) = match (action, held.first()) {
+            (Action::Replace, _) | (_, None) => (action, reason),
+            (_, Some(x)) => (
+                Action::Replace,
+                Some(format!(
+                    "refers to `{x}`, which is deleted before it is created again"
+                )),
+            ),
+        };
+        let create_first =
+            action == Action::Replace && held.is_empty() && kind.create_before_destroy(&changes, o);
+        if action == Action::Replace && !create_first {
+            delete_first.insert(id.clone());
+        }
         if action != Action::Replace {
             let mut attrs = o.attrs.clone();
             if action == Action::Update {
@@ -215,6 +280,8 @@ pub fn plan(
             changes,
             reason,
             needs_consent,
+            create_first,
+            pending: action == Action::NoOp && o.pending,
             deps,
         });
     }
@@ -236,6 +303,8 @@ pub fn plan(
             needs_consent: registry
                 .get(o.kind)
                 .is_some_and(|k| k.replace_policy() == ReplacePolicy::RequireConfirmation),
+            create_first: false,
+            pending: false,
             deps: surplus_deps
                 .get(&o.physical_id)
                 .cloned()
@@ -267,6 +336,8 @@ pub fn destroy_plan(stack: &str, registry: &Registry, observed: &[Observed]) -> 
             needs_consent: registry
                 .get(o.kind)
                 .is_some_and(|k| k.replace_policy() == ReplacePolicy::RequireConfirmation),
+            create_first: false,
+            pending: false,
             deps: deps.get(&o.physical_id).cloned().unwrap_or_default(),
         })
         .collect();
@@ -280,11 +351,30 @@ pub fn destroy_plan(stack: &str, registry: &Registry, observed: &[Observed]) -> 
 }
 
 /// For each observed resource (by physical id), the logical ids of observed
-/// resources that refer to it and so must be deleted before it: a resource
-/// refers to another when one of its property values names the other's
-/// physical id or one of its attributes.
+/// resources that refer to it and so must be deleted before it.
 pub fn observed_deps(observed: &[Observed]) -> BTreeMap<String, Vec<String>> {
-    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    users_of(observed, |_, _| true)
+        .into_iter()
+        .map(|(pid, users)| {
+            let mut ids: Vec<String> = Vec::new();
+            for u in users {
+                if !ids.contains(&u.id) {
+                    ids.push(u.id.clone());
+                }
+            }
+            (pid, ids)
+        })
+        .collect()
+}
+
+/// For each observed resource (by physical id), the observed resources that
+/// refer to it through an attribute `counts` accepts: one of the attribute's
+/// values names the other's physical id or one of its attributes.
+pub fn users_of(
+    observed: &[Observed],
+    counts: impl Fn(&Observed, &str) -> bool,
+) -> BTreeMap<String, Vec<&Observed>> {
+    let mut out: BTreeMap<String, Vec<&Observed>> = BTreeMap::new();
     for target in observed {
         let names: BTreeSet<&str> = target
             .attrs
@@ -307,8 +397,11 @@ pub fn observed_deps(observed: &[Observed]) -> BTreeMap<String, Vec<String>> {
                 .chain(std::iter::once(o.physical_id.as_str()))
                 .collect();
             let names: BTreeSet<&str> = names.difference(&own).copied().collect();
-            if mentions(&Value::Object(o.props.clone()), &names) && !users.contains(&o.id) {
-                users.push(o.id.clone());
+            if o.props
+                .iter()
+                .any(|(attr, v)| counts(o, attr) && mentions(v, &names))
+            {
+                users.push(o);
             }
         }
         out.insert(target.physical_id.clone(), users);
@@ -384,7 +477,11 @@ impl Plan {
             );
             return out;
         }
-        for s in self.steps.iter().filter(|s| s.action != Action::NoOp) {
+        for s in self
+            .steps
+            .iter()
+            .filter(|s| s.action != Action::NoOp || s.pending)
+        {
             let head = format!(
                 "{:>3} {} ({}){}",
                 s.action.symbol(),
@@ -408,6 +505,20 @@ impl Plan {
             let _ = writeln!(out, "{head}");
             if let Some(r) = &s.reason {
                 let _ = writeln!(out, "      # {r}");
+            }
+            if s.pending {
+                let _ = writeln!(
+                    out,
+                    "      # exists but is not ready yet: `up` waits for it before what needs it"
+                );
+            }
+            if s.action == Action::Replace {
+                let order = if s.create_first {
+                    "the new one is created first, then the old one deleted"
+                } else {
+                    "the old one is deleted first, then the new one created"
+                };
+                let _ = writeln!(out, "      # {order}");
             }
             if s.needs_consent {
                 let _ = writeln!(
@@ -466,7 +577,8 @@ mod tests {
         assert!(deps["shop-db-1"].is_empty());
     }
 
-    struct Fake(&'static str, ReplacePolicy);
+    /// A kind; the flag says whether its replacements create first.
+    struct Fake(&'static str, ReplacePolicy, bool);
     #[async_trait]
     impl ResourceKind for Fake {
         fn kind(&self) -> &'static str {
@@ -478,6 +590,9 @@ mod tests {
         }
         fn replace_policy(&self) -> ReplacePolicy {
             self.1
+        }
+        fn create_before_destroy(&self, _: &[AttrDiff], _: &Observed) -> bool {
+            self.2
         }
         async fn read_all(&self, _: &Cloud, _: &str) -> Result<Vec<Observed>, CloudError> {
             unreachable!()
@@ -501,8 +616,13 @@ mod tests {
 
     fn registry() -> Registry {
         let mut r = Registry::new();
-        r.register(Box::new(Fake("net", ReplacePolicy::Allow)));
-        r.register(Box::new(Fake("db", ReplacePolicy::RequireConfirmation)));
+        r.register(Box::new(Fake("net", ReplacePolicy::Allow, false)));
+        r.register(Box::new(Fake(
+            "db",
+            ReplacePolicy::RequireConfirmation,
+            false,
+        )));
+        r.register(Box::new(Fake("cbd", ReplacePolicy::Allow, true)));
         r
     }
 
@@ -607,6 +727,92 @@ mod tests {
                 ("p-2".to_string(), vec!["old".to_string()]),
                 ("o-1".to_string(), vec![])
             ]
+        );
+    }
+
+    /// A parent of `kind` whose cidr changes, and a child that names it
+    /// through an attribute it can change in place.
+    fn replaced_parent(kind: &'static str) -> Plan {
+        let d = vec![
+            Desired::new("net", "child", json!({"name": r("parent")})),
+            Desired::new(kind, "parent", json!({"cidr": "10.1.0.0/16"})),
+        ];
+        let o = vec![
+            Observed::new(kind, "parent", "p-1").prop("cidr", "10.0.0.0/16"),
+            Observed::new("net", "child", "c-1").prop("name", "p-1"),
+        ];
+        plan("s", &registry(), &d, &o).unwrap()
+    }
+
+    #[test]
+    fn what_holds_a_resource_deleted_first_is_replaced_with_it() {
+        let p = replaced_parent("net");
+        let step = |id: &str| p.steps.iter().find(|s| s.id == id).unwrap();
+        assert_eq!(step("parent").action, Action::Replace);
+        assert!(!step("parent").create_first);
+        // The child could change in place, but it would keep the old parent
+        // from being deleted.
+        assert_eq!(step("child").action, Action::Replace);
+        assert_eq!(
+            step("child").reason.as_deref(),
+            Some("refers to `parent`, which is deleted before it is created again")
+        );
+        assert!(p
+            .render(false)
+            .contains("the old one is deleted first, then the new one created"));
+    }
+
+    #[test]
+    fn a_replacement_created_first_lets_what_refers_to_it_move_over() {
+        let p = replaced_parent("cbd");
+        let step = |id: &str| p.steps.iter().find(|s| s.id == id).unwrap();
+        assert_eq!(step("parent").action, Action::Replace);
+        assert!(step("parent").create_first);
+        assert_eq!(step("child").action, Action::Update);
+        let json = serde_json::to_value(&p).unwrap();
+        assert_eq!(json["steps"][0]["create_before_destroy"], true);
+        assert!(p
+            .render(false)
+            .contains("the new one is created first, then the old one deleted"));
+    }
+
+    #[test]
+    fn of_duplicates_the_one_matching_the_file_is_kept() {
+        // An interrupted run left two parents; the first one listed differs
+        // from the file, the second matches it and is the one kept.
+        let mut obs = vec![Observed::new("net", "parent", "p-0").prop("cidr", "10.9.0.0/16")];
+        obs.extend(observed_all());
+        let p = plan("s", &registry(), &desired(), &obs).unwrap();
+        let parent = p
+            .steps
+            .iter()
+            .find(|s| s.id == "parent" && s.action != Action::Delete)
+            .unwrap();
+        assert_eq!(parent.action, Action::NoOp);
+        assert_eq!(parent.physical_id.as_deref(), Some("p-1"));
+        let deleted: Vec<_> = p
+            .steps
+            .iter()
+            .filter(|s| s.action == Action::Delete)
+            .map(|s| s.physical_id.as_deref().unwrap())
+            .collect();
+        assert_eq!(deleted, ["p-0"]);
+    }
+
+    #[test]
+    fn an_unready_resource_shows_that_up_waits_for_it() {
+        let mut obs = observed_all();
+        obs[0] = obs[0].clone().pending(true);
+        let mut d = desired();
+        d[0].props.insert("name".into(), json!("renamed"));
+        let p = plan("s", &registry(), &d, &obs).unwrap();
+        let parent = p.steps.iter().find(|s| s.id == "parent").unwrap();
+        assert_eq!(parent.action, Action::NoOp);
+        assert!(parent.pending);
+        assert!(p.render(false).contains("not ready yet: `up` waits for it"));
+        assert_eq!(
+            serde_json::to_value(&p).unwrap()["steps"][0]["pending"],
+            true
         );
     }
 

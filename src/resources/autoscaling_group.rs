@@ -230,6 +230,12 @@ impl ResourceKind for AutoScalingGroup {
         A
     }
 
+    /// Instances in its subnets keep them; the target group and launch
+    /// template it names can be deleted from under it.
+    fn reference_blocks_deletion(&self, attr: &str) -> bool {
+        attr == "subnets"
+    }
+
     async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
         let out = cloud
             .autoscaling

@@ -131,6 +131,11 @@ impl ResourceKind for Certificate {
         A
     }
 
+    // A new certificate can be issued while the listener still uses the old one.
+    fn create_before_destroy(&self, _: &[crate::engine::plan::AttrDiff], _: &Observed) -> bool {
+        true
+    }
+
     async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
         let list = cloud
             .acm
@@ -164,7 +169,8 @@ impl ResourceKind for Certificate {
             let mut o = Observed::new(KIND, id, arn)
                 .prop("domain", c.domain_name().unwrap_or_default())
                 .prop("alternative_names", json!(sans(&c)))
-                .attr("arn", arn);
+                .attr("arn", arn)
+                .pending(c.status() != Some(&CertificateStatus::Issued));
             if let Some(z) = get(TAG_ZONE) {
                 o.props.insert("zone".into(), Value::String(z.to_string()));
             }

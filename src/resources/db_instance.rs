@@ -134,6 +134,11 @@ fn observed(id: &str, d: &DbInstance) -> Observed {
                 .and_then(|s| s.secret_arn())
                 .unwrap_or_default(),
         )
+        // Being created (no endpoint yet) or otherwise not available.
+        .pending(
+            d.db_instance_status() != Some("available")
+                || d.endpoint().and_then(|e| e.address()).is_none(),
+        )
 }
 
 async fn describe(cloud: &Cloud, id: &str, ident: &str) -> Result<Option<DbInstance>, CloudError> {

@@ -146,6 +146,11 @@ impl ResourceKind for DnsAlias {
         A
     }
 
+    // A record pointing at a load balancer does not keep it from being deleted.
+    fn reference_blocks_deletion(&self, _: &str) -> bool {
+        false
+    }
+
     async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
         let zones = cloud
             .route53

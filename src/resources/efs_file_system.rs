@@ -180,8 +180,11 @@ impl ResourceKind for FileSystem {
                 continue;
             };
             let mts = mount_targets(cloud, &id, f.file_system_id()).await?;
+            let pending = f.life_cycle_state() != &LifeCycleState::Available
+                || mts.values().any(|(_, _, s)| s != "available");
             out.push(
                 Observed::new(KIND, id, f.file_system_id())
+                    .pending(pending)
                     .prop("encrypted", f.encrypted().unwrap_or(false))
                     .prop("performance_mode", f.performance_mode().as_str())
                     .prop("mount_targets", targets_json(&mts))

@@ -92,6 +92,11 @@ impl ResourceKind for Role {
         A
     }
 
+    // A policy naming a bucket, secret or file system does not keep them.
+    fn reference_blocks_deletion(&self, _: &str) -> bool {
+        false
+    }
+
     async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
         let roles = cloud
             .iam

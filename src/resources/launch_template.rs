@@ -98,6 +98,11 @@ impl ResourceKind for LaunchTemplate {
         A
     }
 
+    // A template naming a group or profile does not keep either from being deleted.
+    fn reference_blocks_deletion(&self, _: &str) -> bool {
+        false
+    }
+
     fn attrs_changed_by_update(&self) -> &'static [&'static str] {
         &["latest_version"]
     }

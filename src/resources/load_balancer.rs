@@ -51,6 +51,7 @@ fn observed(id: &str, lb: &aws_sdk_elasticloadbalancingv2::types::LoadBalancer) 
         .attr("arn", arn)
         .attr("dns_name", lb.dns_name().unwrap_or_default())
         .attr("zone_id", lb.canonical_hosted_zone_id().unwrap_or_default())
+        .pending(lb.state().and_then(|s| s.code()) != Some(&LoadBalancerStateEnum::Active))
 }
 
 #[async_trait]

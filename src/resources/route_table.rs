@@ -199,6 +199,15 @@ impl ResourceKind for RouteTable {
         A
     }
 
+    fn create_before_destroy(&self, _: &[crate::engine::plan::AttrDiff], _: &Observed) -> bool {
+        true
+    }
+
+    // A route to a NAT or internet gateway does not keep it from being deleted.
+    fn reference_blocks_deletion(&self, attr: &str) -> bool {
+        attr != "routes"
+    }
+
     async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
         let out = cloud
             .ec2

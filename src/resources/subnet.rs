@@ -22,6 +22,28 @@ impl ResourceKind for Subnet {
         A
     }
 
+    /// In another VPC, or on addresses the old one does not use, the new
+    /// subnet can exist beside the old one.
+    fn create_before_destroy(
+        &self,
+        c: &[crate::engine::plan::AttrDiff],
+        current: &Observed,
+    ) -> bool {
+        let new_cidr = c
+            .iter()
+            .find(|a| a.name == "cidr")
+            .and_then(|a| a.after.as_ref())
+            .and_then(|v| v.as_str())
+            .and_then(|v| v.parse::<ipnet::Ipv4Net>().ok());
+        let old_cidr = current
+            .props
+            .get("cidr")
+            .and_then(|v| v.as_str())
+            .and_then(|v| v.parse::<ipnet::Ipv4Net>().ok());
+        crate::engine::changes(c, "vpc_id")
+            || matches!((new_cidr, old_cidr), (Some(n), Some(o)) if !n.contains(&o.network()) && !o.contains(&n.network()))
+    }
+
     async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
         let out = cloud
             .ec2

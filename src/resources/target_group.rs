@@ -76,6 +76,13 @@ impl ResourceKind for TargetGroup {
         A
     }
 
+    /// Target group names are unique in a region: a replacement that also
+    /// changes the name (it holds the port) can run beside the old one, so
+    /// the listener moves over before the old group is deleted.
+    fn create_before_destroy(&self, c: &[crate::engine::plan::AttrDiff], _: &Observed) -> bool {
+        c.iter().any(|a| a.name == "name" && a.after.is_some())
+    }
+
     async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
         let all = cloud
             .elbv2

@@ -79,6 +79,11 @@ impl ResourceKind for Vpc {
         A
     }
 
+    // Nothing names a VPC: the new one can exist beside the old one.
+    fn create_before_destroy(&self, _: &[crate::engine::plan::AttrDiff], _: &Observed) -> bool {
+        true
+    }
+
     async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
         let out = cloud
             .ec2
