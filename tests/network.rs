@@ -178,17 +178,21 @@ fn ingress(e: &Emulator) -> BTreeMap<String, BTreeSet<(i32, String)>> {
                 let mut rules = BTreeSet::new();
                 for p in g.ip_permissions() {
                     assert_eq!(p.ip_protocol(), Some("tcp"));
-                    assert_eq!(p.from_port(), p.to_port());
                     let port = p.from_port().unwrap();
+                    // A port range shows as "SOURCE up to PORT".
+                    let src = |s: &str| match p.to_port() {
+                        Some(to) if to != port => format!("{s} up to {to}"),
+                        _ => s.to_string(),
+                    };
                     for r in p.ip_ranges() {
-                        rules.insert((port, r.cidr_ip().unwrap().to_string()));
+                        rules.insert((port, src(r.cidr_ip().unwrap())));
+                    }
+                    for r in p.ipv6_ranges() {
+                        rules.insert((port, src(r.cidr_ipv6().unwrap())));
                     }
                     for s in p.user_id_group_pairs() {
                         let id = s.group_id().unwrap();
-                        rules.insert((
-                            port,
-                            names.get(id).cloned().unwrap_or_else(|| id.to_string()),
-                        ));
+                        rules.insert((port, src(names.get(id).map_or(id, String::as_str))));
                     }
                 }
                 (names[g.group_id().unwrap()].clone(), rules)
@@ -492,8 +496,29 @@ fn drift_shows_in_diff_and_up_repairs_it() {
             .send()
             .await
             .unwrap();
+        // And a port range open to every IPv6 address.
+        ec2.authorize_security_group_ingress()
+            .group_id(db.group_id().unwrap())
+            .ip_permissions(
+                aws_sdk_ec2::types::IpPermission::builder()
+                    .ip_protocol("tcp")
+                    .from_port(1000)
+                    .to_port(2000)
+                    .ipv6_ranges(
+                        aws_sdk_ec2::types::Ipv6Range::builder()
+                            .cidr_ipv6("::/0")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
     });
-    assert_eq!(ingress(&e)["sg-db"], rules(&[(3306, "0.0.0.0/0")]));
+    assert_eq!(
+        ingress(&e)["sg-db"],
+        rules(&[(3306, "0.0.0.0/0"), (1000, "::/0 up to 2000")])
+    );
 
     let diff = e.run(&["diff", DEMO, "--detailed-exitcode"]);
     assert_eq!(diff.code, 2, "{}", diff.stdout);
@@ -503,10 +528,80 @@ fn drift_shows_in_diff_and_up_repairs_it() {
         diff.stdout
     );
     assert!(diff.stdout.contains("0.0.0.0/0"), "{}", diff.stdout);
+    assert!(diff.stdout.contains("::/0"), "{}", diff.stdout);
     assert_eq!(changes(&plan_json(&e, DEMO)), set(&[("sg-db", "update")]));
 
     e.ok(&["up", DEMO, "--yes"]);
     assert_eq!(ingress(&e)["sg-db"], rules(&[(3306, "sg-app")]));
+    assert_eq!(e.run(&["diff", DEMO, "--detailed-exitcode"]).code, 0);
+
+    // Someone deletes the NAT gateway: `up` makes another, under a new
+    // request (EC2 answers a repeated client token with the deleted
+    // gateway; the emulator ignores tokens, so only the outcome is checked
+    // here), and the private routes follow it.
+    let old = e.block_on(async {
+        let out = ec2
+            .describe_nat_gateways()
+            .filter(owned())
+            .send()
+            .await
+            .unwrap();
+        let g = &out.nat_gateways()[0];
+        let id = g.nat_gateway_id().unwrap().to_string();
+        ec2.delete_nat_gateway()
+            .nat_gateway_id(&id)
+            .send()
+            .await
+            .unwrap();
+        // EC2 releases the gateway's address once the deletion completes;
+        // the emulator never does, so stand in for it.
+        let assoc = g.nat_gateway_addresses()[0]
+            .association_id()
+            .map(str::to_string);
+        let assoc = match assoc {
+            Some(a) => a,
+            None => ec2
+                .describe_addresses()
+                .allocation_ids(g.nat_gateway_addresses()[0].allocation_id().unwrap())
+                .send()
+                .await
+                .unwrap()
+                .addresses()[0]
+                .association_id()
+                .unwrap()
+                .to_string(),
+        };
+        ec2.disassociate_address()
+            .association_id(assoc)
+            .send()
+            .await
+            .unwrap();
+        id
+    });
+    let plan = plan_json(&e, DEMO);
+    let c = changes(&plan);
+    assert!(c.contains(&("nat-a".into(), "create".into())), "{c:?}");
+    assert!(
+        c.iter()
+            .all(|(id, a)| id == "nat-a" || (id.starts_with("rt-private") && a == "update")),
+        "{c:?}"
+    );
+    e.ok(&["up", DEMO, "--yes"]);
+    check_network(&e, false);
+    let live = e.block_on(async {
+        ec2.describe_nat_gateways()
+            .filter(owned())
+            .send()
+            .await
+            .unwrap()
+            .nat_gateways()
+            .iter()
+            .filter(|g| g.state() == Some(&aws_sdk_ec2::types::NatGatewayState::Available))
+            .map(|g| g.nat_gateway_id().unwrap().to_string())
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(live.len(), 1, "{live:?}");
+    assert_ne!(live[0], old);
     assert_eq!(e.run(&["diff", DEMO, "--detailed-exitcode"]).code, 0);
 }
 

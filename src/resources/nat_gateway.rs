@@ -41,6 +41,60 @@ async fn state(
     }
 }
 
+fn token_for(base: &str, subnet: &str, alloc: &str, nonce: Option<&str>) -> String {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::digest(
+        format!(
+            "{base}\u{0}{subnet}\u{0}{alloc}\u{0}{}",
+            nonce.unwrap_or("")
+        )
+        .as_bytes(),
+    );
+    format!("bsi-{}", &hex::encode(h)[..40])
+}
+
+fn now_nonce() -> String {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos().to_string())
+        .unwrap_or_default()
+}
+
+/// Creates a gateway; returns its id, and its state and id again when the
+/// answer is a gateway that is gone or failed (a remembered token).
+async fn create_nat(
+    cloud: &Cloud,
+    r: &Resolved,
+    subnet: &str,
+    alloc: &str,
+    token: &str,
+) -> Result<(String, Option<(String, String)>), CloudError> {
+    let out = cloud
+        .ec2
+        .create_nat_gateway()
+        .subnet_id(subnet)
+        .allocation_id(alloc)
+        .client_token(token)
+        .tag_specifications(tag_spec(ResourceType::Natgateway, &r.tags))
+        .send()
+        .await
+        .ctx(&r.id, "CreateNatGateway")?;
+    let g = out
+        .nat_gateway()
+        .ok_or_else(|| CloudError::invalid(&r.id, "CreateNatGateway returned no gateway"))?;
+    let id = g
+        .nat_gateway_id()
+        .ok_or_else(|| CloudError::invalid(&r.id, "CreateNatGateway returned no id"))?
+        .to_string();
+    let dead = match g.state() {
+        Some(
+            s @ (NatGatewayState::Deleted | NatGatewayState::Deleting | NatGatewayState::Failed),
+        ) => Some((s.as_str().to_string(), id.clone())),
+        _ => None,
+    };
+    Ok((id, dead))
+}
+
 #[async_trait]
 impl ResourceKind for NatGateway {
     fn kind(&self) -> &'static str {
@@ -50,6 +104,12 @@ impl ResourceKind for NatGateway {
     fn attributes(&self) -> &'static [AttrSpec] {
         const A: &[AttrSpec] = &[replace("subnet_id"), replace("allocation_id")];
         A
+    }
+
+    /// An address belongs to one gateway at a time: only with a new address
+    /// can the new gateway exist beside the old one.
+    fn create_before_destroy(&self, c: &[crate::engine::plan::AttrDiff], _: &Observed) -> bool {
+        crate::engine::changes(c, "allocation_id")
     }
 
     async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
@@ -82,31 +142,33 @@ impl ResourceKind for NatGateway {
                 Some(
                     Observed::new(KIND, logical_id(g.tags())?, g.nat_gateway_id()?)
                         .prop("subnet_id", g.subnet_id().unwrap_or_default())
-                        .prop("allocation_id", alloc),
+                        .prop("allocation_id", alloc)
+                        .pending(g.state() != Some(&NatGatewayState::Available)),
                 )
             })
             .collect())
     }
 
     async fn create(&self, cloud: &Cloud, r: &Resolved) -> Result<Observed, CloudError> {
+        let (subnet, alloc) = (r.str("subnet_id")?, r.str("allocation_id")?);
         // The client token makes a retried create return the first gateway.
-        let out = cloud
-            .ec2
-            .create_nat_gateway()
-            .subnet_id(r.str("subnet_id")?)
-            .allocation_id(r.str("allocation_id")?)
-            .client_token(&r.token)
-            .tag_specifications(tag_spec(ResourceType::Natgateway, &r.tags))
-            .send()
-            .await
-            .ctx(&r.id, "CreateNatGateway")?;
-        let id = out
-            .nat_gateway()
-            .and_then(|g| g.nat_gateway_id())
-            .ok_or_else(|| CloudError::invalid(&r.id, "CreateNatGateway returned no id"))?;
-        Ok(Observed::new(KIND, &r.id, id)
-            .prop("subnet_id", r.str("subnet_id")?)
-            .prop("allocation_id", r.str("allocation_id")?))
+        // It covers the subnet and address too: a replacement (new subnet
+        // or address) is a new request, not a mismatched repeat.
+        let token = token_for(&r.token, subnet, alloc, None);
+        let mut id = create_nat(cloud, r, subnet, alloc, &token).await?;
+        if let Some((state, id_dead)) = id.1.take() {
+            // EC2 remembers a token for a while: a gateway deleted by hand
+            // (or failed) comes back for it. Ask again, once, under a new one.
+            cloud.reporter.status(
+                &r.id,
+                &format!("{id_dead} is {state}; creating another gateway"),
+            );
+            let token = token_for(&r.token, subnet, alloc, Some(&now_nonce()));
+            id = create_nat(cloud, r, subnet, alloc, &token).await?;
+        }
+        Ok(Observed::new(KIND, &r.id, id.0)
+            .prop("subnet_id", subnet)
+            .prop("allocation_id", alloc))
     }
 
     async fn update(
@@ -159,5 +221,34 @@ impl ResourceKind for NatGateway {
                 }
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::token_for;
+
+    #[test]
+    fn tokens_follow_the_request_and_fit_ec2s_limit() {
+        let t = token_for("bsi-stack-nat-a", "subnet-1", "eipalloc-1", None);
+        assert_eq!(
+            t,
+            token_for("bsi-stack-nat-a", "subnet-1", "eipalloc-1", None)
+        );
+        assert!(t.len() <= 64, "{t}");
+        // Another subnet or address is another request...
+        assert_ne!(
+            t,
+            token_for("bsi-stack-nat-a", "subnet-2", "eipalloc-1", None)
+        );
+        assert_ne!(
+            t,
+            token_for("bsi-stack-nat-a", "subnet-1", "eipalloc-2", None)
+        );
+        // ...and a retry after a gateway was deleted is too.
+        assert_ne!(
+            t,
+            token_for("bsi-stack-nat-a", "subnet-1", "eipalloc-1", Some("1"))
+        );
     }
 }

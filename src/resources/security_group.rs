@@ -4,7 +4,9 @@
 //! another security group. Egress keeps the AWS default (all outbound).
 
 use async_trait::async_trait;
-use aws_sdk_ec2::types::{IpPermission, IpRange, ResourceType, UserIdGroupPair};
+use aws_sdk_ec2::types::{
+    IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType, UserIdGroupPair,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -16,12 +18,23 @@ pub const KIND: &str = "ec2:security-group";
 
 pub struct SecurityGroup;
 
+/// One ingress rule: a protocol and port (or range) from one source. The
+/// stack's rules name a single port and an IPv4 block or a group; rules
+/// added by hand may be anything, and are read whole so that `up` can
+/// revoke exactly them.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Rule {
     pub protocol: String,
     pub port: i32,
+    /// The end of a port range, when it is not `port` itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_port: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cidr: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6_cidr: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_list: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_group: Option<String>,
 }
@@ -31,9 +44,17 @@ impl Rule {
         let b = IpPermission::builder()
             .ip_protocol(&self.protocol)
             .from_port(self.port)
-            .to_port(self.port);
+            .to_port(self.to_port.unwrap_or(self.port));
         let b = match &self.cidr {
             Some(c) => b.ip_ranges(IpRange::builder().cidr_ip(c).build()),
+            None => b,
+        };
+        let b = match &self.ipv6_cidr {
+            Some(c) => b.ipv6_ranges(Ipv6Range::builder().cidr_ipv6(c).build()),
+            None => b,
+        };
+        let b = match &self.prefix_list {
+            Some(p) => b.prefix_list_ids(PrefixListId::builder().prefix_list_id(p).build()),
             None => b,
         };
         match &self.source_group {
@@ -48,22 +69,37 @@ impl Rule {
 pub fn rules_of(perms: &[IpPermission]) -> Vec<Rule> {
     let mut out = Vec::new();
     for p in perms {
-        let protocol = p.ip_protocol().unwrap_or("-1").to_string();
-        let port = p.from_port().unwrap_or(-1);
+        let base = Rule {
+            protocol: p.ip_protocol().unwrap_or("-1").to_string(),
+            port: p.from_port().unwrap_or(-1),
+            to_port: p.to_port().filter(|t| Some(*t) != p.from_port()),
+            cidr: None,
+            ipv6_cidr: None,
+            prefix_list: None,
+            source_group: None,
+        };
         for r in p.ip_ranges() {
             out.push(Rule {
-                protocol: protocol.clone(),
-                port,
                 cidr: r.cidr_ip().map(str::to_string),
-                source_group: None,
+                ..base.clone()
+            });
+        }
+        for r in p.ipv6_ranges() {
+            out.push(Rule {
+                ipv6_cidr: r.cidr_ipv6().map(str::to_string),
+                ..base.clone()
+            });
+        }
+        for r in p.prefix_list_ids() {
+            out.push(Rule {
+                prefix_list: r.prefix_list_id().map(str::to_string),
+                ..base.clone()
             });
         }
         for g in p.user_id_group_pairs() {
             out.push(Rule {
-                protocol: protocol.clone(),
-                port,
-                cidr: None,
                 source_group: g.group_id().map(str::to_string),
+                ..base.clone()
             });
         }
     }
@@ -120,6 +156,12 @@ impl ResourceKind for SecurityGroup {
             in_place("ingress"),
         ];
         A
+    }
+
+    /// Group names are unique in a VPC: in another VPC, or under another
+    /// name, the new group can exist beside the old one.
+    fn create_before_destroy(&self, c: &[crate::engine::plan::AttrDiff], _: &Observed) -> bool {
+        crate::engine::changes(c, "vpc_id") || crate::engine::changes(c, "name")
     }
 
     async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
@@ -209,6 +251,26 @@ impl ResourceKind for SecurityGroup {
     }
 
     async fn delete(&self, cloud: &Cloud, current: &Observed) -> Result<(), CloudError> {
+        // Rules naming other groups hold those groups: let go of them first,
+        // so two groups that name each other can both be deleted.
+        let have: Vec<Rule> = current
+            .props
+            .get("ingress")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default();
+        if have.iter().any(|r| r.source_group.is_some()) {
+            gone_ok(
+                cloud
+                    .ec2
+                    .revoke_security_group_ingress()
+                    .group_id(&current.physical_id)
+                    .set_ip_permissions(Some(have.iter().map(Rule::permission).collect()))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .ctx(&current.id, "RevokeSecurityGroupIngress"),
+            )?;
+        }
         gone_ok(
             cloud
                 .ec2
