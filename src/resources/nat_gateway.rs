@@ -95,6 +95,50 @@ async fn create_nat(
     Ok((id, dead))
 }
 
+/// Waits until no gateway that is being deleted holds address `alloc`.
+/// Returns false when none did (the address is held by something else).
+async fn wait_for_address(cloud: &Cloud, r: &Resolved, alloc: &str) -> Result<bool, CloudError> {
+    let out = cloud
+        .ec2
+        .describe_nat_gateways()
+        .filter(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("state")
+                .values("deleting")
+                .build(),
+        )
+        .send()
+        .await
+        .ctx(&r.id, "DescribeNatGateways")?;
+    let Some(old) = out
+        .nat_gateways()
+        .iter()
+        .find(|g| {
+            g.nat_gateway_addresses()
+                .iter()
+                .any(|a| a.allocation_id() == Some(alloc))
+        })
+        .and_then(|g| g.nat_gateway_id())
+        .map(str::to_string)
+    else {
+        return Ok(false);
+    };
+    cloud
+        .wait_until(
+            &r.id,
+            &format!("{old} deleted, freeing the address"),
+            Duration::from_secs(900),
+            || async {
+                match state(cloud, &r.id, &old).await? {
+                    None | Some((NatGatewayState::Deleted, _)) => Ok((Some(()), "deleted".into())),
+                    Some((s, _)) => Ok((None, format!("{old} {}", s.as_str()))),
+                }
+            },
+        )
+        .await?;
+    Ok(true)
+}
+
 #[async_trait]
 impl ResourceKind for NatGateway {
     fn kind(&self) -> &'static str {
@@ -155,7 +199,18 @@ impl ResourceKind for NatGateway {
         // It covers the subnet and address too: a replacement (new subnet
         // or address) is a new request, not a mismatched repeat.
         let token = token_for(&r.token, subnet, alloc, None);
-        let mut id = create_nat(cloud, r, subnet, alloc, &token).await?;
+        let mut id = match create_nat(cloud, r, subnet, alloc, &token).await {
+            Err(e) if e.code() == Some("Resource.AlreadyAssociated") => {
+                // The address still belongs to a gateway being deleted (by
+                // hand, or the old half of a replacement): it is free once
+                // that one is gone.
+                if !wait_for_address(cloud, r, alloc).await? {
+                    return Err(e);
+                }
+                create_nat(cloud, r, subnet, alloc, &token).await?
+            }
+            other => other?,
+        };
         if let Some((state, id_dead)) = id.1.take() {
             // EC2 remembers a token for a while: a gateway deleted by hand
             // (or failed) comes back for it. Ask again, once, under a new one.
