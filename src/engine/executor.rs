@@ -252,15 +252,21 @@ impl Executor<'_> {
             &format!("{} exists, waiting until ready", o.physical_id),
         );
         let result = kind.wait_ready(self.cloud, o).await;
-        match &result {
+        self.report_ready(&id, start, &result);
+        result
+    }
+
+    /// Reports how bringing resource `id` to ready, begun at `start`, ended.
+    fn report_ready(&self, id: &str, start: Instant, result: &Result<Observed, CloudError>) {
+        let rep = &self.cloud.reporter;
+        match result {
             Ok(o) => rep.finish(
-                &id,
+                id,
                 true,
                 &format!("{} ready in {:.1?}", o.physical_id, start.elapsed()),
             ),
-            Err(e) => rep.finish(&id, false, &e.to_string()),
+            Err(e) => rep.finish(id, false, &e.to_string()),
         }
-        result
     }
 
     async fn create_or_update(
@@ -300,14 +306,7 @@ impl Executor<'_> {
             kind.wait_ready(self.cloud, o).await
         }
         .await;
-        match &result {
-            Ok(o) => rep.finish(
-                &d.id,
-                true,
-                &format!("{} ready in {:.1?}", o.physical_id, start.elapsed()),
-            ),
-            Err(e) => rep.finish(&d.id, false, &e.to_string()),
-        }
+        self.report_ready(&d.id, start, &result);
         result
     }
 

@@ -7,7 +7,7 @@ use aws_sdk_ec2::types::{NatGatewayState, ResourceType};
 
 use super::{logical_id, stack_filter, tag_spec};
 use crate::cloud::{Cloud, CloudError, SdkResultExt};
-use crate::engine::{replace, AttrSpec, Observed, Resolved, ResourceKind};
+use crate::engine::{client_token, replace, AttrSpec, Observed, Resolved, ResourceKind};
 
 pub const KIND: &str = "ec2:nat-gateway";
 
@@ -41,16 +41,13 @@ async fn state(
     }
 }
 
+/// The client token of a create: the resource's own, narrowed to this
+/// subnet and address (and, for a retry after a dead answer, a nonce).
 fn token_for(base: &str, subnet: &str, alloc: &str, nonce: Option<&str>) -> String {
-    use sha2::{Digest, Sha256};
-    let h = Sha256::digest(
-        format!(
-            "{base}\u{0}{subnet}\u{0}{alloc}\u{0}{}",
-            nonce.unwrap_or("")
-        )
-        .as_bytes(),
-    );
-    format!("bsi-{}", &hex::encode(h)[..40])
+    client_token(
+        base,
+        &format!("{subnet}\u{0}{alloc}\u{0}{}", nonce.unwrap_or("")),
+    )
 }
 
 fn now_nonce() -> String {
@@ -60,15 +57,15 @@ fn now_nonce() -> String {
         .unwrap_or_default()
 }
 
-/// Creates a gateway; returns its id, and its state and id again when the
-/// answer is a gateway that is gone or failed (a remembered token).
+/// Creates a gateway; returns its id, and its state when the answer is a
+/// gateway that is gone or failed (a remembered token).
 async fn create_nat(
     cloud: &Cloud,
     r: &Resolved,
     subnet: &str,
     alloc: &str,
     token: &str,
-) -> Result<(String, Option<(String, String)>), CloudError> {
+) -> Result<(String, Option<NatGatewayState>), CloudError> {
     let out = cloud
         .ec2
         .create_nat_gateway()
@@ -86,12 +83,15 @@ async fn create_nat(
         .nat_gateway_id()
         .ok_or_else(|| CloudError::invalid(&r.id, "CreateNatGateway returned no id"))?
         .to_string();
-    let dead = match g.state() {
-        Some(
-            s @ (NatGatewayState::Deleted | NatGatewayState::Deleting | NatGatewayState::Failed),
-        ) => Some((s.as_str().to_string(), id.clone())),
-        _ => None,
-    };
+    let dead = g
+        .state()
+        .filter(|s| {
+            matches!(
+                s,
+                NatGatewayState::Deleted | NatGatewayState::Deleting | NatGatewayState::Failed
+            )
+        })
+        .cloned();
     Ok((id, dead))
 }
 
@@ -123,20 +123,25 @@ async fn wait_for_address(cloud: &Cloud, r: &Resolved, alloc: &str) -> Result<bo
     else {
         return Ok(false);
     };
-    cloud
-        .wait_until(
-            &r.id,
-            &format!("{old} deleted, freeing the address"),
-            Duration::from_secs(900),
-            || async {
-                match state(cloud, &r.id, &old).await? {
-                    None | Some((NatGatewayState::Deleted, _)) => Ok((Some(()), "deleted".into())),
-                    Some((s, _)) => Ok((None, format!("{old} {}", s.as_str()))),
-                }
-            },
-        )
-        .await?;
+    cloud.reporter.status(
+        &r.id,
+        &format!("{old} is being deleted, freeing the address"),
+    );
+    wait_deleted(cloud, &r.id, &old).await?;
     Ok(true)
+}
+
+/// Waits until gateway `nat` is deleted: until then its address and
+/// subnet stay in use.
+async fn wait_deleted(cloud: &Cloud, id: &str, nat: &str) -> Result<(), CloudError> {
+    cloud
+        .wait_until(id, "deleted", Duration::from_secs(900), || async {
+            match state(cloud, id, nat).await? {
+                None | Some((NatGatewayState::Deleted, _)) => Ok((Some(()), "deleted".into())),
+                Some((s, _)) => Ok((None, s.as_str().to_string())),
+            }
+        })
+        .await
 }
 
 #[async_trait]
@@ -211,12 +216,12 @@ impl ResourceKind for NatGateway {
             }
             other => other?,
         };
-        if let Some((state, id_dead)) = id.1.take() {
+        if let Some(state) = id.1.take() {
             // EC2 remembers a token for a while: a gateway deleted by hand
             // (or failed) comes back for it. Ask again, once, under a new one.
             cloud.reporter.status(
                 &r.id,
-                &format!("{id_dead} is {state}; creating another gateway"),
+                &format!("{} is {}; creating another gateway", id.0, state.as_str()),
             );
             let token = token_for(&r.token, subnet, alloc, Some(&now_nonce()));
             id = create_nat(cloud, r, subnet, alloc, &token).await?;
@@ -267,15 +272,7 @@ impl ResourceKind for NatGateway {
             .map(|_| ())
             .ctx(&id, "DeleteNatGateway");
         super::gone_ok(r)?;
-        // Its address and subnet stay in use until it is fully deleted.
-        cloud
-            .wait_until(&id, "deleted", Duration::from_secs(900), || async {
-                match state(cloud, &id, &nat).await? {
-                    None | Some((NatGatewayState::Deleted, _)) => Ok((Some(()), "deleted".into())),
-                    Some((s, _)) => Ok((None, s.as_str().to_string())),
-                }
-            })
-            .await
+        wait_deleted(cloud, &id, &nat).await
     }
 }
 

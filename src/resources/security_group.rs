@@ -142,6 +142,30 @@ async fn authorize(cloud: &Cloud, id: &str, group: &str, rules: &[Rule]) -> Resu
         .ctx(id, "AuthorizeSecurityGroupIngress")
 }
 
+async fn revoke(cloud: &Cloud, id: &str, group: &str, rules: &[Rule]) -> Result<(), CloudError> {
+    if rules.is_empty() {
+        return Ok(());
+    }
+    cloud
+        .ec2
+        .revoke_security_group_ingress()
+        .group_id(group)
+        .set_ip_permissions(Some(rules.iter().map(Rule::permission).collect()))
+        .send()
+        .await
+        .map(|_| ())
+        .ctx(id, "RevokeSecurityGroupIngress")
+}
+
+/// The ingress rules a group was read with.
+fn current_rules(current: &Observed) -> Vec<Rule> {
+    current
+        .props
+        .get("ingress")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default()
+}
+
 #[async_trait]
 impl ResourceKind for SecurityGroup {
     fn kind(&self) -> &'static str {
@@ -220,11 +244,7 @@ impl ResourceKind for SecurityGroup {
         _: &[String],
     ) -> Result<Observed, CloudError> {
         let p: Props = r.typed()?;
-        let have: Vec<Rule> = current
-            .props
-            .get("ingress")
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
-            .unwrap_or_default();
+        let have = current_rules(current);
         let gone: Vec<Rule> = have
             .iter()
             .filter(|h| !p.ingress.contains(h))
@@ -236,16 +256,7 @@ impl ResourceKind for SecurityGroup {
             .filter(|w| !have.contains(w))
             .cloned()
             .collect();
-        if !gone.is_empty() {
-            cloud
-                .ec2
-                .revoke_security_group_ingress()
-                .group_id(&current.physical_id)
-                .set_ip_permissions(Some(gone.iter().map(Rule::permission).collect()))
-                .send()
-                .await
-                .ctx(&r.id, "RevokeSecurityGroupIngress")?;
-        }
+        revoke(cloud, &r.id, &current.physical_id, &gone).await?;
         authorize(cloud, &r.id, &current.physical_id, &new).await?;
         Ok(observed(&r.id, &current.physical_id, &p, &p.ingress))
     }
@@ -253,23 +264,9 @@ impl ResourceKind for SecurityGroup {
     async fn delete(&self, cloud: &Cloud, current: &Observed) -> Result<(), CloudError> {
         // Rules naming other groups hold those groups: let go of them first,
         // so two groups that name each other can both be deleted.
-        let have: Vec<Rule> = current
-            .props
-            .get("ingress")
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
-            .unwrap_or_default();
+        let have = current_rules(current);
         if have.iter().any(|r| r.source_group.is_some()) {
-            gone_ok(
-                cloud
-                    .ec2
-                    .revoke_security_group_ingress()
-                    .group_id(&current.physical_id)
-                    .set_ip_permissions(Some(have.iter().map(Rule::permission).collect()))
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .ctx(&current.id, "RevokeSecurityGroupIngress"),
-            )?;
+            gone_ok(revoke(cloud, &current.id, &current.physical_id, &have).await)?;
         }
         gone_ok(
             cloud
