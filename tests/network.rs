@@ -8,7 +8,7 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::types::{Filter, VpcAttributeName};
-use common::{spawn_until, Emulator};
+use common::{changes, set, spawn_until, step, Emulator};
 use serde_json::Value;
 
 const STACK: &str = "net";
@@ -367,39 +367,10 @@ fn check_network(e: &Emulator, nat_per_az: bool) {
     assert_eq!(ing["sg-efs"], rules(&[(2049, "sg-app")]));
 }
 
-fn plan_json(e: &Emulator, stack: &str) -> Value {
-    let r = e.run(&["diff", stack, "--json"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    serde_json::from_str(&r.stdout).expect("diff --json prints one JSON document")
-}
-
-/// (id, action) of every step that does something.
-fn changes(plan: &Value) -> BTreeSet<(String, String)> {
-    plan["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["action"] != "no_op")
-        .map(|s| {
-            (
-                s["id"].as_str().unwrap().into(),
-                s["action"].as_str().unwrap().into(),
-            )
-        })
-        .collect()
-}
-
-fn set(items: &[(&str, &str)]) -> BTreeSet<(String, String)> {
-    items
-        .iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect()
-}
-
 #[test]
 fn up_from_empty_creates_the_network_then_converges() {
     let e = Emulator::start();
-    let first = plan_json(&e, DEMO);
+    let first = e.plan_json(DEMO);
     assert_eq!(first["summary"]["add"], 15);
     assert_eq!(e.run(&["diff", DEMO, "--detailed-exitcode"]).code, 2);
 
@@ -427,7 +398,7 @@ fn up_from_empty_creates_the_network_then_converges() {
     let diff = e.run(&["diff", DEMO, "--detailed-exitcode"]);
     assert_eq!(diff.code, 0, "{}{}", diff.stdout, diff.stderr);
     assert!(diff.stdout.contains("No changes."), "{}", diff.stdout);
-    assert!(changes(&plan_json(&e, DEMO)).is_empty());
+    assert!(changes(&e.plan_json(DEMO)).is_empty());
 
     // A second `up` reads and changes nothing.
     let again = e.ok(&["--stats", "up", DEMO, "--yes"]);
@@ -529,7 +500,7 @@ fn drift_shows_in_diff_and_up_repairs_it() {
     );
     assert!(diff.stdout.contains("0.0.0.0/0"), "{}", diff.stdout);
     assert!(diff.stdout.contains("::/0"), "{}", diff.stdout);
-    assert_eq!(changes(&plan_json(&e, DEMO)), set(&[("sg-db", "update")]));
+    assert_eq!(changes(&e.plan_json(DEMO)), set(&[("sg-db", "update")]));
 
     e.ok(&["up", DEMO, "--yes"]);
     assert_eq!(ingress(&e)["sg-db"], rules(&[(3306, "sg-app")]));
@@ -578,7 +549,7 @@ fn drift_shows_in_diff_and_up_repairs_it() {
             .unwrap();
         id
     });
-    let plan = plan_json(&e, DEMO);
+    let plan = e.plan_json(DEMO);
     let c = changes(&plan);
     assert!(c.contains(&("nat-a".into(), "create".into())), "{c:?}");
     assert!(
@@ -616,7 +587,7 @@ fn nat_single_to_per_az_adds_exactly_the_gateways_and_routes() {
         &text.replace("nat = \"single\"", "nat = \"per-az\""),
     );
 
-    let plan = plan_json(&e, &per_az);
+    let plan = e.plan_json(&per_az);
     assert_eq!(
         changes(&plan),
         set(&[
@@ -628,12 +599,7 @@ fn nat_single_to_per_az_adds_exactly_the_gateways_and_routes() {
     assert_eq!(plan["summary"]["add"], 2);
     assert_eq!(plan["summary"]["change"], 1);
     assert_eq!(plan["summary"]["destroy"], 0);
-    let rt = plan["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == "rt-private-b")
-        .unwrap();
+    let rt = step(&plan, "rt-private-b");
     let routes = rt["changes"].as_array().unwrap();
     assert_eq!(routes.len(), 1);
     assert_eq!(routes[0]["name"], "routes");
@@ -643,7 +609,7 @@ fn nat_single_to_per_az_adds_exactly_the_gateways_and_routes() {
     assert_eq!(e.run(&["diff", &per_az, "--detailed-exitcode"]).code, 0);
 
     // And back: the second gateway and its address go, the route returns to nat-a.
-    let plan = plan_json(&e, DEMO);
+    let plan = e.plan_json(DEMO);
     assert_eq!(
         changes(&plan),
         set(&[

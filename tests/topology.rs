@@ -11,7 +11,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use aws_smithy_types::base64;
-use common::{Emulator, RecordingProxy};
+use common::{changes, set, step, Emulator, RecordingProxy};
 use serde_json::Value;
 
 const STACK: &str = "bookstore-prod";
@@ -54,20 +54,7 @@ impl Env {
 
     /// (id, action) of the steps that do something.
     fn changes(&self) -> BTreeSet<(String, String)> {
-        let r = self.ok(&["diff", &self.stack, "--json"]);
-        let plan: Value = serde_json::from_str(&r.stdout).unwrap();
-        plan["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|s| s["action"] != "no_op")
-            .map(|s| {
-                (
-                    s["id"].as_str().unwrap().into(),
-                    s["action"].as_str().unwrap().into(),
-                )
-            })
-            .collect()
+        changes(&self.e.plan_json(&self.stack))
     }
 
     fn refreshes(&self) -> Vec<std::collections::BTreeMap<String, String>> {
@@ -78,13 +65,6 @@ impl Env {
             .filter(|f| f.get("Action").map(String::as_str) == Some("StartInstanceRefresh"))
             .collect()
     }
-}
-
-fn set(items: &[(&str, &str)]) -> BTreeSet<(String, String)> {
-    items
-        .iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect()
 }
 
 fn write_binary(e: &Emulator, content: &str) -> (String, String) {
@@ -587,14 +567,8 @@ fn production_stack_from_empty_to_destroyed() {
     // and the emulator, like AWS, refuses to delete a group in use.
     let text = std::fs::read_to_string(&env.stack).unwrap();
     std::fs::write(&env.stack, text.replace("port = 8080", "port = 8081")).unwrap();
-    let plan = env.ok(&["diff", &env.stack, "--json"]);
-    let plan: Value = serde_json::from_str(&plan.stdout).unwrap();
-    let tg = plan["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == "tg")
-        .unwrap();
+    let plan = e.plan_json(&env.stack);
+    let tg = step(&plan, "tg");
     assert_eq!(tg["action"], "replace", "{tg}");
     assert_eq!(tg["create_before_destroy"], true, "{tg}");
     let changes = env.changes();
@@ -878,8 +852,7 @@ fn without_a_hosted_zone_up_prints_the_validation_records_and_says_how_to_resume
         up.stderr
     );
     // Nothing that needs the certificate was made; everything else was.
-    let plan = e.run(&["diff", &stack, "--json"]);
-    let plan: Value = serde_json::from_str(&plan.stdout).unwrap();
+    let plan = e.plan_json(&stack);
     let pending: BTreeSet<&str> = plan["steps"]
         .as_array()
         .unwrap()
@@ -892,12 +865,7 @@ fn without_a_hosted_zone_up_prints_the_validation_records_and_says_how_to_resume
         "{pending:?}"
     );
     // The certificate is unchanged but not ready: the plan says `up` waits.
-    let cert = plan["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == "cert")
-        .unwrap();
+    let cert = step(&plan, "cert");
     assert_eq!(cert["action"], "no_op", "{cert}");
     assert_eq!(cert["pending"], true, "{cert}");
 

@@ -109,6 +109,12 @@ impl Emulator {
         Run::from(out, args)
     }
 
+    /// The plan of `diff STACK --json`.
+    pub fn plan_json(&self, stack: &str) -> serde_json::Value {
+        let r = self.ok(&["diff", stack, "--json"]);
+        serde_json::from_str(&r.stdout).expect("diff --json prints one JSON document")
+    }
+
     /// Runs and requires success.
     pub fn ok(&self, args: &[&str]) -> Run {
         let r = self.run(args);
@@ -371,4 +377,37 @@ fn serve(client: TcpStream, upstream: &str, log: &Mutex<Vec<Recorded>>) -> std::
         });
     }
     Ok(())
+}
+
+/// (id, action) of every step of a JSON plan that does something.
+pub fn changes(plan: &serde_json::Value) -> std::collections::BTreeSet<(String, String)> {
+    plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["action"] != "no_op")
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap().into(),
+                s["action"].as_str().unwrap().into(),
+            )
+        })
+        .collect()
+}
+
+/// The step of a JSON plan for logical id `id` (not a deletion of a surplus copy).
+pub fn step<'p>(plan: &'p serde_json::Value, id: &str) -> &'p serde_json::Value {
+    plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id)
+        .unwrap_or_else(|| panic!("no step {id} in {plan}"))
+}
+
+pub fn set(items: &[(&str, &str)]) -> std::collections::BTreeSet<(String, String)> {
+    items
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
 }
