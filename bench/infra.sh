@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 rounds="${1:-5}"
 stack="${2:-stacks/demo.toml}"
 cargo build --quiet --release -p bookstore-infra
+# The full topology ships the app binary: build it first.
+if ! grep -q '^topology = "network"' "$stack"; then scripts/build-app >/dev/null; fi
 bin=target/release/bookstore-infra
 BOOKSTORE_INFRA_POLL_MS=50 source scripts/emulator.sh
 mkdir -p bench/out
@@ -16,7 +18,10 @@ stat() { grep -o "$1=[0-9]*" | head -1 | cut -d= -f2; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # One warm-up round: the emulator loads each service on first use.
-"$bin" up "$stack" --yes >/dev/null 2>&1
+if ! warm=$("$bin" up "$stack" --yes 2>&1); then
+    printf '%s\nthe warm-up up of %s failed\n' "$warm" "$stack" >&2
+    exit 1
+fi
 "$bin" destroy "$stack" --yes >/dev/null 2>&1
 
 up_ms=(); up_calls=(); diff_ms=(); diff_calls=()
