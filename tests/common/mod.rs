@@ -3,6 +3,11 @@
 
 #![allow(dead_code)]
 
+pub mod http;
+pub mod inventory;
+pub mod realism;
+pub mod xml;
+
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -10,6 +15,12 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_bookstore-infra");
+
+/// The tool's binary: the one cargo built, or `BOOKSTORE_INFRA_BIN` (a
+/// copy, so a long test run is not affected by a rebuild meanwhile).
+pub fn bin() -> String {
+    std::env::var("BOOKSTORE_INFRA_BIN").unwrap_or_else(|_| BIN.to_string())
+}
 pub const REGION: &str = "us-east-1";
 
 pub fn root() -> PathBuf {
@@ -91,7 +102,7 @@ impl Emulator {
 
     /// The tool's command, pointed at this emulator.
     pub fn cmd(&self) -> Command {
-        let mut c = Command::new(BIN);
+        let mut c = Command::new(bin());
         c.current_dir(root())
             .env("AWS_ENDPOINT_URL", &self.endpoint)
             .env("AWS_ACCESS_KEY_ID", "testing")
@@ -152,6 +163,18 @@ impl Emulator {
 
     pub fn ssm(&self) -> aws_sdk_ssm::Client {
         aws_sdk_ssm::Client::new(&self.conf)
+    }
+
+    /// Writes a stand-in for the app binary into this test's directory:
+    /// its path and sha256.
+    pub fn binary(&self, content: &str) -> (String, String) {
+        use sha2::{Digest, Sha256};
+        let p = self.dir.path().join(format!("bookstore-{}", content.len()));
+        std::fs::write(&p, content).unwrap();
+        (
+            p.to_string_lossy().into_owned(),
+            hex::encode(Sha256::digest(content.as_bytes())),
+        )
     }
 
     /// Writes a stack file into this test's directory.
@@ -222,161 +245,17 @@ pub fn demo() -> &'static Path {
     Path::new("stacks/demo.toml")
 }
 
-/// One HTTP request that went through a [`RecordingProxy`].
-#[derive(Debug, Clone)]
-pub struct Recorded {
-    pub method: String,
-    pub path: String,
-    pub body: String,
-    pub status: u16,
-}
+#[allow(unused_imports)]
+pub use http::decode;
 
-impl Recorded {
-    /// The form fields of a query-protocol request body, decoded.
-    pub fn form(&self) -> BTreeMap<String, String> {
-        self.body
-            .split('&')
-            .filter_map(|kv| kv.split_once('='))
-            .map(|(k, v)| (decode(k), decode(v)))
-            .collect()
-    }
-}
-
-pub fn decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => {
-                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap_or(b'?'));
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// A loopback HTTP/1.1 proxy in front of the emulator that records every
-/// request (for APIs the emulator does not implement, the test can still
-/// assert exactly what the tool asked for).
-pub struct RecordingProxy {
-    pub endpoint: String,
-    pub log: Arc<Mutex<Vec<Recorded>>>,
-}
-
-use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::sync::{Arc, Mutex};
-
-impl RecordingProxy {
-    pub fn start(upstream: &str) -> Self {
-        let upstream = upstream.trim_start_matches("http://").to_string();
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        let log: Arc<Mutex<Vec<Recorded>>> = Arc::default();
-        let l = log.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                let (up, l) = (upstream.clone(), l.clone());
-                std::thread::spawn(move || {
-                    let _ = serve(conn, &up, &l);
-                });
-            }
-        });
-        RecordingProxy { endpoint, log }
-    }
-
-    pub fn requests(&self) -> Vec<Recorded> {
-        self.log.lock().unwrap().clone()
-    }
-}
-
-/// A request or status line and its headers.
-type Head = (String, Vec<(String, String)>);
-
-fn read_head(r: &mut BufReader<TcpStream>) -> std::io::Result<Option<Head>> {
-    let mut first = String::new();
-    if r.read_line(&mut first)? == 0 {
-        return Ok(None);
-    }
-    let mut headers = Vec::new();
-    loop {
-        let mut line = String::new();
-        r.read_line(&mut line)?;
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            headers.push((k.trim().to_string(), v.trim().to_string()));
-        }
-    }
-    Ok(Some((first.trim_end().to_string(), headers)))
-}
-
-fn content_length(h: &[(String, String)]) -> usize {
-    h.iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0)
-}
-
-fn serve(client: TcpStream, upstream: &str, log: &Mutex<Vec<Recorded>>) -> std::io::Result<()> {
-    let mut out = client.try_clone()?;
-    let mut r = BufReader::new(client);
-    while let Some((line, headers)) = read_head(&mut r)? {
-        let mut body = vec![0; content_length(&headers)];
-        r.read_exact(&mut body)?;
-        // One upstream connection per request, read to its end.
-        let mut up = TcpStream::connect(upstream)?;
-        let mut req = format!("{line}\r\n");
-        for (k, v) in headers
-            .iter()
-            .filter(|(k, _)| !k.eq_ignore_ascii_case("connection"))
-        {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        req.push_str("Connection: close\r\n\r\n");
-        up.write_all(req.as_bytes())?;
-        up.write_all(&body)?;
-        let mut ur = BufReader::new(up);
-        let (status_line, rh) = read_head(&mut ur)?.unwrap_or_default();
-        let mut rbody = Vec::new();
-        ur.read_to_end(&mut rbody)?;
-        let status = status_line
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let mut resp = format!("{status_line}\r\n");
-        for (k, v) in rh.iter().filter(|(k, _)| {
-            !k.eq_ignore_ascii_case("connection")
-                && !k.eq_ignore_ascii_case("content-length")
-                && !k.eq_ignore_ascii_case("transfer-encoding")
-        }) {
-            resp.push_str(&format!("{k}: {v}\r\n"));
-        }
-        resp.push_str(&format!("Content-Length: {}\r\n\r\n", rbody.len()));
-        out.write_all(resp.as_bytes())?;
-        out.write_all(&rbody)?;
-        let mut parts = line.split(' ');
-        log.lock().unwrap().push(Recorded {
-            method: parts.next().unwrap_or_default().to_string(),
-            path: parts.next().unwrap_or_default().to_string(),
-            body: String::from_utf8_lossy(&body).into_owned(),
-            status,
-        });
-    }
-    Ok(())
+/// The stack file `text`, shipping `binary` instead of its own.
+pub fn with_binary(text: &str, binary: &str) -> String {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("binary = "))
+        .expect("a binary line")
+        .to_string();
+    text.replace(&line, &format!("binary = {binary:?}"))
 }
 
 /// (id, action) of every step of a JSON plan that does something.

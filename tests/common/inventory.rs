@@ -1,0 +1,365 @@
+//! What a stack owns, read straight from the emulator with independent SDK
+//! calls (never the tool's own read path): every kind the tool creates.
+
+use std::collections::BTreeMap;
+
+use super::Emulator;
+
+const TAG_STACK: &str = "bookstore-infra:stack";
+
+/// Everything in the account that carries `stack`'s ownership tag (or, for
+/// what cannot be tagged, its name or marker), by kind. Empty means the
+/// stack left nothing behind.
+pub fn owned(e: &Emulator, stack: &str) -> BTreeMap<String, Vec<String>> {
+    let conf = e.conf().clone();
+    e.block_on(async move {
+        let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut put = |k: &str, v: String| m.entry(k.to_string()).or_default().push(v);
+        let ec2 = aws_sdk_ec2::Client::new(&conf);
+        let mine = aws_sdk_ec2::types::Filter::builder()
+            .name(format!("tag:{TAG_STACK}"))
+            .values(stack)
+            .build();
+        for v in ec2
+            .describe_vpcs()
+            .filters(mine.clone())
+            .send()
+            .await
+            .unwrap()
+            .vpcs()
+        {
+            put("ec2:vpc", v.vpc_id().unwrap().into());
+        }
+        for v in ec2
+            .describe_subnets()
+            .filters(mine.clone())
+            .send()
+            .await
+            .unwrap()
+            .subnets()
+        {
+            put("ec2:subnet", v.subnet_id().unwrap().into());
+        }
+        let sgs = ec2
+            .describe_security_groups()
+            .filters(mine.clone())
+            .send()
+            .await
+            .unwrap();
+        for v in sgs.security_groups() {
+            put("ec2:security-group", v.group_id().unwrap().into());
+        }
+        let rts = ec2
+            .describe_route_tables()
+            .filters(mine.clone())
+            .send()
+            .await
+            .unwrap();
+        for v in rts.route_tables() {
+            put("ec2:route-table", v.route_table_id().unwrap().into());
+        }
+        let igws = ec2
+            .describe_internet_gateways()
+            .filters(mine.clone())
+            .send()
+            .await
+            .unwrap();
+        for v in igws.internet_gateways() {
+            put(
+                "ec2:internet-gateway",
+                v.internet_gateway_id().unwrap().into(),
+            );
+        }
+        // The emulator's NAT gateway filter is not to be trusted: the tags
+        // are checked here.
+        let nats = ec2
+            .describe_nat_gateways()
+            .filter(mine.clone())
+            .send()
+            .await
+            .unwrap();
+        for v in nats.nat_gateways() {
+            let state = v.state().map(|s| s.as_str()).unwrap_or_default();
+            let ours = v
+                .tags()
+                .iter()
+                .any(|t| t.key() == Some(TAG_STACK) && t.value() == Some(stack));
+            if ours && state != "deleted" {
+                put(
+                    "ec2:nat-gateway",
+                    format!("{} ({state})", v.nat_gateway_id().unwrap()),
+                );
+            }
+        }
+        let eips = ec2
+            .describe_addresses()
+            .filters(mine.clone())
+            .send()
+            .await
+            .unwrap();
+        for v in eips.addresses() {
+            put("ec2:eip", v.allocation_id().unwrap().into());
+        }
+        let lts = ec2
+            .describe_launch_templates()
+            .filters(mine.clone())
+            .send()
+            .await
+            .unwrap();
+        for v in lts.launch_templates() {
+            put(
+                "ec2:launch-template",
+                v.launch_template_id().unwrap().into(),
+            );
+        }
+
+        let elb = aws_sdk_elasticloadbalancingv2::Client::new(&conf);
+        let mut arns: Vec<(String, String)> = Vec::new();
+        for l in elb
+            .describe_load_balancers()
+            .send()
+            .await
+            .unwrap()
+            .load_balancers()
+        {
+            arns.push((
+                "elbv2:load-balancer".into(),
+                l.load_balancer_arn().unwrap().into(),
+            ));
+        }
+        for t in elb
+            .describe_target_groups()
+            .send()
+            .await
+            .unwrap()
+            .target_groups()
+        {
+            arns.push((
+                "elbv2:target-group".into(),
+                t.target_group_arn().unwrap().into(),
+            ));
+        }
+        for (kind, arn) in arns {
+            let tags = elb
+                .describe_tags()
+                .resource_arns(&arn)
+                .send()
+                .await
+                .unwrap();
+            let owned = tags.tag_descriptions().iter().any(|d| {
+                d.tags()
+                    .iter()
+                    .any(|t| t.key() == Some(TAG_STACK) && t.value() == Some(stack))
+            });
+            if owned {
+                put(&kind, arn);
+            }
+        }
+
+        let asg = aws_sdk_autoscaling::Client::new(&conf);
+        for g in asg
+            .describe_auto_scaling_groups()
+            .send()
+            .await
+            .unwrap()
+            .auto_scaling_groups()
+        {
+            if g.tags()
+                .iter()
+                .any(|t| t.key() == Some(TAG_STACK) && t.value() == Some(stack))
+            {
+                put(
+                    "autoscaling:group",
+                    g.auto_scaling_group_name().unwrap().into(),
+                );
+            }
+        }
+
+        let rds = aws_sdk_rds::Client::new(&conf);
+        for d in rds
+            .describe_db_instances()
+            .send()
+            .await
+            .unwrap()
+            .db_instances()
+        {
+            if d.tag_list()
+                .iter()
+                .any(|t| t.key() == Some(TAG_STACK) && t.value() == Some(stack))
+            {
+                put(
+                    "rds:db-instance",
+                    d.db_instance_identifier().unwrap().into(),
+                );
+            }
+        }
+        for g in rds
+            .describe_db_subnet_groups()
+            .send()
+            .await
+            .unwrap()
+            .db_subnet_groups()
+        {
+            let tags = rds
+                .list_tags_for_resource()
+                .resource_name(g.db_subnet_group_arn().unwrap())
+                .send()
+                .await
+                .unwrap();
+            if tags
+                .tag_list()
+                .iter()
+                .any(|t| t.key() == Some(TAG_STACK) && t.value() == Some(stack))
+            {
+                put(
+                    "rds:db-subnet-group",
+                    g.db_subnet_group_name().unwrap().into(),
+                );
+            }
+        }
+
+        let efs = aws_sdk_efs::Client::new(&conf);
+        for f in efs
+            .describe_file_systems()
+            .send()
+            .await
+            .unwrap()
+            .file_systems()
+        {
+            if f.tags()
+                .iter()
+                .any(|t| t.key() == TAG_STACK && t.value() == stack)
+            {
+                put("efs:file-system", f.file_system_id().into());
+            }
+        }
+
+        let acm = aws_sdk_acm::Client::new(&conf);
+        for c in acm
+            .list_certificates()
+            .send()
+            .await
+            .unwrap()
+            .certificate_summary_list()
+        {
+            let arn = c.certificate_arn().unwrap();
+            let tags = acm
+                .list_tags_for_certificate()
+                .certificate_arn(arn)
+                .send()
+                .await
+                .unwrap();
+            if tags
+                .tags()
+                .iter()
+                .any(|t| t.key() == TAG_STACK && t.value() == Some(stack))
+            {
+                put("acm:certificate", arn.into());
+            }
+        }
+
+        let iam = aws_sdk_iam::Client::new(&conf);
+        let path = format!("/bookstore-infra/{stack}/");
+        // Filtered by path here too: the emulator may ignore PathPrefix.
+        for r in iam
+            .list_roles()
+            .path_prefix(&path)
+            .send()
+            .await
+            .unwrap()
+            .roles()
+        {
+            if r.path().starts_with(&path) {
+                put("iam:role", r.role_name().into());
+            }
+        }
+        let profiles = iam
+            .list_instance_profiles()
+            .path_prefix(&path)
+            .send()
+            .await
+            .unwrap();
+        for p in profiles.instance_profiles() {
+            if p.path().starts_with(&path) {
+                put("iam:instance-profile", p.instance_profile_name().into());
+            }
+        }
+
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&conf)
+                .force_path_style(true)
+                .build(),
+        );
+        for b in s3.list_buckets().send().await.unwrap().buckets() {
+            let name = b.name().unwrap_or_default();
+            if !name.starts_with(&format!("{stack}-artifacts-")) {
+                continue;
+            }
+            // Only a bucket carrying the stack's tag is the stack's (a
+            // bucket of the same prefix may belong to anyone).
+            if let Ok(t) = s3.get_bucket_tagging().bucket(name).send().await {
+                if t.tag_set()
+                    .iter()
+                    .any(|t| t.key() == TAG_STACK && t.value() == stack)
+                {
+                    put("s3:bucket", name.into());
+                }
+            }
+        }
+
+        let r53 = aws_sdk_route53::Client::new(&conf);
+        let marker = format!("stack={stack},");
+        for z in r53.list_hosted_zones().send().await.unwrap().hosted_zones() {
+            let sets = r53
+                .list_resource_record_sets()
+                .hosted_zone_id(z.id())
+                .send()
+                .await
+                .unwrap();
+            for s in sets.resource_record_sets() {
+                if s.resource_records()
+                    .iter()
+                    .any(|r| r.value().contains(&marker))
+                {
+                    put(
+                        "route53:record",
+                        format!("{} {}", s.name(), s.r#type().as_str()),
+                    );
+                }
+            }
+        }
+
+        let ssm = aws_sdk_ssm::Client::new(&conf);
+        if ssm
+            .get_parameter()
+            .name(format!("/bookstore-infra/{stack}/lock"))
+            .send()
+            .await
+            .is_ok()
+        {
+            put("ssm:lock", format!("/bookstore-infra/{stack}/lock"));
+        }
+        m
+    })
+}
+
+/// The records of every hosted zone, as `name type`.
+pub fn records(e: &Emulator) -> Vec<String> {
+    let conf = e.conf().clone();
+    e.block_on(async move {
+        let r53 = aws_sdk_route53::Client::new(&conf);
+        let mut out = Vec::new();
+        for z in r53.list_hosted_zones().send().await.unwrap().hosted_zones() {
+            let sets = r53
+                .list_resource_record_sets()
+                .hosted_zone_id(z.id())
+                .send()
+                .await
+                .unwrap();
+            for s in sets.resource_record_sets() {
+                out.push(format!("{} {}", s.name(), s.r#type().as_str()));
+            }
+        }
+        out
+    })
+}
