@@ -1,16 +1,19 @@
 //! Clients for the AWS services the resource kinds use, and their errors.
 
 use std::fmt::Debug;
+use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region};
+use aws_sdk_ec2::config::retry::{RetryPartition, TokenBucket};
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_types::error::display::DisplayErrorContext;
 use thiserror::Error;
 
 use crate::progress::Reporter;
+use crate::stack::Timeouts;
 
 #[derive(Debug, Error)]
 pub enum CloudError {
@@ -48,6 +51,171 @@ impl CloudError {
             _ => None,
         }
     }
+
+    /// The provider's error message, when the provider answered.
+    pub fn message(&self) -> Option<&str> {
+        match self {
+            CloudError::Api { message, .. } => Some(message),
+            _ => None,
+        }
+    }
+
+    /// The provider answered "not visible yet" (see [`not_yet_visible`]).
+    pub fn is_not_yet_visible(&self) -> bool {
+        match self {
+            CloudError::Api { code, message, .. } => not_yet_visible(code, message),
+            _ => false,
+        }
+    }
+
+    /// A throttling, server-side or network failure (see [`is_transient`]).
+    pub fn is_transient(&self) -> bool {
+        self.code().is_some_and(is_transient)
+    }
+}
+
+/// Which part of a resource's life a wait belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Creating or modifying, until the resource is ready for its dependents.
+    Create,
+    /// Deleting, including retrying while something still uses it, until it is gone.
+    Delete,
+}
+
+/// How long a create of a kind without a `[timeouts]` key may wait.
+pub const DEFAULT_CREATE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+impl Timeouts {
+    /// How long a wait on a resource of `kind` may last in `phase`.
+    pub fn for_kind(&self, kind: &str, phase: Phase) -> Duration {
+        use crate::resources::{
+            autoscaling_group, certificate, db_instance, efs_file_system, load_balancer,
+            nat_gateway,
+        };
+        match phase {
+            Phase::Create => match kind {
+                k if k == db_instance::KIND => self.database,
+                k if k == nat_gateway::KIND => self.nat_gateway,
+                k if k == load_balancer::KIND => self.load_balancer,
+                // The file system's create waits for its mount targets too.
+                k if k == efs_file_system::KIND => self.file_system,
+                k if k == autoscaling_group::KIND => self.instances,
+                k if k == certificate::KIND => self.certificate,
+                _ => DEFAULT_CREATE_TIMEOUT,
+            },
+            Phase::Delete => match kind {
+                k if k == db_instance::KIND => self.database_delete,
+                _ => self.delete,
+            },
+        }
+    }
+}
+
+/// How long an id just returned by a create may stay invisible to calls
+/// naming it. AWS gives no bound; Terraform's AWS provider waits 2 minutes
+/// for IAM (`iam.PropagationTimeout`) and for Auto Scaling / ELB listener
+/// propagation, and this is the window used for every service.
+pub const PROPAGATION_WINDOW: Duration = Duration::from_secs(120);
+
+/// Error codes AWS answers when an id created moments before has not
+/// propagated yet ("eventual consistency"). Retried only by
+/// [`Cloud::settle`], on calls that name a resource just created, for up to
+/// [`PROPAGATION_WINDOW`]: such a refusal means the call did nothing.
+/// - EC2, "Eventual consistency in the Amazon EC2 API" (EC2 Developer Guide):
+///   "its ID might not have propagated throughout the system, and you will
+///   get an error responding that the resource does not exist" (the
+///   `Invalid*ID.NotFound` codes of "Error codes for the Amazon EC2 API";
+///   `NatGatewayNotFound` is the NAT gateway's).
+/// - IAM, "Changes that I make are not always immediately visible" (IAM
+///   troubleshooting): `NoSuchEntity` for a role or profile just created.
+/// - S3: `NoSuchBucket` right after CreateBucket.
+/// - ELBv2: `CertificateNotFound` for an ACM certificate just issued,
+///   `TargetGroupNotFound` / `LoadBalancerNotFound` for ones just created.
+/// - EFS: `FileSystemNotFound` right after CreateFileSystem.
+/// - ELBv2 and EFS name an EC2 subnet or security group they cannot find
+///   yet `SubnetNotFound`, `InvalidSecurityGroup` (ELBv2) and
+///   `SecurityGroupNotFound` (EFS): the same EC2 propagation seen from
+///   another service.
+pub const NOT_YET_VISIBLE: &[&str] = &[
+    "InvalidVpcID.NotFound",
+    "InvalidGroup.NotFound",
+    "InvalidGroupId.NotFound",
+    "InvalidSubnetID.NotFound",
+    "InvalidSubnetId.NotFound",
+    "InvalidRouteTableID.NotFound",
+    "InvalidRouteTableId.NotFound",
+    "InvalidInternetGatewayID.NotFound",
+    "InvalidAllocationID.NotFound",
+    "NatGatewayNotFound",
+    "InvalidNatGatewayID.NotFound",
+    "InvalidLaunchTemplateId.NotFound",
+    "InvalidLaunchTemplateName.NotFoundException",
+    "NoSuchBucket",
+    "NoSuchEntity",
+    "CertificateNotFound",
+    "TargetGroupNotFound",
+    "LoadBalancerNotFound",
+    "FileSystemNotFound",
+    "SubnetNotFound",
+    "InvalidSecurityGroup",
+    "SecurityGroupNotFound",
+];
+
+/// Whether an error means "the resource named is not visible yet".
+/// Besides [`NOT_YET_VISIBLE`], Auto Scaling (and EC2 RunInstances) refuse
+/// an instance profile created moments before with a `ValidationError` /
+/// `InvalidParameterValue` whose message says "Invalid IamInstanceProfile"
+/// or "Invalid IAM Instance Profile" (Terraform retries exactly these
+/// messages for its IAM propagation timeout).
+pub fn not_yet_visible(code: &str, message: &str) -> bool {
+    NOT_YET_VISIBLE.contains(&code)
+        || (matches!(code, "ValidationError" | "InvalidParameterValue")
+            && (message.contains("Invalid IamInstanceProfile")
+                || message.contains("Invalid IAM Instance Profile")))
+}
+
+/// Throttling codes: AWS limits request rates per action per account
+/// ("Request throttling for the Amazon EC2 API"; `Throttling` for the query
+/// services IAM, Auto Scaling, RDS, ELBv2, Route 53; `ThrottlingException`
+/// for the JSON ones ACM, SSM, EFS; `SlowDown` for S3), the same list the
+/// AWS SDKs' standard retry mode treats as throttling.
+pub const THROTTLING: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "BandwidthLimitExceeded",
+    "RequestThrottled",
+    "SlowDown",
+    "PriorRequestNotComplete",
+    "EC2ThrottledException",
+];
+
+/// Server-side and network failures the SDKs' standard retry mode retries
+/// ("Retry behavior", AWS SDKs and Tools Reference Guide): request timeouts,
+/// internal errors, HTTP 5xx; see [`api_error`] for the codes given to
+/// answers without one.
+pub const TRANSIENT: &[&str] = &[
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "InternalError",
+    "InternalFailure",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "Unavailable",
+    "ServiceUnavailableException",
+    "Timeout",
+    "DispatchFailure",
+];
+
+/// Whether an error is worth trying again as it is: throttling, a 5xx
+/// answer, a timeout or a connection failure. Anything else is the caller's
+/// to handle.
+pub fn is_transient(code: &str) -> bool {
+    THROTTLING.contains(&code) || TRANSIENT.contains(&code) || code.starts_with("HTTP 5")
 }
 
 /// Converts an SDK error into a [`CloudError`] naming the resource and operation.
@@ -56,7 +224,22 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: Debug + Send + Sync + 'static,
 {
-    let code = e.code().unwrap_or("Unknown").to_string();
+    let code = match e.code() {
+        Some(c) => c.to_string(),
+        None => match &e {
+            SdkError::TimeoutError(_) => "Timeout".to_string(),
+            SdkError::DispatchFailure(d) if d.is_timeout() => "Timeout".to_string(),
+            SdkError::DispatchFailure(d) if d.is_io() => "DispatchFailure".to_string(),
+            _ => e
+                .raw_response()
+                .and_then(|r| {
+                    (r as &dyn std::any::Any)
+                        .downcast_ref::<aws_smithy_runtime_api::http::Response>()
+                })
+                .map(|r| format!("HTTP {}", r.status().as_u16()))
+                .unwrap_or_else(|| "Unknown".to_string()),
+        },
+    };
     let message = match e.message() {
         Some(m) => m.to_string(),
         None => DisplayErrorContext(&e).to_string(),
@@ -104,6 +287,34 @@ pub struct Cloud {
     pub calls: Arc<CallCounter>,
     /// Scales every readiness wait's poll interval (tests against an emulator poll fast).
     pub poll: Duration,
+    /// How long each kind of wait may last (the stack's `[timeouts]`).
+    pub timeouts: Timeouts,
+}
+
+/// The SDK's retry policy for every client, scaled by the readiness poll
+/// interval `poll` (5 s in production, 50 ms in tests against an emulator).
+///
+/// AWS throttles per action per account ("Request throttling for the Amazon
+/// EC2 API"; the other services likewise), so a burst of calls from eight
+/// resources worked on at once, or from other tools in the account, can be
+/// throttled for longer than the SDK's default three attempts. Standard
+/// mode with 20 attempts and exponential backoff with full jitter, capped at
+/// 20 s as in every AWS SDK, outlasts such a burst. The standard retry quota
+/// (a token bucket of 500, 5 per retry, 10 per retried timeout) is shared by
+/// all the clients' calls and drains within one such burst, after which the
+/// SDK stops retrying anything: the quota is made unlimited instead, the
+/// attempts and backoff bound each call.
+pub fn retry_policy(poll: Duration) -> (RetryConfig, RetryPartition) {
+    let initial = Duration::from_millis(200).min(poll);
+    let cap = Duration::from_secs(20).min(poll * 4).max(initial);
+    let config = RetryConfig::standard()
+        .with_max_attempts(20)
+        .with_initial_backoff(initial)
+        .with_max_backoff(cap);
+    let partition = RetryPartition::custom("bookstore-infra")
+        .token_bucket(TokenBucket::unlimited())
+        .build();
+    (config, partition)
 }
 
 impl Cloud {
@@ -113,11 +324,13 @@ impl Cloud {
         profile: Option<String>,
         reporter: Arc<dyn Reporter>,
     ) -> Self {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest()).retry_config(
-            RetryConfig::standard()
-                .with_max_attempts(8)
-                .with_initial_backoff(Duration::from_millis(200)),
-        );
+        let poll = std::env::var("BOOKSTORE_INFRA_POLL_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_millis)
+            .unwrap_or(Duration::from_secs(5));
+        let mut loader =
+            aws_config::defaults(BehaviorVersion::latest()).retry_config(retry_policy(poll).0);
         if let Some(r) = region {
             loader = loader.region(Region::new(r));
         }
@@ -130,15 +343,11 @@ impl Cloud {
         } else {
             conf
         };
-        let poll = std::env::var("BOOKSTORE_INFRA_POLL_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .map(Duration::from_millis)
-            .unwrap_or(Duration::from_secs(5));
         Self::from_conf(&conf, reporter, poll)
     }
 
-    /// Clients for an already loaded configuration (tests build their own).
+    /// Clients for an already loaded configuration (tests build their own),
+    /// with the retry policy of [`retry_policy`] and the default timeouts.
     pub fn from_conf(
         conf: &aws_types::SdkConfig,
         reporter: Arc<dyn Reporter>,
@@ -150,10 +359,13 @@ impl Cloud {
             .unwrap_or_else(|| "us-east-1".into());
         let calls = Arc::new(CallCounter::default());
         let counted = Counted(calls.clone());
+        let (retry, partition) = retry_policy(poll);
         macro_rules! client {
             ($sdk:ident) => {
                 $sdk::Client::from_conf(
                     $sdk::config::Builder::from(conf)
+                        .retry_config(retry.clone())
+                        .retry_partition(partition.clone())
                         .interceptor(counted.clone())
                         .build(),
                 )
@@ -161,6 +373,8 @@ impl Cloud {
         }
         let s3_conf = aws_sdk_s3::config::Builder::from(conf)
             .force_path_style(true)
+            .retry_config(retry.clone())
+            .retry_partition(partition.clone())
             .interceptor(counted.clone())
             .build();
         Cloud {
@@ -179,6 +393,7 @@ impl Cloud {
             reporter,
             calls,
             poll,
+            timeouts: Timeouts::default(),
         }
     }
 
@@ -188,6 +403,13 @@ impl Cloud {
     }
 
     /// Polls `check` until it returns `Some`, reporting the state it reports, up to `limit`.
+    ///
+    /// A transient error from `check` (throttling, 5xx, timeout: see
+    /// [`is_transient`]) is reported and polled through until `limit`, and so
+    /// is a "not visible yet" answer (see [`not_yet_visible`]) within the
+    /// first [`PROPAGATION_WINDOW`]: describing a resource just created is
+    /// the EC2 eventual-consistency guide's own example. Any other error ends
+    /// the wait at once.
     pub async fn wait_until<T, F, Fut>(
         &self,
         id: &str,
@@ -197,23 +419,90 @@ impl Cloud {
     ) -> Result<T, CloudError>
     where
         F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<(Option<T>, String), CloudError>>,
+        Fut: Future<Output = Result<(Option<T>, String), CloudError>>,
     {
-        let start = Instant::now();
+        let start = tokio::time::Instant::now();
         loop {
-            let (done, state) = check().await?;
+            let (done, state) = match check().await {
+                Ok(v) => v,
+                Err(e) if e.is_transient() && start.elapsed() < limit => {
+                    (None, format!("transient error, still polling: {e}"))
+                }
+                Err(e) if e.is_not_yet_visible() && start.elapsed() < PROPAGATION_WINDOW => {
+                    (None, format!("not visible yet, still polling: {e}"))
+                }
+                Err(e) => return Err(e),
+            };
             if let Some(v) = done {
                 return Ok(v);
             }
             if start.elapsed() > limit {
                 return Err(CloudError::Timeout {
                     id: id.into(),
-                    what: what.into(),
+                    what: format!("{what} (last state: {state})"),
                     waited: start.elapsed(),
                 });
             }
             self.status(id, &format!("{what}: {state}"));
             tokio::time::sleep(self.poll).await;
+        }
+    }
+
+    /// Sends a request that names a resource created moments before (by
+    /// this resource's create or another's), retrying while AWS answers
+    /// that it does not know it yet (see [`not_yet_visible`]), for up to
+    /// [`PROPAGATION_WINDOW`]. `f` makes the request; fluent builders are
+    /// `Clone`: `cloud.settle(id, "ModifyVpcAttribute", || req.clone().send())`.
+    ///
+    /// Only use it where such an answer means the request did nothing (every
+    /// code in the list is a refusal naming an unknown id), never to retry a
+    /// create on an answer that could mean it happened.
+    pub async fn settle<T, E, R, F, Fut>(
+        &self,
+        id: &str,
+        op: &str,
+        mut f: F,
+    ) -> Result<T, CloudError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, R>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: Debug + Send + Sync + 'static,
+    {
+        self.settle_ctx(id, op, || {
+            let sent = f();
+            async move { sent.await.ctx(id, op) }
+        })
+        .await
+    }
+
+    /// [`Cloud::settle`] for a closure that already returns [`CloudError`].
+    pub async fn settle_ctx<T, F, Fut>(&self, id: &str, op: &str, mut f: F) -> Result<T, CloudError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, CloudError>>,
+    {
+        let start = tokio::time::Instant::now();
+        // EC2's guide advises exponential backoff starting from about a
+        // second; at most one poll interval between tries.
+        let cap = self.poll.max(Duration::from_millis(10));
+        let mut delay = (cap / 5).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        loop {
+            match f().await {
+                Err(e) if e.is_not_yet_visible() && start.elapsed() < PROPAGATION_WINDOW => {
+                    self.status(
+                        id,
+                        &format!(
+                            "{op}: waiting for a resource just created to become visible ({}: {})",
+                            e.code().unwrap_or_default(),
+                            e.message().unwrap_or_default()
+                        ),
+                    );
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(cap);
+                }
+                other => return other,
+            }
         }
     }
 }
@@ -254,5 +543,228 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for Counted {
             .unwrap_or_else(|| "unknown".into());
         *self.0.by_op.lock().unwrap().entry(op).or_default() += 1;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+    fn api(code: &str, message: &str) -> CloudError {
+        CloudError::Api {
+            id: "x".into(),
+            op: "Op".into(),
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    fn cloud(poll: Duration) -> Cloud {
+        let conf = aws_types::SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .build();
+        Cloud::from_conf(&conf, Arc::new(crate::progress::Silent), poll)
+    }
+
+    #[test]
+    fn not_yet_visible_codes() {
+        for code in [
+            "InvalidVpcID.NotFound",
+            "InvalidGroup.NotFound",
+            "InvalidSubnetID.NotFound",
+            "InvalidRouteTableID.NotFound",
+            "InvalidInternetGatewayID.NotFound",
+            "InvalidAllocationID.NotFound",
+            "NatGatewayNotFound",
+            "InvalidLaunchTemplateId.NotFound",
+            "NoSuchBucket",
+            "NoSuchEntity",
+            "CertificateNotFound",
+            "TargetGroupNotFound",
+            "LoadBalancerNotFound",
+            "FileSystemNotFound",
+        ] {
+            assert!(api(code, "").is_not_yet_visible(), "{code}");
+        }
+        assert!(not_yet_visible(
+            "ValidationError",
+            "You must use a valid fully-formed launch template. Value (p) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name"
+        ));
+        assert!(not_yet_visible(
+            "ValidationError",
+            "Invalid IamInstanceProfile: p"
+        ));
+        // Other validation errors, and errors that can follow a create that
+        // happened, are not retried.
+        assert!(!not_yet_visible(
+            "ValidationError",
+            "Max bound, 200, must be ..."
+        ));
+        for code in [
+            "InvalidParameterValue",
+            "DuplicateListener",
+            "EntityAlreadyExists",
+            "Resource.AlreadyAssociated",
+            "RouteAlreadyExists",
+            "InvalidPermission.Duplicate",
+            "UnauthorizedOperation",
+            "Throttling",
+        ] {
+            assert!(!not_yet_visible(code, ""), "{code}");
+        }
+        assert!(!CloudError::invalid("x", "InvalidVpcID.NotFound").is_not_yet_visible());
+    }
+
+    #[test]
+    fn transient_codes() {
+        for code in [
+            "Throttling",
+            "ThrottlingException",
+            "RequestLimitExceeded",
+            "SlowDown",
+            "TooManyRequestsException",
+            "PriorRequestNotComplete",
+            "RequestTimeout",
+            "InternalError",
+            "InternalFailure",
+            "ServiceUnavailable",
+            "HTTP 503",
+            "HTTP 500",
+            "Timeout",
+            "DispatchFailure",
+        ] {
+            assert!(is_transient(code), "{code}");
+        }
+        for code in [
+            "HTTP 404",
+            "DependencyViolation",
+            "InvalidVpcID.NotFound",
+            "AccessDenied",
+            "ValidationError",
+            "Unknown",
+        ] {
+            assert!(!is_transient(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn timeouts_per_kind_and_phase() {
+        use crate::resources::{db_instance, load_balancer, nat_gateway, vpc};
+        let t = Timeouts {
+            database: Duration::from_secs(1),
+            database_delete: Duration::from_secs(2),
+            nat_gateway: Duration::from_secs(3),
+            load_balancer: Duration::from_secs(4),
+            delete: Duration::from_secs(5),
+            ..Timeouts::default()
+        };
+        assert_eq!(
+            t.for_kind(db_instance::KIND, Phase::Create),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            t.for_kind(db_instance::KIND, Phase::Delete),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            t.for_kind(nat_gateway::KIND, Phase::Create),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            t.for_kind(nat_gateway::KIND, Phase::Delete),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            t.for_kind(load_balancer::KIND, Phase::Create),
+            Duration::from_secs(4)
+        );
+        assert_eq!(t.for_kind(vpc::KIND, Phase::Create), DEFAULT_CREATE_TIMEOUT);
+        assert_eq!(t.for_kind(vpc::KIND, Phase::Delete), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn retry_policy_scales_with_the_poll_interval() {
+        let (c, _) = retry_policy(Duration::from_secs(5));
+        assert_eq!(c.max_attempts(), 20);
+        assert_eq!(c.initial_backoff(), Duration::from_millis(200));
+        assert_eq!(c.max_backoff(), Duration::from_secs(20));
+        let (c, _) = retry_policy(Duration::from_millis(50));
+        assert_eq!(c.initial_backoff(), Duration::from_millis(50));
+        assert_eq!(c.max_backoff(), Duration::from_millis(200));
+    }
+
+    #[tokio::test]
+    async fn settle_retries_only_while_not_visible() {
+        let c = cloud(Duration::from_millis(5));
+        let tries = AtomicUsize::new(0);
+        let r = c
+            .settle_ctx("vpc", "ModifyVpcAttribute", || {
+                let n = tries.fetch_add(1, SeqCst);
+                async move {
+                    if n < 3 {
+                        Err(api(
+                            "InvalidVpcID.NotFound",
+                            "The vpc ID 'vpc-1' does not exist",
+                        ))
+                    } else {
+                        Ok(n)
+                    }
+                }
+            })
+            .await;
+        assert_eq!(r.unwrap(), 3);
+
+        let tries = AtomicUsize::new(0);
+        let r: Result<(), _> = c
+            .settle_ctx("vpc", "CreateSubnet", || {
+                tries.fetch_add(1, SeqCst);
+                async { Err(api("InvalidSubnet.Conflict", "overlaps")) }
+            })
+            .await;
+        assert_eq!(r.unwrap_err().code(), Some("InvalidSubnet.Conflict"));
+        assert_eq!(tries.load(SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn waits_poll_through_transient_errors_and_stop_on_others() {
+        let c = cloud(Duration::from_millis(1));
+        let tries = AtomicUsize::new(0);
+        let r = c
+            .wait_until("db", "available", Duration::from_secs(10), || {
+                let n = tries.fetch_add(1, SeqCst);
+                async move {
+                    match n {
+                        0 => Err(api("Throttling", "Rate exceeded")),
+                        1 => Err(api("HTTP 503", "")),
+                        2 => Ok((None, "creating".to_string())),
+                        _ => Ok((Some(n), "available".to_string())),
+                    }
+                }
+            })
+            .await;
+        assert_eq!(r.unwrap(), 3);
+
+        let tries = AtomicUsize::new(0);
+        let r: Result<(), _> = c
+            .wait_until("db", "available", Duration::from_secs(10), || {
+                tries.fetch_add(1, SeqCst);
+                async { Err(api("AccessDenied", "no")) }
+            })
+            .await;
+        assert_eq!(r.unwrap_err().code(), Some("AccessDenied"));
+        assert_eq!(tries.load(SeqCst), 1);
+
+        let r: Result<(), _> = c
+            .wait_until("db", "available", Duration::from_millis(20), || async {
+                Ok((None, "creating".to_string()))
+            })
+            .await;
+        let e = r.unwrap_err().to_string();
+        assert!(
+            e.contains("gave up") && e.contains("last state: creating"),
+            "{e}"
+        );
     }
 }

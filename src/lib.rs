@@ -4,6 +4,7 @@
 
 pub mod cloud;
 pub mod engine;
+pub mod lifecycle;
 pub mod lock;
 pub mod ops;
 pub mod progress;

@@ -150,12 +150,14 @@ async fn connect(g: &Global, stack: &Stack, quiet: bool) -> Cloud {
     } else {
         Arc::new(Lines::new())
     };
-    Cloud::connect(
+    let mut cloud = Cloud::connect(
         g.region.clone().or_else(|| stack.region.clone()),
         g.profile.clone(),
         reporter,
     )
-    .await
+    .await;
+    cloud.timeouts = stack.timeouts.clone();
+    cloud
 }
 
 fn print_stats(g: &Global, cloud: &Cloud, started: Instant) {

@@ -31,8 +31,13 @@ impl Reporter for Silent {
 /// One line per event on stderr, with the time since the resource started.
 pub struct Lines {
     started: Mutex<HashMap<String, Instant>>,
-    last: Mutex<HashMap<String, String>>,
+    /// The last state printed per resource, and when.
+    last: Mutex<HashMap<String, (String, Instant)>>,
 }
+
+/// How often a wait whose state does not change is still reported, so a
+/// CI log shows a long wait (a database creating for twenty minutes) is alive.
+const REPEAT_AFTER: Duration = Duration::from_secs(60);
 
 impl Lines {
     pub fn new() -> Self {
@@ -73,12 +78,16 @@ impl Reporter for Lines {
     }
 
     fn status(&self, id: &str, msg: &str) {
-        // Repeated identical states while polling are noise in a CI log.
+        // Repeated identical states while polling are noise in a CI log:
+        // printed again only once a minute, with the time waited so far.
         let mut last = self.last.lock().unwrap();
-        if last.get(id).is_some_and(|l| l == msg) {
+        if last
+            .get(id)
+            .is_some_and(|(l, at)| l == msg && at.elapsed() < REPEAT_AFTER)
+        {
             return;
         }
-        last.insert(id.to_string(), msg.to_string());
+        last.insert(id.to_string(), (msg.to_string(), Instant::now()));
         drop(last);
         line(format!("{id}: {msg} [{:.0?}]", self.elapsed(id)));
     }

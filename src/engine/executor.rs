@@ -16,21 +16,114 @@ use thiserror::Error;
 use super::plan::{Action, Plan, Step};
 use super::refs::{resolve, Resolution};
 use super::{client_token, owner_tags, Attrs, Desired, Observed, Registry, Resolved};
-use crate::cloud::{Cloud, CloudError};
+use crate::cloud::{Cloud, CloudError, Phase};
 
 /// How many resources are worked on at once.
 pub const DEFAULT_CONCURRENCY: usize = 8;
 
-/// Error codes that mean "something still uses this; try again shortly".
+/// Error codes a delete answers while something else still uses the
+/// resource, which goes away on its own shortly (its own deletion is under
+/// way, or AWS releases it asynchronously): the delete is tried again.
+/// - EC2 `DependencyViolation` (400, "Error codes for the Amazon EC2 API":
+///   "The specified object has dependent resources"): DeleteSecurityGroup,
+///   DeleteSubnet, DeleteVpc, DeleteRouteTable, DetachInternetGateway
+///   ("mapped public address(es)") while the network interfaces of a load
+///   balancer, NAT gateway, mount target or database just deleted are still
+///   being released; Terraform retries it for the delete timeout (15 to 20
+///   minutes). `InvalidGroup.InUse`: a security group referenced by another.
+///   `InvalidIPAddress.InUse`: ReleaseAddress of an address still
+///   associated (with a NAT gateway being deleted).
+/// - ELBv2 `ResourceInUse`: a target group "currently in use by a listener
+///   or a rule" being deleted.
+/// - RDS `InvalidDBSubnetGroupStateFault`: the subnet group "cannot be
+///   deleted because it's in use" by a database being deleted;
+///   `InvalidDBInstanceState`: the database is modifying (deletion
+///   protection being lifted) or backing up.
+/// - EFS `FileSystemInUse` (409): mount targets being deleted.
+/// - IAM `DeleteConflict`: a role or profile whose attachments are being
+///   removed.
 const IN_USE: &[&str] = &[
     "DependencyViolation",
+    "InvalidGroup.InUse",
+    "InvalidIPAddress.InUse",
     "ResourceInUse",
     "ResourceInUseException",
     "InvalidDBSubnetGroupStateFault",
+    "InvalidDBSubnetGroupState",
     "InvalidDBInstanceState",
+    "InvalidDBInstanceStateFault",
     "FileSystemInUse",
     "DeleteConflict",
 ];
+
+/// Whether a delete refused with `code` and `message` may succeed when
+/// tried again shortly. Besides [`IN_USE`], DeleteDBInstance right after
+/// deletion protection was lifted can still answer
+/// `InvalidParameterCombination` "Cannot delete protected DB Instance,
+/// please disable deletion protection and try again": Terraform's provider
+/// treats that ModifyDBInstance as asynchronous and retries the delete.
+pub fn still_in_use(code: &str, message: &str) -> bool {
+    IN_USE.contains(&code)
+        || (code == "InvalidParameterCombination" && message.contains("deletion protection"))
+}
+
+/// Why a failed delete is tried again, or `None` to fail at once.
+///
+/// ReleaseAddress of an address a NAT gateway held until moments before
+/// (its deletion just completed) answers `AuthFailure` "You do not have
+/// permission to access the specified resource" for a while: not a
+/// permission problem (reported by kops #938 and other tools; a missing IAM
+/// permission is `UnauthorizedOperation` in EC2). Only that operation's
+/// `AuthFailure` is retried.
+pub fn delete_retry_reason(e: &CloudError) -> Option<&'static str> {
+    match e {
+        CloudError::Api { op, code, .. } if op == "ReleaseAddress" && code == "AuthFailure" => {
+            Some("still held by a NAT gateway being deleted")
+        }
+        CloudError::Api { code, message, .. } if still_in_use(code, message) => {
+            Some("still in use")
+        }
+        e if e.is_transient() => Some("transient error"),
+        _ => None,
+    }
+}
+
+/// Runs `delete` until it succeeds, trying again every `pause` while the
+/// cloud reports the resource still in use or answers a transient error
+/// (see [`delete_retry_reason`]), for up to `limit`; reports each retry.
+/// Every kind's delete is restartable: it treats what an earlier attempt
+/// already removed as done.
+pub async fn retry_delete<F, Fut>(
+    id: &str,
+    limit: Duration,
+    pause: Duration,
+    report: impl Fn(&str),
+    mut delete: F,
+) -> Result<(), CloudError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), CloudError>>,
+{
+    let start = tokio::time::Instant::now();
+    loop {
+        let e = match delete().await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        let Some(why) = delete_retry_reason(&e) else {
+            return Err(e);
+        };
+        if start.elapsed() >= limit {
+            return Err(CloudError::Timeout {
+                id: id.to_string(),
+                what: format!("the deletion to be accepted ({why}: {e})"),
+                waited: start.elapsed(),
+            });
+        }
+        report(&format!("{why}, retrying: {e}"));
+        tokio::time::sleep(pause).await;
+    }
+}
 
 #[derive(Debug, Error)]
 pub enum ExecError {
@@ -317,19 +410,14 @@ impl Executor<'_> {
             .ok_or_else(|| CloudError::invalid(&o.id, format!("unknown kind {}", o.kind)))?;
         let rep = &self.cloud.reporter;
         rep.start(&o.id, &format!("{what} {}", o.physical_id));
-        let start = Instant::now();
-        let limit = Duration::from_secs(600);
-        let result = loop {
-            match kind.delete(self.cloud, o).await {
-                Err(e)
-                    if e.code().is_some_and(|c| IN_USE.contains(&c)) && start.elapsed() < limit =>
-                {
-                    rep.status(&o.id, &format!("still in use, retrying: {e}"));
-                    tokio::time::sleep(self.cloud.poll.max(Duration::from_millis(500))).await;
-                }
-                other => break other,
-            }
-        };
+        let result = retry_delete(
+            &o.id,
+            self.cloud.timeouts.for_kind(o.kind, Phase::Delete),
+            self.cloud.poll.max(Duration::from_millis(500)),
+            |msg| rep.status(&o.id, msg),
+            || kind.delete(self.cloud, o),
+        )
+        .await;
         match &result {
             Ok(()) => rep.finish(&o.id, true, &format!("{} deleted", o.physical_id)),
             Err(e) => rep.finish(&o.id, false, &e.to_string()),
@@ -461,6 +549,144 @@ mod tests {
 
     fn n(id: &str, deps: &[&str]) -> (String, Vec<String>) {
         (id.into(), deps.iter().map(|d| d.to_string()).collect())
+    }
+
+    fn api(code: &str, message: &str) -> CloudError {
+        CloudError::Api {
+            id: "x".into(),
+            op: "Delete".into(),
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn which_delete_refusals_are_retried() {
+        for code in [
+            "DependencyViolation",
+            "InvalidGroup.InUse",
+            "ResourceInUse",
+            "InvalidDBSubnetGroupStateFault",
+            "InvalidDBInstanceState",
+            "FileSystemInUse",
+            "DeleteConflict",
+        ] {
+            assert_eq!(
+                delete_retry_reason(&api(code, "")),
+                Some("still in use"),
+                "{code}"
+            );
+        }
+        assert_eq!(
+            delete_retry_reason(&api(
+                "InvalidParameterCombination",
+                "Cannot delete protected DB Instance, please disable deletion protection and try again."
+            )),
+            Some("still in use")
+        );
+        assert_eq!(
+            delete_retry_reason(&api(
+                "InvalidParameterCombination",
+                "FinalDBSnapshotIdentifier is required"
+            )),
+            None
+        );
+        for code in [
+            "Throttling",
+            "RequestLimitExceeded",
+            "InternalError",
+            "HTTP 503",
+            "Timeout",
+        ] {
+            assert_eq!(
+                delete_retry_reason(&api(code, "")),
+                Some("transient error"),
+                "{code}"
+            );
+        }
+        for code in [
+            "UnauthorizedOperation",
+            "AccessDenied",
+            "InvalidParameterValue",
+            "AuthFailure",
+        ] {
+            assert_eq!(delete_retry_reason(&api(code, "")), None, "{code}");
+        }
+        let release = CloudError::Api {
+            id: "eip".into(),
+            op: "ReleaseAddress".into(),
+            code: "AuthFailure".into(),
+            message: "You do not have permission to access the specified resource.".into(),
+        };
+        assert!(delete_retry_reason(&release).is_some());
+        assert_eq!(delete_retry_reason(&CloudError::invalid("x", "bad")), None);
+    }
+
+    #[tokio::test]
+    async fn a_delete_still_in_use_is_retried_until_accepted() {
+        let tries = std::sync::atomic::AtomicUsize::new(0);
+        let reports = Mutex::new(Vec::new());
+        let r = retry_delete(
+            "sg",
+            Duration::from_secs(10),
+            Duration::from_millis(1),
+            |m| reports.lock().unwrap().push(m.to_string()),
+            || {
+                let n = tries.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async move {
+                    match n {
+                        0 => Err(api(
+                            "DependencyViolation",
+                            "resource sg-1 has a dependent object",
+                        )),
+                        1 => Err(api("Throttling", "Rate exceeded")),
+                        _ => Ok(()),
+                    }
+                }
+            },
+        )
+        .await;
+        assert!(r.is_ok());
+        assert_eq!(tries.load(std::sync::atomic::Ordering::SeqCst), 3);
+        let reports = reports.lock().unwrap();
+        assert!(
+            reports[0].starts_with("still in use, retrying"),
+            "{reports:?}"
+        );
+        assert!(
+            reports[1].starts_with("transient error, retrying"),
+            "{reports:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_delete_fails_at_once_on_other_errors_and_gives_up_at_its_limit() {
+        let tries = std::sync::atomic::AtomicUsize::new(0);
+        let r = retry_delete(
+            "sg",
+            Duration::from_secs(10),
+            Duration::from_millis(1),
+            |_| {},
+            || {
+                tries.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async { Err(api("UnauthorizedOperation", "no")) }
+            },
+        )
+        .await;
+        assert_eq!(r.unwrap_err().code(), Some("UnauthorizedOperation"));
+        assert_eq!(tries.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+        let r = retry_delete(
+            "sg",
+            Duration::from_millis(30),
+            Duration::from_millis(5),
+            |_| {},
+            || async { Err(api("DependencyViolation", "has dependencies")) },
+        )
+        .await;
+        let e = r.unwrap_err();
+        assert!(matches!(e, CloudError::Timeout { .. }), "{e}");
+        assert!(e.to_string().contains("DependencyViolation"), "{e}");
     }
 
     #[tokio::test]
