@@ -94,16 +94,35 @@ async fn app_facts(
         let Some(zone) = stack.domain.as_ref().and_then(|d| d.hosted_zone.clone()) else {
             return Ok(None);
         };
-        let list = cloud
-            .route53
-            .list_hosted_zones_by_name()
-            .dns_name(&zone)
-            .send()
-            .await
-            .ctx("hosted-zone", "ListHostedZonesByName")?;
-        let want = format!("{zone}.");
+        let want = format!("{}.", zone.trim_end_matches('.'));
+        // Zones come sorted by name from `DNSName`, 100 a page; a private
+        // zone of the same name may fill the first page, so pages are followed
+        // (NextDNSName / NextHostedZoneId, no SDK paginator) while the next
+        // page still starts at the wanted name.
+        let list = crate::resources::all_pages(|start: Option<(String, Option<String>)>| {
+            let (name, id) = start.unwrap_or((zone.clone(), None));
+            let want = want.as_str();
+            async move {
+                let page = cloud
+                    .route53
+                    .list_hosted_zones_by_name()
+                    .dns_name(name)
+                    .set_hosted_zone_id(id)
+                    .send()
+                    .await
+                    .ctx("hosted-zone", "ListHostedZonesByName")?;
+                let next = match page.next_dns_name() {
+                    Some(n) if page.is_truncated() && n == want => Some((
+                        n.to_string(),
+                        page.next_hosted_zone_id().map(str::to_string),
+                    )),
+                    _ => None,
+                };
+                Ok((page.hosted_zones().to_vec(), next))
+            }
+        })
+        .await?;
         let found = list
-            .hosted_zones()
             .iter()
             .filter(|z| z.name() == want && !z.config().is_some_and(|c| c.private_zone()))
             .map(|z| z.id().trim_start_matches("/hostedzone/").to_string())

@@ -5,15 +5,14 @@
 //! The master password is created and kept by RDS in Secrets Manager
 //! (`ManageMasterUserPassword`); this tool never sees it.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use aws_sdk_rds::types::{DbInstance, Tag};
 use serde_json::{json, Value};
 
 use super::db_subnet_group::{owner, rds_tags};
-use crate::cloud::{api_error, Cloud, CloudError, SdkResultExt};
+use crate::cloud::{api_error, Cloud, CloudError, Phase, SdkResultExt};
 use crate::engine::{in_place, replace, AttrSpec, Observed, ReplacePolicy, Resolved, ResourceKind};
+use crate::lifecycle::{self, Readiness};
 
 pub const KIND: &str = "rds:db-instance";
 /// Whether `destroy` snapshots the database first ("true"/"false").
@@ -194,14 +193,18 @@ impl ResourceKind for Database {
     }
 
     async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
+        // RDS cannot filter instances by tag; DescribeDBInstances carries the
+        // tags, so other stacks' and untagged instances are skipped here.
         let all = cloud
             .rds
             .describe_db_instances()
+            .into_paginator()
+            .items()
             .send()
+            .try_collect()
             .await
             .ctx(KIND, "DescribeDBInstances")?;
         Ok(all
-            .db_instances()
             .iter()
             .filter(|d| d.db_instance_status() != Some("deleting"))
             .filter_map(|d| Some(observed(&owner(d.tag_list(), stack)?, d)))
@@ -339,7 +342,7 @@ impl ResourceKind for Database {
             if has("security_group_ids") {
                 m = m.set_vpc_security_group_ids(Some(sorted(r.props.get("security_group_ids"))));
             }
-            m.send().await.ctx(&r.id, "ModifyDBInstance")?;
+            modify(cloud, &r.id, m).await?;
         }
         match describe(cloud, &r.id, ident).await? {
             Some(d) => Ok(observed(&r.id, &d)),
@@ -353,21 +356,41 @@ impl ResourceKind for Database {
     async fn wait_ready(&self, cloud: &Cloud, current: Observed) -> Result<Observed, CloudError> {
         let (id, ident) = (current.id.clone(), current.physical_id.clone());
         let d = cloud
-            .wait_until(&id, "available", Duration::from_secs(3600), || async {
-                match describe(cloud, &id, &ident).await? {
-                    Some(d) if d.db_instance_status() == Some("available") => {
-                        Ok((Some(d), "available".into()))
+            .wait_until(
+                &id,
+                "available",
+                cloud.timeouts.for_kind(KIND, Phase::Create),
+                || async {
+                    let Some(d) = describe(cloud, &id, &ident).await? else {
+                        return Ok((None, "not visible yet".into()));
+                    };
+                    let status = d.db_instance_status().unwrap_or("creating").to_string();
+                    let has_endpoint = d.endpoint().and_then(|e| e.address()).is_some();
+                    match lifecycle::db_instance(&status, has_endpoint) {
+                        Readiness::Ready => Ok((Some(d), status)),
+                        Readiness::Pending => Ok((None, status)),
+                        Readiness::Terminal(why) => Err(CloudError::invalid(
+                            &id,
+                            format!("database {ident} is {why}"),
+                        )),
                     }
-                    Some(d) => Ok((None, d.db_instance_status().unwrap_or("?").to_string())),
-                    None => Ok((None, "not visible yet".into())),
-                }
-            })
+                },
+            )
             .await?;
         Ok(observed(&id, &d))
     }
 
     async fn delete(&self, cloud: &Cloud, current: &Observed) -> Result<(), CloudError> {
         let (id, ident) = (current.id.clone(), current.physical_id.clone());
+        // Restartable: the executor tries the whole delete again while RDS
+        // refuses it (deletion protection not lifted yet, instance busy).
+        let status = match describe(cloud, &id, &ident).await? {
+            None => return Ok(()),
+            Some(d) => d.db_instance_status().unwrap_or_default().to_string(),
+        };
+        if status == "deleting" {
+            return wait_deleted(cloud, &id, &ident).await;
+        }
         if current.props.get("deletion_protection") == Some(&json!(true)) {
             cloud
                 .rds
@@ -393,24 +416,67 @@ impl ResourceKind for Database {
         }
         if let Err(e) = req.send().await {
             let e = api_error(&id, "DeleteDBInstance", e);
-            if !e
+            let gone = e
                 .code()
-                .is_some_and(|c| c.starts_with("DBInstanceNotFound"))
-            {
+                .is_some_and(|c| c.starts_with("DBInstanceNotFound"));
+            // "Instance ... is already being deleted" (Terraform's provider
+            // treats it as success too).
+            let deleting = e
+                .code()
+                .is_some_and(|c| c.starts_with("InvalidDBInstanceState"))
+                && e.message()
+                    .is_some_and(|m| m.contains("already being deleted"));
+            if !(gone || deleting) {
                 return Err(e);
             }
         }
-        cloud
-            .wait_until(&id, "deleted", Duration::from_secs(3600), || async {
-                Ok(match describe(cloud, &id, &ident).await? {
+        wait_deleted(cloud, &id, &ident).await
+    }
+}
+
+/// Waits until the instance is gone (a final snapshot first takes minutes).
+async fn wait_deleted(cloud: &Cloud, id: &str, ident: &str) -> Result<(), CloudError> {
+    cloud
+        .wait_until(
+            id,
+            "deleted",
+            cloud.timeouts.for_kind(KIND, Phase::Delete),
+            || async {
+                Ok(match describe(cloud, id, ident).await? {
                     None => (Some(()), "deleted".into()),
                     Some(d) => (
                         None,
                         d.db_instance_status().unwrap_or("deleting").to_string(),
                     ),
                 })
-            })
-            .await
+            },
+        )
+        .await
+}
+
+/// Sends a ModifyDBInstance, trying again while RDS answers
+/// `InvalidDBInstanceState` (the instance is busy: backing up, another
+/// modification under way; Terraform's provider retries it likewise), up to
+/// the database's create/modify timeout.
+async fn modify(
+    cloud: &Cloud,
+    id: &str,
+    m: aws_sdk_rds::operation::modify_db_instance::builders::ModifyDBInstanceFluentBuilder,
+) -> Result<(), CloudError> {
+    let start = tokio::time::Instant::now();
+    let limit = cloud.timeouts.for_kind(KIND, Phase::Create);
+    loop {
+        match m.clone().send().await.ctx(id, "ModifyDBInstance") {
+            Err(e)
+                if e.code()
+                    .is_some_and(|c| c.starts_with("InvalidDBInstanceState"))
+                    && start.elapsed() < limit =>
+            {
+                cloud.status(id, &format!("busy, retrying: {e}"));
+                tokio::time::sleep(cloud.poll).await;
+            }
+            other => return other.map(|_| ()),
+        }
     }
 }
 

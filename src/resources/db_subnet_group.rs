@@ -8,9 +8,7 @@ use aws_sdk_rds::types::Tag;
 use serde_json::{json, Value};
 
 use crate::cloud::{api_error, Cloud, CloudError, SdkResultExt};
-use crate::engine::{
-    in_place, replace, AttrSpec, Observed, Resolved, ResourceKind, TAG_ID, TAG_STACK,
-};
+use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind};
 
 pub const KIND: &str = "rds:db-subnet-group";
 
@@ -23,14 +21,10 @@ pub(crate) fn rds_tags(tags: &[(String, String)]) -> Vec<Tag> {
 }
 
 pub(crate) fn owner(tags: &[Tag], stack: &str) -> Option<String> {
-    let get = |k: &str| {
-        tags.iter()
-            .find(|t| t.key() == Some(k))
-            .and_then(|t| t.value())
-    };
-    (get(TAG_STACK) == Some(stack))
-        .then(|| get(TAG_ID).map(str::to_string))
-        .flatten()
+    super::owner_id(
+        tags.iter().filter_map(|t| Some((t.key()?, t.value()?))),
+        stack,
+    )
 }
 
 fn subnet_ids(r: &Resolved) -> Vec<String> {
@@ -63,14 +57,19 @@ impl ResourceKind for DbSubnetGroup {
     }
 
     async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
+        // No tag filter and no tags in the answer: the name prefix narrows the
+        // groups whose tags are read (ListTagsForResource, unpaged, one per group).
         let all = cloud
             .rds
             .describe_db_subnet_groups()
+            .into_paginator()
+            .items()
             .send()
+            .try_collect()
             .await
             .ctx(KIND, "DescribeDBSubnetGroups")?;
         let mut out = Vec::new();
-        for g in all.db_subnet_groups() {
+        for g in &all {
             let (Some(name), Some(arn)) = (g.db_subnet_group_name(), g.db_subnet_group_arn())
             else {
                 continue;
@@ -110,14 +109,16 @@ impl ResourceKind for DbSubnetGroup {
 
     async fn create(&self, cloud: &Cloud, r: &Resolved) -> Result<Observed, CloudError> {
         let name = r.str("name")?;
-        let res = cloud
+        // The subnets may have been created moments before.
+        let req = cloud
             .rds
             .create_db_subnet_group()
             .db_subnet_group_name(name)
             .db_subnet_group_description(r.str("description")?)
             .set_subnet_ids(Some(subnet_ids(r)))
-            .set_tags(Some(rds_tags(&r.tags)))
-            .send()
+            .set_tags(Some(rds_tags(&r.tags)));
+        let res = cloud
+            .settle(&r.id, "CreateDBSubnetGroup", || req.clone().send())
             .await;
         let arn = match res {
             Ok(o) => o
@@ -126,7 +127,6 @@ impl ResourceKind for DbSubnetGroup {
                 .unwrap_or_default()
                 .to_string(),
             Err(e) => {
-                let e = api_error(&r.id, "CreateDBSubnetGroup", e);
                 if e.code() != Some("DBSubnetGroupAlreadyExists") {
                     return Err(e);
                 }

@@ -107,27 +107,7 @@ async fn records(
     id: &str,
     zone: &str,
 ) -> Result<Vec<ResourceRecordSet>, CloudError> {
-    let mut out = Vec::new();
-    let mut start: Option<(String, RrType)> = None;
-    loop {
-        let mut req = cloud
-            .route53
-            .list_resource_record_sets()
-            .hosted_zone_id(zone);
-        if let Some((n, t)) = start.take() {
-            req = req.start_record_name(n).start_record_type(t);
-        }
-        let page = req.send().await.ctx(id, "ListResourceRecordSets")?;
-        out.extend(page.resource_record_sets().iter().cloned());
-        match (
-            page.is_truncated(),
-            page.next_record_name(),
-            page.next_record_type(),
-        ) {
-            (true, Some(n), Some(t)) => start = Some((n.to_string(), t.clone())),
-            _ => return Ok(out),
-        }
-    }
+    super::record_sets(cloud, id, zone).await
 }
 
 #[async_trait]
@@ -152,15 +132,19 @@ impl ResourceKind for DnsAlias {
     }
 
     async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
+        // Paged by Marker/NextMarker, 100 zones a page.
         let zones = cloud
             .route53
             .list_hosted_zones()
+            .into_paginator()
+            .items()
             .send()
+            .try_collect()
             .await
             .ctx(KIND, "ListHostedZones")?;
         let prefix = format!("\"stack={stack},id=");
         let mut out = Vec::new();
-        for z in zones.hosted_zones() {
+        for z in &zones {
             let zone = z.id().trim_start_matches("/hostedzone/").to_string();
             let sets = records(cloud, KIND, &zone).await?;
             for m in sets

@@ -34,14 +34,17 @@ impl ResourceKind for AccessPoint {
     }
 
     async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
+        // EFS cannot filter by tag; the answer carries the tags.
         let all = cloud
             .efs
             .describe_access_points()
+            .into_paginator()
+            .items()
             .send()
+            .try_collect()
             .await
             .ctx(KIND, "DescribeAccessPoints")?;
         Ok(all
-            .access_points()
             .iter()
             .filter(|a| a.life_cycle_state().map(|s| s.as_str()) != Some("deleting"))
             .filter_map(|a| {
@@ -67,7 +70,9 @@ impl ResourceKind for AccessPoint {
 
     async fn create(&self, cloud: &Cloud, r: &Resolved) -> Result<Observed, CloudError> {
         let (uid, gid) = (r.i64("uid")?, r.i64("gid")?);
-        let out = cloud
+        // The file system may be new (`FileSystemNotFound` for moments); the
+        // client token makes a repeat safe.
+        let req = cloud
             .efs
             .create_access_point()
             .client_token(&r.token)
@@ -92,10 +97,10 @@ impl ResourceKind for AccessPoint {
                     )
                     .build(),
             )
-            .set_tags(Some(efs_tags(&r.tags)))
-            .send()
-            .await
-            .ctx(&r.id, "CreateAccessPoint")?;
+            .set_tags(Some(efs_tags(&r.tags)));
+        let out = cloud
+            .settle(&r.id, "CreateAccessPoint", || req.clone().send())
+            .await?;
         let ap = out
             .access_point_id()
             .ok_or_else(|| bad(&r.id, "CreateAccessPoint returned no id"))?;

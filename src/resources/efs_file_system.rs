@@ -3,17 +3,15 @@
 //! tags, so they are part of this resource (like route table associations).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_efs::types::{LifeCycleState, PerformanceMode, Tag};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::cloud::{api_error, Cloud, CloudError, SdkResultExt};
-use crate::engine::{
-    in_place, replace, AttrSpec, Observed, Resolved, ResourceKind, TAG_ID, TAG_STACK,
-};
+use crate::cloud::{api_error, Cloud, CloudError, Phase, SdkResultExt};
+use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind};
+use crate::lifecycle::{self, Readiness};
 
 pub const KIND: &str = "efs:file-system";
 
@@ -32,10 +30,7 @@ pub(crate) fn efs_tags(tags: &[(String, String)]) -> Vec<Tag> {
 }
 
 pub(crate) fn owner(tags: &[Tag], stack: &str) -> Option<String> {
-    let get = |k: &str| tags.iter().find(|t| t.key() == k).map(|t| t.value());
-    (get(TAG_STACK) == Some(stack))
-        .then(|| get(TAG_ID).map(str::to_string))
-        .flatten()
+    super::owner_id(tags.iter().map(|t| (t.key(), t.value())), stack)
 }
 
 /// subnet -> (mount target id, security groups, state)
@@ -44,15 +39,19 @@ async fn mount_targets(
     id: &str,
     fs: &str,
 ) -> Result<BTreeMap<String, (String, Vec<String>, String)>, CloudError> {
-    let d = cloud
+    // Paged at 100 mount targets (EFS API reference, DescribeMountTargets).
+    let all = cloud
         .efs
         .describe_mount_targets()
         .file_system_id(fs)
+        .into_paginator()
+        .items()
         .send()
+        .try_collect()
         .await
         .ctx(id, "DescribeMountTargets")?;
     let mut out = BTreeMap::new();
-    for m in d.mount_targets() {
+    for m in &all {
         let state = m.life_cycle_state().as_str().to_string();
         if state == "deleted" || state == "deleting" {
             continue;
@@ -116,25 +115,29 @@ impl FileSystem {
             match have.get(&w.subnet_id) {
                 Some((_, groups, _)) if groups == &w.security_groups => {}
                 Some((mt, _, _)) => {
-                    cloud
+                    let req = cloud
                         .efs
                         .modify_mount_target_security_groups()
                         .mount_target_id(mt)
-                        .set_security_groups(Some(w.security_groups.clone()))
-                        .send()
-                        .await
-                        .ctx(&r.id, "ModifyMountTargetSecurityGroups")?;
+                        .set_security_groups(Some(w.security_groups.clone()));
+                    cloud
+                        .settle(&r.id, "ModifyMountTargetSecurityGroups", || {
+                            req.clone().send()
+                        })
+                        .await?;
                 }
                 None => {
-                    cloud
+                    // The file system, subnet and groups may all have been
+                    // created moments before.
+                    let req = cloud
                         .efs
                         .create_mount_target()
                         .file_system_id(fs)
                         .subnet_id(&w.subnet_id)
-                        .set_security_groups(Some(w.security_groups.clone()))
-                        .send()
-                        .await
-                        .ctx(&r.id, "CreateMountTarget")?;
+                        .set_security_groups(Some(w.security_groups.clone()));
+                    cloud
+                        .settle(&r.id, "CreateMountTarget", || req.clone().send())
+                        .await?;
                 }
             }
         }
@@ -162,14 +165,18 @@ impl ResourceKind for FileSystem {
     }
 
     async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
+        // EFS cannot filter by tag; the answer carries the tags.
         let all = cloud
             .efs
             .describe_file_systems()
+            .into_paginator()
+            .items()
             .send()
+            .try_collect()
             .await
             .ctx(KIND, "DescribeFileSystems")?;
         let mut out = Vec::new();
-        for f in all.file_systems() {
+        for f in &all {
             if matches!(
                 f.life_cycle_state(),
                 LifeCycleState::Deleted | LifeCycleState::Deleting
@@ -263,13 +270,25 @@ impl ResourceKind for FileSystem {
             .wait_until(
                 &id,
                 "mount targets available",
-                Duration::from_secs(1800),
+                cloud.timeouts.for_kind(KIND, Phase::Create),
                 || async {
                     let m = mount_targets(cloud, &id, &fs).await?;
-                    let ready = m.values().filter(|(_, _, s)| s == "available").count();
+                    let mut ready = 0;
+                    for (subnet, (mt, _, state)) in &m {
+                        match lifecycle::efs(state) {
+                            Readiness::Ready => ready += 1,
+                            Readiness::Pending => {}
+                            Readiness::Terminal(why) => {
+                                return Err(CloudError::invalid(
+                                    &id,
+                                    format!("mount target {mt} in {subnet} is {why}"),
+                                ))
+                            }
+                        }
+                    }
                     Ok((
                         (ready >= want).then_some(()),
-                        format!("{ready}/{want} available"),
+                        format!("{ready}/{want} mount targets available"),
                     ))
                 },
             )
@@ -300,7 +319,7 @@ impl ResourceKind for FileSystem {
             .wait_until(
                 &id,
                 "mount targets deleted",
-                Duration::from_secs(1800),
+                cloud.timeouts.for_kind(KIND, Phase::Delete),
                 || async {
                     let left = mount_targets(cloud, &id, &fs).await?.len();
                     Ok(((left == 0).then_some(()), format!("{left} left")))
@@ -318,24 +337,34 @@ impl ResourceKind for FileSystem {
                 .ctx(&id, "DeleteFileSystem"),
         )?;
         cloud
-            .wait_until(&id, "deleted", Duration::from_secs(900), || async {
-                match cloud
-                    .efs
-                    .describe_file_systems()
-                    .file_system_id(&fs)
-                    .send()
-                    .await
-                {
-                    Ok(d)
-                        if d.file_systems()
-                            .iter()
-                            .any(|f| f.life_cycle_state() != &LifeCycleState::Deleted) =>
+            .wait_until(
+                &id,
+                "deleted",
+                cloud.timeouts.for_kind(KIND, Phase::Delete),
+                || async {
+                    match cloud
+                        .efs
+                        .describe_file_systems()
+                        .file_system_id(&fs)
+                        .send()
+                        .await
+                        .ctx(&id, "DescribeFileSystems")
                     {
-                        Ok((None, "deleting".into()))
+                        Ok(d)
+                            if d.file_systems()
+                                .iter()
+                                .any(|f| f.life_cycle_state() != &LifeCycleState::Deleted) =>
+                        {
+                            Ok((None, "deleting".into()))
+                        }
+                        Ok(_) => Ok((Some(()), "deleted".into())),
+                        Err(e) if e.code() == Some("FileSystemNotFound") => {
+                            Ok((Some(()), "deleted".into()))
+                        }
+                        Err(e) => Err(e),
                     }
-                    _ => Ok((Some(()), "deleted".into())),
-                }
-            })
+                },
+            )
             .await
     }
 }
@@ -343,24 +372,35 @@ impl ResourceKind for FileSystem {
 impl FileSystem {
     async fn wait_fs(&self, cloud: &Cloud, id: &str, fs: &str) -> Result<(), CloudError> {
         cloud
-            .wait_until(id, "available", Duration::from_secs(900), || async {
-                let d = cloud
-                    .efs
-                    .describe_file_systems()
-                    .file_system_id(fs)
-                    .send()
-                    .await
-                    .ctx(id, "DescribeFileSystems")?;
-                let s = d
-                    .file_systems()
-                    .first()
-                    .map(|f| f.life_cycle_state().clone());
-                match s {
-                    Some(LifeCycleState::Available) => Ok((Some(()), "available".into())),
-                    Some(s) => Ok((None, s.as_str().to_string())),
-                    None => Ok((None, "not visible yet".into())),
-                }
-            })
+            .wait_until(
+                id,
+                "available",
+                cloud.timeouts.for_kind(KIND, Phase::Create),
+                || async {
+                    let d = cloud
+                        .efs
+                        .describe_file_systems()
+                        .file_system_id(fs)
+                        .send()
+                        .await
+                        .ctx(id, "DescribeFileSystems")?;
+                    let s = d
+                        .file_systems()
+                        .first()
+                        .map(|f| f.life_cycle_state().as_str().to_string());
+                    match s {
+                        Some(s) => match lifecycle::efs(&s) {
+                            Readiness::Ready => Ok((Some(()), s)),
+                            Readiness::Pending => Ok((None, s)),
+                            Readiness::Terminal(why) => Err(CloudError::invalid(
+                                id,
+                                format!("file system {fs} is {why}"),
+                            )),
+                        },
+                        None => Ok((None, "not visible yet".into())),
+                    }
+                },
+            )
             .await
     }
 }

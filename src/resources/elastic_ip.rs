@@ -22,6 +22,7 @@ impl ResourceKind for ElasticIp {
     }
 
     async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
+        // DescribeAddresses has no paging (no MaxResults/NextToken): one answer holds all.
         let out = cloud
             .ec2
             .describe_addresses()
@@ -34,7 +35,7 @@ impl ResourceKind for ElasticIp {
             .iter()
             .filter_map(|a| {
                 Some(
-                    Observed::new(KIND, logical_id(a.tags())?, a.allocation_id()?)
+                    Observed::new(KIND, logical_id(a.tags(), stack)?, a.allocation_id()?)
                         .attr("public_ip", a.public_ip().unwrap_or_default()),
                 )
             })

@@ -11,9 +11,7 @@ use serde_json::{json, Value};
 
 use super::gone_ok;
 use crate::cloud::{Cloud, CloudError, SdkResultExt};
-use crate::engine::{
-    in_place, replace, AttrSpec, Observed, Resolved, ResourceKind, TAG_ID, TAG_STACK,
-};
+use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind};
 
 pub const ROLE: &str = "iam:role";
 pub const PROFILE: &str = "iam:instance-profile";
@@ -32,14 +30,7 @@ fn iam_tags(tags: &[(String, String)]) -> Vec<Tag> {
 
 /// The logical id, when the tags say the stack owns the resource.
 fn owner(tags: &[Tag], stack: &str) -> Option<String> {
-    let get = |k: &str| {
-        tags.iter()
-            .find(|t| t.key() == k)
-            .map(|t| t.value().to_string())
-    };
-    (get(TAG_STACK).as_deref() == Some(stack))
-        .then(|| get(TAG_ID))
-        .flatten()
+    super::owner_id(tags.iter().map(|t| (t.key(), t.value())), stack)
 }
 
 /// IAM returns policy documents URL-encoded.
@@ -74,6 +65,20 @@ fn trust(service: &str) -> String {
     .to_string()
 }
 
+/// Every tag of a role: ListRoles returns none, and ListRoleTags pages too.
+async fn role_tags(cloud: &Cloud, id: &str, role: &str) -> Result<Vec<Tag>, CloudError> {
+    cloud
+        .iam
+        .list_role_tags()
+        .role_name(role)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .ctx(id, "ListRoleTags")
+}
+
 pub struct Role;
 
 #[async_trait]
@@ -98,23 +103,21 @@ impl ResourceKind for Role {
     }
 
     async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
+        // Paged by Marker (IsTruncated), 100 a page by default; the path narrows the list.
         let roles = cloud
             .iam
             .list_roles()
             .path_prefix(path(stack))
+            .into_paginator()
+            .items()
             .send()
+            .try_collect()
             .await
             .ctx(ROLE, "ListRoles")?;
         let mut out = Vec::new();
-        for r in roles.roles() {
-            let tags = cloud
-                .iam
-                .list_role_tags()
-                .role_name(r.role_name())
-                .send()
-                .await
-                .ctx(ROLE, "ListRoleTags")?;
-            let Some(id) = owner(tags.tags(), stack) else {
+        for r in &roles {
+            let tags = role_tags(cloud, ROLE, r.role_name()).await?;
+            let Some(id) = owner(&tags, stack) else {
                 continue;
             };
             let policy = match cloud
@@ -246,16 +249,18 @@ async fn put_policy(cloud: &Cloud, id: &str, role: &str, policy: &Value) -> Resu
     if policy.is_null() {
         return Ok(());
     }
-    cloud
+    // Right after CreateRole, IAM may answer `NoSuchEntity` ("Changes that I
+    // make are not always immediately visible", IAM troubleshooting).
+    let req = cloud
         .iam
         .put_role_policy()
         .role_name(role)
         .policy_name(POLICY_NAME)
-        .policy_document(policy.to_string())
-        .send()
+        .policy_document(policy.to_string());
+    cloud
+        .settle(id, "PutRolePolicy", || req.clone().send())
         .await
         .map(|_| ())
-        .ctx(id, "PutRolePolicy")
 }
 
 pub struct InstanceProfile;
@@ -276,11 +281,14 @@ impl ResourceKind for InstanceProfile {
             .iam
             .list_instance_profiles()
             .path_prefix(path(stack))
+            .into_paginator()
+            .items()
             .send()
+            .try_collect()
             .await
             .ctx(PROFILE, "ListInstanceProfiles")?;
         let mut out = Vec::new();
-        for p in list.instance_profiles() {
+        for p in &list {
             // GetInstanceProfile carries the tags (and is answered more widely
             // than ListInstanceProfileTags).
             let got = cloud
@@ -376,14 +384,16 @@ impl ResourceKind for InstanceProfile {
                     .unwrap_or_default()
             }
         };
-        cloud
+        // The role, and the profile, may have been created moments before:
+        // IAM answers `NoSuchEntity` until they propagate.
+        let req = cloud
             .iam
             .add_role_to_instance_profile()
             .instance_profile_name(name)
-            .role_name(r.str("role")?)
-            .send()
-            .await
-            .ctx(&r.id, "AddRoleToInstanceProfile")?;
+            .role_name(r.str("role")?);
+        cloud
+            .settle(&r.id, "AddRoleToInstanceProfile", || req.clone().send())
+            .await?;
         Ok(Observed::new(PROFILE, &r.id, name)
             .prop("name", name)
             .prop("path", r.str("path")?)
@@ -409,14 +419,16 @@ impl ResourceKind for InstanceProfile {
                 .await
                 .ctx(&r.id, "RemoveRoleFromInstanceProfile")?;
         }
-        cloud
+        // The role, and the profile, may have been created moments before:
+        // IAM answers `NoSuchEntity` until they propagate.
+        let req = cloud
             .iam
             .add_role_to_instance_profile()
             .instance_profile_name(name)
-            .role_name(r.str("role")?)
-            .send()
-            .await
-            .ctx(&r.id, "AddRoleToInstanceProfile")?;
+            .role_name(r.str("role")?);
+        cloud
+            .settle(&r.id, "AddRoleToInstanceProfile", || req.clone().send())
+            .await?;
         Ok(current.clone().prop("role", r.str("role")?))
     }
 

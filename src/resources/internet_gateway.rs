@@ -11,20 +11,27 @@ pub const KIND: &str = "ec2:internet-gateway";
 
 pub struct InternetGateway;
 
+/// Attaches the gateway (and the VPC) just created: either id may not be
+/// visible yet (see `Cloud::settle`).
 async fn attach(cloud: &Cloud, id: &str, igw: &str, vpc: &str) -> Result<(), CloudError> {
-    cloud
+    let req = cloud
         .ec2
         .attach_internet_gateway()
         .internet_gateway_id(igw)
-        .vpc_id(vpc)
-        .send()
+        .vpc_id(vpc);
+    cloud
+        .settle(id, "AttachInternetGateway", || req.clone().send())
         .await
         .map(|_| ())
-        .ctx(id, "AttachInternetGateway")
 }
 
+/// Detaches the gateway; already detached (`Gateway.NotAttached`, as after
+/// an earlier attempt of a delete that was then refused) counts as done, so
+/// the delete can be tried again as a whole. While addresses in the VPC are
+/// still mapped (a NAT gateway or load balancer being deleted), AWS answers
+/// `DependencyViolation`, which the executor retries.
 async fn detach(cloud: &Cloud, id: &str, igw: &str, vpc: &str) -> Result<(), CloudError> {
-    gone_ok(
+    match gone_ok(
         cloud
             .ec2
             .detach_internet_gateway()
@@ -34,7 +41,10 @@ async fn detach(cloud: &Cloud, id: &str, igw: &str, vpc: &str) -> Result<(), Clo
             .await
             .map(|_| ())
             .ctx(id, "DetachInternetGateway"),
-    )
+    ) {
+        Err(e) if e.code() == Some("Gateway.NotAttached") => Ok(()),
+        other => other,
+    }
 }
 
 #[async_trait]
@@ -49,15 +59,17 @@ impl ResourceKind for InternetGateway {
     }
 
     async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
-        let out = cloud
+        let gateways = cloud
             .ec2
             .describe_internet_gateways()
             .filters(stack_filter(stack))
+            .into_paginator()
+            .items()
             .send()
+            .try_collect()
             .await
             .ctx(KIND, "DescribeInternetGateways")?;
-        Ok(out
-            .internet_gateways()
+        Ok(gateways
             .iter()
             .filter_map(|g| {
                 let vpc = g
@@ -67,7 +79,7 @@ impl ResourceKind for InternetGateway {
                     .map(|v| serde_json::Value::String(v.into()))
                     .unwrap_or(serde_json::Value::Null);
                 Some(
-                    Observed::new(KIND, logical_id(g.tags())?, g.internet_gateway_id()?)
+                    Observed::new(KIND, logical_id(g.tags(), stack)?, g.internet_gateway_id()?)
                         .prop("vpc_id", vpc),
                 )
             })

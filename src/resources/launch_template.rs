@@ -12,7 +12,7 @@ use aws_smithy_types::base64;
 use serde_json::{json, Value};
 
 use super::{gone_ok, logical_id, stack_filter, tag_spec};
-use crate::cloud::{api_error, Cloud, CloudError, SdkResultExt};
+use crate::cloud::{Cloud, CloudError, SdkResultExt};
 use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind};
 use crate::userdata::{self, UserDataVars};
 
@@ -108,32 +108,36 @@ impl ResourceKind for LaunchTemplate {
     }
 
     async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
-        let out = cloud
+        let templates = cloud
             .ec2
             .describe_launch_templates()
             .filters(stack_filter(stack))
+            .into_paginator()
+            .items()
             .send()
+            .try_collect()
             .await
             .ctx(KIND, "DescribeLaunchTemplates")?;
         let mut res = Vec::new();
-        for t in out.launch_templates() {
-            let (Some(id), Some(lt)) = (logical_id(t.tags()), t.launch_template_id()) else {
+        for t in &templates {
+            let (Some(id), Some(lt)) = (logical_id(t.tags(), stack), t.launch_template_id()) else {
                 continue;
             };
             let latest = t.latest_version_number().unwrap_or(1);
             // The template list does not carry version data: one read per template.
-            let v = cloud
+            // One version asked for, but a paged answer may still hold it on a later page.
+            let versions = cloud
                 .ec2
                 .describe_launch_template_versions()
                 .launch_template_id(lt)
                 .versions(latest.to_string())
+                .into_paginator()
+                .items()
                 .send()
+                .try_collect()
                 .await
                 .ctx(&id, "DescribeLaunchTemplateVersions")?;
-            let d = v
-                .launch_template_versions()
-                .first()
-                .and_then(|v| v.launch_template_data());
+            let d = versions.first().and_then(|v| v.launch_template_data());
             let user_data = d
                 .and_then(|d| d.user_data())
                 .and_then(|b| base64::decode(b).ok())
@@ -180,14 +184,17 @@ impl ResourceKind for LaunchTemplate {
 
     async fn create(&self, cloud: &Cloud, r: &Resolved) -> Result<Observed, CloudError> {
         let name = r.str("name")?;
-        let res = cloud
+        // The instance profile and security groups it names may have been
+        // created moments before; the client token makes a repeat safe.
+        let req = cloud
             .ec2
             .create_launch_template()
             .launch_template_name(name)
             .client_token(&r.token)
             .launch_template_data(data(r)?)
-            .tag_specifications(tag_spec(ResourceType::LaunchTemplate, &r.tags))
-            .send()
+            .tag_specifications(tag_spec(ResourceType::LaunchTemplate, &r.tags));
+        let res = cloud
+            .settle(&r.id, "CreateLaunchTemplate", || req.clone().send())
             .await;
         match res {
             Ok(o) => {
@@ -201,7 +208,7 @@ impl ResourceKind for LaunchTemplate {
                     t.latest_version_number().unwrap_or(1),
                 ))
             }
-            Err(e) => Err(api_error(&r.id, "CreateLaunchTemplate", e)),
+            Err(e) => Err(e),
         }
     }
 
@@ -213,14 +220,14 @@ impl ResourceKind for LaunchTemplate {
         _: &[String],
     ) -> Result<Observed, CloudError> {
         let lt = &current.physical_id;
-        let v = cloud
+        let req = cloud
             .ec2
             .create_launch_template_version()
             .launch_template_id(lt)
-            .launch_template_data(data(r)?)
-            .send()
-            .await
-            .ctx(&r.id, "CreateLaunchTemplateVersion")?;
+            .launch_template_data(data(r)?);
+        let v = cloud
+            .settle(&r.id, "CreateLaunchTemplateVersion", || req.clone().send())
+            .await?;
         let n = v
             .launch_template_version()
             .and_then(|v| v.version_number())

@@ -115,11 +115,13 @@ impl ResourceKind for Listener {
         let lbs = cloud
             .elbv2
             .describe_load_balancers()
+            .into_paginator()
+            .items()
             .send()
+            .try_collect()
             .await
             .ctx(KIND, "DescribeLoadBalancers")?;
         let arns = lbs
-            .load_balancers()
             .iter()
             .filter_map(|l| l.load_balancer_arn().map(str::to_string))
             .collect();
@@ -127,14 +129,17 @@ impl ResourceKind for Listener {
         // Listeners are listed per load balancer.
         let mut all = Vec::new();
         for lb in lbs.keys() {
-            let d = cloud
+            let listeners = cloud
                 .elbv2
                 .describe_listeners()
                 .load_balancer_arn(lb)
+                .into_paginator()
+                .items()
                 .send()
+                .try_collect()
                 .await
                 .ctx(KIND, "DescribeListeners")?;
-            all.extend(d.listeners().to_vec());
+            all.extend(listeners);
         }
         let mine = owned(
             cloud,
@@ -152,7 +157,10 @@ impl ResourceKind for Listener {
     }
 
     async fn create(&self, cloud: &Cloud, r: &Resolved) -> Result<Observed, CloudError> {
-        let res = cloud
+        // The certificate (just issued), target group and load balancer may
+        // be new: ELBv2 answers `CertificateNotFound` / `TargetGroupNotFound`
+        // / `LoadBalancerNotFound` until they propagate, having created nothing.
+        let req = cloud
             .elbv2
             .create_listener()
             .load_balancer_arn(r.str("load_balancer_arn")?)
@@ -161,8 +169,9 @@ impl ResourceKind for Listener {
             .set_certificates(certificates(r))
             .set_ssl_policy(r.opt_str("ssl_policy").map(str::to_string))
             .default_actions(action(r)?)
-            .set_tags(Some(elb_tags(&r.tags)))
-            .send()
+            .set_tags(Some(elb_tags(&r.tags)));
+        let res = cloud
+            .settle(&r.id, "CreateListener", || req.clone().send())
             .await;
         match res {
             Ok(out) => {
@@ -173,7 +182,6 @@ impl ResourceKind for Listener {
                 Ok(observed(&r.id, l))
             }
             Err(e) => {
-                let e = api_error(&r.id, "CreateListener", e);
                 if e.code() != Some("DuplicateListener") {
                     return Err(e);
                 }
@@ -215,17 +223,18 @@ impl ResourceKind for Listener {
         current: &Observed,
         _: &[String],
     ) -> Result<Observed, CloudError> {
-        let out = cloud
+        // A new certificate or target group may not be visible yet.
+        let req = cloud
             .elbv2
             .modify_listener()
             .listener_arn(&current.physical_id)
             .protocol(ProtocolEnum::from(r.str("protocol")?))
             .set_certificates(certificates(r))
             .set_ssl_policy(r.opt_str("ssl_policy").map(str::to_string))
-            .default_actions(action(r)?)
-            .send()
-            .await
-            .ctx(&r.id, "ModifyListener")?;
+            .default_actions(action(r)?);
+        let out = cloud
+            .settle(&r.id, "ModifyListener", || req.clone().send())
+            .await?;
         Ok(out
             .listeners()
             .first()

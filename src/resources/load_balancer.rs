@@ -1,7 +1,5 @@
 //! `elbv2:load-balancer`: the internet-facing Application Load Balancer.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::types::{
     LoadBalancerSchemeEnum, LoadBalancerStateEnum, LoadBalancerTypeEnum,
@@ -9,8 +7,9 @@ use aws_sdk_elasticloadbalancingv2::types::{
 use serde_json::{json, Value};
 
 use super::target_group::{elb_tags, owned};
-use crate::cloud::{api_error, Cloud, CloudError, SdkResultExt};
+use crate::cloud::{api_error, Cloud, CloudError, Phase, SdkResultExt};
 use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind};
+use crate::lifecycle::{self, Readiness};
 
 pub const KIND: &str = "elbv2:load-balancer";
 
@@ -71,20 +70,22 @@ impl ResourceKind for LoadBalancer {
     }
 
     async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
+        // ELBv2 cannot filter by tag: all load balancers (paged at 400), then their tags.
         let all = cloud
             .elbv2
             .describe_load_balancers()
+            .into_paginator()
+            .items()
             .send()
+            .try_collect()
             .await
             .ctx(KIND, "DescribeLoadBalancers")?;
         let arns = all
-            .load_balancers()
             .iter()
             .filter_map(|l| l.load_balancer_arn().map(str::to_string))
             .collect();
         let mine = owned(cloud, KIND, stack, arns).await?;
         Ok(all
-            .load_balancers()
             .iter()
             .filter_map(|l| Some(observed(mine.get(l.load_balancer_arn()?)?, l)))
             .collect())
@@ -93,7 +94,10 @@ impl ResourceKind for LoadBalancer {
     async fn create(&self, cloud: &Cloud, r: &Resolved) -> Result<Observed, CloudError> {
         // The name is unique per account and region; a retried create with
         // the same settings returns the existing load balancer.
-        let out = cloud
+        // Its subnets and security groups may have been created moments
+        // before (`SubnetNotFound`, `InvalidSecurityGroup` then mean nothing
+        // was created).
+        let req = cloud
             .elbv2
             .create_load_balancer()
             .name(r.str("name")?)
@@ -101,10 +105,10 @@ impl ResourceKind for LoadBalancer {
             .scheme(LoadBalancerSchemeEnum::from(r.str("scheme")?))
             .set_subnets(Some(strings(r.props.get("subnets"))))
             .set_security_groups(Some(strings(r.props.get("security_groups"))))
-            .set_tags(Some(elb_tags(&r.tags)))
-            .send()
-            .await
-            .ctx(&r.id, "CreateLoadBalancer")?;
+            .set_tags(Some(elb_tags(&r.tags)));
+        let out = cloud
+            .settle(&r.id, "CreateLoadBalancer", || req.clone().send())
+            .await?;
         let lb = out
             .load_balancers()
             .first()
@@ -121,24 +125,24 @@ impl ResourceKind for LoadBalancer {
     ) -> Result<Observed, CloudError> {
         let arn = &current.physical_id;
         if changed.iter().any(|c| c == "subnets") {
-            cloud
+            let req = cloud
                 .elbv2
                 .set_subnets()
                 .load_balancer_arn(arn)
-                .set_subnets(Some(strings(r.props.get("subnets"))))
-                .send()
-                .await
-                .ctx(&r.id, "SetSubnets")?;
+                .set_subnets(Some(strings(r.props.get("subnets"))));
+            cloud
+                .settle(&r.id, "SetSubnets", || req.clone().send())
+                .await?;
         }
         if changed.iter().any(|c| c == "security_groups") {
-            cloud
+            let req = cloud
                 .elbv2
                 .set_security_groups()
                 .load_balancer_arn(arn)
-                .set_security_groups(Some(strings(r.props.get("security_groups"))))
-                .send()
-                .await
-                .ctx(&r.id, "SetSecurityGroups")?;
+                .set_security_groups(Some(strings(r.props.get("security_groups"))));
+            cloud
+                .settle(&r.id, "SetSecurityGroups", || req.clone().send())
+                .await?;
         }
         Ok(current
             .clone()
@@ -153,33 +157,33 @@ impl ResourceKind for LoadBalancer {
         let arn = current.physical_id.clone();
         let id = current.id.clone();
         cloud
-            .wait_until(&id, "active", Duration::from_secs(900), || async {
-                let d = cloud
-                    .elbv2
-                    .describe_load_balancers()
-                    .load_balancer_arns(&arn)
-                    .send()
-                    .await
-                    .ctx(&id, "DescribeLoadBalancers")?;
-                let state = d
-                    .load_balancers()
-                    .first()
-                    .and_then(|l| l.state())
-                    .and_then(|s| s.code())
-                    .cloned();
-                match state {
-                    Some(LoadBalancerStateEnum::Active) => Ok((Some(()), "active".into())),
-                    Some(LoadBalancerStateEnum::Failed) => Err(CloudError::invalid(
-                        &id,
-                        "the load balancer failed to provision",
-                    )),
-                    s => Ok((
-                        None,
-                        s.map(|s| s.as_str().to_string())
-                            .unwrap_or_else(|| "provisioning".into()),
-                    )),
-                }
-            })
+            .wait_until(
+                &id,
+                "active",
+                cloud.timeouts.for_kind(KIND, Phase::Create),
+                || async {
+                    let d = cloud
+                        .elbv2
+                        .describe_load_balancers()
+                        .load_balancer_arns(&arn)
+                        .send()
+                        .await
+                        .ctx(&id, "DescribeLoadBalancers")?;
+                    let state = d.load_balancers().first().and_then(|l| l.state());
+                    let code = state
+                        .and_then(|s| s.code())
+                        .map(LoadBalancerStateEnum::as_str)
+                        .unwrap_or("provisioning");
+                    match lifecycle::load_balancer(code, state.and_then(|s| s.reason())) {
+                        Readiness::Ready => Ok((Some(()), code.to_string())),
+                        Readiness::Pending => Ok((None, code.to_string())),
+                        Readiness::Terminal(why) => Err(CloudError::invalid(
+                            &id,
+                            format!("the load balancer is {why}"),
+                        )),
+                    }
+                },
+            )
             .await?;
         Ok(current)
     }
@@ -198,18 +202,28 @@ impl ResourceKind for LoadBalancer {
         }
         // Its network interfaces hold the subnets and groups until it is gone.
         cloud
-            .wait_until(&id, "deleted", Duration::from_secs(900), || async {
-                match cloud
-                    .elbv2
-                    .describe_load_balancers()
-                    .load_balancer_arns(&arn)
-                    .send()
-                    .await
-                {
-                    Ok(d) if !d.load_balancers().is_empty() => Ok((None, "deleting".into())),
-                    _ => Ok((Some(()), "deleted".into())),
-                }
-            })
+            .wait_until(
+                &id,
+                "deleted",
+                cloud.timeouts.for_kind(KIND, Phase::Delete),
+                || async {
+                    match cloud
+                        .elbv2
+                        .describe_load_balancers()
+                        .load_balancer_arns(&arn)
+                        .send()
+                        .await
+                        .ctx(&id, "DescribeLoadBalancers")
+                    {
+                        Ok(d) if !d.load_balancers().is_empty() => Ok((None, "deleting".into())),
+                        Ok(_) => Ok((Some(()), "deleted".into())),
+                        Err(e) if e.code() == Some("LoadBalancerNotFound") => {
+                            Ok((Some(()), "deleted".into()))
+                        }
+                        Err(e) => Err(e),
+                    }
+                },
+            )
             .await
     }
 }

@@ -24,7 +24,7 @@ pub mod vpc;
 
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 
-use crate::cloud::CloudError;
+use crate::cloud::{Cloud, CloudError};
 use crate::engine::{Registry, TAG_ID, TAG_STACK};
 
 /// Every kind this tool manages, roughly in dependency order.
@@ -75,12 +75,97 @@ pub(crate) fn tag_spec(rt: ResourceType, tags: &[(String, String)]) -> TagSpecif
         .build()
 }
 
-/// The logical id in a resource's EC2 tags.
-pub(crate) fn logical_id(tags: &[Tag]) -> Option<String> {
-    tags.iter()
-        .find(|t| t.key() == Some(TAG_ID))
-        .and_then(|t| t.value())
+/// The logical id in a resource's EC2 tags, when they name `stack` as its
+/// owner. The reads ask EC2 for the stack's tag ([`stack_filter`]), and
+/// check it again here: a server that ignores a filter (the emulator does,
+/// for NAT gateways) must not make another stack's resource ours.
+pub(crate) fn logical_id(tags: &[Tag], stack: &str) -> Option<String> {
+    owner_id(
+        tags.iter().filter_map(|t| Some((t.key()?, t.value()?))),
+        stack,
+    )
+}
+
+/// The logical id in a resource's tags, when the tags name `stack` as its
+/// owner: for the APIs that cannot filter by tag server-side (RDS, EFS,
+/// ELBv2, IAM, ACM, S3), so another stack's resource, or an untagged one,
+/// is skipped here and never touched.
+pub(crate) fn owner_id<'a>(
+    tags: impl IntoIterator<Item = (&'a str, &'a str)>,
+    stack: &str,
+) -> Option<String> {
+    let (mut owner, mut id) = (None, None);
+    for (k, v) in tags {
+        match k {
+            TAG_STACK => owner = Some(v),
+            TAG_ID => id = Some(v),
+            _ => {}
+        }
+    }
+    (owner == Some(stack))
+        .then_some(id)
+        .flatten()
         .map(str::to_string)
+}
+
+/// Collects every page of a list call the SDK has no paginator for (Route 53's
+/// `ListResourceRecordSets`, `ListHostedZonesByName`). `fetch` reads the page
+/// starting at a token (`None`: the first) and returns its items and the next
+/// token, `None` on the last page. A token answered twice in a row ends the
+/// walk, as the SDK's own paginators do, rather than loop forever.
+pub(crate) async fn all_pages<K, T, F, Fut>(mut fetch: F) -> Result<Vec<T>, CloudError>
+where
+    K: PartialEq + Clone,
+    F: FnMut(Option<K>) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, Option<K>), CloudError>>,
+{
+    let mut out = Vec::new();
+    let mut token: Option<K> = None;
+    loop {
+        let (items, next) = fetch(token.clone()).await?;
+        out.extend(items);
+        match next {
+            Some(n) if token.as_ref() != Some(&n) => token = Some(n),
+            _ => return Ok(out),
+        }
+    }
+}
+
+/// Every record set of a hosted zone. `ListResourceRecordSets` has no SDK
+/// paginator: a truncated answer names where the next page starts, by
+/// `NextRecordName`, `NextRecordType` and, for records sharing name and type
+/// (weighted, latency...), `NextRecordIdentifier` (Route 53 API reference,
+/// ListResourceRecordSets: up to 300 sets a page).
+pub(crate) async fn record_sets(
+    cloud: &Cloud,
+    id: &str,
+    zone: &str,
+) -> Result<Vec<aws_sdk_route53::types::ResourceRecordSet>, CloudError> {
+    use crate::cloud::SdkResultExt;
+    type Start = (String, aws_sdk_route53::types::RrType, Option<String>);
+    all_pages(|start: Option<Start>| async move {
+        let mut req = cloud
+            .route53
+            .list_resource_record_sets()
+            .hosted_zone_id(zone);
+        if let Some((name, ty, ident)) = start {
+            req = req
+                .start_record_name(name)
+                .start_record_type(ty)
+                .set_start_record_identifier(ident);
+        }
+        let page = req.send().await.ctx(id, "ListResourceRecordSets")?;
+        let next = match (page.next_record_name(), page.next_record_type()) {
+            (Some(n), Some(t)) if page.is_truncated() => Some((
+                n.to_string(),
+                t.clone(),
+                page.next_record_identifier().map(str::to_string),
+            )),
+            _ => None,
+        };
+        Ok((page.resource_record_sets().to_vec(), next))
+    })
+    .await
 }
 
 /// A deletion that finds the resource already gone has done its job.
@@ -101,6 +186,71 @@ pub(crate) fn gone_ok(r: Result<(), CloudError>) -> Result<(), CloudError> {
 mod tests {
     use super::*;
     use crate::engine::Change;
+
+    #[test]
+    fn ownership_needs_the_stack_tag_and_an_id() {
+        let tags = |s: &'static str| vec![(TAG_STACK, s), (TAG_ID, "vpc"), ("Name", "x")];
+        assert_eq!(owner_id(tags("demo"), "demo").as_deref(), Some("vpc"));
+        // Another stack's, or one whose name only starts like ours.
+        assert_eq!(owner_id(tags("demo2"), "demo"), None);
+        assert_eq!(owner_id(tags("prod"), "demo"), None);
+        // Untagged, or tagged with the stack but no logical id.
+        assert_eq!(owner_id(Vec::<(&str, &str)>::new(), "demo"), None);
+        assert_eq!(owner_id(vec![(TAG_STACK, "demo")], "demo"), None);
+        assert_eq!(owner_id(vec![(TAG_ID, "vpc")], "demo"), None);
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn all_pages_follows_every_token() {
+        let pages = [
+            (vec![1, 2], Some("a")),
+            (vec![], Some("b")),
+            (vec![3], None),
+        ];
+        let mut seen = Vec::new();
+        let got = block_on(all_pages(|t: Option<&str>| {
+            seen.push(t);
+            let i = match t {
+                None => 0,
+                Some("a") => 1,
+                _ => 2,
+            };
+            let page = pages[i].clone();
+            async move { Ok(page) }
+        }))
+        .unwrap();
+        // An empty page with a token is not the end.
+        assert_eq!(got, vec![1, 2, 3]);
+        assert_eq!(seen, vec![None, Some("a"), Some("b")]);
+    }
+
+    #[test]
+    fn all_pages_stops_on_a_repeated_token_and_on_errors() {
+        let mut calls = 0;
+        let got = block_on(all_pages(|_: Option<u8>| {
+            calls += 1;
+            async { Ok((vec!['x'], Some(7u8))) }
+        }))
+        .unwrap();
+        assert_eq!((got.len(), calls), (2, 2));
+        let err = block_on(all_pages(|t: Option<u8>| async move {
+            match t {
+                None => Ok((vec![1], Some(1u8))),
+                Some(_) => Err(CloudError::invalid("k", "page two failed")),
+            }
+        }));
+        assert!(
+            err.is_err(),
+            "a failed page fails the read, never a partial list"
+        );
+    }
 
     /// Which attributes of each kind force a replacement: the contract the
     /// plan shows users (`-/+` with the reason) and the README documents.

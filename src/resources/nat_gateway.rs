@@ -1,23 +1,24 @@
 //! `ec2:nat-gateway`: outbound internet for private subnets, in a public subnet.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{NatGatewayState, ResourceType};
 
 use super::{logical_id, stack_filter, tag_spec};
-use crate::cloud::{Cloud, CloudError, SdkResultExt};
+use crate::cloud::{Cloud, CloudError, Phase, SdkResultExt};
 use crate::engine::{client_token, replace, AttrSpec, Observed, Resolved, ResourceKind};
+use crate::lifecycle::{self, Readiness};
 
 pub const KIND: &str = "ec2:nat-gateway";
 
 pub struct NatGateway;
 
+/// The gateway's state and what that means for its dependents (`None`:
+/// not found).
 async fn state(
     cloud: &Cloud,
     id: &str,
     nat: &str,
-) -> Result<Option<(NatGatewayState, String)>, CloudError> {
+) -> Result<Option<(NatGatewayState, Readiness)>, CloudError> {
     let out = cloud
         .ec2
         .describe_nat_gateways()
@@ -27,8 +28,8 @@ async fn state(
     match out {
         Ok(o) => Ok(o.nat_gateways().first().and_then(|g| {
             let s = g.state()?.clone();
-            let why = g.failure_message().unwrap_or_default().to_string();
-            Some((s, why))
+            let r = lifecycle::nat_gateway(s.as_str(), g.failure_code(), g.failure_message());
+            Some((s, r))
         })),
         Err(e) => {
             let e = crate::cloud::api_error(id, "DescribeNatGateways", e);
@@ -66,16 +67,18 @@ async fn create_nat(
     alloc: &str,
     token: &str,
 ) -> Result<(String, Option<NatGatewayState>), CloudError> {
-    let out = cloud
+    // The subnet and the address may have been created moments before; the
+    // client token makes a repeat safe in any case.
+    let req = cloud
         .ec2
         .create_nat_gateway()
         .subnet_id(subnet)
         .allocation_id(alloc)
         .client_token(token)
-        .tag_specifications(tag_spec(ResourceType::Natgateway, &r.tags))
-        .send()
-        .await
-        .ctx(&r.id, "CreateNatGateway")?;
+        .tag_specifications(tag_spec(ResourceType::Natgateway, &r.tags));
+    let out = cloud
+        .settle(&r.id, "CreateNatGateway", || req.clone().send())
+        .await?;
     let g = out
         .nat_gateway()
         .ok_or_else(|| CloudError::invalid(&r.id, "CreateNatGateway returned no gateway"))?;
@@ -135,12 +138,17 @@ async fn wait_for_address(cloud: &Cloud, r: &Resolved, alloc: &str) -> Result<bo
 /// subnet stay in use.
 async fn wait_deleted(cloud: &Cloud, id: &str, nat: &str) -> Result<(), CloudError> {
     cloud
-        .wait_until(id, "deleted", Duration::from_secs(900), || async {
-            match state(cloud, id, nat).await? {
-                None | Some((NatGatewayState::Deleted, _)) => Ok((Some(()), "deleted".into())),
-                Some((s, _)) => Ok((None, s.as_str().to_string())),
-            }
-        })
+        .wait_until(
+            id,
+            "deleted",
+            cloud.timeouts.for_kind(KIND, Phase::Delete),
+            || async {
+                match state(cloud, id, nat).await? {
+                    None | Some((NatGatewayState::Deleted, _)) => Ok((Some(()), "deleted".into())),
+                    Some((s, _)) => Ok((None, s.as_str().to_string())),
+                }
+            },
+        )
         .await
 }
 
@@ -162,15 +170,17 @@ impl ResourceKind for NatGateway {
     }
 
     async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
-        let out = cloud
+        let gateways = cloud
             .ec2
             .describe_nat_gateways()
             .filter(stack_filter(stack))
+            .into_paginator()
+            .items()
             .send()
+            .try_collect()
             .await
             .ctx(KIND, "DescribeNatGateways")?;
-        Ok(out
-            .nat_gateways()
+        Ok(gateways
             .iter()
             .filter(|g| {
                 !matches!(
@@ -189,7 +199,7 @@ impl ResourceKind for NatGateway {
                     .find_map(|a| a.allocation_id())
                     .unwrap_or_default();
                 Some(
-                    Observed::new(KIND, logical_id(g.tags())?, g.nat_gateway_id()?)
+                    Observed::new(KIND, logical_id(g.tags(), stack)?, g.nat_gateway_id()?)
                         .prop("subnet_id", g.subnet_id().unwrap_or_default())
                         .prop("allocation_id", alloc)
                         .pending(g.state() != Some(&NatGatewayState::Available)),
@@ -245,17 +255,21 @@ impl ResourceKind for NatGateway {
         let id = current.id.clone();
         let nat = current.physical_id.clone();
         cloud
-            .wait_until(&id, "available", Duration::from_secs(900), || async {
-                match state(cloud, &id, &nat).await? {
-                    Some((NatGatewayState::Available, _)) => Ok((Some(()), "available".into())),
-                    Some((NatGatewayState::Failed, why)) => Err(CloudError::invalid(
-                        &id,
-                        format!("NAT gateway {nat} failed: {why}"),
-                    )),
-                    Some((s, _)) => Ok((None, s.as_str().to_string())),
-                    None => Ok((None, "not visible yet".into())),
-                }
-            })
+            .wait_until(
+                &id,
+                "available",
+                cloud.timeouts.for_kind(KIND, Phase::Create),
+                || async {
+                    match state(cloud, &id, &nat).await? {
+                        Some((_, Readiness::Ready)) => Ok((Some(()), "available".into())),
+                        Some((_, Readiness::Terminal(why))) => {
+                            Err(CloudError::invalid(&id, format!("NAT gateway {nat} {why}")))
+                        }
+                        Some((s, Readiness::Pending)) => Ok((None, s.as_str().to_string())),
+                        None => Ok((None, "not visible yet".into())),
+                    }
+                },
+            )
             .await?;
         Ok(current)
     }

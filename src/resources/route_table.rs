@@ -73,6 +73,8 @@ fn observed(
     o
 }
 
+// The table, its VPC, the gateways and subnets it names may all have been
+// created moments before: calls naming them go through `Cloud::settle`.
 impl RouteTable {
     async fn sync_routes(
         &self,
@@ -103,28 +105,28 @@ impl RouteTable {
             match have.get(dest) {
                 Some(h) if h == w => {}
                 Some(_) => {
-                    cloud
+                    let req = cloud
                         .ec2
                         .replace_route()
                         .route_table_id(rt)
                         .destination_cidr_block(*dest)
                         .set_gateway_id(w.gateway_id.clone())
-                        .set_nat_gateway_id(w.nat_gateway_id.clone())
-                        .send()
-                        .await
-                        .ctx(id, "ReplaceRoute")?;
+                        .set_nat_gateway_id(w.nat_gateway_id.clone());
+                    cloud
+                        .settle(id, "ReplaceRoute", || req.clone().send())
+                        .await?;
                 }
                 None => {
-                    cloud
+                    let req = cloud
                         .ec2
                         .create_route()
                         .route_table_id(rt)
                         .destination_cidr_block(*dest)
                         .set_gateway_id(w.gateway_id.clone())
-                        .set_nat_gateway_id(w.nat_gateway_id.clone())
-                        .send()
-                        .await
-                        .ctx(id, "CreateRoute")?;
+                        .set_nat_gateway_id(w.nat_gateway_id.clone());
+                    cloud
+                        .settle(id, "CreateRoute", || req.clone().send())
+                        .await?;
                 }
             }
         }
@@ -157,14 +159,14 @@ impl RouteTable {
             }
         }
         for subnet in want.iter().filter(|s| !have.contains_key(*s)) {
-            let out = cloud
+            let req = cloud
                 .ec2
                 .associate_route_table()
                 .route_table_id(rt)
-                .subnet_id(subnet)
-                .send()
-                .await
-                .ctx(id, "AssociateRouteTable")?;
+                .subnet_id(subnet);
+            let out = cloud
+                .settle(id, "AssociateRouteTable", || req.clone().send())
+                .await?;
             now.insert(
                 subnet.clone(),
                 out.association_id().unwrap_or_default().to_string(),
@@ -209,15 +211,17 @@ impl ResourceKind for RouteTable {
     }
 
     async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
-        let out = cloud
+        let tables = cloud
             .ec2
             .describe_route_tables()
             .filters(stack_filter(stack))
+            .into_paginator()
+            .items()
             .send()
+            .try_collect()
             .await
             .ctx(KIND, "DescribeRouteTables")?;
-        Ok(out
-            .route_tables()
+        Ok(tables
             .iter()
             .filter_map(|t| {
                 let mut routes: Vec<Route> = t
@@ -247,7 +251,7 @@ impl ResourceKind for RouteTable {
                     })
                     .collect();
                 Some(observed(
-                    logical_id(t.tags())?,
+                    logical_id(t.tags(), stack)?,
                     t.route_table_id()?,
                     t.vpc_id().unwrap_or_default(),
                     &routes,
@@ -259,14 +263,14 @@ impl ResourceKind for RouteTable {
 
     async fn create(&self, cloud: &Cloud, r: &Resolved) -> Result<Observed, CloudError> {
         let p: Props = r.typed()?;
-        let out = cloud
+        let req = cloud
             .ec2
             .create_route_table()
             .vpc_id(&p.vpc_id)
-            .tag_specifications(tag_spec(ResourceType::RouteTable, &r.tags))
-            .send()
-            .await
-            .ctx(&r.id, "CreateRouteTable")?;
+            .tag_specifications(tag_spec(ResourceType::RouteTable, &r.tags));
+        let out = cloud
+            .settle(&r.id, "CreateRouteTable", || req.clone().send())
+            .await?;
         let rt = out
             .route_table()
             .and_then(|t| t.route_table_id())

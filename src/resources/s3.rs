@@ -14,9 +14,7 @@ use aws_sdk_s3::types::{
 };
 
 use crate::cloud::{api_error, Cloud, CloudError, SdkResultExt};
-use crate::engine::{
-    in_place, replace, AttrSpec, Observed, Resolved, ResourceKind, TAG_ID, TAG_STACK,
-};
+use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind, TAG_STACK};
 
 pub const BUCKET: &str = "s3:bucket";
 pub const ARTIFACT: &str = "s3:artifact";
@@ -44,42 +42,123 @@ fn invalid(id: &str, e: impl std::fmt::Display) -> CloudError {
     CloudError::invalid(id, e.to_string())
 }
 
+/// What every name [`bucket_name`] gives `stack` in `region` starts with
+/// (`<stack>-artifacts-`, the stack cut short the same way).
+fn name_prefix(stack: &str, region: &str) -> String {
+    // An account id has 12 digits.
+    let name = bucket_name(stack, "000000000000", region);
+    name[..name.len() - format!("000000000000-{region}").len()].to_string()
+}
+
+/// The region a `GetBucketLocation` answer means: no constraint (or an
+/// empty one) is us-east-1, and the legacy `EU` is eu-west-1 (S3 API
+/// reference, GetBucketLocation).
+fn location_region(constraint: Option<&str>) -> &str {
+    match constraint {
+        None | Some("") => "us-east-1",
+        Some("EU") => "eu-west-1",
+        Some(r) => r,
+    }
+}
+
+/// Whether a call on a bucket was refused because the bucket lives in
+/// another region than the client's: 301 `PermanentRedirect` (with no body,
+/// hence no code, for a HEAD), 400 `AuthorizationHeaderMalformed` ("the
+/// region 'us-east-1' is wrong; expecting ..."), or
+/// `IllegalLocationConstraintException`.
+fn in_other_region(code: Option<&str>, status: Option<u16>) -> bool {
+    status == Some(301)
+        || matches!(
+            code,
+            Some(
+                "PermanentRedirect"
+                    | "AuthorizationHeaderMalformed"
+                    | "IllegalLocationConstraintException"
+            )
+        )
+}
+
+/// Whether a per-bucket read's failure means the bucket is not one of ours
+/// here: gone since the list, untagged, or in another region.
+fn not_ours(e: &CloudError, status: Option<u16>) -> bool {
+    in_other_region(e.code(), status)
+        || matches!(
+            e.code(),
+            Some("NoSuchBucket" | "NoSuchTagSet" | "NoSuchTagSetError")
+        )
+}
+
 /// Owned buckets: (logical id, name).
+///
+/// S3 cannot list buckets by tag, and `ListBuckets` names every bucket of
+/// the account, in every region: a bucket with the stack's prefix may be
+/// the same stack's in another region (same tags), which is not this
+/// deployment's and cannot even be read with this region's client (301
+/// `PermanentRedirect`). So the list asks for the stack's prefix only
+/// (`prefix`, paged by `ContinuationToken`), a bucket whose `BucketRegion`
+/// is another region is skipped without a call, a redirect on its tags
+/// counts as "not ours", and only when the answer has no `BucketRegion` (S3
+/// before 2024, emulators) does a bucket whose tags say it is ours cost a
+/// `GetBucketLocation`. Calls per read: the list pages, one
+/// `GetBucketTagging` per candidate in this region, and at most one
+/// location per owned bucket.
 async fn owned_buckets(cloud: &Cloud, stack: &str) -> Result<Vec<(String, String)>, CloudError> {
+    let prefix = name_prefix(stack, &cloud.region);
     let list = cloud
         .s3
         .list_buckets()
+        .prefix(&prefix)
+        .into_paginator()
+        .items()
         .send()
+        .try_collect()
         .await
         .ctx(BUCKET, "ListBuckets")?;
-    let prefix = format!("{stack}-artifacts-");
     let mut out = Vec::new();
-    for b in list.buckets() {
+    for b in &list {
         let Some(name) = b.name().filter(|n| n.starts_with(&prefix)) else {
             continue;
         };
+        if b.bucket_region().is_some_and(|r| r != cloud.region) {
+            continue;
+        }
         let tags = match cloud.s3.get_bucket_tagging().bucket(name).send().await {
             Ok(t) => t.tag_set().to_vec(),
             Err(e) => {
+                let status = e.raw_response().map(|r| r.status().as_u16());
                 let e = api_error(BUCKET, "GetBucketTagging", e);
-                if e.code() == Some("NoSuchTagSet") || e.code() == Some("NoSuchBucket") {
+                if not_ours(&e, status) {
                     continue;
                 }
                 return Err(e);
             }
         };
-        let get = |k: &str| {
-            tags.iter()
-                .find(|t| t.key() == k)
-                .map(|t| t.value().to_string())
+        let Some(id) = super::owner_id(tags.iter().map(|t| (t.key(), t.value())), stack) else {
+            continue;
         };
-        if get(TAG_STACK).as_deref() == Some(stack) {
-            if let Some(id) = get(TAG_ID) {
-                out.push((id, name.to_string()));
-            }
+        if b.bucket_region().is_none() && !in_this_region(cloud, name).await? {
+            continue;
         }
+        out.push((id, name.to_string()));
     }
     Ok(out)
+}
+
+/// Whether the bucket lives in the client's region (for list answers
+/// without `BucketRegion`): `GetBucketLocation` is answered for a bucket in
+/// any region.
+async fn in_this_region(cloud: &Cloud, name: &str) -> Result<bool, CloudError> {
+    match cloud.s3.get_bucket_location().bucket(name).send().await {
+        Ok(l) => Ok(location_region(l.location_constraint().map(|c| c.as_str())) == cloud.region),
+        Err(e) => {
+            let status = e.raw_response().map(|r| r.status().as_u16());
+            let e = api_error(BUCKET, "GetBucketLocation", e);
+            if not_ours(&e, status) {
+                return Ok(false);
+            }
+            Err(e)
+        }
+    }
 }
 
 pub struct Bucket;
@@ -104,6 +183,8 @@ async fn versioning_enabled(cloud: &Cloud, id: &str, bucket: &str) -> Result<boo
 }
 
 impl Bucket {
+    /// Sets the bucket's configuration, right after CreateBucket too: S3
+    /// may answer `NoSuchBucket` for moments, hence `Cloud::settle`.
     async fn configure(
         &self,
         cloud: &Cloud,
@@ -118,14 +199,16 @@ impl Bucket {
             } else {
                 BucketVersioningStatus::Suspended
             };
-            cloud
+            let req = cloud
                 .s3
                 .put_bucket_versioning()
                 .bucket(name)
-                .versioning_configuration(VersioningConfiguration::builder().status(status).build())
-                .send()
-                .await
-                .ctx(&r.id, "PutBucketVersioning")?;
+                .versioning_configuration(
+                    VersioningConfiguration::builder().status(status).build(),
+                );
+            cloud
+                .settle(&r.id, "PutBucketVersioning", || req.clone().send())
+                .await?;
         }
         if want("encryption") {
             let algo = ServerSideEncryption::from(r.str("encryption")?);
@@ -137,7 +220,7 @@ impl Bucket {
                         .map_err(|e| invalid(&r.id, e))?,
                 )
                 .build();
-            cloud
+            let req = cloud
                 .s3
                 .put_bucket_encryption()
                 .bucket(name)
@@ -146,14 +229,14 @@ impl Bucket {
                         .rules(rule)
                         .build()
                         .map_err(|e| invalid(&r.id, e))?,
-                )
-                .send()
-                .await
-                .ctx(&r.id, "PutBucketEncryption")?;
+                );
+            cloud
+                .settle(&r.id, "PutBucketEncryption", || req.clone().send())
+                .await?;
         }
         if want("block_public_access") {
             let on = r.bool("block_public_access");
-            cloud
+            let req = cloud
                 .s3
                 .put_public_access_block()
                 .bucket(name)
@@ -164,10 +247,10 @@ impl Bucket {
                         .block_public_policy(on)
                         .restrict_public_buckets(on)
                         .build(),
-                )
-                .send()
-                .await
-                .ctx(&r.id, "PutPublicAccessBlock")?;
+                );
+            cloud
+                .settle(&r.id, "PutPublicAccessBlock", || req.clone().send())
+                .await?;
         }
         Ok(())
     }
@@ -192,7 +275,12 @@ impl ResourceKind for Bucket {
     async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
         let mut out = Vec::new();
         for (id, name) in owned_buckets(cloud, stack).await? {
-            let versioning = versioning_enabled(cloud, &id, &name).await?;
+            let versioning = match versioning_enabled(cloud, &id, &name).await {
+                Ok(v) => v,
+                // Deleted or moved since the list: not ours here after all.
+                Err(e) if not_ours(&e, None) => continue,
+                Err(e) => return Err(e),
+            };
             let encryption = match cloud.s3.get_bucket_encryption().bucket(&name).send().await {
                 Ok(e) => e
                     .server_side_encryption_configuration()
@@ -264,19 +352,15 @@ impl ResourceKind for Bucket {
             .iter()
             .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
             .collect();
+        let req = cloud.s3.put_bucket_tagging().bucket(name).tagging(
+            Tagging::builder()
+                .set_tag_set(Some(tags))
+                .build()
+                .map_err(|e| invalid(&r.id, e))?,
+        );
         cloud
-            .s3
-            .put_bucket_tagging()
-            .bucket(name)
-            .tagging(
-                Tagging::builder()
-                    .set_tag_set(Some(tags))
-                    .build()
-                    .map_err(|e| invalid(&r.id, e))?,
-            )
-            .send()
-            .await
-            .ctx(&r.id, "PutBucketTagging")?;
+            .settle(&r.id, "PutBucketTagging", || req.clone().send())
+            .await?;
         self.configure(cloud, r, name, None).await?;
         Ok(Observed::new(BUCKET, &r.id, name)
             .prop("name", name)
@@ -380,15 +464,18 @@ impl ResourceKind for Artifact {
     async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
         let mut out = Vec::new();
         for (_, bucket) in owned_buckets(cloud, stack).await? {
-            let list = cloud
+            // Paged at 1000 keys by ContinuationToken.
+            let pages = cloud
                 .s3
                 .list_objects_v2()
                 .bucket(&bucket)
                 .prefix(KEY_PREFIX)
+                .into_paginator()
                 .send()
+                .try_collect()
                 .await
                 .ctx(ARTIFACT, "ListObjectsV2")?;
-            for o in list.contents() {
+            for o in pages.iter().flat_map(|p| p.contents()) {
                 let Some(key) = o.key() else { continue };
                 let Some(sha) = key
                     .strip_prefix(KEY_PREFIX)
@@ -429,17 +516,32 @@ impl ResourceKind for Artifact {
                 .await
                 .map_err(|e| CloudError::invalid(&r.id, format!("cannot read {file}: {e}")))?;
             cloud.status(&r.id, &format!("uploading {file}"));
+            // The bucket may have been created moments before (`NoSuchBucket`).
+            let mut body = Some(body);
             cloud
-                .s3
-                .put_object()
-                .bucket(bucket)
-                .key(key)
-                .body(body)
-                .metadata("sha256", sha)
-                .server_side_encryption(ServerSideEncryption::Aes256)
-                .send()
-                .await
-                .ctx(&r.id, "PutObject")?;
+                .settle_ctx(&r.id, "PutObject", || {
+                    let body = body.take();
+                    async move {
+                        let body = match body {
+                            Some(b) => b,
+                            None => ByteStream::from_path(file).await.map_err(|e| {
+                                CloudError::invalid(&r.id, format!("cannot read {file}: {e}"))
+                            })?,
+                        };
+                        cloud
+                            .s3
+                            .put_object()
+                            .bucket(bucket)
+                            .key(key)
+                            .body(body)
+                            .metadata("sha256", sha)
+                            .server_side_encryption(ServerSideEncryption::Aes256)
+                            .send()
+                            .await
+                            .ctx(&r.id, "PutObject")
+                    }
+                })
+                .await?;
         }
         Ok(
             Observed::new(ARTIFACT, &r.id, format!("s3://{bucket}/{key}"))
@@ -489,6 +591,55 @@ impl ResourceKind for Artifact {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_prefix_matches_every_name_of_the_stack() {
+        for stack in ["demo", "a-much-longer-stack-name-of-32ch", "x-"] {
+            for region in ["us-east-1", "ap-southeast-2", "eu-central-1"] {
+                let p = name_prefix(stack, region);
+                assert!(p.ends_with("-artifacts-"), "{p}");
+                assert!(bucket_name(stack, "123456789012", region).starts_with(&p));
+            }
+        }
+        assert_eq!(name_prefix("demo", "us-east-1"), "demo-artifacts-");
+        // A long name is cut: the prefix is cut the same way.
+        let long = "a".repeat(32);
+        assert_eq!(
+            name_prefix(&long, "ap-southeast-2"),
+            format!("{}-artifacts-", &long[..25])
+        );
+    }
+
+    #[test]
+    fn bucket_regions() {
+        assert_eq!(location_region(None), "us-east-1");
+        assert_eq!(location_region(Some("")), "us-east-1");
+        assert_eq!(location_region(Some("EU")), "eu-west-1");
+        assert_eq!(location_region(Some("eu-west-2")), "eu-west-2");
+        assert!(in_other_region(Some("PermanentRedirect"), Some(301)));
+        assert!(in_other_region(None, Some(301)));
+        assert!(in_other_region(
+            Some("AuthorizationHeaderMalformed"),
+            Some(400)
+        ));
+        assert!(in_other_region(
+            Some("IllegalLocationConstraintException"),
+            None
+        ));
+        assert!(!in_other_region(Some("AccessDenied"), Some(403)));
+        assert!(!in_other_region(Some("NoSuchBucket"), Some(404)));
+        let e = |c: &str| CloudError::Api {
+            id: "b".into(),
+            op: "GetBucketTagging".into(),
+            code: c.into(),
+            message: String::new(),
+        };
+        assert!(not_ours(&e("NoSuchTagSet"), Some(404)));
+        assert!(not_ours(&e("PermanentRedirect"), Some(301)));
+        assert!(not_ours(&e("Unknown"), Some(301)));
+        assert!(!not_ours(&e("AccessDenied"), Some(403)));
+        assert!(!not_ours(&e("InternalError"), Some(500)));
+    }
 
     #[test]
     fn bucket_names_fit() {

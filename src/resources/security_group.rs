@@ -131,15 +131,17 @@ async fn authorize(cloud: &Cloud, id: &str, group: &str, rules: &[Rule]) -> Resu
     if rules.is_empty() {
         return Ok(());
     }
-    cloud
+    // The group, or a group a rule names, may have been created moments
+    // before (the EC2 eventual-consistency guide's own example).
+    let req = cloud
         .ec2
         .authorize_security_group_ingress()
         .group_id(group)
-        .set_ip_permissions(Some(rules.iter().map(Rule::permission).collect()))
-        .send()
+        .set_ip_permissions(Some(rules.iter().map(Rule::permission).collect()));
+    cloud
+        .settle(id, "AuthorizeSecurityGroupIngress", || req.clone().send())
         .await
         .map(|_| ())
-        .ctx(id, "AuthorizeSecurityGroupIngress")
 }
 
 async fn revoke(cloud: &Cloud, id: &str, group: &str, rules: &[Rule]) -> Result<(), CloudError> {
@@ -189,15 +191,17 @@ impl ResourceKind for SecurityGroup {
     }
 
     async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
-        let out = cloud
+        let groups = cloud
             .ec2
             .describe_security_groups()
             .filters(stack_filter(stack))
+            .into_paginator()
+            .items()
             .send()
+            .try_collect()
             .await
             .ctx(KIND, "DescribeSecurityGroups")?;
-        Ok(out
-            .security_groups()
+        Ok(groups
             .iter()
             .filter_map(|g| {
                 let p = Props {
@@ -207,7 +211,7 @@ impl ResourceKind for SecurityGroup {
                     ingress: Vec::new(),
                 };
                 Some(observed(
-                    &logical_id(g.tags())?,
+                    &logical_id(g.tags(), stack)?,
                     g.group_id()?,
                     &p,
                     &rules_of(g.ip_permissions()),
@@ -218,16 +222,16 @@ impl ResourceKind for SecurityGroup {
 
     async fn create(&self, cloud: &Cloud, r: &Resolved) -> Result<Observed, CloudError> {
         let p: Props = r.typed()?;
-        let out = cloud
+        let req = cloud
             .ec2
             .create_security_group()
             .vpc_id(&p.vpc_id)
             .group_name(&p.name)
             .description(&p.description)
-            .tag_specifications(tag_spec(ResourceType::SecurityGroup, &r.tags))
-            .send()
-            .await
-            .ctx(&r.id, "CreateSecurityGroup")?;
+            .tag_specifications(tag_spec(ResourceType::SecurityGroup, &r.tags));
+        let out = cloud
+            .settle(&r.id, "CreateSecurityGroup", || req.clone().send())
+            .await?;
         let group = out
             .group_id()
             .ok_or_else(|| CloudError::invalid(&r.id, "CreateSecurityGroup returned no id"))?;

@@ -45,19 +45,21 @@ impl ResourceKind for Subnet {
     }
 
     async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
-        let out = cloud
+        let subnets = cloud
             .ec2
             .describe_subnets()
             .filters(stack_filter(stack))
+            .into_paginator()
+            .items()
             .send()
+            .try_collect()
             .await
             .ctx(KIND, "DescribeSubnets")?;
-        Ok(out
-            .subnets()
+        Ok(subnets
             .iter()
             .filter_map(|s| {
                 Some(
-                    Observed::new(KIND, logical_id(s.tags())?, s.subnet_id()?)
+                    Observed::new(KIND, logical_id(s.tags(), stack)?, s.subnet_id()?)
                         .prop("vpc_id", s.vpc_id().unwrap_or_default())
                         .prop("cidr", s.cidr_block().unwrap_or_default())
                         .prop("zone", s.availability_zone().unwrap_or_default()),
@@ -67,16 +69,18 @@ impl ResourceKind for Subnet {
     }
 
     async fn create(&self, cloud: &Cloud, r: &Resolved) -> Result<Observed, CloudError> {
-        let out = cloud
+        // The VPC may have been created moments before: `InvalidVpcID.NotFound`
+        // then means nothing was created, and the call is repeated.
+        let req = cloud
             .ec2
             .create_subnet()
             .vpc_id(r.str("vpc_id")?)
             .cidr_block(r.str("cidr")?)
             .availability_zone(r.str("zone")?)
-            .tag_specifications(tag_spec(ResourceType::Subnet, &r.tags))
-            .send()
-            .await
-            .ctx(&r.id, "CreateSubnet")?;
+            .tag_specifications(tag_spec(ResourceType::Subnet, &r.tags));
+        let out = cloud
+            .settle(&r.id, "CreateSubnet", || req.clone().send())
+            .await?;
         let id = out
             .subnet()
             .and_then(|s| s.subnet_id())

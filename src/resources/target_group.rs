@@ -7,9 +7,7 @@ use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, Tag, TargetGroupAttribute};
 
 use crate::cloud::{api_error, Cloud, CloudError, SdkResultExt};
-use crate::engine::{
-    in_place, replace, AttrSpec, Observed, Resolved, ResourceKind, TAG_ID, TAG_STACK,
-};
+use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind};
 
 pub const KIND: &str = "elbv2:target-group";
 
@@ -38,17 +36,14 @@ pub(crate) async fn owned(
             .send()
             .await
             .ctx(kind, "DescribeTags")?;
+        // DescribeTags answers every ARN asked for in one page (no Marker).
         for td in d.tag_descriptions() {
-            let get = |k: &str| {
-                td.tags()
-                    .iter()
-                    .find(|t| t.key() == Some(k))
-                    .and_then(|t| t.value())
-            };
-            if get(TAG_STACK) == Some(stack) {
-                if let (Some(arn), Some(id)) = (td.resource_arn(), get(TAG_ID)) {
-                    out.insert(arn.to_string(), id.to_string());
-                }
+            let tags = td
+                .tags()
+                .iter()
+                .filter_map(|t| Some((t.key()?, t.value()?)));
+            if let (Some(arn), Some(id)) = (td.resource_arn(), super::owner_id(tags, stack)) {
+                out.insert(arn.to_string(), id);
             }
         }
     }
@@ -84,20 +79,23 @@ impl ResourceKind for TargetGroup {
     }
 
     async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
+        // ELBv2 cannot filter by tag: all groups (paged at 400), then their tags.
         let all = cloud
             .elbv2
             .describe_target_groups()
+            .into_paginator()
+            .items()
             .send()
+            .try_collect()
             .await
             .ctx(KIND, "DescribeTargetGroups")?;
         let arns: Vec<String> = all
-            .target_groups()
             .iter()
             .filter_map(|t| t.target_group_arn().map(str::to_string))
             .collect();
         let mine = owned(cloud, KIND, stack, arns).await?;
         let mut out = Vec::new();
-        for t in all.target_groups() {
+        for t in &all {
             let Some(arn) = t.target_group_arn() else {
                 continue;
             };
@@ -232,8 +230,10 @@ impl ResourceKind for TargetGroup {
     }
 }
 
+/// Sets the deregistration delay, right after CreateTargetGroup too: the
+/// new group may answer `TargetGroupNotFound` for moments.
 async fn set_delay(cloud: &Cloud, r: &Resolved, arn: &str) -> Result<(), CloudError> {
-    cloud
+    let req = cloud
         .elbv2
         .modify_target_group_attributes()
         .target_group_arn(arn)
@@ -242,9 +242,9 @@ async fn set_delay(cloud: &Cloud, r: &Resolved, arn: &str) -> Result<(), CloudEr
                 .key("deregistration_delay.timeout_seconds")
                 .value(r.i64("deregistration_delay")?.to_string())
                 .build(),
-        )
-        .send()
-        .await
-        .ctx(&r.id, "ModifyTargetGroupAttributes")?;
+        );
+    cloud
+        .settle(&r.id, "ModifyTargetGroupAttributes", || req.clone().send())
+        .await?;
     Ok(())
 }

@@ -33,6 +33,8 @@ async fn dns(
     Ok(v.and_then(|v| v.value()).unwrap_or(false))
 }
 
+/// Sets the DNS attributes, right after CreateVpc too: the new id may not be
+/// visible yet (see `Cloud::settle`).
 async fn set_dns(
     cloud: &Cloud,
     id: &str,
@@ -42,24 +44,24 @@ async fn set_dns(
 ) -> Result<(), CloudError> {
     // One attribute per call, as the API requires.
     if let Some(v) = support {
-        cloud
+        let req = cloud
             .ec2
             .modify_vpc_attribute()
             .vpc_id(vpc)
-            .enable_dns_support(AttributeBooleanValue::builder().value(v).build())
-            .send()
-            .await
-            .ctx(id, "ModifyVpcAttribute")?;
+            .enable_dns_support(AttributeBooleanValue::builder().value(v).build());
+        cloud
+            .settle(id, "ModifyVpcAttribute", || req.clone().send())
+            .await?;
     }
     if let Some(v) = hostnames {
-        cloud
+        let req = cloud
             .ec2
             .modify_vpc_attribute()
             .vpc_id(vpc)
-            .enable_dns_hostnames(AttributeBooleanValue::builder().value(v).build())
-            .send()
-            .await
-            .ctx(id, "ModifyVpcAttribute")?;
+            .enable_dns_hostnames(AttributeBooleanValue::builder().value(v).build());
+        cloud
+            .settle(id, "ModifyVpcAttribute", || req.clone().send())
+            .await?;
     }
     Ok(())
 }
@@ -85,16 +87,19 @@ impl ResourceKind for Vpc {
     }
 
     async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
-        let out = cloud
+        let vpcs = cloud
             .ec2
             .describe_vpcs()
             .filters(stack_filter(stack))
+            .into_paginator()
+            .items()
             .send()
+            .try_collect()
             .await
             .ctx(KIND, "DescribeVpcs")?;
         // DNS settings are not part of DescribeVpcs: two reads per VPC, concurrently.
-        try_join_all(out.vpcs().iter().filter_map(|v| {
-            let id = logical_id(v.tags())?;
+        try_join_all(vpcs.iter().filter_map(|v| {
+            let id = logical_id(v.tags(), stack)?;
             let vpc_id = v.vpc_id()?.to_string();
             let cidr = v.cidr_block().unwrap_or_default().to_string();
             Some(async move {
