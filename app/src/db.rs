@@ -16,6 +16,8 @@ pub enum DbError {
     Sql(#[from] sqlx::Error),
     #[error("migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("migrations: another instance held the migration lock for {0} s")]
+    MigrationLock(u64),
     #[error("database URL: {0}")]
     Url(String),
     #[error("password command failed: {0}")]
@@ -39,8 +41,20 @@ pub struct Db {
     checking: Arc<AtomicBool>,
 }
 
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-static MYSQL_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/mysql");
+/// How long an instance waits for another one applying migrations.
+const MIGRATION_LOCK_WAIT: Duration = Duration::from_secs(600);
+
+/// The migrations for `backend`. One applied by a later release (during a
+/// rolling deploy or after a rollback) is not an error: migrations only
+/// expand the schema, so this release still runs on it.
+fn migrator(backend: Backend) -> sqlx::migrate::Migrator {
+    let mut m = match backend {
+        Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+        Backend::MySql => sqlx::migrate!("./migrations/mysql"),
+    };
+    m.set_ignore_missing(true);
+    m
+}
 
 fn run_password_command(cmd: &str) -> Result<String, DbError> {
     let out = std::process::Command::new("sh")
@@ -144,11 +158,32 @@ impl Db {
 
     /// Applies pending migrations (one instance at a time on MySQL).
     pub async fn migrate(&self) -> Result<(), DbError> {
-        let pool = self.pool();
-        match self.backend {
-            Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
-            Backend::MySql => MYSQL_MIGRATIONS.run(&pool).await?,
+        let migrator = migrator(self.backend);
+        if self.backend == Backend::Sqlite {
+            migrator.run(&self.pool()).await?;
+            return Ok(());
         }
+        // sqlx's own lock is `GET_LOCK(name, -1)`, which MariaDB answers
+        // with NULL, locking nothing: instances starting together then
+        // apply the same migration at once. This lock (per database, held
+        // by the connection that migrates) is checked.
+        let mut conn = self.pool().acquire().await?;
+        let got: Option<i64> = sqlx::query_scalar(
+            "SELECT GET_LOCK(CONCAT('bookstore-migrate-', SHA1(DATABASE())), ?)",
+        )
+        .bind(MIGRATION_LOCK_WAIT.as_secs() as i64)
+        .fetch_one(&mut *conn)
+        .await?;
+        if got != Some(1) {
+            return Err(DbError::MigrationLock(MIGRATION_LOCK_WAIT.as_secs()));
+        }
+        let applied = migrator.run(&mut *conn).await;
+        let released =
+            sqlx::query("SELECT RELEASE_LOCK(CONCAT('bookstore-migrate-', SHA1(DATABASE())))")
+                .execute(&mut *conn)
+                .await;
+        applied?;
+        released?;
         Ok(())
     }
 

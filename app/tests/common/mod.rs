@@ -23,11 +23,47 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A fresh database: an SQLite file, or a MariaDB database dropped afterwards.
+/// A fresh database: an SQLite file, or a MariaDB database dropped when
+/// this is dropped (also when the test panics).
 pub struct TestDb {
     pub url: String,
     pub mysql_name: Option<String>,
     pub dir: tempfile::TempDir,
+    pub drop_guard: Option<DropDatabase>,
+}
+
+/// Drops a MariaDB database when dropped, whether the test passed or
+/// panicked. Runs on a thread of its own: `Drop` cannot await, and the
+/// test's runtime may be the one unwinding.
+pub struct DropDatabase {
+    pub server: String,
+    pub name: String,
+}
+
+impl Drop for DropDatabase {
+    fn drop(&mut self) {
+        let server = self.server.clone();
+        let name = self.name.clone();
+        let done = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                use sqlx::{Connection, Executor};
+                let mut conn = sqlx::MySqlConnection::connect(&format!("{server}/")).await?;
+                conn.execute(format!("DROP DATABASE IF EXISTS {name}").as_str())
+                    .await?;
+                Ok::<_, sqlx::Error>(())
+            })
+        })
+        .join();
+        match done {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("dropping test database {}: {e}", self.name),
+            Err(_) => eprintln!("dropping test database {}: the thread panicked", self.name),
+        }
+    }
 }
 
 impl TestDb {
@@ -38,6 +74,7 @@ impl TestDb {
             url,
             mysql_name: None,
             dir,
+            drop_guard: None,
         }
     }
 
@@ -55,22 +92,31 @@ impl TestDb {
             .unwrap();
         TestDb {
             url: format!("{server}/{name}"),
+            drop_guard: Some(DropDatabase {
+                server: server.to_string(),
+                name: name.clone(),
+            }),
             mysql_name: Some(name),
             dir: tempfile::tempdir().unwrap(),
         }
     }
 
-    pub async fn drop_db(&self) {
-        if let Some(name) = &self.mysql_name {
-            let server = self.url.rsplit_once('/').unwrap().0;
-            use sqlx::Connection;
-            if let Ok(mut conn) = sqlx::MySqlConnection::connect(&format!("{server}/")).await {
-                use sqlx::Executor;
-                let _ = conn
-                    .execute(format!("DROP DATABASE IF EXISTS {name}").as_str())
-                    .await;
-            }
-        }
+    pub fn is_mariadb(&self) -> bool {
+        self.mysql_name.is_some()
+    }
+
+    /// A connection to this database, for checks the app does not expose.
+    pub async fn connect(&self) -> sqlx::AnyConnection {
+        sqlx::any::install_default_drivers();
+        use sqlx::Connection;
+        let url = if self.is_mariadb() || self.url.contains('?') {
+            self.url.clone()
+        } else {
+            format!("{}?mode=rwc", self.url)
+        };
+        sqlx::AnyConnection::connect(&url)
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"))
     }
 }
 
@@ -140,6 +186,11 @@ impl Server {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         s
+    }
+
+    /// What the server has logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     pub fn pid(&self) -> u32 {
