@@ -1,7 +1,10 @@
 //! The instances' boot script: statically checked, then run in a sandbox
 //! standing in for an instance: the emulator as AWS (through the real AWS
-//! CLI), stubs for `mount`, `systemctl`, `dnf`, `groupadd` and `useradd`
-//! that record their arguments, and a temporary root.
+//! CLI), stubs for `mount`, `mountpoint`, `systemctl`, `dnf`, `id`,
+//! `groupadd` and `useradd` that record their arguments and keep the state
+//! a real machine would (a user exists once added, a path is a mount point
+//! once mounted), and a temporary root. The systemd unit it writes is read
+//! by systemd's own `systemd-analyze verify`.
 
 mod common;
 
@@ -66,29 +69,51 @@ struct Sandbox {
     _dir: tempfile::TempDir,
     root: PathBuf,
     stubs: PathBuf,
+    state: PathBuf,
     log: PathBuf,
 }
+
+/// The stubs, as shell: each records its arguments in `$CALLS`, then acts
+/// on `$STATE` like the command on a machine.
+const STUBS: &[(&str, &str)] = &[
+    // Installing amazon-efs-utils provides the mount helper.
+    (
+        "dnf",
+        "printf '#!/bin/sh\\nexit 0\\n' >\"$STUBS/mount.efs\"; chmod +x \"$STUBS/mount.efs\"",
+    ),
+    ("groupadd", ""),
+    (
+        "useradd",
+        "for a; do u=\"$a\"; done; touch \"$STATE/user-$u\"",
+    ),
+    ("id", "test -e \"$STATE/user-$1\""),
+    (
+        "mount",
+        "for a; do p=\"$a\"; done; echo \"$p\" >>\"$STATE/mounts\"",
+    ),
+    (
+        "mountpoint",
+        "for a; do p=\"$a\"; done; grep -qxF \"$p\" \"$STATE/mounts\" 2>/dev/null",
+    ),
+    ("systemctl", ""),
+    // The real AWS CLI, recorded.
+    ("aws", "exec \"$REAL_AWS\" \"$@\""),
+];
 
 fn sandbox() -> Sandbox {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     let stubs = dir.path().join("stubs");
+    let state = dir.path().join("state");
     let log = dir.path().join("calls.log");
-    std::fs::create_dir_all(&root).unwrap();
-    std::fs::create_dir_all(&stubs).unwrap();
-    for (name, code) in [
-        ("mount", 0),
-        ("groupadd", 0),
-        ("systemctl", 0),
-        ("dnf", 0),
-        ("useradd", 0),
-        ("id", 1),
-        ("mountpoint", 1),
-    ] {
+    for d in [&root, &stubs, &state] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    for (name, body) in STUBS {
         let p = stubs.join(name);
         std::fs::write(
             &p,
-            format!("#!/bin/sh\necho \"{name} $*\" >> \"$CALLS\"\nexit {code}\n"),
+            format!("#!/bin/sh\necho \"{name} $*\" >> \"$CALLS\"\n{body}\n"),
         )
         .unwrap();
         use std::os::unix::fs::PermissionsExt;
@@ -98,6 +123,7 @@ fn sandbox() -> Sandbox {
         _dir: dir,
         root,
         stubs,
+        state,
         log,
     }
 }
@@ -123,6 +149,9 @@ fn run_in(e: &Emulator, sb: &Sandbox, p: &Path) -> std::process::Output {
         .env("PATH", path)
         .env("BOOKSTORE_ROOT", &sb.root)
         .env("CALLS", &sb.log)
+        .env("STATE", &sb.state)
+        .env("STUBS", &sb.stubs)
+        .env("REAL_AWS", &venv)
         .output()
         .unwrap()
 }
@@ -162,6 +191,197 @@ fn put_binary(e: &Emulator, bytes: &[u8]) -> (String, String, String) {
 
 fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn assert_ok(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Index of the first recorded call starting with `prefix`.
+fn position(calls: &str, prefix: &str) -> usize {
+    calls
+        .lines()
+        .position(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no call `{prefix}...` in:\n{calls}"))
+}
+
+/// A sandbox that has run the boot script once, successfully, with the
+/// binary it installs in the emulator's S3.
+fn booted() -> (Emulator, Sandbox, String, &'static [u8]) {
+    let e = Emulator::start();
+    let sb = sandbox();
+    let binary: &'static [u8] = b"\x7fELF pretend bookstore binary";
+    let (bucket, key, sha) = put_binary(&e, binary);
+    let script = render(&vars(&bucket, &key, &sha)).unwrap();
+    assert_ok(&run_boot(&e, &sb, &script));
+    (e, sb, script, binary)
+}
+
+/// The data directory's mount unit, as systemd names it
+/// (`systemd-escape --path --suffix=mount /var/lib/bookstore/data`).
+const DATA_MOUNT: &str = "var-lib-bookstore-data.mount";
+
+/// What `systemd-analyze verify --root` says of the app's unit in `root`:
+/// (exit status and diagnostics, the unit's dependencies as systemd
+/// resolved them). `root` gets the units systemd ships (sysinit.target...)
+/// and the mount units systemd's fstab generator makes from `root`'s
+/// /etc/fstab, as at boot.
+fn systemd_verify(root: &Path) -> (bool, String, Vec<String>) {
+    let generator = Path::new("/usr/lib/systemd/system-generators/systemd-fstab-generator");
+    let system = Path::new("/usr/lib/systemd/system");
+    assert!(
+        generator.exists() && system.join("sysinit.target").exists(),
+        "systemd's units and tools are missing: apt-get install -y systemd (.ci/run does)"
+    );
+    let lib = root.join("usr/lib/systemd");
+    if !lib.join("system").exists() {
+        std::fs::create_dir_all(&lib).unwrap();
+        let cp = Command::new("cp")
+            .arg("-a")
+            .arg(system)
+            .arg(&lib)
+            .output()
+            .unwrap();
+        assert_ok(&cp);
+        // At boot the generator writes into /run/systemd/generator, which
+        // `verify --root` does not read: its units go to /etc instead.
+        let out = tempfile::tempdir().unwrap();
+        let gen = Command::new(generator)
+            .args([out.path(), out.path(), out.path()])
+            .env("SYSTEMD_FSTAB", root.join("etc/fstab"))
+            .output()
+            .unwrap();
+        assert_ok(&gen);
+        for f in std::fs::read_dir(out.path()).unwrap() {
+            let f = f.unwrap().path();
+            if f.extension().is_some_and(|x| x == "mount") {
+                std::fs::copy(
+                    &f,
+                    root.join("etc/systemd/system").join(f.file_name().unwrap()),
+                )
+                .unwrap();
+            }
+        }
+    }
+    let verify = |debug: bool| {
+        let mut c = Command::new("systemd-analyze");
+        c.arg("verify")
+            .arg(format!("--root={}", root.display()))
+            .arg("/etc/systemd/system/bookstore.service");
+        if debug {
+            c.env("SYSTEMD_LOG_LEVEL", "debug");
+        } else {
+            c.env_remove("SYSTEMD_LOG_LEVEL");
+        }
+        c.output()
+            .expect("systemd-analyze (apt-get install -y systemd)")
+    };
+    // `verify` exits 0 on a directive it ignores ("Failed to parse ...,
+    // ignoring"): any diagnostic at all counts as a failure.
+    let out = verify(false);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let clean = out.status.success() && said.trim().is_empty();
+    // With debug logging it dumps the unit as loaded (on stdout),
+    // dependencies included.
+    let dump = String::from_utf8_lossy(&verify(true).stdout).into_owned();
+    let deps = dump
+        .lines()
+        .skip_while(|l| l.trim() != "-> Unit bookstore.service:")
+        .skip(1)
+        .take_while(|l| !l.trim().starts_with("-> "))
+        .map(|l| l.trim().to_string())
+        .filter(|l| l.starts_with("Requires: ") || l.starts_with("After: "))
+        .collect();
+    (clean, format!("{}\n{said}", out.status), deps)
+}
+
+#[test]
+fn systemd_accepts_the_unit_and_starts_it_only_after_the_mount() {
+    let (_e, sb, _, _) = booted();
+    let (clean, said, deps) = systemd_verify(&sb.root);
+    assert!(clean, "systemd-analyze verify: {said}");
+    // systemd itself orders the service after the file system's mount unit
+    // (made from the /etc/fstab line) and fails it without the mount.
+    for dep in ["Requires", "After"] {
+        assert!(
+            deps.iter()
+                .any(|d| d.starts_with(&format!("{dep}: {DATA_MOUNT} "))),
+            "bookstore.service lacks {dep}={DATA_MOUNT}: {deps:#?}"
+        );
+    }
+
+    // The check sees a broken directive (which systemd would ignore).
+    let unit = sb.root.join("etc/systemd/system/bookstore.service");
+    let good = read(&unit);
+    std::fs::write(
+        &unit,
+        good.replace("Restart=on-failure", "Restart=sometimes"),
+    )
+    .unwrap();
+    let (clean, said, _) = systemd_verify(&sb.root);
+    assert!(
+        !clean && said.contains("sometimes"),
+        "a broken unit passed: {said}"
+    );
+}
+
+#[test]
+fn a_second_boot_changes_nothing_and_leaves_the_service_started() {
+    let (e, sb, script, binary) = booted();
+    let first = read(&sb.log);
+    let fstab = read(&sb.root.join("etc/fstab"));
+    std::fs::write(&sb.log, "").unwrap();
+    let out = run_boot(&e, &sb, &script);
+    assert_ok(&out);
+    let calls = read(&sb.log);
+    for (what, prefix) in [
+        ("installs nothing", "dnf "),
+        ("downloads nothing", "aws s3api get-object"),
+        ("creates no group", "groupadd "),
+        ("creates no user", "useradd "),
+        ("mounts nothing", "mount "),
+    ] {
+        assert!(
+            first.lines().any(|l| l.starts_with(prefix)),
+            "the first boot did not call {prefix}: {first}"
+        );
+        assert!(
+            !calls.lines().any(|l| l.starts_with(prefix)),
+            "a second boot {what}:\n{calls}"
+        );
+    }
+    // It asked, and found each done.
+    position(&calls, "id bookstore");
+    position(&calls, "mountpoint -q ");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is installed already"));
+    assert_eq!(
+        std::fs::read(sb.root.join("usr/local/bin/bookstore")).unwrap(),
+        binary
+    );
+    assert_eq!(read(&sb.root.join("etc/fstab")), fstab, "one fstab line");
+    let systemctl: Vec<&str> = calls
+        .lines()
+        .filter(|l| l.starts_with("systemctl"))
+        .collect();
+    assert_eq!(
+        systemctl,
+        [
+            "systemctl daemon-reload",
+            "systemctl enable --now bookstore.service"
+        ]
+    );
+    assert!(calls
+        .trim_end()
+        .ends_with("systemctl enable --now bookstore.service"));
 }
 
 #[test]
@@ -239,6 +459,19 @@ fn the_boot_script_installs_verifies_mounts_and_starts() {
             "systemctl daemon-reload",
             "systemctl enable --now bookstore.service"
         ]
+    );
+    // The file system is mounted (after checking it is not yet) before the
+    // service is started, and the unit written before systemd reloads.
+    let start = position(&calls, "systemctl enable --now bookstore.service");
+    let mount = position(&calls, "mount -t efs");
+    assert!(position(&calls, "mountpoint -q ") < mount, "{calls}");
+    assert!(
+        mount < start,
+        "the service starts before the mount:\n{calls}"
+    );
+    assert!(
+        position(&calls, "systemctl daemon-reload") < start,
+        "{calls}"
     );
 
     let unit = read(&sb.root.join("etc/systemd/system/bookstore.service"));

@@ -32,17 +32,23 @@ if ! command -v mount.efs >/dev/null 2>&1; then
 fi
 
 # The app binary, with the instance role, checked against its sha256
-# before anything is installed.
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
-log "downloading s3://$BUCKET/$KEY"
-aws s3api get-object --region "$REGION" --bucket "$BUCKET" --key "$KEY" "$tmp/bookstore" >/dev/null
-got="$(sha256sum "$tmp/bookstore" | cut -d' ' -f1)"
-if [ "$got" != "$SHA256" ]; then
-    log "checksum mismatch for s3://$BUCKET/$KEY: expected $SHA256, got $got"
-    exit 1
+# before anything is installed. A binary already installed with that
+# sha256 (a second run of this script) is kept as it is.
+bin="$ROOT/usr/local/bin/bookstore"
+if [ -f "$bin" ] && [ "$(sha256sum "$bin" | cut -d' ' -f1)" = "$SHA256" ]; then
+    log "bookstore $SHA256 is installed already"
+else
+    tmp="$(mktemp -d)"
+    trap 'rm -rf "$tmp"' EXIT
+    log "downloading s3://$BUCKET/$KEY"
+    aws s3api get-object --region "$REGION" --bucket "$BUCKET" --key "$KEY" "$tmp/bookstore" >/dev/null
+    got="$(sha256sum "$tmp/bookstore" | cut -d' ' -f1)"
+    if [ "$got" != "$SHA256" ]; then
+        log "checksum mismatch for s3://$BUCKET/$KEY: expected $SHA256, got $got"
+        exit 1
+    fi
+    install -D -m 0755 "$tmp/bookstore" "$bin"
 fi
-install -D -m 0755 "$tmp/bookstore" "$ROOT/usr/local/bin/bookstore"
 
 # The app runs as its own system user, with the uid and gid the file
 # system's access point writes as, so what it stores is its own.
