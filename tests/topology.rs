@@ -1,24 +1,25 @@
 //! The full deployment of `stacks/production.toml` against the AWS API
 //! emulator, checked resource by resource with independent SDK calls.
 //!
-//! The emulator does not implement Auto Scaling instance refresh: the
-//! requests go through a recording proxy, the test asserts the exact
-//! StartInstanceRefresh request the tool made and that `up` reports the
-//! failure (never a pretended success).
+//! The emulator does not implement Auto Scaling instance refresh: the tool
+//! talks to it through the realism proxy (tests/common/realism.rs), which
+//! serves those APIs with the API reference's validation rules, and no other
+//! behaviour switched on (tests/realism.rs switches them on).
 
 mod common;
 
 use std::collections::BTreeSet;
 
 use aws_smithy_types::base64;
-use common::{changes, set, step, Emulator, RecordingProxy};
+use common::realism::{Behaviours, Realism};
+use common::{changes, set, step, with_binary, Emulator};
 use serde_json::Value;
 
 const STACK: &str = "bookstore-prod";
 
 struct Env {
     e: Emulator,
-    proxy: RecordingProxy,
+    proxy: Realism,
     stack: String,
     zone_id: String,
 }
@@ -28,7 +29,7 @@ impl Env {
         let out = self
             .e
             .cmd()
-            .env("AWS_ENDPOINT_URL_AUTO_SCALING", &self.proxy.endpoint)
+            .env("AWS_ENDPOINT_URL", &self.proxy.endpoint)
             .args(args)
             .output()
             .unwrap();
@@ -54,43 +55,32 @@ impl Env {
 
     /// (id, action) of the steps that do something.
     fn changes(&self) -> BTreeSet<(String, String)> {
-        changes(&self.e.plan_json(&self.stack))
+        changes(&self.plan_json())
     }
 
+    /// The plan of `diff --json`, through the proxy like every run.
+    fn plan_json(&self) -> Value {
+        serde_json::from_str(&self.ok(&["diff", &self.stack, "--json"]).stdout).unwrap()
+    }
+
+    /// The StartInstanceRefresh requests AWS accepted.
     fn refreshes(&self) -> Vec<std::collections::BTreeMap<String, String>> {
         self.proxy
-            .requests()
-            .iter()
-            .map(|r| r.form())
-            .filter(|f| f.get("Action").map(String::as_str) == Some("StartInstanceRefresh"))
+            .accepted("StartInstanceRefresh")
+            .into_iter()
+            .map(|r| r.form)
             .collect()
     }
 }
 
-fn write_binary(e: &Emulator, content: &str) -> (String, String) {
-    use sha2::{Digest, Sha256};
-    let p = e.dir.path().join(format!("bookstore-{}", content.len()));
-    std::fs::write(&p, content).unwrap();
-    (
-        p.to_string_lossy().into_owned(),
-        hex::encode(Sha256::digest(content.as_bytes())),
-    )
-}
-
 fn stack_with(e: &Emulator, binary: &str, edit: &dyn Fn(String) -> String) -> String {
     let text = std::fs::read_to_string(common::root().join("stacks/production.toml")).unwrap();
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("binary = "))
-        .expect("a binary line")
-        .to_string();
-    let text = text.replace(&line, &format!("binary = {binary:?}"));
-    e.stack("production.toml", &edit(text))
+    e.stack("production.toml", &edit(with_binary(&text, binary)))
 }
 
 fn setup() -> Env {
     let e = Emulator::start_with(&[("MOTO_ACM_VALIDATION_WAIT", "1")]);
-    let proxy = RecordingProxy::start(&e.endpoint);
+    let proxy = Realism::start(&e.endpoint, Behaviours::none());
     // The domain's zone exists already, as a real domain's would.
     let zone = e.block_on(async {
         aws_sdk_route53::Client::new(e.conf())
@@ -107,7 +97,7 @@ fn setup() -> Env {
         .id()
         .trim_start_matches("/hostedzone/")
         .to_string();
-    let (bin, _) = write_binary(&e, "bookstore binary, first build");
+    let (bin, _) = e.binary("bookstore binary, first build");
     let stack = stack_with(&e, &bin, &|t| t);
     Env {
         e,
@@ -230,6 +220,7 @@ fn production_stack_from_empty_to_destroyed() {
             .send()
             .await
             .unwrap();
+        assert_eq!(cert.domain_validation_options().len(), 2, "one per name");
         for opt in cert.domain_validation_options() {
             let rr = opt.resource_record().expect("validation record");
             assert!(
@@ -332,18 +323,43 @@ fn production_stack_from_empty_to_destroyed() {
             .send()
             .await
             .unwrap();
-        assert!(enc.server_side_encryption_configuration().is_some());
+        let rules = enc
+            .server_side_encryption_configuration()
+            .expect("an encryption configuration")
+            .rules();
+        assert_eq!(rules.len(), 1, "{rules:?}");
+        let algo = rules[0]
+            .apply_server_side_encryption_by_default()
+            .map(|d| d.sse_algorithm().as_str().to_string());
+        assert!(
+            matches!(algo.as_deref(), Some("AES256") | Some("aws:kms")),
+            "{rules:?}"
+        );
+        // Every bucket on AWS is encrypted by default: what proves the
+        // tool asks for it is its own PutBucketEncryption, on this bucket.
+        let puts: Vec<_> = env
+            .proxy
+            .accepted("PUT:bucket?encryption")
+            .into_iter()
+            .filter(|r| r.form.get("Bucket") == Some(&bucket))
+            .collect();
+        assert_eq!(puts.len(), 1, "{puts:?}");
         let pab = s3
             .get_public_access_block()
             .bucket(&bucket)
             .send()
             .await
             .unwrap();
+        let pab = pab.public_access_block_configuration().unwrap();
         assert_eq!(
-            pab.public_access_block_configuration()
-                .unwrap()
-                .block_public_acls(),
-            Some(true)
+            (
+                pab.block_public_acls(),
+                pab.ignore_public_acls(),
+                pab.block_public_policy(),
+                pab.restrict_public_buckets()
+            ),
+            (Some(true), Some(true), Some(true), Some(true)),
+            "all four public access blocks"
         );
         let key = outputs["artifact_key"].as_str().unwrap();
         let obj = s3
@@ -372,14 +388,69 @@ fn production_stack_from_empty_to_destroyed() {
             .send()
             .await
             .unwrap();
-        let doc = &common::decode(pol.policy_document());
-        assert!(
-            doc.contains("s3:GetObject") && doc.contains(&bucket),
-            "{doc}"
+        // Exactly three statements, each one action set on one named resource.
+        let doc: Value = serde_json::from_str(&common::decode(pol.policy_document())).unwrap();
+        let statements = doc["Statement"].as_array().expect("statements");
+        let mut grants: Vec<(Vec<String>, String)> = statements
+            .iter()
+            .map(|st| {
+                assert_eq!(st["Effect"], "Allow", "{st}");
+                let actions = match &st["Action"] {
+                    Value::String(a) => vec![a.clone()],
+                    Value::Array(a) => a.iter().map(|x| x.as_str().unwrap().to_string()).collect(),
+                    other => panic!("action {other}"),
+                };
+                let resource = st["Resource"]
+                    .as_str()
+                    .expect("one resource, never a list")
+                    .to_string();
+                assert!(
+                    !resource.contains('*') || resource.ends_with("/bookstore/*"),
+                    "{st}"
+                );
+                (actions, resource)
+            })
+            .collect();
+        grants.sort();
+        let fs_arn = format!(
+            "arn:aws:elasticfilesystem:us-east-1:123456789012:file-system/{}",
+            outputs["file_system_id"].as_str().unwrap()
         );
-        assert!(doc.contains("elasticfilesystem:ClientMount"), "{doc}");
-        assert!(doc.contains("secretsmanager:GetSecretValue"), "{doc}");
-        assert!(!doc.contains("\"*\""), "no wildcard resource: {doc}");
+        assert_eq!(grants.len(), 3, "{doc}");
+        assert_eq!(
+            grants[0],
+            (
+                vec![
+                    "elasticfilesystem:ClientMount".to_string(),
+                    "elasticfilesystem:ClientWrite".to_string()
+                ],
+                fs_arn
+            )
+        );
+        assert_eq!(
+            grants[1],
+            (
+                vec!["s3:GetObject".to_string()],
+                format!("arn:aws:s3:::{bucket}/bookstore/*")
+            )
+        );
+        assert_eq!(
+            grants[2],
+            (
+                vec!["secretsmanager:GetSecretValue".to_string()],
+                outputs["db_secret_arn"].as_str().unwrap().to_string()
+            )
+        );
+        let mount = statements
+            .iter()
+            .find(|st| st["Resource"] == grants[0].1.as_str())
+            .unwrap();
+        assert!(
+            mount["Condition"]["StringEquals"]["elasticfilesystem:AccessPointArn"]
+                .as_str()
+                .is_some_and(|a| a.contains(":access-point/fsap-")),
+            "mounts only through the access point: {mount}"
+        );
 
         // The launch template: AL2023 from SSM, IMDSv2, the profile, the boot script.
         let ami = ssm
@@ -467,14 +538,9 @@ fn production_stack_from_empty_to_destroyed() {
         env.changes(),
         set(&[("launch-template", "update"), ("asg", "update")])
     );
-    let up = env.run(&["--stats", "up", &env.stack, "--yes"]);
-    // The rollout is an instance refresh, which the emulator does not implement.
-    assert_eq!(up.code, 1, "{}\n{}", up.stdout, up.stderr);
-    assert!(
-        up.stderr.contains("asg") && up.stderr.contains("StartInstanceRefresh"),
-        "{}",
-        up.stderr
-    );
+    env.ok(&["--stats", "up", &env.stack, "--yes"]);
+    // The rollout is an instance refresh to the new version, with auto
+    // rollback: the group takes the version when the refresh succeeds.
     let refresh = env.refreshes();
     let last = refresh.last().expect("a StartInstanceRefresh request");
     assert_eq!(last["AutoScalingGroupName"], "bookstore-prod-app");
@@ -482,6 +548,7 @@ fn production_stack_from_empty_to_destroyed() {
     assert_eq!(last["Preferences.MinHealthyPercentage"], "90");
     assert_eq!(last["Preferences.InstanceWarmup"], "120");
     assert_eq!(last["Preferences.AutoRollback"], "true");
+    assert_eq!(last["DesiredConfiguration.LaunchTemplate.Version"], "2");
     let version = |e: &Emulator| {
         e.block_on(async {
             let g = aws_sdk_autoscaling::Client::new(e.conf())
@@ -510,41 +577,26 @@ fn production_stack_from_empty_to_destroyed() {
             )
         })
     };
-    let (group_version, latest) = version(e);
-    assert_eq!(group_version, latest, "the new version is the group's");
-    assert_eq!(latest, "2");
-    // Not rolled out yet: the next plan still has the group to update, honestly.
-    assert_eq!(env.changes(), set(&[("asg", "update")]));
+    assert_eq!(version(e), ("2".into(), "2".into()));
+    assert!(env.changes().is_empty(), "rolled out and recorded");
 
-    // A new binary: uploaded once, a new version, the group on it.
-    let (bin2, sha2) = write_binary(e, "bookstore binary, second build, different");
+    // A new binary: uploaded once, a new version, rolled out.
+    let (bin2, sha2) = e.binary("bookstore binary, second build, different");
     let text = std::fs::read_to_string(&env.stack).unwrap();
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("binary = "))
-        .unwrap()
-        .to_string();
-    std::fs::write(
-        &env.stack,
-        text.replace(&line, &format!("binary = {bin2:?}")),
-    )
-    .unwrap();
+    std::fs::write(&env.stack, with_binary(&text, &bin2)).unwrap();
     let new_artifact = format!("artifact-{}", &sha2[..12]);
     let changes = env.changes();
-    assert!(
-        changes.contains(&(new_artifact.clone(), "create".into())),
-        "{changes:?}"
-    );
-    assert!(
-        changes.contains(&("launch-template".into(), "update".into())),
-        "{changes:?}"
-    );
-    assert!(
-        changes.contains(&("asg".into(), "update".into())),
-        "{changes:?}"
-    );
-    let up = env.run(&["--stats", "up", &env.stack, "--yes"]);
-    assert_eq!(up.code, 1, "the refresh again: {}", up.stderr);
+    for (id, action) in [
+        (new_artifact.as_str(), "create"),
+        ("launch-template", "update"),
+        ("asg", "update"),
+    ] {
+        assert!(
+            changes.contains(&(id.into(), action.into())),
+            "{id} {action}: {changes:?}"
+        );
+    }
+    let up = env.ok(&["--stats", "up", &env.stack, "--yes"]);
     let stats = up
         .stderr
         .lines()
@@ -553,7 +605,7 @@ fn production_stack_from_empty_to_destroyed() {
         .to_string();
     assert!(stats.contains("S3:PutObject=1"), "{stats}");
     assert_eq!(version(e), ("3".into(), "3".into()));
-    let again = env.run(&["--stats", "up", &env.stack, "--yes"]);
+    let again = env.ok(&["--stats", "up", &env.stack, "--yes"]);
     let stats = again
         .stderr
         .lines()
@@ -561,13 +613,17 @@ fn production_stack_from_empty_to_destroyed() {
         .unwrap()
         .to_string();
     assert!(!stats.contains("S3:PutObject"), "uploaded once: {stats}");
+    assert!(
+        !stats.contains("StartInstanceRefresh"),
+        "nothing to roll out: {stats}"
+    );
 
     // A new app port replaces the target group, new one first: the
     // listener cannot let go of the old group until the new one exists,
     // and the emulator, like AWS, refuses to delete a group in use.
     let text = std::fs::read_to_string(&env.stack).unwrap();
     std::fs::write(&env.stack, text.replace("port = 8080", "port = 8081")).unwrap();
-    let plan = e.plan_json(&env.stack);
+    let plan = env.plan_json();
     let tg = step(&plan, "tg");
     assert_eq!(tg["action"], "replace", "{tg}");
     assert_eq!(tg["create_before_destroy"], true, "{tg}");
@@ -589,8 +645,7 @@ fn production_stack_from_empty_to_destroyed() {
             .any(|(id, _)| id == "lb" || id == "db" || id == "vpc"),
         "{changes:?}"
     );
-    let up = env.run(&["up", &env.stack, "--yes"]);
-    assert_eq!(up.code, 1, "only the refresh fails: {}", up.stderr);
+    let up = env.ok(&["up", &env.stack, "--yes"]);
     assert!(
         !up.stderr.contains("ResourceInUse"),
         "the old group was let go of first: {}",
@@ -599,30 +654,19 @@ fn production_stack_from_empty_to_destroyed() {
     e.block_on(async {
         let elb = aws_sdk_elasticloadbalancingv2::Client::new(e.conf());
         let tgs = elb.describe_target_groups().send().await.unwrap();
-        // The old group goes once everything that named it has moved
-        // over. The group's move ends with the instance refresh the
-        // emulator lacks, so here the old group stays (and is the only
-        // deletion left in the plan, checked below).
-        let mut names: Vec<&str> = tgs
+        // The old group went once everything that named it had moved over.
+        let names: Vec<&str> = tgs
             .target_groups()
             .iter()
             .filter_map(|t| t.target_group_name())
             .collect();
-        names.sort();
-        assert_eq!(
-            names,
-            ["bookstore-prod-app-8080", "bookstore-prod-app-8081"]
-        );
+        assert_eq!(names, ["bookstore-prod-app-8081"]);
+        let tg = &tgs.target_groups()[0];
         let asg = aws_sdk_autoscaling::Client::new(e.conf())
             .describe_auto_scaling_groups()
             .auto_scaling_group_names("bookstore-prod-app")
             .send()
             .await
-            .unwrap();
-        let tg = tgs
-            .target_groups()
-            .iter()
-            .find(|t| t.target_group_name() == Some("bookstore-prod-app-8081"))
             .unwrap();
         assert_eq!(
             asg.auto_scaling_groups()[0].target_group_arns(),
@@ -652,20 +696,9 @@ fn production_stack_from_empty_to_destroyed() {
             tg.target_group_arn()
         );
     });
-    // Left: the rollout, and the deletions that wait for it (the old target
-    // group, the first binary's artifact).
-    let left = env.changes();
-    let (artifacts, rest): (BTreeSet<_>, BTreeSet<_>) = left
-        .into_iter()
-        .partition(|(id, _)| id.starts_with("artifact-"));
-    assert_eq!(rest, set(&[("asg", "update"), ("tg", "delete")]));
-    assert_eq!(artifacts.len(), 1, "{artifacts:?}");
-    assert!(
-        artifacts
-            .iter()
-            .all(|(id, a)| a == "delete" && *id != new_artifact),
-        "{artifacts:?}"
-    );
+    // Nothing left: the rollout ran, the old group and the first binary went.
+    assert!(env.changes().is_empty(), "{:?}", env.changes());
+    assert_eq!(version(e), ("4".into(), "4".into()));
 
     // A change that would replace the database is refused without the flag.
     let text = std::fs::read_to_string(&env.stack).unwrap();
@@ -677,7 +710,9 @@ fn production_stack_from_empty_to_destroyed() {
     let refused = env.run(&["up", &env.stack, "--yes"]);
     assert_eq!(refused.code, 1);
     assert!(
-        refused.stderr.contains("--allow-replace") && refused.stderr.contains("db"),
+        refused.stderr.contains(
+            "refusing to replace or delete db: it holds data. Name it with --allow-replace"
+        ),
         "{}",
         refused.stderr
     );
@@ -699,145 +734,68 @@ fn production_stack_from_empty_to_destroyed() {
         "the database was not touched"
     );
 
-    // Destroy: nothing tagged is left, only the final snapshot.
+    // Destroy: nothing the stack owns is left (every kind, the alias and
+    // its marker, the validation records, the lock), only the final snapshot.
+    let validation: Vec<String> = common::inventory::records(e)
+        .into_iter()
+        .filter(|r| r.ends_with(" CNAME"))
+        .collect();
+    assert_eq!(validation.len(), 2, "one per name: {validation:?}");
     let d = env.ok(&["destroy", &env.stack, "--yes"]);
     let all = format!("{}{}", d.stdout, d.stderr);
     assert!(
         all.contains("bookstore-prod-db-final-"),
         "the snapshot name is printed: {all}"
     );
+    let left = common::inventory::owned(e, STACK);
+    assert!(left.is_empty(), "destroy left {left:?}");
+    let records = common::inventory::records(e);
+    assert!(
+        records
+            .iter()
+            .all(|r| r.ends_with(" NS") || r.ends_with(" SOA")),
+        "only the zone's own records are left: {records:?}"
+    );
     e.block_on(async {
-        let rds = aws_sdk_rds::Client::new(e.conf());
-        assert!(rds
-            .describe_db_instances()
+        let snaps = aws_sdk_rds::Client::new(e.conf())
+            .describe_db_snapshots()
             .send()
             .await
-            .unwrap()
-            .db_instances()
-            .is_empty());
-        let snaps = rds.describe_db_snapshots().send().await.unwrap();
+            .unwrap();
         assert!(snaps.db_snapshots().iter().any(|s| s
             .db_snapshot_identifier()
             .unwrap_or_default()
             .starts_with("bookstore-prod-db-final-")));
-        assert!(aws_sdk_efs::Client::new(e.conf())
-            .describe_file_systems()
-            .send()
-            .await
-            .unwrap()
-            .file_systems()
-            .is_empty());
-        let elb = aws_sdk_elasticloadbalancingv2::Client::new(e.conf());
-        assert!(elb
-            .describe_load_balancers()
-            .send()
-            .await
-            .unwrap()
-            .load_balancers()
-            .is_empty());
-        assert!(elb
-            .describe_target_groups()
-            .send()
-            .await
-            .unwrap()
-            .target_groups()
-            .is_empty());
-        let acm = aws_sdk_acm::Client::new(e.conf());
-        assert!(acm
-            .list_certificates()
-            .send()
-            .await
-            .unwrap()
-            .certificate_summary_list()
-            .is_empty());
-        let iam = aws_sdk_iam::Client::new(e.conf());
-        assert!(iam
-            .list_roles()
-            .path_prefix("/bookstore-infra/")
-            .send()
-            .await
-            .unwrap()
-            .roles()
-            .is_empty());
-        assert!(iam
-            .list_instance_profiles()
-            .path_prefix("/bookstore-infra/")
-            .send()
-            .await
-            .unwrap()
-            .instance_profiles()
-            .is_empty());
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(e.conf())
-                .force_path_style(true)
-                .build(),
-        );
-        assert!(s3.list_buckets().send().await.unwrap().buckets().is_empty());
-        let asg = aws_sdk_autoscaling::Client::new(e.conf());
-        assert!(asg
-            .describe_auto_scaling_groups()
-            .send()
-            .await
-            .unwrap()
-            .auto_scaling_groups()
-            .is_empty());
-        let ec2 = e.ec2();
-        let owned = aws_sdk_ec2::types::Filter::builder()
-            .name("tag:bookstore-infra:stack")
-            .values(STACK)
-            .build();
-        assert!(ec2
-            .describe_launch_templates()
-            .filters(owned.clone())
-            .send()
-            .await
-            .unwrap()
-            .launch_templates()
-            .is_empty());
-        assert!(ec2
-            .describe_vpcs()
-            .filters(owned.clone())
-            .send()
-            .await
-            .unwrap()
-            .vpcs()
-            .is_empty());
-        assert!(ec2
-            .describe_security_groups()
-            .filters(owned.clone())
-            .send()
-            .await
-            .unwrap()
-            .security_groups()
-            .is_empty());
-        assert!(ec2
-            .describe_subnets()
-            .filters(owned)
-            .send()
-            .await
-            .unwrap()
-            .subnets()
-            .is_empty());
     });
 }
 
 #[test]
 fn without_a_hosted_zone_up_prints_the_validation_records_and_says_how_to_resume() {
-    // Nobody creates the records here: the emulator issues the certificate
-    // 25 s after it is requested, as if someone had, later than the first
-    // run is willing to wait.
-    let e = Emulator::start_with(&[("MOTO_ACM_VALIDATION_WAIT", "25")]);
-    let (bin, _) = write_binary(&e, "bookstore binary");
+    // Nobody creates the records here: the certificate stays pending
+    // validation (the proxy holds it so) until the test lets it be issued,
+    // as if someone had created them, whatever the machine's speed.
+    let e = Emulator::start_with(&[("MOTO_ACM_VALIDATION_WAIT", "1")]);
+    let proxy = Realism::start(&e.endpoint, Behaviours::none());
+    proxy.hold_certificates(true);
+    let run = |args: &[&str]| {
+        let out = e
+            .cmd()
+            .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+            .args(args)
+            .output()
+            .unwrap();
+        common::Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    };
+    let (bin, _) = e.binary("bookstore binary");
     let text = std::fs::read_to_string(common::root().join("stacks/demo.toml")).unwrap();
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("binary = "))
-        .unwrap()
-        .to_string();
-    let text = text.replace(&line, &format!("binary = {bin:?}"))
+    let text = with_binary(&text, &bin)
         + "\n[domain]\nname = \"shop.example.org\"\nvalidation_timeout = 10\n";
     let stack = e.stack("demo-domain.toml", &text);
-    let up = e.run(&["up", &stack, "--yes"]);
+    let up = run(&["up", &stack, "--yes"]);
     assert_eq!(up.code, 1, "{}\n{}", up.stdout, up.stderr);
     assert!(
         up.stderr
@@ -852,7 +810,7 @@ fn without_a_hosted_zone_up_prints_the_validation_records_and_says_how_to_resume
         up.stderr
     );
     // Nothing that needs the certificate was made; everything else was.
-    let plan = e.plan_json(&stack);
+    let plan: Value = serde_json::from_str(&run(&["diff", &stack, "--json"]).stdout).unwrap();
     let pending: BTreeSet<&str> = plan["steps"]
         .as_array()
         .unwrap()
@@ -869,18 +827,40 @@ fn without_a_hosted_zone_up_prints_the_validation_records_and_says_how_to_resume
     assert_eq!(cert["action"], "no_op", "{cert}");
     assert_eq!(cert["pending"], true, "{cert}");
 
-    // Run again, willing to wait longer: it resumes waiting for the same
-    // certificate, then makes what needed it.
-    let text = std::fs::read_to_string(&stack)
-        .unwrap()
-        .replace("validation_timeout = 10", "validation_timeout = 120");
-    std::fs::write(&stack, text).unwrap();
-    let again = e.run(&["up", &stack, "--yes"]);
-    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
+    // Run again: it resumes waiting for the same certificate; the records
+    // are created meanwhile, and it goes on to make what needed it.
+    let log = e.dir.path().join("again.log");
+    let mut child = e
+        .cmd()
+        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+        .args(["up", &stack, "--yes"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("exists, waiting until ready")
+    {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(120),
+            "up never waited for the certificate: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "up ended before waiting"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    proxy.hold_certificates(false);
+    let out = child.wait_with_output().unwrap();
     assert!(
-        again.stderr.contains("exists, waiting until ready"),
-        "{}",
-        again.stderr
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        std::fs::read_to_string(&log).unwrap_or_default()
     );
     let certs = e.block_on(async {
         aws_sdk_acm::Client::new(e.conf())
@@ -892,5 +872,5 @@ fn without_a_hosted_zone_up_prints_the_validation_records_and_says_how_to_resume
             .len()
     });
     assert_eq!(certs, 1, "the same certificate, not a second one");
-    assert_eq!(e.run(&["diff", &stack, "--detailed-exitcode"]).code, 0);
+    assert_eq!(run(&["diff", &stack, "--detailed-exitcode"]).code, 0);
 }

@@ -88,6 +88,33 @@ pub fn delete_retry_reason(e: &CloudError) -> Option<&'static str> {
     }
 }
 
+/// Time as a retry loop sees it: the real clock in use, one the test
+/// drives in the tests (so a limit of minutes is checked in no time).
+pub trait Clock {
+    /// Time since the loop began.
+    fn elapsed(&self) -> Duration;
+    fn sleep(&self, d: Duration) -> impl Future<Output = ()>;
+}
+
+/// The runtime's clock.
+pub struct Tokio(tokio::time::Instant);
+
+impl Tokio {
+    pub fn start() -> Self {
+        Tokio(tokio::time::Instant::now())
+    }
+}
+
+impl Clock for Tokio {
+    fn elapsed(&self) -> Duration {
+        self.0.elapsed()
+    }
+
+    fn sleep(&self, d: Duration) -> impl Future<Output = ()> {
+        tokio::time::sleep(d)
+    }
+}
+
 /// Runs `delete` until it succeeds, trying again every `pause` while the
 /// cloud reports the resource still in use or answers a transient error
 /// (see [`delete_retry_reason`]), for up to `limit`; reports each retry.
@@ -98,13 +125,28 @@ pub async fn retry_delete<F, Fut>(
     limit: Duration,
     pause: Duration,
     report: impl Fn(&str),
+    delete: F,
+) -> Result<(), CloudError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), CloudError>>,
+{
+    retry_delete_on(&Tokio::start(), id, limit, pause, report, delete).await
+}
+
+/// [`retry_delete`] on a given clock.
+pub async fn retry_delete_on<F, Fut>(
+    clock: &impl Clock,
+    id: &str,
+    limit: Duration,
+    pause: Duration,
+    report: impl Fn(&str),
     mut delete: F,
 ) -> Result<(), CloudError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<(), CloudError>>,
 {
-    let start = tokio::time::Instant::now();
     loop {
         let e = match delete().await {
             Ok(()) => return Ok(()),
@@ -113,15 +155,15 @@ where
         let Some(why) = delete_retry_reason(&e) else {
             return Err(e);
         };
-        if start.elapsed() >= limit {
+        if clock.elapsed() >= limit {
             return Err(CloudError::Timeout {
                 id: id.to_string(),
                 what: format!("the deletion to be accepted ({why}: {e})"),
-                waited: start.elapsed(),
+                waited: clock.elapsed(),
             });
         }
         report(&format!("{why}, retrying: {e}"));
-        tokio::time::sleep(pause).await;
+        clock.sleep(pause).await;
     }
 }
 
@@ -657,6 +699,82 @@ mod tests {
             reports[1].starts_with("transient error, retrying"),
             "{reports:?}"
         );
+    }
+
+    /// A clock the test drives: sleeping advances it at once.
+    struct Fake(Mutex<Duration>);
+
+    impl Clock for Fake {
+        fn elapsed(&self) -> Duration {
+            *self.0.lock().unwrap()
+        }
+
+        fn sleep(&self, d: Duration) -> impl Future<Output = ()> {
+            *self.0.lock().unwrap() += d;
+            std::future::ready(())
+        }
+    }
+
+    #[tokio::test]
+    async fn in_use_is_retried_for_exactly_the_limit_on_a_controlled_clock() {
+        // A security group still in use for 4 minutes of lingering
+        // interfaces, a 30-minute limit, a 5-second pause: accepted on
+        // the 49th try, at 4 minutes, without waiting 4 minutes.
+        let clock = Fake(Mutex::new(Duration::ZERO));
+        let tries = std::sync::atomic::AtomicUsize::new(0);
+        let r = retry_delete_on(
+            &clock,
+            "sg",
+            Duration::from_secs(1800),
+            Duration::from_secs(5),
+            |_| {},
+            || {
+                tries.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let busy = clock.elapsed() < Duration::from_secs(240);
+                async move {
+                    if busy {
+                        Err(api(
+                            "DependencyViolation",
+                            "resource sg-1 has a dependent object",
+                        ))
+                    } else {
+                        Ok(())
+                    }
+                }
+            },
+        )
+        .await;
+        assert!(r.is_ok(), "{r:?}");
+        assert_eq!(tries.load(std::sync::atomic::Ordering::SeqCst), 49);
+        assert_eq!(clock.elapsed(), Duration::from_secs(240));
+
+        // Never released: it gives up at the limit, not before, not after.
+        let clock = Fake(Mutex::new(Duration::ZERO));
+        let r = retry_delete_on(
+            &clock,
+            "subnet",
+            Duration::from_secs(1800),
+            Duration::from_secs(5),
+            |_| {},
+            || async { Err(api("DependencyViolation", "has dependencies")) },
+        )
+        .await;
+        assert!(matches!(r, Err(CloudError::Timeout { .. })), "{r:?}");
+        assert_eq!(clock.elapsed(), Duration::from_secs(1800));
+
+        // A refusal is not retried at all: no time passes.
+        let clock = Fake(Mutex::new(Duration::ZERO));
+        let r = retry_delete_on(
+            &clock,
+            "vpc",
+            Duration::from_secs(1800),
+            Duration::from_secs(5),
+            |_| {},
+            || async { Err(api("UnauthorizedOperation", "no")) },
+        )
+        .await;
+        assert_eq!(r.unwrap_err().code(), Some("UnauthorizedOperation"));
+        assert_eq!(clock.elapsed(), Duration::ZERO);
     }
 
     #[tokio::test]

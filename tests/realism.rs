@@ -1,0 +1,646 @@
+//! The tool against AWS as AWS behaves, not as the emulator does: the
+//! realism proxy (tests/common/realism.rs) sits between the tool and the
+//! emulator and adds, one behaviour at a time and all at once, eventual
+//! consistency, slow lifecycles, lingering dependencies, paging, buckets in
+//! other regions, targets failing behind "healthy" instances, throttling
+//! bursts and shared ACM validation records, and serves the instance refresh
+//! APIs the emulator lacks.
+//!
+//! Every test runs the production stack's whole life: `up` from empty, an
+//! empty `diff`, an instance type rolled out by an instance refresh, an
+//! empty `diff`, a new binary rolled out the same way, an empty `diff`,
+//! `destroy` leaving nothing tagged; and proves the behaviour it names bit.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::realism::{Behaviours, Realism, Timing};
+use common::{changes, inventory, set, with_binary, Emulator, Run};
+
+const STACK: &str = "bookstore-prod";
+const GROUP: &str = "bookstore-prod-app";
+const NEIGHBOUR: &str = "neighbour";
+/// A bucket with the stack's artifact prefix, in another region: not ours.
+const FOREIGN_BUCKET: &str = "bookstore-prod-artifacts-eu-foreign";
+
+struct World {
+    e: Emulator,
+    proxy: Realism,
+    stack: String,
+    /// The neighbour stack's resources before our stack's life began.
+    neighbour: BTreeMap<String, Vec<String>>,
+    /// Another certificate of the account for the stack's domain.
+    other_cert: String,
+}
+
+/// An account that already holds other things: a neighbour stack of every
+/// kind (so every list the tool reads has more than its own items), a
+/// bucket of our prefix in another region, another certificate for our
+/// domain, and the domain's hosted zone.
+fn world(b: Behaviours, t: Timing) -> World {
+    let e = Emulator::start_with(&[("MOTO_ACM_VALIDATION_WAIT", "1")]);
+    let other_cert = e.block_on(async {
+        aws_sdk_route53::Client::new(e.conf())
+            .create_hosted_zone()
+            .name("example.com")
+            .caller_reference("test-zone")
+            .send()
+            .await
+            .unwrap();
+        aws_sdk_route53::Client::new(e.conf())
+            .create_hosted_zone()
+            .name("example.net")
+            .caller_reference("another-zone")
+            .send()
+            .await
+            .unwrap();
+        let eu = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(e.conf())
+                .region(aws_sdk_s3::config::Region::new("eu-west-1"))
+                .force_path_style(true)
+                .build(),
+        );
+        eu.create_bucket()
+            .bucket(FOREIGN_BUCKET)
+            .create_bucket_configuration(
+                aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        aws_sdk_acm::Client::new(e.conf())
+            .request_certificate()
+            .domain_name("shop.example.com")
+            .validation_method(aws_sdk_acm::types::ValidationMethod::Dns)
+            .send()
+            .await
+            .unwrap()
+            .certificate_arn()
+            .unwrap()
+            .to_string()
+    });
+    let (bin, _) = e.binary("neighbour binary");
+    let demo = std::fs::read_to_string(common::root().join("stacks/demo.toml")).unwrap();
+    let neighbour = e.stack(
+        "neighbour.toml",
+        &with_binary(&demo, &bin).replace("name = \"demo\"", &format!("name = \"{NEIGHBOUR}\"")),
+    );
+    e.ok(&["up", &neighbour, "--yes"]);
+    let neighbour = inventory::owned(&e, NEIGHBOUR);
+    assert!(neighbour.len() > 15, "{neighbour:?}");
+
+    let proxy = Realism::start_with(&e.endpoint, b, t);
+    proxy.bucket_in_region(FOREIGN_BUCKET, "eu-west-1");
+    let (bin, _) = e.binary("bookstore binary, first build");
+    let prod = std::fs::read_to_string(common::root().join("stacks/production.toml")).unwrap();
+    let stack = e.stack("production.toml", &with_binary(&prod, &bin));
+    World {
+        e,
+        proxy,
+        stack,
+        neighbour,
+        other_cert,
+    }
+}
+
+impl World {
+    /// Runs the tool through the proxy. Its progress goes to a file in the
+    /// test's directory as it runs (`tool.log`), then into the result.
+    fn run(&self, args: &[&str]) -> Run {
+        let log = self.e.dir.path().join("tool.log");
+        let err = std::fs::File::create(&log).unwrap();
+        let mut all = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.e.dir.path().join("all-runs.log"))
+            .unwrap();
+        let out = self
+            .e
+            .cmd()
+            .env("AWS_ENDPOINT_URL", &self.proxy.endpoint)
+            .args(args)
+            .stderr(err)
+            .output()
+            .unwrap();
+        let run = Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: std::fs::read_to_string(&log).unwrap_or_default(),
+        };
+        use std::io::Write;
+        let _ = writeln!(all, "$ {}\n{}{}", args.join(" "), run.stdout, run.stderr);
+        run
+    }
+
+    fn ok(&self, args: &[&str]) -> Run {
+        let r = self.run(args);
+        assert_eq!(
+            r.code,
+            0,
+            "`{}` failed:\n{}\n{}\ninjected: {:?}",
+            args.join(" "),
+            r.stdout,
+            r.stderr,
+            self.proxy.injected()
+        );
+        r
+    }
+
+    /// `diff` finds nothing to do.
+    fn converged(&self, when: &str) {
+        let r = self.run(&["diff", &self.stack, "--detailed-exitcode"]);
+        assert_eq!(
+            r.code, 0,
+            "{when}: diff not empty:\n{}\n{}",
+            r.stdout, r.stderr
+        );
+    }
+
+    fn changes(&self) -> std::collections::BTreeSet<(String, String)> {
+        let r = self.ok(&["diff", &self.stack, "--json"]);
+        changes(&serde_json::from_str(&r.stdout).unwrap())
+    }
+
+    fn edit(&self, f: impl Fn(String) -> String) {
+        let text = std::fs::read_to_string(&self.stack).unwrap();
+        std::fs::write(&self.stack, f(text)).unwrap();
+    }
+
+    /// The group as the emulator has it: launch template version, the
+    /// version recorded as rolled out, and its instances' types.
+    fn group(&self) -> (String, Option<String>, Vec<String>) {
+        self.e.block_on(async {
+            let g = aws_sdk_autoscaling::Client::new(self.e.conf())
+                .describe_auto_scaling_groups()
+                .auto_scaling_group_names(GROUP)
+                .send()
+                .await
+                .unwrap();
+            let g = &g.auto_scaling_groups()[0];
+            let version = g.launch_template().unwrap().version().unwrap().to_string();
+            let rolled = g
+                .tags()
+                .iter()
+                .find(|t| t.key() == Some("bookstore-infra:rolled-out"))
+                .and_then(|t| t.value())
+                .map(str::to_string);
+            let ids: Vec<String> = g
+                .instances()
+                .iter()
+                .filter_map(|i| i.instance_id().map(str::to_string))
+                .collect();
+            let ec2 = self.e.ec2();
+            let d = ec2
+                .describe_instances()
+                .set_instance_ids(Some(ids))
+                .send()
+                .await
+                .unwrap();
+            let mut types: Vec<String> = d
+                .reservations()
+                .iter()
+                .flat_map(|r| r.instances())
+                .filter(|i| i.state().and_then(|s| s.name()).map(|n| n.as_str()) == Some("running"))
+                .filter_map(|i| i.instance_type().map(|t| t.as_str().to_string()))
+                .collect();
+            types.sort();
+            (version, rolled, types)
+        })
+    }
+
+    /// The artifact keys in our bucket.
+    fn artifacts(&self) -> Vec<String> {
+        self.e.block_on(async {
+            let s3 = aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(self.e.conf())
+                    .force_path_style(true)
+                    .build(),
+            );
+            let buckets = s3.list_buckets().send().await.unwrap();
+            let Some(bucket) = buckets
+                .buckets()
+                .iter()
+                .filter_map(|b| b.name())
+                .find(|n| n.starts_with("bookstore-prod-artifacts-") && *n != FOREIGN_BUCKET)
+            else {
+                return Vec::new();
+            };
+            let objs = s3.list_objects_v2().bucket(bucket).send().await.unwrap();
+            objs.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_string))
+                .collect()
+        })
+    }
+
+    /// The validation records the other certificate of the account needs,
+    /// as ACM shows them (through the proxy), as `name CNAME`.
+    fn other_cert_records(&self) -> Vec<String> {
+        let conf = self
+            .e
+            .conf()
+            .clone()
+            .into_builder()
+            .endpoint_url(&self.proxy.endpoint)
+            .build();
+        let c = self.e.block_on(async {
+            aws_sdk_acm::Client::new(&conf)
+                .describe_certificate()
+                .certificate_arn(&self.other_cert)
+                .send()
+                .await
+                .unwrap()
+        });
+        let mut names: Vec<String> = c
+            .certificate()
+            .unwrap()
+            .domain_validation_options()
+            .iter()
+            .filter_map(|o| o.resource_record())
+            .map(|r| format!("{} CNAME", r.name()))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The validation CNAMEs of the stack's certificate, as `name CNAME`.
+    fn validation_records(&self) -> Vec<String> {
+        inventory::records(&self.e)
+            .into_iter()
+            .filter(|r| r.ends_with(" CNAME") && r.contains("shop.example.com."))
+            .collect()
+    }
+}
+
+/// The whole life of the production stack, through the proxy.
+fn lifecycle(w: &World) {
+    let first = w.ok(&["up", &w.stack, "--yes"]);
+    assert!(
+        first.stdout.contains("0 to change, 0 to destroy."),
+        "{}",
+        first.stdout
+    );
+    w.converged("after the first up");
+    let (v1, rolled1, types) = w.group();
+    assert_eq!(rolled1.as_deref(), Some(v1.as_str()));
+    assert_eq!(types, ["t3.small", "t3.small"]);
+    let first_artifacts = w.artifacts();
+    assert_eq!(first_artifacts.len(), 1, "{first_artifacts:?}");
+
+    // A new instance type: a new launch template version, rolled out by
+    // an instance refresh that the group only takes when it succeeds.
+    w.edit(|t| {
+        t.replace(
+            "instance_type = \"t3.small\"",
+            "instance_type = \"t3.medium\"",
+        )
+    });
+    assert_eq!(
+        w.changes(),
+        set(&[("launch-template", "update"), ("asg", "update")])
+    );
+    let before = w.proxy.accepted("StartInstanceRefresh").len();
+    w.ok(&["up", &w.stack, "--yes"]);
+    let starts = w.proxy.accepted("StartInstanceRefresh");
+    assert_eq!(starts.len(), before + 1, "one refresh started");
+    let start = &starts.last().unwrap().form;
+    let (v2, rolled2, types) = w.group();
+    assert_eq!(v2, (v1.parse::<u32>().unwrap() + 1).to_string());
+    assert_eq!(start["DesiredConfiguration.LaunchTemplate.Version"], v2);
+    assert_eq!(start["Preferences.AutoRollback"], "true");
+    assert_eq!(
+        rolled2.as_deref(),
+        Some(v2.as_str()),
+        "the rolled-out version is recorded"
+    );
+    assert_eq!(
+        types,
+        ["t3.medium", "t3.medium"],
+        "the instances were replaced"
+    );
+    w.converged("after the instance type rollout");
+
+    // A new binary: uploaded once, rolled out the same way.
+    let (bin2, sha2) = w.e.binary("bookstore binary, second build, different");
+    w.edit(|t| with_binary(&t, &bin2));
+    let plan = w.changes();
+    assert!(
+        plan.contains(&(format!("artifact-{}", &sha2[..12]), "create".into())),
+        "{plan:?}"
+    );
+    w.ok(&["up", &w.stack, "--yes"]);
+    let (v3, rolled3, _) = w.group();
+    assert_eq!(v3, (v2.parse::<u32>().unwrap() + 1).to_string());
+    assert_eq!(rolled3.as_deref(), Some(v3.as_str()));
+    let artifacts = w.artifacts();
+    assert_eq!(
+        artifacts.len(),
+        1,
+        "the old artifact goes after the rollout: {artifacts:?}"
+    );
+    assert!(artifacts[0].contains(&sha2), "{artifacts:?}");
+    w.converged("after the binary rollout");
+
+    let shared = w.validation_records();
+    assert!(
+        !shared.is_empty(),
+        "the certificate was validated in the zone: {:?}\n{}",
+        inventory::records(&w.e),
+        std::fs::read_to_string(w.e.dir.path().join("all-runs.log")).unwrap_or_default()
+    );
+    w.ok(&["destroy", &w.stack, "--yes"]);
+    let left = inventory::owned(&w.e, STACK);
+    assert!(left.is_empty(), "destroy left: {left:?}");
+    assert!(
+        !inventory::records(&w.e).contains(&"shop.example.com. A".to_string()),
+        "the alias record is gone"
+    );
+    assert_eq!(
+        inventory::owned(&w.e, NEIGHBOUR),
+        w.neighbour,
+        "the neighbour stack is untouched"
+    );
+    // The validation records go with the certificate, except those another
+    // certificate of the account validates or renews with.
+    let needed = w.other_cert_records();
+    let mut kept: Vec<String> = shared
+        .iter()
+        .filter(|r| needed.contains(r))
+        .cloned()
+        .collect();
+    kept.sort();
+    let mut after = w.validation_records();
+    after.sort();
+    assert_eq!(
+        after, kept,
+        "before destroy: {shared:?}, the other certificate's: {needed:?}"
+    );
+}
+
+fn only(f: impl Fn(&mut Behaviours)) -> Behaviours {
+    let mut b = Behaviours::none();
+    f(&mut b);
+    b
+}
+
+fn life_under(b: Behaviours, bites: &[&str]) {
+    let w = world(b, Timing::default());
+    let start = Instant::now();
+    lifecycle(&w);
+    eprintln!(
+        "lifecycle in {:.1?}, injected {:?}",
+        start.elapsed(),
+        w.proxy.injected()
+    );
+    for what in bites {
+        assert!(
+            w.proxy.bit(what) > 0,
+            "{what} never bit: {:?}",
+            w.proxy.injected()
+        );
+    }
+}
+
+#[test]
+fn lifecycle_with_eventual_consistency() {
+    life_under(only(|b| b.consistency = true), &["consistency"]);
+}
+
+#[test]
+fn lifecycle_with_slow_lifecycles() {
+    life_under(only(|b| b.lifecycles = true), &["lifecycles"]);
+}
+
+#[test]
+fn lifecycle_with_lingering_dependencies() {
+    life_under(only(|b| b.dependencies = true), &["dependencies"]);
+}
+
+#[test]
+fn lifecycle_with_paging_and_a_neighbour_stack() {
+    life_under(only(|b| b.paging = true), &["paging"]);
+}
+
+#[test]
+fn lifecycle_with_a_bucket_of_our_prefix_in_another_region() {
+    life_under(only(|b| b.other_region = true), &["other_region"]);
+}
+
+#[test]
+fn lifecycle_with_unhealthy_targets_behind_in_service_instances() {
+    life_under(only(|b| b.target_health = true), &["target_health"]);
+}
+
+#[test]
+fn lifecycle_with_throttling_bursts() {
+    life_under(only(|b| b.throttling = true), &["throttling"]);
+}
+
+#[test]
+fn lifecycle_with_shared_validation_records() {
+    life_under(only(|b| b.shared_validation = true), &[]);
+}
+
+#[test]
+fn lifecycle_with_all_behaviours_at_once() {
+    life_under(
+        Behaviours::all(),
+        &[
+            "consistency",
+            "lifecycles",
+            "dependencies",
+            "paging",
+            "other_region",
+            "target_health",
+            "throttling",
+        ],
+    );
+}
+
+/// A slow refresh, to be caught half way.
+fn slow_refresh() -> Timing {
+    Timing {
+        refresh_per_instance: Duration::from_secs(3),
+        ..Timing::default()
+    }
+}
+
+/// Starts `up`, kills it once its refresh is running, returns the refresh count.
+fn up_killed_during_refresh(w: &World) {
+    let before = w.proxy.accepted("StartInstanceRefresh").len();
+    let mut child =
+        w.e.cmd()
+            .env("AWS_ENDPOINT_URL", &w.proxy.endpoint)
+            .args(["up", &w.stack, "--yes"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+    let start = Instant::now();
+    while w.proxy.accepted("StartInstanceRefresh").len() == before {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no refresh started"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "up ended before its refresh"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn an_up_killed_during_a_refresh_is_resumed_by_the_next_up() {
+    let w = world(Behaviours::none(), slow_refresh());
+    w.ok(&["up", &w.stack, "--yes"]);
+    w.edit(|t| {
+        t.replace(
+            "instance_type = \"t3.small\"",
+            "instance_type = \"t3.medium\"",
+        )
+    });
+    up_killed_during_refresh(&w);
+    let (v, rolled, _) = w.group();
+    assert_ne!(rolled.as_deref(), Some("2"), "not rolled out yet");
+    assert_eq!(
+        v, "1",
+        "the group keeps its version until the refresh succeeds"
+    );
+    assert_eq!(
+        w.changes(),
+        set(&[("asg", "update")]),
+        "the rollout is still to do"
+    );
+    w.ok(&["up", &w.stack, "--yes"]);
+    assert_eq!(
+        w.proxy.accepted("StartInstanceRefresh").len(),
+        1,
+        "the running refresh was waited for, not started again"
+    );
+    assert!(w.proxy.accepted("CancelInstanceRefresh").is_empty());
+    let (v, rolled, types) = w.group();
+    assert_eq!((v.as_str(), rolled.as_deref()), ("2", Some("2")));
+    assert_eq!(types, ["t3.medium", "t3.medium"]);
+    w.converged("after the resumed rollout");
+}
+
+#[test]
+fn an_up_killed_during_a_refresh_then_changed_again_cancels_and_restarts_it() {
+    let w = world(Behaviours::none(), slow_refresh());
+    w.ok(&["up", &w.stack, "--yes"]);
+    w.edit(|t| {
+        t.replace(
+            "instance_type = \"t3.small\"",
+            "instance_type = \"t3.medium\"",
+        )
+    });
+    up_killed_during_refresh(&w);
+    w.edit(|t| {
+        t.replace(
+            "instance_type = \"t3.medium\"",
+            "instance_type = \"t3.large\"",
+        )
+    });
+    w.ok(&["up", &w.stack, "--yes"]);
+    assert_eq!(w.proxy.accepted("CancelInstanceRefresh").len(), 1);
+    let starts = w.proxy.accepted("StartInstanceRefresh");
+    assert_eq!(starts.len(), 2);
+    let (v, rolled, types) = w.group();
+    assert_eq!(
+        starts[1].form["DesiredConfiguration.LaunchTemplate.Version"],
+        v
+    );
+    assert_eq!(v, "3");
+    assert_eq!(rolled.as_deref(), Some("3"));
+    assert_eq!(types, ["t3.large", "t3.large"]);
+    w.converged("after the restarted rollout");
+}
+
+#[test]
+fn a_failing_refresh_rolls_back_and_names_the_reason() {
+    let w = world(Behaviours::none(), Timing::default());
+    w.ok(&["up", &w.stack, "--yes"]);
+    let reason = "Instance refresh failed: 1 instance(s) failed their ELB health checks.";
+    w.proxy.fail_refreshes(Some(reason));
+    w.edit(|t| {
+        t.replace(
+            "instance_type = \"t3.small\"",
+            "instance_type = \"t3.medium\"",
+        )
+    });
+    let up = w.run(&["up", &w.stack, "--yes"]);
+    assert_eq!(up.code, 1, "{}\n{}", up.stdout, up.stderr);
+    assert!(
+        up.stderr.contains(reason),
+        "AWS's reason is named: {}",
+        up.stderr
+    );
+    assert!(up.stderr.contains("RollbackSuccessful"), "{}", up.stderr);
+    let (v, rolled, types) = w.group();
+    assert_eq!(
+        (v.as_str(), rolled.as_deref()),
+        ("1", Some("1")),
+        "still on the old version"
+    );
+    assert_eq!(types, ["t3.small", "t3.small"]);
+    assert_eq!(
+        w.changes(),
+        set(&[("asg", "update")]),
+        "the rollout is still to do"
+    );
+    // Fixed: the next up rolls it out.
+    w.proxy.fail_refreshes(None);
+    w.ok(&["up", &w.stack, "--yes"]);
+    let (v, rolled, _) = w.group();
+    assert_eq!((v.as_str(), rolled.as_deref()), ("2", Some("2")));
+    w.converged("after the retried rollout");
+}
+
+#[test]
+fn the_modelled_refresh_api_refuses_what_aws_refuses() {
+    let e = Emulator::start();
+    let proxy = Realism::start(&e.endpoint, Behaviours::none());
+    let conf = e
+        .conf()
+        .clone()
+        .into_builder()
+        .endpoint_url(&proxy.endpoint)
+        .build();
+    let asg = aws_sdk_autoscaling::Client::new(&conf);
+    let err = e
+        .block_on(
+            asg.start_instance_refresh()
+                .auto_scaling_group_name("nobody")
+                .preferences(
+                    aws_sdk_autoscaling::types::RefreshPreferences::builder()
+                        .auto_rollback(true)
+                        .build(),
+                )
+                .send(),
+        )
+        .unwrap_err();
+    use aws_sdk_autoscaling::error::ProvideErrorMetadata;
+    assert_eq!(err.code(), Some("ValidationError"));
+    assert!(
+        err.message()
+            .unwrap()
+            .contains("AutoRollback parameter cannot be set to true when the DesiredConfiguration parameter is empty"),
+        "{err:?}"
+    );
+    let err = e
+        .block_on(
+            asg.cancel_instance_refresh()
+                .auto_scaling_group_name("nobody")
+                .send(),
+        )
+        .unwrap_err();
+    assert_eq!(err.code(), Some("ActiveInstanceRefreshNotFound"));
+}
