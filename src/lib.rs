@@ -3,10 +3,12 @@
 //! the live cloud with it, `diff` shows the plan, `destroy` removes it all.
 
 pub mod cloud;
+pub mod cost;
 pub mod engine;
 pub mod lifecycle;
 pub mod lock;
 pub mod ops;
+pub mod planfile;
 pub mod progress;
 pub mod resources;
 pub mod stack;

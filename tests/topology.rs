@@ -708,7 +708,8 @@ fn production_stack_from_empty_to_destroyed() {
     )
     .unwrap();
     let refused = env.run(&["up", &env.stack, "--yes"]);
-    assert_eq!(refused.code, 1);
+    // Its own exit code: consent needed.
+    assert_eq!(refused.code, 4);
     assert!(
         refused.stderr.contains(
             "refusing to replace or delete db: it holds data. Name it with --allow-replace"

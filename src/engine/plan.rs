@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use owo_colors::OwoColorize;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
 
@@ -12,7 +12,7 @@ use super::graph::{topo_order, GraphError};
 use super::refs::{resolve, Resolution};
 use super::{Attrs, Change, Desired, Observed, Registry, ReplacePolicy};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     Create,
@@ -35,7 +35,7 @@ impl Action {
 }
 
 /// One attribute that changes. `after` is `None` when it is only known after apply.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttrDiff {
     pub name: String,
     pub before: Option<Value>,
@@ -43,45 +43,46 @@ pub struct AttrDiff {
     pub forces_replacement: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Step {
     pub id: String,
     pub kind: String,
     pub action: Action,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub physical_id: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<AttrDiff>,
     /// Why the resource is replaced or deleted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// A data-bearing resource would be replaced: refused without explicit consent.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub needs_consent: bool,
     /// A replacement whose new resource is created before the old one is
     /// deleted (what refers to it moves over in between).
     #[serde(
         rename = "create_before_destroy",
+        default,
         skip_serializing_if = "std::ops::Not::not"
     )]
     pub create_first: bool,
     /// Exists, unchanged, but is not ready yet (left so by an interrupted
     /// run, or a certificate awaiting validation): `up` waits for it.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pending: bool,
     /// Logical ids this step must wait for (creates/updates) or that must go first (deletes).
     #[serde(skip)]
     pub deps: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub add: usize,
     pub change: usize,
     pub destroy: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     pub format_version: u32,
     pub stack: String,

@@ -1,0 +1,73 @@
+//! `destroy STACK`: deletes everything the stack owns, dependents first.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+use serde_json::json;
+
+use bookstore_infra::cloud::Cloud;
+use bookstore_infra::engine::executor::Executor;
+use bookstore_infra::engine::plan;
+use bookstore_infra::stack::Stack;
+use bookstore_infra::{ops, resources};
+
+use super::{Ctx, RunOpts};
+
+#[derive(Args)]
+pub struct DestroyArgs {
+    pub stack: PathBuf,
+    /// Destroy without asking (required when there is no terminal).
+    #[arg(long)]
+    pub yes: bool,
+    #[command(flatten)]
+    pub run: RunOpts,
+}
+
+pub async fn run(ctx: &Ctx, a: &DestroyArgs) -> Result<u8> {
+    let s = super::load(&a.stack)?;
+    let cloud = ctx.connect(&s, false).await;
+    super::locked(
+        ctx,
+        &cloud,
+        &s,
+        &a.run,
+        "destroy",
+        destroy(ctx, &cloud, &s, a),
+    )
+    .await
+}
+
+async fn destroy(ctx: &Ctx, cloud: &Cloud, s: &Stack, a: &DestroyArgs) -> Result<u8> {
+    let registry = resources::registry();
+    let observed = ops::observe(cloud, &registry, &s.name).await?;
+    let p = plan::destroy_plan(&s.name, &registry, &observed);
+    if !a.run.json {
+        print!("{}", p.render(ctx.color()));
+    }
+    if p.has_changes() {
+        if !super::confirm(
+            &format!("Destroy everything stack `{}` owns?", s.name),
+            a.yes,
+        )? {
+            eprintln!("Nothing destroyed.");
+            return Ok(super::exit::ERROR);
+        }
+        let exec = Executor {
+            cloud,
+            registry: &registry,
+            stack: &s.name,
+            concurrency: a.run.concurrency.max(1),
+        };
+        // Naming the stack in `destroy` is the consent for every resource in it.
+        let all: Vec<String> = p.steps.iter().map(|st| st.id.clone()).collect();
+        exec.apply(&p, &[], &observed, &all).await?;
+    }
+    if a.run.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"plan": p, "applied": p.has_changes()}))?
+        );
+    }
+    Ok(super::exit::OK)
+}

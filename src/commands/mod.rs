@@ -1,0 +1,372 @@
+//! One file per verb; what they share is here: loading, connecting,
+//! planning, confirming, the lock, and the exit codes.
+
+pub mod destroy;
+pub mod diff;
+pub mod outputs;
+pub mod up;
+pub mod validate;
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use clap::{Args, ValueEnum};
+use serde_json::Value;
+
+use bookstore_infra::cloud::{Cloud, SdkResultExt};
+use bookstore_infra::engine::executor::{ExecError, DEFAULT_CONCURRENCY};
+use bookstore_infra::engine::plan::{self, Plan};
+use bookstore_infra::engine::{Desired, Observed};
+use bookstore_infra::lock::{self, Lock, LockError};
+use bookstore_infra::planfile::{self, Fingerprint, SavedPlan};
+use bookstore_infra::progress::{Bars, Lines, Reporter};
+use bookstore_infra::stack::{self, Stack};
+use bookstore_infra::{cost, ops, resources, topology};
+
+/// The exit codes of every verb (the README's table).
+pub mod exit {
+    /// Done; for `diff --detailed-exitcode`, nothing to change.
+    pub const OK: u8 = 0;
+    /// Any error, including a stack file error and a refused confirmation.
+    pub const ERROR: u8 = 1;
+    /// `diff --detailed-exitcode`: there are changes.
+    pub const CHANGES: u8 = 2;
+    /// Another run holds the stack's lock (or took it over from this run).
+    pub const LOCK_HELD: u8 = 3;
+    /// The plan replaces or deletes a data-bearing resource: `--allow-replace ID`.
+    pub const CONSENT_NEEDED: u8 = 4;
+    /// `up --plan`: planning again gives another plan, or the plan is for
+    /// another stack, account or region. Nothing was applied.
+    pub const STALE_PLAN: u8 = 5;
+    /// `--max-monthly-increase`: the estimated monthly cost rises by more.
+    pub const COST_LIMIT: u8 = 6;
+}
+
+/// An error that ends the run with its own exit code.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Exit {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Exit {
+    pub fn new(code: u8, message: impl Into<String>) -> Exit {
+        Exit {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// The exit code an error ends the run with.
+pub fn code_of(e: &anyhow::Error) -> u8 {
+    for cause in e.chain() {
+        if let Some(x) = cause.downcast_ref::<Exit>() {
+            return x.code;
+        }
+        if let Some(LockError::Held { .. }) = cause.downcast_ref::<LockError>() {
+            return exit::LOCK_HELD;
+        }
+        if let Some(ExecError::NeedsConsent(_)) = cause.downcast_ref::<ExecError>() {
+            return exit::CONSENT_NEEDED;
+        }
+    }
+    exit::ERROR
+}
+
+#[derive(Args)]
+pub struct Global {
+    /// AWS region (overrides the stack file and the environment).
+    #[arg(long, global = true)]
+    pub region: Option<String>,
+    /// AWS shared-config profile.
+    #[arg(long, global = true)]
+    pub profile: Option<String>,
+    /// Colour: auto (on a terminal), always, never.
+    #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
+    /// Print the number of AWS API requests made, by operation, on stderr.
+    #[arg(long, global = true)]
+    pub stats: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Options of the verbs that change the cloud.
+#[derive(Args)]
+pub struct RunOpts {
+    /// Print the plan and the result as one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Remove the stack's run lock first, whoever holds it.
+    #[arg(long)]
+    pub force_unlock: bool,
+    /// Seconds without a heartbeat after which another run's lock is stale.
+    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    pub lock_timeout: u64,
+    /// Wait up to this many seconds for another run's lock instead of
+    /// stopping at once (CI queues).
+    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    pub lock_wait: u64,
+    /// How many resources are worked on at once.
+    #[arg(long, default_value_t = DEFAULT_CONCURRENCY)]
+    pub concurrency: usize,
+}
+
+/// What a run needs from the command line besides its verb.
+pub struct Ctx {
+    pub global: Global,
+    pub started: Instant,
+}
+
+impl Ctx {
+    pub fn color(&self) -> bool {
+        match self.global.color {
+            Color::Always => true,
+            Color::Never => false,
+            Color::Auto => {
+                std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+            }
+        }
+    }
+
+    pub async fn connect(&self, stack: &Stack, quiet: bool) -> Cloud {
+        let reporter: Arc<dyn Reporter> = if quiet {
+            Arc::new(bookstore_infra::progress::Silent)
+        } else if std::io::stderr().is_terminal() {
+            Arc::new(Bars::new())
+        } else {
+            Arc::new(Lines::new())
+        };
+        let mut cloud = Cloud::connect(
+            self.global.region.clone().or_else(|| stack.region.clone()),
+            self.global.profile.clone(),
+            reporter,
+        )
+        .await;
+        cloud.timeouts = stack.timeouts.clone();
+        cloud
+    }
+
+    pub fn print_stats(&self, cloud: &Cloud) {
+        if !self.global.stats {
+            return;
+        }
+        let by = cloud.calls.by_operation();
+        let detail: Vec<String> = by.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        eprintln!(
+            "api_calls={} wall_ms={} {}",
+            cloud.calls.total(),
+            self.started.elapsed().as_millis(),
+            detail.join(" ")
+        );
+    }
+}
+
+pub fn load(path: &Path) -> Result<Stack> {
+    Ok(stack::load(path)?)
+}
+
+/// Asks on the terminal; refuses without one.
+pub fn confirm(question: &str, yes: bool) -> Result<bool> {
+    if yes {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("there is no terminal to confirm on: review the plan with `diff`, then pass --yes");
+    }
+    eprint!("{question} Only 'yes' is accepted: ");
+    std::io::stderr().flush().ok();
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(answer.trim() == "yes")
+}
+
+pub struct Planned {
+    pub plan: Plan,
+    pub desired: Vec<Desired>,
+    pub observed: Vec<Observed>,
+    pub outputs: Vec<(&'static str, Value)>,
+}
+
+pub async fn plan_stack(
+    cloud: &Cloud,
+    stack: &Stack,
+    binary: Option<(PathBuf, String)>,
+) -> Result<Planned> {
+    let registry = resources::registry();
+    let (facts, observed) = tokio::try_join!(
+        ops::facts(cloud, stack, binary),
+        ops::observe(cloud, &registry, &stack.name)
+    )?;
+    let desired = topology::desired(stack, &facts);
+    let outputs = topology::outputs(stack, &facts);
+    let plan = plan::plan(&stack.name, &registry, &desired, &observed)?;
+    Ok(Planned {
+        plan,
+        desired,
+        observed,
+        outputs,
+    })
+}
+
+/// Stops at Ctrl-C or SIGTERM, so the caller can release the lock. Every
+/// step is safe to interrupt: the next run picks up where this one stopped.
+pub async fn interruptible(work: impl std::future::Future<Output = Result<u8>>) -> Result<u8> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = work => r,
+        _ = tokio::signal::ctrl_c() => bail!("interrupted; nothing is left half-made that the next run cannot finish: run the command again"),
+        _ = term.recv() => bail!("terminated; run the command again to continue"),
+    }
+}
+
+pub async fn take_lock(cloud: &Cloud, s: &Stack, run: &RunOpts, command: &str) -> Result<Lock> {
+    if run.force_unlock {
+        if let Some(h) = lock::holder(cloud, &s.name).await? {
+            eprintln!("removing the lock of {h}");
+        }
+        lock::force_unlock(cloud, &s.name).await?;
+    }
+    Ok(Lock::acquire(
+        cloud,
+        &s.name,
+        command,
+        Duration::from_secs(run.lock_timeout),
+    )
+    .await?)
+}
+
+/// Runs `work` under the stack's lock and gives the lock back, whatever
+/// the outcome.
+pub async fn locked(
+    ctx: &Ctx,
+    cloud: &Cloud,
+    s: &Stack,
+    run: &RunOpts,
+    command: &str,
+    work: impl std::future::Future<Output = Result<u8>>,
+) -> Result<u8> {
+    let lock = take_lock(cloud, s, run, command).await?;
+    let result = interruptible(work).await;
+    let released = lock.release().await;
+    ctx.print_stats(cloud);
+    let code = result?;
+    released.map_err(|e| anyhow::anyhow!(e).context("releasing the stack's lock"))?;
+    Ok(code)
+}
+
+/// Appends `markdown` to the GitHub Actions job summary when the run is in
+/// one (`GITHUB_STEP_SUMMARY` names the file).
+pub fn step_summary(markdown: &str) -> Result<()> {
+    let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") else {
+        return Ok(());
+    };
+    if path.is_empty() {
+        return Ok(());
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| anyhow::anyhow!("cannot append to GITHUB_STEP_SUMMARY {path:?}: {e}"))?;
+    writeln!(f, "{markdown}")?;
+    Ok(())
+}
+
+/// The saved form of `p`, fingerprinted with what it was computed from.
+pub async fn saved_plan(
+    cloud: &Cloud,
+    stack_file: &Path,
+    s: &Stack,
+    binary: Option<&(PathBuf, String)>,
+    p: &Planned,
+) -> Result<SavedPlan> {
+    let id = cloud
+        .sts
+        .get_caller_identity()
+        .send()
+        .await
+        .ctx("account", "GetCallerIdentity")?;
+    Ok(SavedPlan::new(
+        Fingerprint {
+            stack: s.name.clone(),
+            stack_sha256: planfile::sha256_file(stack_file)?,
+            binary_sha256: binary.map(|(_, sha)| sha.clone()),
+            account: id.account().unwrap_or_default().to_string(),
+            region: cloud.region.clone(),
+        },
+        &p.plan,
+        &p.observed,
+    ))
+}
+
+/// How `diff` prints the plan.
+#[derive(Clone, Copy, ValueEnum, PartialEq, Debug)]
+pub enum Format {
+    /// For a terminal.
+    Text,
+    /// One JSON document (the contract CI parses).
+    Json,
+    /// GitHub-flavoured markdown, for a pull request or a job summary.
+    Markdown,
+}
+
+/// `--cost` and `--max-monthly-increase`, shared by `diff` and `up`.
+#[derive(Args)]
+pub struct CostOpts {
+    /// Estimate the stack's monthly cost before and after the plan, per
+    /// resource (from the price table shipped with the tool).
+    #[arg(long)]
+    pub cost: bool,
+    /// Fail (exit code 6) when the estimated monthly cost at maximum size
+    /// rises by more than this many US dollars. Implies --cost.
+    #[arg(long, value_name = "USD")]
+    pub max_monthly_increase: Option<f64>,
+}
+
+impl CostOpts {
+    /// The estimate, when asked for.
+    pub fn estimate(&self, cloud: &Cloud, p: &Planned) -> Result<Option<cost::Comparison>> {
+        if !self.cost && self.max_monthly_increase.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(cost::compare(&cloud.region, &p.observed, &p.desired)?))
+    }
+
+    /// Fails the run when the increase is over the limit.
+    pub fn check(&self, c: Option<&cost::Comparison>) -> Result<()> {
+        if let (Some(max), Some(c)) = (self.max_monthly_increase, c) {
+            if cost::exceeds(c, max) {
+                return Err(Exit::new(
+                    exit::COST_LIMIT,
+                    format!(
+                        "the estimated monthly cost rises by up to {:.2} USD, over the limit of {max:.2} USD (--max-monthly-increase)",
+                        c.increase_max
+                    ),
+                )
+                .into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The plan as markdown, with extra sections (the cost) after it.
+pub fn markdown(plan: &Plan, sections: &[String]) -> String {
+    let mut out = format!("```\n{}```\n", plan.render(false));
+    for s in sections {
+        out.push('\n');
+        out.push_str(s);
+    }
+    out
+}

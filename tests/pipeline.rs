@@ -1,0 +1,352 @@
+//! The tool in a CI pipeline: `diff --out PLAN` then `up --plan PLAN`
+//! (what was reviewed is what is applied, and a plan the cloud or the file
+//! has moved away from is refused with its own exit code before anything
+//! changes), the cost limit, and the job summary.
+//!
+//! The tool talks to the emulator through the realism proxy (paging,
+//! eventual consistency, slow lifecycles on), which records every request:
+//! "changes nothing" is checked on the requests themselves.
+
+mod common;
+
+use std::path::Path;
+
+use common::realism::{Behaviours, Realism, Seen};
+use common::{Emulator, Run};
+use serde_json::Value;
+
+const STALE_PLAN: i32 = 5;
+
+fn network_stack(e: &Emulator) -> String {
+    let text = std::fs::read_to_string(common::root().join("stacks/network.toml")).unwrap();
+    e.stack("net.toml", &text)
+}
+
+fn run(e: &Emulator, proxy: &Realism, args: &[&str]) -> Run {
+    let out = e
+        .cmd()
+        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+        .args(args)
+        .output()
+        .expect("run the tool");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn ok(e: &Emulator, proxy: &Realism, args: &[&str]) -> Run {
+    let r = run(e, proxy, args);
+    assert_eq!(
+        r.code,
+        0,
+        "`{}`:\n{}\n{}",
+        args.join(" "),
+        r.stdout,
+        r.stderr
+    );
+    r
+}
+
+/// Requests that change something (anything but a read).
+fn writes(seen: &[Seen]) -> Vec<String> {
+    seen.iter()
+        .filter(|s| {
+            !["Describe", "List", "Get", "Head"]
+                .iter()
+                .any(|p| s.op.starts_with(p))
+        })
+        .map(|s| format!("{}:{}", s.service, s.op))
+        .collect()
+}
+
+fn read_plan(p: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+#[test]
+fn a_saved_plan_is_applied_as_reviewed_without_asking_again() {
+    let e = Emulator::start();
+    let proxy = Realism::start(&e.endpoint, Behaviours::all());
+    let stack = network_stack(&e);
+    let plan = e.dir.path().join("plan.json");
+    let plan_s = plan.to_string_lossy().into_owned();
+    ok(&e, &proxy, &["diff", &stack, "--out", &plan_s]);
+    let saved = read_plan(&plan);
+    assert_eq!(saved["format"], "bookstore-infra-plan");
+    assert_eq!(saved["stack"], "net");
+    assert_eq!(saved["region"], common::REGION);
+    assert_eq!(saved["account"].as_str().unwrap().len(), 12, "{saved}");
+    assert_eq!(saved["stack_sha256"].as_str().unwrap().len(), 64);
+    let creates = saved["plan"]["summary"]["add"].as_u64().unwrap();
+    assert!(creates > 10, "{saved}");
+    assert!(
+        writes(&proxy.seen()).is_empty(),
+        "diff wrote: {:?}",
+        writes(&proxy.seen())
+    );
+
+    // No --yes and no terminal: the saved plan was the review.
+    let applied = ok(&e, &proxy, &["up", &stack, "--plan", &plan_s, "--json"]);
+    let out: Value = serde_json::from_str(&applied.stdout).unwrap();
+    assert_eq!(out["applied"], true);
+    assert_eq!(out["plan"]["summary"]["add"].as_u64(), Some(creates));
+    let after = run(&e, &proxy, &["diff", &stack, "--detailed-exitcode"]);
+    assert_eq!(after.code, 0, "{}\n{}", after.stdout, after.stderr);
+}
+
+#[test]
+fn a_plan_overtaken_by_another_run_or_a_change_behind_the_tools_back_is_refused_and_changes_nothing(
+) {
+    let e = Emulator::start();
+    let proxy = Realism::start(&e.endpoint, Behaviours::all());
+    let stack = network_stack(&e);
+    let plan = e
+        .dir
+        .path()
+        .join("plan.json")
+        .to_string_lossy()
+        .into_owned();
+
+    // Two pipelines: one reviews a plan to create the stack, the other
+    // creates it first.
+    ok(&e, &proxy, &["diff", &stack, "--out", &plan]);
+    ok(&e, &proxy, &["up", &stack, "--yes"]);
+    let before = proxy.seen().len();
+    let refused = run(&e, &proxy, &["up", &stack, "--plan", &plan]);
+    assert_eq!(
+        refused.code, STALE_PLAN,
+        "{}\n{}",
+        refused.stdout, refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("the plan is stale") && refused.stderr.contains("Nothing applied"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused
+            .stderr
+            .contains("vpc (ec2:vpc): planned create, now no change to vpc-"),
+        "{}",
+        refused.stderr
+    );
+    let during: Vec<Seen> = proxy.seen()[before..].to_vec();
+    // Only the lock was written.
+    let w: Vec<String> = writes(&during)
+        .into_iter()
+        .filter(|w| !w.starts_with("s3:") && !w.starts_with("ssm:"))
+        .collect();
+    assert!(w.is_empty(), "a stale plan wrote: {w:?}");
+
+    // A reviewed change, then someone changes the VPC by hand before the merge.
+    let text = std::fs::read_to_string(&stack).unwrap();
+    std::fs::write(&stack, text.replace("port = 8080", "port = 8081")).unwrap();
+    ok(&e, &proxy, &["diff", &stack, "--out", &plan]);
+    let saved = read_plan(Path::new(&plan));
+    assert!(
+        saved["plan"]["summary"]["change"].as_u64().unwrap() >= 1,
+        "{saved}"
+    );
+    let vpc = common::step(&saved["plan"], "vpc")["physical_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    e.block_on(async {
+        e.ec2()
+            .modify_vpc_attribute()
+            .vpc_id(&vpc)
+            .enable_dns_hostnames(
+                aws_sdk_ec2::types::AttributeBooleanValue::builder()
+                    .value(false)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    });
+    let before = proxy.seen().len();
+    let refused = run(&e, &proxy, &["up", &stack, "--plan", &plan, "--yes"]);
+    assert_eq!(
+        refused.code, STALE_PLAN,
+        "{}\n{}",
+        refused.stdout, refused.stderr
+    );
+    assert!(
+        refused.stderr.contains(&format!(
+            "vpc (ec2:vpc): planned no change to {vpc}, now update of {vpc}"
+        )),
+        "{}",
+        refused.stderr
+    );
+    let during: Vec<Seen> = proxy.seen()[before..].to_vec();
+    assert!(
+        !during.iter().any(|s| s.op == "ModifyVpcAttribute"
+            || s.op == "AuthorizeSecurityGroupIngress"
+            || s.op == "RevokeSecurityGroupIngress"),
+        "a stale plan changed the cloud"
+    );
+
+    // Reviewed again, it applies.
+    ok(&e, &proxy, &["diff", &stack, "--out", &plan]);
+    ok(&e, &proxy, &["up", &stack, "--plan", &plan]);
+    assert_eq!(
+        run(&e, &proxy, &["diff", &stack, "--detailed-exitcode"]).code,
+        0
+    );
+}
+
+#[test]
+fn a_plan_for_another_file_stack_account_or_region_is_refused() {
+    let e = Emulator::start();
+    let proxy = Realism::start(&e.endpoint, Behaviours::none());
+    let stack = network_stack(&e);
+    let plan = e
+        .dir
+        .path()
+        .join("plan.json")
+        .to_string_lossy()
+        .into_owned();
+    ok(&e, &proxy, &["diff", &stack, "--out", &plan]);
+
+    // The file changed since the review, even where the plan would not.
+    let text = std::fs::read_to_string(&stack).unwrap();
+    std::fs::write(&stack, format!("{text}\n# reviewed? no\n")).unwrap();
+    let r = run(&e, &proxy, &["up", &stack, "--plan", &plan]);
+    assert_eq!(r.code, STALE_PLAN, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("the stack file changed since the plan"),
+        "{}",
+        r.stderr
+    );
+    std::fs::write(&stack, &text).unwrap();
+
+    // Another stack: refused before any request.
+    let other = e.stack(
+        "other.toml",
+        &text.replace("name = \"net\"", "name = \"net2\""),
+    );
+    let before = proxy.seen().len();
+    let r = run(&e, &proxy, &["up", &other, "--plan", &plan]);
+    assert_eq!(r.code, STALE_PLAN, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("is a plan for stack `net`, not `net2`"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        proxy.seen().len(),
+        before,
+        "requests were made for a foreign plan"
+    );
+
+    // Another region.
+    let r = run(
+        &e,
+        &proxy,
+        &["up", &stack, "--plan", &plan, "--region", "us-west-2"],
+    );
+    assert_eq!(r.code, STALE_PLAN, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("the plan is for region us-east-1, this run is in us-west-2"),
+        "{}",
+        r.stderr
+    );
+
+    // Another account (the plan's account, as another account's pipeline wrote it).
+    let mut saved = read_plan(Path::new(&plan));
+    saved["account"] = "210987654321".into();
+    std::fs::write(&plan, saved.to_string()).unwrap();
+    let r = run(&e, &proxy, &["up", &stack, "--plan", &plan]);
+    assert_eq!(r.code, STALE_PLAN, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("the plan is for account 210987654321"),
+        "{}",
+        r.stderr
+    );
+
+    // Not a plan at all.
+    std::fs::write(&plan, "{}").unwrap();
+    let r = run(&e, &proxy, &["up", &stack, "--plan", &plan]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("is not a bookstore-infra plan"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        writes(&proxy.seen())
+            .iter()
+            .all(|w| w.starts_with("s3:") || w.starts_with("ssm:")),
+        "{:?}",
+        writes(&proxy.seen())
+    );
+}
+
+#[test]
+fn the_cost_limit_fails_the_run_before_anything_is_applied_and_the_summary_gets_the_plan() {
+    let e = Emulator::start();
+    let proxy = Realism::start(&e.endpoint, Behaviours::none());
+    let stack = network_stack(&e);
+    let summary = e.dir.path().join("summary.md");
+    // One NAT gateway and its address: 730 h x (0.045 + 0.005) USD in us-east-1.
+    let want = 730.0 * (0.045 + 0.005);
+    let r = e
+        .cmd()
+        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .args(["diff", &stack, "--json", "--max-monthly-increase", "10"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        r.status.code(),
+        Some(6),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains(&format!(
+            "rises by up to {want:.2} USD, over the limit of 10.00 USD"
+        )),
+        "{err}"
+    );
+    let doc: Value = serde_json::from_slice(&r.stdout).unwrap();
+    let cost = &doc["cost"];
+    assert!(
+        (cost["increase_max"].as_f64().unwrap() - want).abs() < 0.01,
+        "{cost}"
+    );
+    assert_eq!(cost["before"]["total_max"].as_f64(), Some(0.0));
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(md.contains("to add, 0 to change, 0 to destroy"), "{md}");
+    assert!(md.contains(&format!("{want:.2}")), "{md}");
+
+    let r = run(
+        &e,
+        &proxy,
+        &["up", &stack, "--yes", "--max-monthly-increase", "10"],
+    );
+    assert_eq!(r.code, 6, "{}", r.stderr);
+    assert!(
+        writes(&proxy.seen())
+            .iter()
+            .all(|w| w.starts_with("s3:") || w.starts_with("ssm:")),
+        "{:?}",
+        writes(&proxy.seen())
+    );
+    ok(
+        &e,
+        &proxy,
+        &["up", &stack, "--yes", "--max-monthly-increase", "40"],
+    );
+    // Nothing changes now, so nothing rises.
+    let r = ok(
+        &e,
+        &proxy,
+        &["diff", &stack, "--cost", "--max-monthly-increase", "0"],
+    );
+    assert!(r.stdout.contains(&format!("{want:.2}")), "{}", r.stdout);
+}
