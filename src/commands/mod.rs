@@ -3,6 +3,7 @@
 
 pub mod destroy;
 pub mod diff;
+pub mod iam_policy;
 pub mod outputs;
 pub mod up;
 pub mod validate;
@@ -363,10 +364,5 @@ impl CostOpts {
 
 /// The plan as markdown, with extra sections (the cost) after it.
 pub fn markdown(plan: &Plan, sections: &[String]) -> String {
-    let mut out = format!("```\n{}```\n", plan.render(false));
-    for s in sections {
-        out.push('\n');
-        out.push_str(s);
-    }
-    out
+    bookstore_infra::engine::markdown::render(plan, sections)
 }

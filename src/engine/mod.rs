@@ -8,6 +8,7 @@
 
 pub mod executor;
 pub mod graph;
+pub mod markdown;
 pub mod plan;
 pub mod refs;
 
