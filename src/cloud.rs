@@ -289,6 +289,9 @@ pub struct Cloud {
     pub poll: Duration,
     /// How long each kind of wait may last (the stack's `[timeouts]`).
     pub timeouts: Timeouts,
+    /// The run lock's lease, checked before each change (see
+    /// [`crate::lock::Fence`]); `None` when no lock is held (`diff`, tests).
+    pub fence: Option<crate::lock::Fence>,
 }
 
 /// The SDK's retry policy for every client, scaled by the readiness poll
@@ -394,6 +397,7 @@ impl Cloud {
             calls,
             poll,
             timeouts: Timeouts::default(),
+            fence: None,
         }
     }
 

@@ -5,6 +5,7 @@
 pub mod cloud;
 pub mod cost;
 pub mod engine;
+pub mod iam_policy;
 pub mod lifecycle;
 pub mod lock;
 pub mod ops;

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 
-use commands::{destroy, diff, outputs, up, validate, Ctx, Global};
+use commands::{destroy, diff, iam_policy, outputs, up, validate, Ctx, Global};
 
 /// Declarative provisioning of the scaled bookstore deployment on AWS.
 ///
@@ -42,6 +42,8 @@ enum Cmd {
     Outputs(outputs::OutputsArgs),
     /// Check the stack file without calling AWS.
     Validate(validate::ValidateArgs),
+    /// Print the least-privilege IAM policy for a CI role running this stack.
+    IamPolicy(iam_policy::IamPolicyArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
             Cmd::Destroy(a) => destroy::run(&ctx, a).await,
             Cmd::Outputs(a) => outputs::run(&ctx, a).await,
             Cmd::Validate(a) => validate::run(a),
+            Cmd::IamPolicy(a) => iam_policy::run(a),
         }
     });
     match result {

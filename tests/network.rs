@@ -408,11 +408,15 @@ fn up_from_empty_creates_the_network_then_converges() {
         .lines()
         .find(|l| l.starts_with("api_calls="))
         .expect("stats line");
-    // Only the lock (an SSM parameter) is written; no resource is touched.
+    // Only the lock (an S3 object: created, heartbeats, deleted) is
+    // written; no resource is touched.
     let writes: Vec<&str> = stats
         .trim_start_matches("api_calls=")
         .split(' ')
-        .filter(|kv| !kv.starts_with("SSM:"))
+        .filter(|kv| {
+            let k = kv.to_ascii_lowercase();
+            !k.starts_with("s3:putobject=") && !k.starts_with("s3:deleteobject=")
+        })
         .filter(|kv| {
             let op = kv.split_once(':').map(|(_, o)| o).unwrap_or(kv);
             [
@@ -650,14 +654,10 @@ fn destroy_leaves_nothing_tagged() {
     );
     let left = tagged(&e);
     assert!(left.is_empty(), "still tagged: {left:?}");
-    let lock = e.block_on(async {
-        e.ssm()
-            .get_parameter()
-            .name("/bookstore-infra/net/lock")
-            .send()
-            .await
-    });
-    assert!(lock.is_err(), "the run lock is gone too");
+    let lock = e
+        .block_on(bookstore_infra::lock::holder(&e.cloud(), "net"))
+        .unwrap();
+    assert!(lock.is_none(), "the run lock is gone too: {lock:?}");
     // Destroying again has nothing to do.
     let again = e.ok(&["destroy", DEMO, "--yes"]);
     assert!(again.stdout.contains("No changes."), "{}", again.stdout);
@@ -773,7 +773,8 @@ fn a_second_concurrent_run_is_refused() {
         .success());
 
     let second = e.run(&["up", DEMO, "--yes"]);
-    assert_eq!(second.code, 1, "{}", second.stdout);
+    // Its own exit code: the lock is held.
+    assert_eq!(second.code, 3, "{}", second.stdout);
     assert!(
         second.stderr.contains("is locked by another run"),
         "{}",
@@ -785,7 +786,7 @@ fn a_second_concurrent_run_is_refused() {
         second.stderr
     );
     let destroy = e.run(&["destroy", DEMO, "--yes"]);
-    assert_eq!(destroy.code, 1);
+    assert_eq!(destroy.code, 3);
     assert!(destroy.stderr.contains("is locked"), "{}", destroy.stderr);
     // `diff` only reads, and is never blocked: it sees the half-made
     // network and says there are changes (2), not an error (1).

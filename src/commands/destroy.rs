@@ -27,14 +27,10 @@ pub struct DestroyArgs {
 pub async fn run(ctx: &Ctx, a: &DestroyArgs) -> Result<u8> {
     let s = super::load(&a.stack)?;
     let cloud = ctx.connect(&s, false).await;
-    super::locked(
-        ctx,
-        &cloud,
-        &s,
-        &a.run,
-        "destroy",
-        destroy(ctx, &cloud, &s, a),
-    )
+    super::locked(ctx, &cloud, &s, &a.run, "destroy", {
+        let st = &s;
+        move |cloud: Cloud| async move { destroy(ctx, &cloud, st, a).await }
+    })
     .await
 }
 

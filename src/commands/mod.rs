@@ -65,11 +65,17 @@ impl Exit {
 
 /// The exit code an error ends the run with.
 pub fn code_of(e: &anyhow::Error) -> u8 {
+    // An `Exit` given as context is found here, not in the chain.
+    if let Some(x) = e.downcast_ref::<Exit>() {
+        return x.code;
+    }
     for cause in e.chain() {
         if let Some(x) = cause.downcast_ref::<Exit>() {
             return x.code;
         }
-        if let Some(LockError::Held { .. }) = cause.downcast_ref::<LockError>() {
+        if let Some(LockError::Held { .. } | LockError::Lost { .. }) =
+            cause.downcast_ref::<LockError>()
+        {
             return exit::LOCK_HELD;
         }
         if let Some(ExecError::NeedsConsent(_)) = cause.downcast_ref::<ExecError>() {
@@ -238,28 +244,47 @@ pub async fn take_lock(cloud: &Cloud, s: &Stack, run: &RunOpts, command: &str) -
         }
         lock::force_unlock(cloud, &s.name).await?;
     }
-    Ok(Lock::acquire(
+    Ok(Lock::acquire_waiting(
         cloud,
         &s.name,
         command,
         Duration::from_secs(run.lock_timeout),
+        (run.lock_wait > 0).then(|| Duration::from_secs(run.lock_wait)),
     )
     .await?)
 }
 
 /// Runs `work` under the stack's lock and gives the lock back, whatever
-/// the outcome.
-pub async fn locked(
+/// the outcome. `work` gets a copy of `cloud` fenced by the lock: once the
+/// lock is taken over (this run was paused past its lease), no step
+/// changes anything.
+pub async fn locked<F, Fut>(
     ctx: &Ctx,
     cloud: &Cloud,
     s: &Stack,
     run: &RunOpts,
     command: &str,
-    work: impl std::future::Future<Output = Result<u8>>,
-) -> Result<u8> {
+    work: F,
+) -> Result<u8>
+where
+    F: FnOnce(Cloud) -> Fut,
+    Fut: std::future::Future<Output = Result<u8>>,
+{
     let lock = take_lock(cloud, s, run, command).await?;
-    let result = interruptible(work).await;
+    let fence = lock.fence();
+    let mut fenced = cloud.clone();
+    fenced.fence = Some(fence.clone());
+    let mut result = interruptible(work(fenced)).await;
+    if result.is_err() && fence.is_lost().await {
+        result = result.map_err(|e| {
+            e.context(Exit::new(
+                exit::LOCK_HELD,
+                "another run took over the stack's lock while this one was paused past its lease: this run stopped without changing anything more",
+            ))
+        });
+    }
     let released = lock.release().await;
+    // The copy shares the call counter.
     ctx.print_stats(cloud);
     let code = result?;
     released.map_err(|e| anyhow::anyhow!(e).context("releasing the stack's lock"))?;

@@ -60,14 +60,10 @@ pub async fn run(ctx: &Ctx, a: &UpArgs) -> Result<u8> {
     };
     let binary = ops::binary(&s)?;
     let cloud = ctx.connect(&s, false).await;
-    super::locked(
-        ctx,
-        &cloud,
-        &s,
-        &a.run,
-        "up",
-        up(ctx, &cloud, &s, binary, a, saved.as_ref()),
-    )
+    super::locked(ctx, &cloud, &s, &a.run, "up", {
+        let (st, sv) = (&s, saved.as_ref());
+        move |cloud: Cloud| async move { up(ctx, &cloud, st, binary, a, sv).await }
+    })
     .await
 }
 

@@ -417,6 +417,7 @@ impl Executor<'_> {
         let rep = &self.cloud.reporter;
         let start = Instant::now();
         let result = async {
+            self.fenced(&d.id).await?;
             let o = match current {
                 None => {
                     rep.start(&d.id, "creating");
@@ -445,6 +446,21 @@ impl Executor<'_> {
         result
     }
 
+    /// Ok while this run may change the cloud: it holds the stack's lock
+    /// with a fresh lease, confirmed anew if it ran out (a run stopped past
+    /// the lock's timeout). Once the lock is lost no step changes anything
+    /// (see [`crate::lock::Fence`]).
+    async fn fenced(&self, id: &str) -> Result<(), CloudError> {
+        let Some(fence) = &self.cloud.fence else {
+            return Ok(());
+        };
+        match fence.check().await {
+            Ok(()) => Ok(()),
+            Err(crate::lock::LockError::Cloud(e)) => Err(e),
+            Err(e) => Err(CloudError::invalid(id, format!("not changed: {e}"))),
+        }
+    }
+
     async fn delete(&self, o: &Observed, what: &str) -> Result<(), CloudError> {
         let kind = self
             .registry
@@ -457,7 +473,10 @@ impl Executor<'_> {
             self.cloud.timeouts.for_kind(o.kind, Phase::Delete),
             self.cloud.poll.max(Duration::from_millis(500)),
             |msg| rep.status(&o.id, msg),
-            || kind.delete(self.cloud, o),
+            || async {
+                self.fenced(&o.id).await?;
+                kind.delete(self.cloud, o).await
+            },
         )
         .await;
         match &result {

@@ -329,15 +329,19 @@ pub fn owned(e: &Emulator, stack: &str) -> BTreeMap<String, Vec<String>> {
             }
         }
 
-        let ssm = aws_sdk_ssm::Client::new(&conf);
-        if ssm
-            .get_parameter()
-            .name(format!("/bookstore-infra/{stack}/lock"))
-            .send()
+        // The stack's run lock is its object in the account's lock bucket;
+        // the bucket itself is shared by every stack (and untagged).
+        let cloud = bookstore_infra::cloud::Cloud::from_conf(
+            &conf,
+            std::sync::Arc::new(bookstore_infra::progress::Silent),
+            std::time::Duration::from_millis(50),
+        );
+        if bookstore_infra::lock::holder(&cloud, stack)
             .await
-            .is_ok()
+            .unwrap()
+            .is_some()
         {
-            put("ssm:lock", format!("/bookstore-infra/{stack}/lock"));
+            put("s3:lock", bookstore_infra::lock::object_key(stack));
         }
         m
     })

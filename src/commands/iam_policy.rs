@@ -1,0 +1,44 @@
+//! `iam-policy STACK`: the least-privilege IAM policy a CI role needs to run
+//! `diff` (read-only) or `up` and `destroy` on this stack. No API call.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+
+use bookstore_infra::iam_policy::{self, Scope};
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Debug)]
+pub enum For {
+    /// `diff`, `outputs`, `validate`: reads only.
+    Diff,
+    /// `up` and `destroy`: everything they create, change and delete.
+    Up,
+}
+
+#[derive(Args)]
+pub struct IamPolicyArgs {
+    pub stack: PathBuf,
+    /// Which runs the role is for.
+    #[arg(long = "for", value_enum, default_value_t = For::Up)]
+    pub scope: For,
+    /// The account id to put in the ARNs (otherwise `*`).
+    #[arg(long, value_name = "ID")]
+    pub account: Option<String>,
+}
+
+pub fn run(a: &IamPolicyArgs) -> Result<u8> {
+    let s = super::load(&a.stack)?;
+    if let Some(id) = &a.account {
+        if id.len() != 12 || !id.bytes().all(|b| b.is_ascii_digit()) {
+            anyhow::bail!("--account {id}: an AWS account id is 12 digits");
+        }
+    }
+    let scope = match a.scope {
+        For::Diff => Scope::Plan,
+        For::Up => Scope::Apply,
+    };
+    let doc = iam_policy::policy(&s, a.account.as_deref(), scope);
+    println!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(super::exit::OK)
+}

@@ -1,0 +1,1113 @@
+//! The least-privilege IAM policy a CI role needs to run the tool: read-only
+//! for `diff`, everything for `up` and `destroy`.
+//!
+//! The policy is derived from [`CALLS`], one row per AWS SDK call the tool
+//! makes (a unit test scans `src/` and fails when a call is missing from the
+//! table, or when a row names a call the tool no longer makes). Each row
+//! gives the API operation and the IAM actions AWS authorizes it against,
+//! which are not always named like the operation (Service Authorization
+//! Reference, "Actions, resources, and condition keys" of each service).
+//!
+//! Resources the tool creates carry the tag `bookstore-infra:stack` = stack
+//! name ([`crate::engine::TAG_STACK`]), so changes to existing resources are
+//! allowed under `aws:ResourceTag/bookstore-infra:stack` and creations under
+//! `aws:RequestTag/bookstore-infra:stack` wherever the service supports
+//! those condition keys ("Controlling access to AWS resources using tags",
+//! IAM User Guide). IAM roles and instance profiles are scoped by their path
+//! (`/bookstore-infra/<stack>/`), S3 buckets by name: S3 bucket actions do
+//! not take tag conditions. Describe and List calls do not support
+//! resource-level permissions and are allowed on `*`.
+
+use std::collections::BTreeSet;
+
+use serde_json::{json, Value};
+
+use crate::engine::TAG_STACK;
+use crate::resources::{iam, s3};
+use crate::stack::Stack;
+
+/// Which runs the policy is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// `diff` (and `validate`, `outputs`): reads only.
+    Plan,
+    /// `up` and `destroy`: reads and writes.
+    Apply,
+}
+
+impl Scope {
+    /// The scope a verb needs: `diff` plans, `up` and `destroy` apply.
+    pub fn for_verb(verb: &str) -> Option<Scope> {
+        match verb {
+            "diff" => Some(Scope::Plan),
+            "up" | "destroy" => Some(Scope::Apply),
+            // `logs` reads the stack's log group; `exec` sends a command.
+            "logs" => Some(Scope::Plan),
+            "exec" => Some(Scope::Apply),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a call only reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+/// One SDK call the tool makes.
+#[derive(Debug, Clone, Copy)]
+pub struct Call {
+    /// The field of [`crate::cloud::Cloud`] holding the client (`ec2`, `elbv2`...).
+    pub client: &'static str,
+    /// The SDK's method (`describe_vpcs`).
+    pub method: &'static str,
+    /// The API operation, as on the wire (`DescribeVpcs`).
+    pub operation: &'static str,
+    /// The IAM actions AWS authorizes the call against: the operation's own
+    /// first, then those it also requires (tagging on create, passing a role,
+    /// the service-linked role on first use).
+    pub actions: &'static [&'static str],
+    pub access: Access,
+}
+
+/// The IAM service prefix (also the SigV4 signing name) of a client.
+pub fn service(client: &str) -> Option<&'static str> {
+    Some(match client {
+        "ec2" => "ec2",
+        "elbv2" => "elasticloadbalancing",
+        "autoscaling" => "autoscaling",
+        "rds" => "rds",
+        "efs" => "elasticfilesystem",
+        "acm" => "acm",
+        "iam" => "iam",
+        "s3" => "s3",
+        "route53" => "route53",
+        "ssm" => "ssm",
+        "sts" => "sts",
+        "logs" => "logs",
+        _ => return None,
+    })
+}
+
+const fn r(
+    client: &'static str,
+    method: &'static str,
+    operation: &'static str,
+    actions: &'static [&'static str],
+) -> Call {
+    Call {
+        client,
+        method,
+        operation,
+        actions,
+        access: Access::Read,
+    }
+}
+
+const fn w(
+    client: &'static str,
+    method: &'static str,
+    operation: &'static str,
+    actions: &'static [&'static str],
+) -> Call {
+    Call {
+        client,
+        method,
+        operation,
+        actions,
+        access: Access::Write,
+    }
+}
+
+/// Every SDK call the tool makes, and the IAM actions behind it.
+///
+/// Tag-on-create needs the tagging action too: EC2 `ec2:CreateTags`
+/// ("Grant permission to tag Amazon EC2 resources during creation"), ELB
+/// `elasticloadbalancing:AddTags` ("Identity-based policies for Elastic Load
+/// Balancing", tagging on create), RDS `rds:AddTagsToResource`, EFS
+/// `elasticfilesystem:TagResource`, ACM `acm:AddTagsToCertificate`, IAM
+/// `iam:TagRole` / `iam:TagInstanceProfile`.
+/// Creating or updating an Auto Scaling group from a launch template whose
+/// instance profile holds a role needs `ec2:RunInstances` and `iam:PassRole`
+/// ("Control Amazon EC2 launch template use in Auto Scaling groups"), and so
+/// does `AddRoleToInstanceProfile` (`iam:PassRole`). EFS mount targets are
+/// network interfaces the caller creates (EFS API reference,
+/// CreateMountTarget / DeleteMountTarget / ModifyMountTargetSecurityGroups:
+/// "also requires permissions for the following Amazon EC2 actions").
+/// S3 names differ: ListObjectsV2 and HeadBucket are `s3:ListBucket`,
+/// HeadObject is `s3:GetObject`, (Get|Put)BucketEncryption are
+/// `s3:(Get|Put)EncryptionConfiguration`, (Get|Put)PublicAccessBlock are
+/// `s3:(Get|Put)BucketPublicAccessBlock`, ListBuckets is
+/// `s3:ListAllMyBuckets`, deleting a version is `s3:DeleteObjectVersion`
+/// ("Amazon S3 API operations and required permissions").
+#[rustfmt::skip]
+pub const CALLS: &[Call] = &[
+    // EC2
+    r("ec2", "describe_addresses", "DescribeAddresses", &["ec2:DescribeAddresses"]),
+    r("ec2", "describe_availability_zones", "DescribeAvailabilityZones", &["ec2:DescribeAvailabilityZones"]),
+    r("ec2", "describe_internet_gateways", "DescribeInternetGateways", &["ec2:DescribeInternetGateways"]),
+    r("ec2", "describe_launch_template_versions", "DescribeLaunchTemplateVersions", &["ec2:DescribeLaunchTemplateVersions"]),
+    r("ec2", "describe_launch_templates", "DescribeLaunchTemplates", &["ec2:DescribeLaunchTemplates"]),
+    r("ec2", "describe_nat_gateways", "DescribeNatGateways", &["ec2:DescribeNatGateways"]),
+    r("ec2", "describe_regions", "DescribeRegions", &["ec2:DescribeRegions"]),
+    r("ec2", "describe_route_tables", "DescribeRouteTables", &["ec2:DescribeRouteTables"]),
+    r("ec2", "describe_security_groups", "DescribeSecurityGroups", &["ec2:DescribeSecurityGroups"]),
+    r("ec2", "describe_subnets", "DescribeSubnets", &["ec2:DescribeSubnets"]),
+    r("ec2", "describe_vpc_attribute", "DescribeVpcAttribute", &["ec2:DescribeVpcAttribute"]),
+    r("ec2", "describe_vpcs", "DescribeVpcs", &["ec2:DescribeVpcs"]),
+    w("ec2", "allocate_address", "AllocateAddress", &["ec2:AllocateAddress", "ec2:CreateTags"]),
+    w("ec2", "associate_route_table", "AssociateRouteTable", &["ec2:AssociateRouteTable"]),
+    w("ec2", "attach_internet_gateway", "AttachInternetGateway", &["ec2:AttachInternetGateway"]),
+    w("ec2", "authorize_security_group_ingress", "AuthorizeSecurityGroupIngress", &["ec2:AuthorizeSecurityGroupIngress"]),
+    w("ec2", "create_internet_gateway", "CreateInternetGateway", &["ec2:CreateInternetGateway", "ec2:CreateTags"]),
+    w("ec2", "create_launch_template", "CreateLaunchTemplate", &["ec2:CreateLaunchTemplate", "ec2:CreateTags"]),
+    w("ec2", "create_launch_template_version", "CreateLaunchTemplateVersion", &["ec2:CreateLaunchTemplateVersion"]),
+    w("ec2", "create_nat_gateway", "CreateNatGateway", &["ec2:CreateNatGateway", "ec2:CreateTags"]),
+    w("ec2", "create_route", "CreateRoute", &["ec2:CreateRoute"]),
+    w("ec2", "create_route_table", "CreateRouteTable", &["ec2:CreateRouteTable", "ec2:CreateTags"]),
+    w("ec2", "create_security_group", "CreateSecurityGroup", &["ec2:CreateSecurityGroup", "ec2:CreateTags"]),
+    w("ec2", "create_subnet", "CreateSubnet", &["ec2:CreateSubnet", "ec2:CreateTags"]),
+    w("ec2", "create_vpc", "CreateVpc", &["ec2:CreateVpc", "ec2:CreateTags"]),
+    w("ec2", "delete_internet_gateway", "DeleteInternetGateway", &["ec2:DeleteInternetGateway"]),
+    w("ec2", "delete_launch_template", "DeleteLaunchTemplate", &["ec2:DeleteLaunchTemplate"]),
+    w("ec2", "delete_launch_template_versions", "DeleteLaunchTemplateVersions", &["ec2:DeleteLaunchTemplateVersions"]),
+    w("ec2", "delete_nat_gateway", "DeleteNatGateway", &["ec2:DeleteNatGateway"]),
+    w("ec2", "delete_route", "DeleteRoute", &["ec2:DeleteRoute"]),
+    w("ec2", "delete_route_table", "DeleteRouteTable", &["ec2:DeleteRouteTable"]),
+    w("ec2", "delete_security_group", "DeleteSecurityGroup", &["ec2:DeleteSecurityGroup"]),
+    w("ec2", "delete_subnet", "DeleteSubnet", &["ec2:DeleteSubnet"]),
+    w("ec2", "delete_vpc", "DeleteVpc", &["ec2:DeleteVpc"]),
+    w("ec2", "detach_internet_gateway", "DetachInternetGateway", &["ec2:DetachInternetGateway"]),
+    w("ec2", "disassociate_route_table", "DisassociateRouteTable", &["ec2:DisassociateRouteTable"]),
+    w("ec2", "modify_launch_template", "ModifyLaunchTemplate", &["ec2:ModifyLaunchTemplate"]),
+    w("ec2", "modify_vpc_attribute", "ModifyVpcAttribute", &["ec2:ModifyVpcAttribute"]),
+    w("ec2", "release_address", "ReleaseAddress", &["ec2:ReleaseAddress"]),
+    w("ec2", "replace_route", "ReplaceRoute", &["ec2:ReplaceRoute"]),
+    w("ec2", "revoke_security_group_ingress", "RevokeSecurityGroupIngress", &["ec2:RevokeSecurityGroupIngress"]),
+    // Elastic Load Balancing v2
+    r("elbv2", "describe_listeners", "DescribeListeners", &["elasticloadbalancing:DescribeListeners"]),
+    r("elbv2", "describe_load_balancers", "DescribeLoadBalancers", &["elasticloadbalancing:DescribeLoadBalancers"]),
+    r("elbv2", "describe_tags", "DescribeTags", &["elasticloadbalancing:DescribeTags"]),
+    r("elbv2", "describe_target_group_attributes", "DescribeTargetGroupAttributes", &["elasticloadbalancing:DescribeTargetGroupAttributes"]),
+    r("elbv2", "describe_target_groups", "DescribeTargetGroups", &["elasticloadbalancing:DescribeTargetGroups"]),
+    r("elbv2", "describe_target_health", "DescribeTargetHealth", &["elasticloadbalancing:DescribeTargetHealth"]),
+    w("elbv2", "create_listener", "CreateListener", &["elasticloadbalancing:CreateListener", "elasticloadbalancing:AddTags"]),
+    w("elbv2", "create_load_balancer", "CreateLoadBalancer", &["elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:AddTags", "iam:CreateServiceLinkedRole"]),
+    w("elbv2", "create_target_group", "CreateTargetGroup", &["elasticloadbalancing:CreateTargetGroup", "elasticloadbalancing:AddTags"]),
+    w("elbv2", "delete_listener", "DeleteListener", &["elasticloadbalancing:DeleteListener"]),
+    w("elbv2", "delete_load_balancer", "DeleteLoadBalancer", &["elasticloadbalancing:DeleteLoadBalancer"]),
+    w("elbv2", "delete_target_group", "DeleteTargetGroup", &["elasticloadbalancing:DeleteTargetGroup"]),
+    w("elbv2", "modify_listener", "ModifyListener", &["elasticloadbalancing:ModifyListener"]),
+    w("elbv2", "modify_target_group", "ModifyTargetGroup", &["elasticloadbalancing:ModifyTargetGroup"]),
+    w("elbv2", "modify_target_group_attributes", "ModifyTargetGroupAttributes", &["elasticloadbalancing:ModifyTargetGroupAttributes"]),
+    w("elbv2", "set_security_groups", "SetSecurityGroups", &["elasticloadbalancing:SetSecurityGroups"]),
+    w("elbv2", "set_subnets", "SetSubnets", &["elasticloadbalancing:SetSubnets"]),
+    // EC2 Auto Scaling
+    r("autoscaling", "describe_auto_scaling_groups", "DescribeAutoScalingGroups", &["autoscaling:DescribeAutoScalingGroups"]),
+    r("autoscaling", "describe_instance_refreshes", "DescribeInstanceRefreshes", &["autoscaling:DescribeInstanceRefreshes"]),
+    r("autoscaling", "describe_policies", "DescribePolicies", &["autoscaling:DescribePolicies"]),
+    w("autoscaling", "attach_load_balancer_target_groups", "AttachLoadBalancerTargetGroups", &["autoscaling:AttachLoadBalancerTargetGroups"]),
+    w("autoscaling", "cancel_instance_refresh", "CancelInstanceRefresh", &["autoscaling:CancelInstanceRefresh"]),
+    w("autoscaling", "create_auto_scaling_group", "CreateAutoScalingGroup", &["autoscaling:CreateAutoScalingGroup", "autoscaling:CreateOrUpdateTags", "ec2:RunInstances", "iam:PassRole", "iam:CreateServiceLinkedRole"]),
+    w("autoscaling", "create_or_update_tags", "CreateOrUpdateTags", &["autoscaling:CreateOrUpdateTags"]),
+    w("autoscaling", "delete_auto_scaling_group", "DeleteAutoScalingGroup", &["autoscaling:DeleteAutoScalingGroup"]),
+    w("autoscaling", "delete_tags", "DeleteTags", &["autoscaling:DeleteTags"]),
+    w("autoscaling", "detach_load_balancer_target_groups", "DetachLoadBalancerTargetGroups", &["autoscaling:DetachLoadBalancerTargetGroups"]),
+    w("autoscaling", "put_scaling_policy", "PutScalingPolicy", &["autoscaling:PutScalingPolicy"]),
+    w("autoscaling", "start_instance_refresh", "StartInstanceRefresh", &["autoscaling:StartInstanceRefresh", "ec2:RunInstances", "iam:PassRole"]),
+    w("autoscaling", "update_auto_scaling_group", "UpdateAutoScalingGroup", &["autoscaling:UpdateAutoScalingGroup", "ec2:RunInstances", "iam:PassRole"]),
+    // RDS
+    r("rds", "describe_db_instances", "DescribeDBInstances", &["rds:DescribeDBInstances"]),
+    r("rds", "describe_db_subnet_groups", "DescribeDBSubnetGroups", &["rds:DescribeDBSubnetGroups"]),
+    r("rds", "list_tags_for_resource", "ListTagsForResource", &["rds:ListTagsForResource"]),
+    w("rds", "add_tags_to_resource", "AddTagsToResource", &["rds:AddTagsToResource"]),
+    w("rds", "create_db_instance", "CreateDBInstance", &["rds:CreateDBInstance", "rds:AddTagsToResource", "iam:CreateServiceLinkedRole"]),
+    w("rds", "create_db_subnet_group", "CreateDBSubnetGroup", &["rds:CreateDBSubnetGroup", "rds:AddTagsToResource"]),
+    // A final snapshot is a snapshot the caller creates.
+    w("rds", "delete_db_instance", "DeleteDBInstance", &["rds:DeleteDBInstance", "rds:CreateDBSnapshot"]),
+    w("rds", "delete_db_subnet_group", "DeleteDBSubnetGroup", &["rds:DeleteDBSubnetGroup"]),
+    w("rds", "modify_db_instance", "ModifyDBInstance", &["rds:ModifyDBInstance"]),
+    w("rds", "modify_db_subnet_group", "ModifyDBSubnetGroup", &["rds:ModifyDBSubnetGroup"]),
+    // EFS
+    r("efs", "describe_access_points", "DescribeAccessPoints", &["elasticfilesystem:DescribeAccessPoints"]),
+    r("efs", "describe_file_systems", "DescribeFileSystems", &["elasticfilesystem:DescribeFileSystems"]),
+    r("efs", "describe_mount_target_security_groups", "DescribeMountTargetSecurityGroups", &["elasticfilesystem:DescribeMountTargetSecurityGroups"]),
+    r("efs", "describe_mount_targets", "DescribeMountTargets", &["elasticfilesystem:DescribeMountTargets"]),
+    w("efs", "create_access_point", "CreateAccessPoint", &["elasticfilesystem:CreateAccessPoint", "elasticfilesystem:TagResource"]),
+    w("efs", "create_file_system", "CreateFileSystem", &["elasticfilesystem:CreateFileSystem", "elasticfilesystem:TagResource", "iam:CreateServiceLinkedRole"]),
+    w("efs", "create_mount_target", "CreateMountTarget", &["elasticfilesystem:CreateMountTarget", "ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces"]),
+    w("efs", "delete_access_point", "DeleteAccessPoint", &["elasticfilesystem:DeleteAccessPoint"]),
+    w("efs", "delete_file_system", "DeleteFileSystem", &["elasticfilesystem:DeleteFileSystem"]),
+    w("efs", "delete_mount_target", "DeleteMountTarget", &["elasticfilesystem:DeleteMountTarget", "ec2:DeleteNetworkInterface"]),
+    w("efs", "modify_mount_target_security_groups", "ModifyMountTargetSecurityGroups", &["elasticfilesystem:ModifyMountTargetSecurityGroups", "ec2:ModifyNetworkInterfaceAttribute"]),
+    // ACM
+    r("acm", "describe_certificate", "DescribeCertificate", &["acm:DescribeCertificate"]),
+    r("acm", "list_certificates", "ListCertificates", &["acm:ListCertificates"]),
+    r("acm", "list_tags_for_certificate", "ListTagsForCertificate", &["acm:ListTagsForCertificate"]),
+    w("acm", "delete_certificate", "DeleteCertificate", &["acm:DeleteCertificate"]),
+    w("acm", "request_certificate", "RequestCertificate", &["acm:RequestCertificate", "acm:AddTagsToCertificate"]),
+    // IAM
+    r("iam", "get_instance_profile", "GetInstanceProfile", &["iam:GetInstanceProfile"]),
+    r("iam", "get_role", "GetRole", &["iam:GetRole"]),
+    r("iam", "get_role_policy", "GetRolePolicy", &["iam:GetRolePolicy"]),
+    r("iam", "list_instance_profiles", "ListInstanceProfiles", &["iam:ListInstanceProfiles"]),
+    r("iam", "list_role_tags", "ListRoleTags", &["iam:ListRoleTags"]),
+    r("iam", "list_roles", "ListRoles", &["iam:ListRoles"]),
+    r("iam", "list_attached_role_policies", "ListAttachedRolePolicies", &["iam:ListAttachedRolePolicies"]),
+    w("iam", "attach_role_policy", "AttachRolePolicy", &["iam:AttachRolePolicy"]),
+    w("iam", "detach_role_policy", "DetachRolePolicy", &["iam:DetachRolePolicy"]),
+    w("iam", "add_role_to_instance_profile", "AddRoleToInstanceProfile", &["iam:AddRoleToInstanceProfile", "iam:PassRole"]),
+    w("iam", "create_instance_profile", "CreateInstanceProfile", &["iam:CreateInstanceProfile", "iam:TagInstanceProfile"]),
+    w("iam", "create_role", "CreateRole", &["iam:CreateRole", "iam:TagRole"]),
+    w("iam", "delete_instance_profile", "DeleteInstanceProfile", &["iam:DeleteInstanceProfile"]),
+    w("iam", "delete_role", "DeleteRole", &["iam:DeleteRole"]),
+    w("iam", "delete_role_policy", "DeleteRolePolicy", &["iam:DeleteRolePolicy"]),
+    w("iam", "put_role_policy", "PutRolePolicy", &["iam:PutRolePolicy"]),
+    w("iam", "remove_role_from_instance_profile", "RemoveRoleFromInstanceProfile", &["iam:RemoveRoleFromInstanceProfile"]),
+    // S3: the artifact bucket, and the run lock's bucket.
+    r("s3", "get_bucket_encryption", "GetBucketEncryption", &["s3:GetEncryptionConfiguration"]),
+    r("s3", "get_bucket_location", "GetBucketLocation", &["s3:GetBucketLocation"]),
+    r("s3", "get_bucket_tagging", "GetBucketTagging", &["s3:GetBucketTagging"]),
+    r("s3", "get_bucket_versioning", "GetBucketVersioning", &["s3:GetBucketVersioning"]),
+    r("s3", "get_object", "GetObject", &["s3:GetObject"]),
+    r("s3", "get_public_access_block", "GetPublicAccessBlock", &["s3:GetBucketPublicAccessBlock"]),
+    r("s3", "head_object", "HeadObject", &["s3:GetObject"]),
+    r("s3", "list_buckets", "ListBuckets", &["s3:ListAllMyBuckets"]),
+    r("s3", "list_object_versions", "ListObjectVersions", &["s3:ListBucketVersions"]),
+    r("s3", "list_objects_v2", "ListObjectsV2", &["s3:ListBucket"]),
+    w("s3", "create_bucket", "CreateBucket", &["s3:CreateBucket"]),
+    w("s3", "delete_bucket", "DeleteBucket", &["s3:DeleteBucket"]),
+    w("s3", "delete_object", "DeleteObject", &["s3:DeleteObject", "s3:DeleteObjectVersion"]),
+    w("s3", "delete_objects", "DeleteObjects", &["s3:DeleteObject", "s3:DeleteObjectVersion"]),
+    w("s3", "put_bucket_encryption", "PutBucketEncryption", &["s3:PutEncryptionConfiguration"]),
+    w("s3", "put_bucket_tagging", "PutBucketTagging", &["s3:PutBucketTagging"]),
+    w("s3", "put_bucket_versioning", "PutBucketVersioning", &["s3:PutBucketVersioning"]),
+    w("s3", "put_object", "PutObject", &["s3:PutObject"]),
+    w("s3", "put_public_access_block", "PutPublicAccessBlock", &["s3:PutBucketPublicAccessBlock"]),
+    // Route 53
+    r("route53", "list_hosted_zones", "ListHostedZones", &["route53:ListHostedZones"]),
+    r("route53", "list_hosted_zones_by_name", "ListHostedZonesByName", &["route53:ListHostedZonesByName"]),
+    r("route53", "list_resource_record_sets", "ListResourceRecordSets", &["route53:ListResourceRecordSets"]),
+    w("route53", "change_resource_record_sets", "ChangeResourceRecordSets", &["route53:ChangeResourceRecordSets"]),
+    // SSM: the public AMI parameter; `exec` runs a command on an instance.
+    r("ssm", "get_parameter", "GetParameter", &["ssm:GetParameter"]),
+    r("ssm", "get_command_invocation", "GetCommandInvocation", &["ssm:GetCommandInvocation"]),
+    w("ssm", "send_command", "SendCommand", &["ssm:SendCommand"]),
+    // CloudWatch Logs: the app's log group; `logs` reads its events.
+    r("logs", "describe_log_groups", "DescribeLogGroups", &["logs:DescribeLogGroups"]),
+    r("logs", "filter_log_events", "FilterLogEvents", &["logs:FilterLogEvents"]),
+    r("logs", "list_tags_for_resource", "ListTagsForResource", &["logs:ListTagsForResource"]),
+    w("logs", "create_log_group", "CreateLogGroup", &["logs:CreateLogGroup", "logs:TagResource"]),
+    w("logs", "delete_log_group", "DeleteLogGroup", &["logs:DeleteLogGroup"]),
+    w("logs", "put_retention_policy", "PutRetentionPolicy", &["logs:PutRetentionPolicy"]),
+    // STS: GetCallerIdentity needs no permission ("GetCallerIdentity", STS
+    // API reference); it is listed so the table covers every call.
+    r("sts", "get_caller_identity", "GetCallerIdentity", &["sts:GetCallerIdentity"]),
+];
+
+/// The actions that authorize the tags a create carries, in the services
+/// whose creates the stack's tag scopes (the rows' first actions are the
+/// creates themselves).
+const TAG_ON_CREATE: &[&str] = &[
+    "ec2:CreateTags",
+    "elasticloadbalancing:AddTags",
+    "autoscaling:CreateOrUpdateTags",
+    "rds:AddTagsToResource",
+    "elasticfilesystem:TagResource",
+    "acm:AddTagsToCertificate",
+];
+
+/// The row for an API operation of a service (IAM prefix: `ec2`,
+/// `elasticloadbalancing`, `elasticfilesystem`...), as a request names it.
+pub fn call(service_prefix: &str, operation: &str) -> Option<&'static Call> {
+    CALLS
+        .iter()
+        .find(|c| service(c.client) == Some(service_prefix) && c.operation == operation)
+}
+
+/// Every IAM action a scope needs.
+pub fn actions(scope: Scope) -> BTreeSet<String> {
+    CALLS
+        .iter()
+        .filter(|c| scope == Scope::Apply || c.access == Access::Read)
+        .flat_map(|c| c.actions.iter().map(|a| a.to_string()))
+        .collect()
+}
+
+/// The SSM parameter of the public Amazon Linux AMI ids ("Query for the
+/// latest Amazon Linux AMI IDs using Systems Manager Parameter Store"):
+/// public parameters have no account in their ARN.
+const AMI_PARAMETERS: &str = "/aws/service/ami-amazon-linux-latest/*";
+
+/// The S3 resources of the artifact bucket: the exact name when account and
+/// region are known, else every name the stack's buckets can have.
+fn artifact_bucket(stack: &str, account: &str, region: &str) -> String {
+    if account != "*" && region != "*" {
+        return s3::bucket_name(stack, account, region);
+    }
+    // The longest region name cuts a long stack name shortest: the prefix
+    // then matches whatever region the bucket is in.
+    let sample = s3::bucket_name(stack, "000000000000", "ap-southeast-99");
+    let prefix = &sample[..sample.find("-artifacts-").unwrap_or(sample.len())];
+    if prefix.len() == stack.len() {
+        format!("{stack}-artifacts-{account}-{region}")
+    } else {
+        format!("{prefix}*-artifacts-{account}-{region}")
+    }
+}
+
+/// How many characters (white space not counted) a role's inline policies
+/// may hold ("IAM and AWS STS quotas", IAM User Guide); a managed policy
+/// holds only 6,144, too few for the apply scope: attach the document with
+/// `aws iam put-role-policy`.
+pub const INLINE_POLICY_LIMIT: usize = 10_240;
+
+/// Verbs whose actions a statement groups under one wildcard when it has
+/// several of a service: reads, and deletes and changes that the
+/// statement's resources and tag condition bound. IAM's are never grouped:
+/// `iam:Get*` on `*` would read every policy of the account.
+const GROUPED_VERBS: &[&str] = &["Describe", "List", "Get", "Delete", "Modify"];
+
+/// The verb an action's name starts with (`Describe` of `DescribeVpcs`).
+fn verb(name: &str) -> &str {
+    let end = name
+        .char_indices()
+        .skip(1)
+        .find(|(_, c)| c.is_ascii_uppercase())
+        .map_or(name.len(), |(i, _)| i);
+    &name[..end]
+}
+
+/// `actions`, those of one service and verb grouped as `service:Verb*`
+/// where there are several, to stay well within [`INLINE_POLICY_LIMIT`].
+fn grouped(actions: &[&str]) -> Vec<String> {
+    let key = |a: &str| {
+        let (svc, name) = a.split_once(':').unwrap_or(("", a));
+        (svc.to_string(), verb(name).to_string())
+    };
+    let mut out: Vec<String> = actions
+        .iter()
+        .map(|a| {
+            let k = key(a);
+            let several = actions.iter().filter(|b| key(b) == k).count() > 1;
+            let (svc, v) = k;
+            if several && svc != "iam" && GROUPED_VERBS.contains(&v.as_str()) {
+                format!("{svc}:{v}*")
+            } else {
+                a.to_string()
+            }
+        })
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Whether `pattern` (an action, or a prefix ending in `*`) covers `action`.
+pub fn covers(pattern: &str, action: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => action.starts_with(prefix),
+        None => pattern == action,
+    }
+}
+
+fn statement(sid: &str, actions: &[&str], resources: &[String], condition: Option<Value>) -> Value {
+    let actions = grouped(actions);
+    let mut s = json!({
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": actions,
+        "Resource": resources,
+    });
+    if let Some(c) = condition {
+        s["Condition"] = c;
+    }
+    s
+}
+
+/// The actions of `scope` that belong to `service` and are read or written.
+fn of(scope: Scope, service_prefix: &str, access: Access) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = CALLS
+        .iter()
+        .filter(|c| c.access == access)
+        .filter(|c| scope == Scope::Apply || c.access == Access::Read)
+        .flat_map(|c| c.actions.iter().copied())
+        .filter(|a| a.split(':').next() == Some(service_prefix))
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// The least-privilege policy document for running `scope` on `stack`.
+/// Without `account` (or a region in the stack file) the ARNs hold `*`
+/// there instead.
+pub fn policy(stack: &Stack, account: Option<&str>, scope: Scope) -> Value {
+    let name = stack.name.as_str();
+    let a = account.unwrap_or("*");
+    let region = stack.region.as_deref().unwrap_or("*");
+    let owned_by = json!({ "StringEquals": { format!("aws:ResourceTag/{TAG_STACK}"): name } });
+    let tagged = json!({ "StringEquals": { format!("aws:RequestTag/{TAG_STACK}"): name } });
+    let bucket = artifact_bucket(name, a, region);
+    // The plan reads the tags of every bucket named like the stack's (its
+    // copies in other regions too) to find its own: a refusal would fail it.
+    let any_bucket = artifact_bucket(name, "*", "*");
+    let lock = crate::lock::bucket_name(a, region);
+    let lock_object = format!("arn:aws:s3:::{lock}/{}", crate::lock::object_key(name));
+    let s3_reads = of(scope, "s3", Access::Read);
+    let list_all: Vec<&str> = s3_reads
+        .iter()
+        .copied()
+        .filter(|x| *x == "s3:ListAllMyBuckets")
+        .collect();
+    let s3_scoped_reads: Vec<&str> = s3_reads
+        .iter()
+        .copied()
+        .filter(|x| *x != "s3:ListAllMyBuckets")
+        .collect();
+
+    // Most Describe and List calls support no resource-level permissions
+    // (EC2, ELB, Auto Scaling, EFS, ACM, Route 53 zone lists, S3
+    // ListAllMyBuckets): reads go on `*`, IAM's by name, never grouped.
+    let mut reads: Vec<&str> = Vec::new();
+    for svc in [
+        "ec2",
+        "elasticloadbalancing",
+        "autoscaling",
+        "rds",
+        "elasticfilesystem",
+        "acm",
+        "iam",
+        "route53",
+        "sts",
+    ] {
+        reads.extend(of(scope, svc, Access::Read));
+    }
+    // DescribeLogGroups names no group (it lists them), GetCommandInvocation
+    // no resource ("Actions, resources, and condition keys" for CloudWatch
+    // Logs and for Systems Manager).
+    reads.extend(["logs:DescribeLogGroups", "ssm:GetCommandInvocation"]);
+    let log_groups = format!(
+        "arn:aws:logs:{region}:{a}:log-group:{}*",
+        crate::resources::log_group::prefix(name)
+    );
+    reads.extend(list_all);
+    // The EC2 reads that only writes need (EFS mount targets).
+    if scope == Scope::Apply {
+        reads.push("ec2:DescribeNetworkInterfaces");
+    }
+
+    let mut st = vec![
+        statement("ReadOnly", &reads, &["*".to_string()], None),
+        statement(
+            "AmiParameter",
+            &["ssm:GetParameter"],
+            &[format!("arn:aws:ssm:{region}::parameter{AMI_PARAMETERS}")],
+            None,
+        ),
+        statement(
+            "ArtifactBucketRead",
+            &s3_scoped_reads,
+            &[
+                format!("arn:aws:s3:::{any_bucket}"),
+                format!("arn:aws:s3:::{any_bucket}/*"),
+            ],
+            None,
+        ),
+    ];
+    st.push(statement(
+        "StackLogGroupsRead",
+        &of(scope, "logs", Access::Read)
+            .into_iter()
+            .filter(|x| *x != "logs:DescribeLogGroups")
+            .collect::<Vec<_>>(),
+        std::slice::from_ref(&log_groups),
+        None,
+    ));
+    if scope == Scope::Plan {
+        return json!({ "Version": "2012-10-17", "Statement": st });
+    }
+
+    // Whatever the stack creates carries its tag in the request; whatever
+    // it changes or deletes carries it already. Each service's ARNs bound
+    // the actions to the account and region (ACM's to the account: stale
+    // certificates are found in every region).
+    let arns: Vec<String> = [
+        "ec2",
+        "elasticloadbalancing",
+        "autoscaling",
+        "rds",
+        "elasticfilesystem",
+    ]
+    .iter()
+    .map(|svc| format!("arn:aws:{svc}:{region}:{a}:*"))
+    .chain([format!("arn:aws:acm:*:{a}:certificate/*")])
+    .collect();
+    let untagged = [
+        // Tagging on create has its own statements or conditions.
+        "ec2:CreateTags",
+        // Instances are launched by Auto Scaling from the stack's launch
+        // template, and EFS mount targets are network interfaces AWS
+        // names itself: neither carries the stack's tag when authorized.
+        "ec2:RunInstances",
+        "ec2:CreateNetworkInterface",
+        "ec2:DeleteNetworkInterface",
+        "ec2:ModifyNetworkInterfaceAttribute",
+        "ec2:DescribeNetworkInterfaces",
+    ];
+    let creates: Vec<&str> = CALLS
+        .iter()
+        .filter(|c| {
+            c.access == Access::Write
+                && !matches!(c.client, "iam" | "s3")
+                && c.actions[1..].iter().any(|x| TAG_ON_CREATE.contains(x))
+        })
+        .flat_map(|c| c.actions.iter().copied())
+        .filter(|x| !untagged.contains(x) && !x.starts_with("iam:"))
+        .collect();
+    let owned: Vec<&str> = [
+        "ec2",
+        "elasticloadbalancing",
+        "autoscaling",
+        "rds",
+        "elasticfilesystem",
+        "acm",
+    ]
+    .iter()
+    .flat_map(|svc| of(scope, svc, Access::Write))
+    .filter(|x| !untagged.contains(x))
+    .collect();
+    let ec2_creates: Vec<&str> = creates
+        .iter()
+        .filter_map(|x| x.strip_prefix("ec2:"))
+        .collect();
+    let rds = |x: &str| format!("arn:aws:rds:{region}:{a}:{x}");
+    let role = format!("arn:aws:iam::{a}:role{}*", iam::path(name));
+    let profile = format!("arn:aws:iam::{a}:instance-profile{}*", iam::path(name));
+    let slr_services = [
+        "autoscaling.amazonaws.com",
+        "elasticloadbalancing.amazonaws.com",
+        "rds.amazonaws.com",
+        "elasticfilesystem.amazonaws.com",
+    ];
+
+    st.extend([
+        statement("CreateTagged", &creates, &arns, Some(tagged)),
+        // EC2 authorizes the tags of a create as a CreateTags of its own
+        // ("Grant permission to tag Amazon EC2 resources during creation").
+        statement(
+            "Ec2TagOnCreate",
+            &["ec2:CreateTags"],
+            &[format!("arn:aws:ec2:{region}:{a}:*/*")],
+            Some(json!({
+                "StringEquals": {
+                    "ec2:CreateAction": ec2_creates,
+                    format!("aws:RequestTag/{TAG_STACK}"): name,
+                }
+            })),
+        ),
+        statement("ManageOwned", &owned, &arns, Some(owned_by)),
+        statement(
+            "LaunchAndMountTargets",
+            &untagged[1..],
+            &["*".to_string()],
+            None,
+        ),
+        // The default parameter and option groups a database uses, and its
+        // final snapshot, are not the stack's.
+        statement(
+            "RdsDefaultsAndSnapshots",
+            &[
+                "rds:CreateDBInstance",
+                "rds:ModifyDBInstance",
+                "rds:CreateDBSnapshot",
+            ],
+            &[rds("pg:*"), rds("og:*"), rds("snapshot:*")],
+            None,
+        ),
+        statement(
+            "IamStackRoles",
+            &of(scope, "iam", Access::Write)
+                .into_iter()
+                .filter(|x| !matches!(*x, "iam:CreateServiceLinkedRole" | "iam:AttachRolePolicy"))
+                .collect::<Vec<_>>(),
+            &[role.clone(), profile],
+            None,
+        ),
+        // The only managed policy the stack attaches to its role.
+        statement(
+            "IamAttachSsmCore",
+            &["iam:AttachRolePolicy"],
+            &[role],
+            Some(json!({ "ArnLike": { "iam:PolicyARN": "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore" } })),
+        ),
+        statement(
+            "StackLogGroupsWrite",
+            &of(scope, "logs", Access::Write),
+            &[log_groups],
+            None,
+        ),
+        // `exec`: the one document, on the stack's instances only (they
+        // carry its tag from the Auto Scaling group).
+        statement(
+            "RunCommandDocument",
+            &["ssm:SendCommand"],
+            &[format!("arn:aws:ssm:{region}::document/AWS-RunShellScript")],
+            None,
+        ),
+        statement(
+            "RunCommandOnStackInstances",
+            &["ssm:SendCommand"],
+            &[format!("arn:aws:ec2:{region}:{a}:instance/*")],
+            Some(json!({ "StringEquals": { format!("ssm:resourceTag/{TAG_STACK}"): name } })),
+        ),
+        statement(
+            "IamServiceLinkedRoles",
+            &["iam:CreateServiceLinkedRole"],
+            &[format!("arn:aws:iam::{a}:role/aws-service-role/*")],
+            Some(json!({ "StringEquals": { "iam:AWSServiceName": slr_services } })),
+        ),
+        statement(
+            "ArtifactBucketWrite",
+            &of(scope, "s3", Access::Write),
+            &[
+                format!("arn:aws:s3:::{bucket}"),
+                format!("arn:aws:s3:::{bucket}/*"),
+            ],
+            None,
+        ),
+        statement(
+            "RunLock",
+            &[
+                "s3:ListBucket",
+                "s3:GetObject",
+                "s3:CreateBucket",
+                "s3:PutBucketPublicAccessBlock",
+                "s3:PutEncryptionConfiguration",
+                "s3:PutObject",
+                "s3:DeleteObject",
+            ],
+            &[format!("arn:aws:s3:::{lock}"), lock_object],
+            None,
+        ),
+        statement(
+            "DnsRecords",
+            &of(scope, "route53", Access::Write),
+            &["arn:aws:route53:::hostedzone/*".to_string()],
+            None,
+        ),
+    ]);
+    json!({ "Version": "2012-10-17", "Statement": st })
+}
+
+/// Every action pattern a policy document allows.
+pub fn document_actions(doc: &Value) -> BTreeSet<String> {
+    doc["Statement"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["Action"].as_array().into_iter().flatten())
+        .filter_map(|a| a.as_str().map(str::to_string))
+        .collect()
+}
+
+/// Whether some statement of `doc` allows `action` (on some resource).
+pub fn allows(doc: &Value, action: &str) -> bool {
+    document_actions(doc).iter().any(|p| covers(p, action))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::{Path, PathBuf};
+
+    /// The clients of [`crate::cloud::Cloud`].
+    const CLIENTS: &[&str] = &[
+        "ec2",
+        "elbv2",
+        "autoscaling",
+        "rds",
+        "efs",
+        "acm",
+        "iam",
+        "s3",
+        "route53",
+        "ssm",
+        "sts",
+        "logs",
+    ];
+    /// Methods of an SDK client that make no request.
+    const NOT_CALLS: &[&str] = &["clone", "config"];
+
+    fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                sources(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+
+    fn ident(b: u8) -> bool {
+        b.is_ascii_alphanumeric() || b == b'_'
+    }
+
+    /// `(client, method)` of every `<client>.<method>(` in `text`, across
+    /// line breaks and spaces (`cloud\n    .ec2\n    .describe_vpcs()`),
+    /// comment lines left out.
+    fn calls_in(text: &str) -> BTreeSet<(String, String)> {
+        let code: String = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let b = code.as_bytes();
+        let skip_ws = |mut i: usize| {
+            while i < b.len() && b[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            i
+        };
+        let mut out = BTreeSet::new();
+        for client in CLIENTS {
+            for (at, _) in code.match_indices(client) {
+                if at > 0 && ident(b[at - 1]) {
+                    continue;
+                }
+                let mut i = skip_ws(at + client.len());
+                if b.get(i) != Some(&b'.') {
+                    continue;
+                }
+                i = skip_ws(i + 1);
+                let start = i;
+                while i < b.len() && ident(b[i]) {
+                    i += 1;
+                }
+                let method = &code[start..i];
+                if method.is_empty() || !b[start].is_ascii_lowercase() {
+                    continue;
+                }
+                if b.get(skip_ws(i)) == Some(&b'(') && !NOT_CALLS.contains(&method) {
+                    out.insert((client.to_string(), method.to_string()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Every SDK call in `src/`, this file's table left out.
+    fn calls_in_src() -> BTreeSet<(String, String)> {
+        let mut files = Vec::new();
+        sources(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut files,
+        );
+        files
+            .iter()
+            .filter(|p| !p.ends_with("iam_policy.rs"))
+            .flat_map(|p| calls_in(&std::fs::read_to_string(p).unwrap()))
+            .collect()
+    }
+
+    fn stack() -> Stack {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks/production.toml");
+        crate::stack::load(&path).expect("the production stack loads")
+    }
+
+    #[test]
+    fn the_scanner_finds_calls_across_lines_and_aliases() {
+        let text = "let v = cloud\n    .ec2\n    .describe_vpcs()\n    .send();\n\
+                    acm.list_certificates().send();\n\
+                    // cloud.rds.delete_db_instance() in a comment\n\
+                    let c = cloud.acm.clone();\n\
+                    let u = \"https://s3.amazonaws.com\";\n\
+                    let p = iam::path(stack);";
+        let found = calls_in(text);
+        let want: BTreeSet<(String, String)> =
+            [("acm", "list_certificates"), ("ec2", "describe_vpcs")]
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect();
+        assert_eq!(found, want);
+    }
+
+    #[test]
+    fn every_sdk_call_in_src_has_its_iam_actions() {
+        let calls = calls_in_src();
+        assert!(calls.len() > 100, "the scan found only {calls:?}");
+        let missing: Vec<_> = calls
+            .iter()
+            .filter(|(c, m)| !CALLS.iter().any(|k| k.client == c && k.method == m))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "SDK calls in src/ without a row in iam_policy::CALLS (add the IAM actions they need): {missing:?}"
+        );
+    }
+
+    #[test]
+    fn every_row_is_a_call_the_tool_makes() {
+        let calls = calls_in_src();
+        let stale: Vec<_> = CALLS
+            .iter()
+            .filter(|k| !calls.contains(&(k.client.to_string(), k.method.to_string())))
+            .map(|k| format!("{}.{}", k.client, k.method))
+            .collect();
+        assert!(
+            stale.is_empty(),
+            "rows of iam_policy::CALLS for calls src/ no longer makes: {stale:?}"
+        );
+        for k in CALLS {
+            assert_eq!(
+                k.operation.to_lowercase(),
+                k.method.replace('_', ""),
+                "{}.{} is not the SDK method of {}",
+                k.client,
+                k.method,
+                k.operation
+            );
+            assert!(service(k.client).is_some(), "{}: unknown client", k.client);
+            assert_eq!(
+                CALLS
+                    .iter()
+                    .filter(|o| o.client == k.client && o.method == k.method)
+                    .count(),
+                1,
+                "{}.{} twice",
+                k.client,
+                k.method
+            );
+            assert!(!k.actions.is_empty());
+            let own = k.actions[0].split_once(':').unwrap();
+            assert_eq!(
+                Some(own.0),
+                service(k.client),
+                "{}: {}",
+                k.operation,
+                k.actions[0]
+            );
+        }
+    }
+
+    #[test]
+    fn reads_grant_no_writes() {
+        for k in CALLS.iter().filter(|k| k.access == Access::Read) {
+            for a in k.actions {
+                let name = a.split_once(':').unwrap().1;
+                assert!(
+                    // FilterLogEvents reads a log group's events.
+                    ["Describe", "List", "Get", "Filter"]
+                        .iter()
+                        .any(|p| name.starts_with(p)),
+                    "{} reads, yet needs {a}",
+                    k.operation
+                );
+            }
+        }
+        // Every write has its own action among the writes.
+        for k in CALLS.iter().filter(|k| k.access == Access::Write) {
+            assert!(actions(Scope::Apply).contains(k.actions[0]));
+        }
+        let plan = actions(Scope::Plan);
+        assert!(plan.is_subset(&actions(Scope::Apply)));
+        for a in &plan {
+            let name = a.split_once(':').unwrap().1;
+            assert!(
+                ["Describe", "List", "Get"]
+                    .iter()
+                    .any(|p| name.starts_with(p)),
+                "plan scope grants {a}"
+            );
+        }
+        for renamed in [
+            "s3:ListBucket",
+            "s3:GetObject",
+            "s3:GetBucketTagging",
+            "s3:GetEncryptionConfiguration",
+        ] {
+            assert!(plan.contains(renamed), "{renamed}");
+        }
+        let apply = actions(Scope::Apply);
+        for renamed in [
+            "s3:PutEncryptionConfiguration",
+            "s3:PutBucketPublicAccessBlock",
+            "elasticloadbalancing:AddTags",
+            "route53:ChangeResourceRecordSets",
+            "iam:PassRole",
+            "iam:CreateServiceLinkedRole",
+        ] {
+            assert!(apply.contains(renamed), "{renamed}");
+        }
+    }
+
+    /// The IAM policy grammar ("IAM JSON policy element reference").
+    fn check_document(doc: &Value) {
+        assert_eq!(doc["Version"], "2012-10-17");
+        let keys: BTreeSet<&str> = doc
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, BTreeSet::from(["Statement", "Version"]));
+        let statements = doc["Statement"].as_array().expect("Statement is a list");
+        assert!(!statements.is_empty());
+        let mut sids = BTreeSet::new();
+        for s in statements {
+            let o = s.as_object().unwrap();
+            for k in o.keys() {
+                assert!(
+                    ["Sid", "Effect", "Action", "Resource", "Condition"].contains(&k.as_str()),
+                    "{k} in {s}"
+                );
+            }
+            let sid = s["Sid"].as_str().unwrap();
+            assert!(
+                !sid.is_empty() && sid.chars().all(|c| c.is_ascii_alphanumeric()),
+                "Sid {sid:?}"
+            );
+            assert!(sids.insert(sid.to_string()), "Sid {sid} twice");
+            assert_eq!(s["Effect"], "Allow");
+            let acts = s["Action"].as_array().unwrap();
+            assert!(!acts.is_empty(), "{sid}: no action");
+            for a in acts {
+                let (svc, name) = a.as_str().unwrap().split_once(':').unwrap();
+                assert!(
+                    CLIENTS.iter().any(|c| service(c) == Some(svc)),
+                    "{sid}: service {svc}"
+                );
+                let stem = name.strip_suffix('*').unwrap_or(name);
+                assert!(
+                    stem.chars().next().unwrap().is_ascii_uppercase()
+                        && stem.chars().all(|c| c.is_ascii_alphanumeric()),
+                    "{sid}: action {name}"
+                );
+            }
+            let res = s["Resource"].as_array().unwrap();
+            assert!(!res.is_empty(), "{sid}: no resource");
+            for r in res {
+                let r = r.as_str().unwrap();
+                assert!(r == "*" || r.starts_with("arn:aws:"), "{sid}: {r}");
+                if r != "*" {
+                    assert!(r.split(':').count() >= 6, "{sid}: {r}");
+                }
+            }
+            if let Some(c) = s.get("Condition") {
+                for (op, kv) in c.as_object().unwrap() {
+                    assert!(["StringEquals", "StringLike", "ArnLike"].contains(&op.as_str()));
+                    for (k, v) in kv.as_object().unwrap() {
+                        assert!(k.contains(':'), "{sid}: condition key {k}");
+                        assert!(v.is_string() || v.is_array(), "{sid}: {k}");
+                    }
+                }
+            }
+        }
+        // The document is meant as the role's inline policy: a role's inline
+        // policies hold at most 10,240 characters, white space not counted
+        // ("IAM and AWS STS quotas", IAM User Guide).
+        let text = serde_json::to_string(doc).unwrap();
+        let size = text.chars().filter(|c| !c.is_whitespace()).count();
+        assert!(
+            size <= INLINE_POLICY_LIMIT,
+            "the policy has {size} characters"
+        );
+    }
+
+    #[test]
+    fn the_documents_are_valid_and_grant_exactly_the_actions() {
+        let s = stack();
+        for scope in [Scope::Plan, Scope::Apply] {
+            for account in [Some("123456789012"), None] {
+                let doc = policy(&s, account, scope);
+                check_document(&doc);
+                let want = actions(scope);
+                for a in &want {
+                    assert!(allows(&doc, a), "{scope:?}: {a} is not granted");
+                }
+                for p in document_actions(&doc) {
+                    assert!(
+                        want.iter().any(|a| covers(&p, a)),
+                        "{scope:?}: {p} grants no action the tool needs"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn writes_are_scoped_to_the_stack() {
+        let s = stack();
+        let doc = policy(&s, Some("123456789012"), Scope::Apply);
+        let text = doc.to_string();
+        let bucket = s3::bucket_name("bookstore-prod", "123456789012", "us-east-1");
+        assert!(text.contains(&format!("arn:aws:s3:::{bucket}/*")), "{text}");
+        assert!(text.contains("arn:aws:s3:::bookstore-infra-locks-123456789012-us-east-1/bookstore-infra/bookstore-prod/lock.json"));
+        assert!(text.contains("arn:aws:iam::123456789012:role/bookstore-infra/bookstore-prod/*"));
+        assert!(
+            text.contains("arn:aws:ssm:us-east-1::parameter/aws/service/ami-amazon-linux-latest/*")
+        );
+        for st in doc["Statement"].as_array().unwrap() {
+            let acts: Vec<&str> = st["Action"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap())
+                .collect();
+            let deletes = acts.iter().any(|a| {
+                let n = a.split_once(':').unwrap().1;
+                n.starts_with("Delete") || n.starts_with("Modify")
+            });
+            let on_all = st["Resource"].as_array().unwrap().iter().any(|r| r == "*");
+            let owned = st["Condition"]["StringEquals"]
+                .get("aws:ResourceTag/bookstore-infra:stack")
+                .is_some_and(|v| v == "bookstore-prod");
+            // Deletes and changes name the stack's resources, by tag or ARN;
+            // only the untagged network interfaces of EFS are on `*`.
+            if deletes && on_all {
+                assert_eq!(st["Sid"], "LaunchAndMountTargets", "{st}");
+            }
+            if st["Sid"].as_str().unwrap().ends_with("ManageOwned") {
+                assert!(owned, "{st}");
+            }
+            if st["Sid"].as_str().unwrap().ends_with("CreateTagged") {
+                assert_eq!(
+                    st["Condition"]["StringEquals"]["aws:RequestTag/bookstore-infra:stack"],
+                    "bookstore-prod",
+                    "{st}"
+                );
+            }
+        }
+        // The plan role never touches the run lock.
+        let plan = policy(&s, Some("123456789012"), Scope::Plan).to_string();
+        assert!(!plan.contains("bookstore-infra-locks-"), "{plan}");
+        // Without an account, no ARN names one.
+        let any = policy(&s, None, Scope::Apply).to_string();
+        assert!(!any.contains("123456789012"));
+        assert!(any.contains("arn:aws:iam::*:role/bookstore-infra/bookstore-prod/*"));
+    }
+
+    #[test]
+    fn a_long_stack_name_keeps_a_bucket_pattern_that_matches() {
+        let long = "a-very-long-stack-name-for-the-bucket-limit";
+        let exact = s3::bucket_name(long, "123456789012", "eu-west-1");
+        let pattern = artifact_bucket(long, "*", "*");
+        let (head, tail) = pattern.split_once('*').unwrap();
+        assert!(exact.starts_with(head), "{exact} {pattern}");
+        assert!(tail.starts_with("-artifacts-"), "{pattern}");
+        assert_eq!(artifact_bucket(long, "123456789012", "eu-west-1"), exact);
+    }
+
+    #[test]
+    fn verbs_pick_a_scope() {
+        assert_eq!(Scope::for_verb("diff"), Some(Scope::Plan));
+        assert_eq!(Scope::for_verb("up"), Some(Scope::Apply));
+        assert_eq!(Scope::for_verb("destroy"), Some(Scope::Apply));
+        assert_eq!(Scope::for_verb("outputs"), None);
+        assert_eq!(Scope::for_verb("logs"), Some(Scope::Plan));
+        assert_eq!(Scope::for_verb("exec"), Some(Scope::Apply));
+    }
+}

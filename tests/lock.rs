@@ -1,0 +1,570 @@
+//! The run lock against the emulator, through the realism proxy (which makes
+//! S3's conditional writes atomic, as S3 does): racing runs in separate
+//! processes, waiting for a lock, a heartbeat that finds its lock taken
+//! over, and a run stopped past its lease that must not touch anything.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bookstore_infra::cloud::Cloud;
+use bookstore_infra::lock::{self, Holder, Lock, LockError};
+use common::realism::{Behaviours, Realism};
+use common::Emulator;
+
+/// The contender example cargo builds next to the tool.
+fn contender_bin() -> std::path::PathBuf {
+    let tool = std::path::PathBuf::from(common::BIN);
+    let p = tool.parent().unwrap().join("examples/lock_contender");
+    assert!(
+        p.exists(),
+        "{} is missing: plain `cargo test` builds the examples; with a target filter \
+         (`cargo test --test lock`) run `cargo build --example lock_contender` first",
+        p.display()
+    );
+    p
+}
+
+struct Contender {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    out: BufReader<std::process::ChildStdout>,
+    stderr: Arc<std::sync::Mutex<String>>,
+}
+
+impl Contender {
+    fn start(endpoint: &str, stack: &str, stale_secs: u64, wait_ms: u64, start_at: u128) -> Self {
+        let mut child = Command::new(contender_bin())
+            .args([
+                endpoint,
+                stack,
+                &stale_secs.to_string(),
+                &wait_ms.to_string(),
+                &start_at.to_string(),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the contender");
+        let stdin = child.stdin.take();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let stderr = Arc::new(std::sync::Mutex::new(String::new()));
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            while err.read_line(&mut line).unwrap_or(0) > 0 {
+                sink.lock().unwrap().push_str(&line);
+                line.clear();
+            }
+        });
+        Contender {
+            child,
+            stdin,
+            out,
+            stderr,
+        }
+    }
+
+    /// The next RESULT line.
+    fn result(&mut self) -> String {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = self.out.read_line(&mut line).unwrap();
+            assert!(
+                n > 0,
+                "the contender ended without a result: {}",
+                self.stderr.lock().unwrap()
+            );
+            if let Some(r) = line.strip_prefix("RESULT ") {
+                return r.trim().to_string();
+            }
+        }
+    }
+
+    /// Lets go of a held lock (closes its stdin) and waits for the
+    /// contender to end: its last result, if it printed one more.
+    fn finish(mut self) -> String {
+        drop(self.stdin.take());
+        let mut last = String::new();
+        let mut line = String::new();
+        while self.out.read_line(&mut line).unwrap_or(0) > 0 {
+            if let Some(r) = line.strip_prefix("RESULT ") {
+                last = r.trim().to_string();
+            }
+            line.clear();
+        }
+        self.child.wait().unwrap();
+        last
+    }
+}
+
+fn unix_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+}
+
+fn cloud_via(e: &Emulator, endpoint: &str) -> Cloud {
+    let conf = e.block_on(
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(common::REGION))
+            .endpoint_url(endpoint)
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .load(),
+    );
+    Cloud::from_conf(
+        &conf,
+        Arc::new(bookstore_infra::progress::Silent),
+        Duration::from_millis(50),
+    )
+}
+
+/// Writes `h` as the stack's lock, unconditionally (a run on another host).
+fn plant(e: &Emulator, cloud: &Cloud, stack: &str, h: &Holder) {
+    e.block_on(async {
+        let p = lock::place(cloud, stack).await.unwrap();
+        cloud
+            .s3
+            .put_object()
+            .bucket(&p.bucket)
+            .key(&p.key)
+            .body(serde_json::to_vec(h).unwrap().into())
+            .send()
+            .await
+            .unwrap();
+    });
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn elsewhere(heartbeat: u64) -> Holder {
+    Holder {
+        host: "ci-runner-elsewhere".into(),
+        pid: 4242,
+        command: "up".into(),
+        started: heartbeat,
+        heartbeat,
+        nonce: format!("planted-{heartbeat}"),
+    }
+}
+
+#[test]
+fn racing_runs_over_one_stale_or_free_lock_let_exactly_one_proceed() {
+    const PROCS: usize = 6;
+    const ROUNDS: usize = 15;
+    let e = Emulator::start();
+    let proxy = Realism::start(&e.endpoint, Behaviours::none());
+    let cloud = cloud_via(&e, &proxy.endpoint);
+    // The first use creates the lock bucket.
+    let first = e.block_on(Lock::acquire(
+        &cloud,
+        "race",
+        "setup",
+        Duration::from_secs(60),
+    ));
+    e.block_on(first.unwrap().release()).unwrap();
+
+    let started = Instant::now();
+    for round in 0..ROUNDS {
+        // Every third round the lock is free (a create race), otherwise a
+        // stale lock of a dead run elsewhere is there (a takeover race).
+        let free = round % 3 == 0;
+        if free {
+            e.block_on(lock::force_unlock(&cloud, "race")).unwrap();
+        } else {
+            plant(&e, &cloud, "race", &elsewhere(now() - 3600));
+        }
+        let at = unix_ms() + 700;
+        let mut all: Vec<Contender> = (0..PROCS)
+            .map(|_| Contender::start(&proxy.endpoint, "race", 60, 0, at))
+            .collect();
+        let results: Vec<String> = all.iter_mut().map(Contender::result).collect();
+        let winners: Vec<usize> = (0..PROCS)
+            .filter(|i| results[*i].starts_with("acquired"))
+            .collect();
+        assert_eq!(
+            winners.len(),
+            1,
+            "round {round} ({}): {results:?}",
+            if free { "free" } else { "stale" }
+        );
+        let w = winners[0];
+        let wpid = all[w].child.id();
+        for (i, r) in results.iter().enumerate() {
+            if i != w {
+                assert_eq!(r, &format!("held pid={wpid}"), "round {round}: {results:?}");
+            }
+        }
+        // The lock is the winner's.
+        let h = e
+            .block_on(lock::holder(&cloud, "race"))
+            .unwrap()
+            .expect("a lock");
+        assert_eq!(h.pid, wpid, "round {round}");
+        let mut finals: Vec<String> = all.into_iter().map(Contender::finish).collect();
+        let released = finals.remove(w);
+        assert_eq!(released, "released", "round {round}");
+        assert!(e.block_on(lock::holder(&cloud, "race")).unwrap().is_none());
+    }
+    eprintln!(
+        "{ROUNDS} rounds of {PROCS} processes in {:.1?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn lock_wait_proceeds_once_the_holder_finishes() {
+    let e = Emulator::start();
+    let proxy = Realism::start(&e.endpoint, Behaviours::none());
+    let mut holder = Contender::start(&proxy.endpoint, "queue", 60, 0, 0);
+    let r = holder.result();
+    assert!(r.starts_with("acquired"), "{r}");
+    let hpid = holder.child.id();
+
+    // Without waiting long enough: refused, naming the holder.
+    let t = Instant::now();
+    let mut short = Contender::start(&proxy.endpoint, "queue", 60, 800, 0);
+    assert_eq!(short.result(), format!("held pid={hpid}"));
+    assert!(
+        t.elapsed() >= Duration::from_millis(800),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(
+        short
+            .stderr
+            .lock()
+            .unwrap()
+            .contains(&format!("pid {hpid}")),
+        "it said who holds the lock: {}",
+        short.stderr.lock().unwrap()
+    );
+    short.child.wait().unwrap();
+
+    // Waiting: proceeds once the holder lets go, not before.
+    let mut waiter = Contender::start(&proxy.endpoint, "queue", 60, 30_000, 0);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        waiter.stderr.lock().unwrap().contains("waiting up to"),
+        "{}",
+        waiter.stderr.lock().unwrap()
+    );
+    let let_go = Instant::now();
+    assert_eq!(holder.finish(), "released");
+    let r = waiter.result();
+    assert!(r.starts_with("acquired"), "{r}");
+    let took = let_go.elapsed();
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    assert_eq!(waiter.finish(), "released");
+}
+
+#[test]
+fn a_heartbeat_never_overwrites_a_lock_taken_over() {
+    let e = Emulator::start();
+    let proxy = Realism::start(&e.endpoint, Behaviours::none());
+    let cloud = cloud_via(&e, &proxy.endpoint);
+    let mine = e
+        .block_on(Lock::acquire(&cloud, "hb", "up", Duration::from_secs(60)))
+        .unwrap();
+    let fence = mine.fence();
+    // Our own heartbeat goes through and changes the ETag.
+    let before = e.block_on(fence.etag());
+    e.block_on(fence.heartbeat()).unwrap();
+    assert_ne!(e.block_on(fence.etag()), before);
+
+    // Another run takes it over (as after our lease ran out).
+    let theirs = elsewhere(now());
+    plant(&e, &cloud, "hb", &theirs);
+    let writes = |p: &Realism| {
+        p.seen()
+            .iter()
+            .filter(|s| s.op.starts_with("PUT:object?") || s.op.starts_with("DELETE:object?"))
+            .count()
+    };
+    let w0 = writes(&proxy);
+    let lost = e.block_on(fence.heartbeat()).unwrap_err();
+    match &lost {
+        LockError::Lost {
+            holder: Some(h), ..
+        } => assert_eq!(h.nonce, theirs.nonce),
+        other => panic!("{other}"),
+    }
+    assert!(lost.to_string().contains("ci-runner-elsewhere"), "{lost}");
+    // The fence refuses from now on, without asking S3 again.
+    assert!(matches!(
+        e.block_on(fence.check()),
+        Err(LockError::Lost { .. })
+    ));
+    // Releasing leaves their lock alone.
+    assert!(matches!(
+        e.block_on(mine.release()),
+        Err(LockError::Lost { .. })
+    ));
+    assert_eq!(writes(&proxy), w0, "no write once the lock was lost");
+    let now_held = e.block_on(lock::holder(&cloud, "hb")).unwrap().unwrap();
+    assert_eq!(now_held, theirs);
+}
+
+/// Whether a request only reads.
+fn reads_only(s: &common::realism::Seen) -> bool {
+    let op = s.op.as_str();
+    [
+        "Describe", "Get", "List", "Head", "GET:", "HEAD:", "Lookup", "Search",
+    ]
+    .iter()
+    .any(|p| op.starts_with(p))
+}
+
+#[test]
+fn a_run_stopped_past_its_lease_stops_without_touching_anything_after_a_takeover() {
+    const STACK: &str = "stacks/network.toml";
+    let e = Emulator::start();
+    // The stopped run and the run taking over talk through proxies of their
+    // own, so the stopped run's requests are told apart.
+    let stopped_proxy = Realism::start(&e.endpoint, Behaviours::none());
+    let other_proxy = Realism::start(&e.endpoint, Behaviours::none());
+    let gate = stopped_proxy.hold_next_write("/lock.json");
+
+    let mut cmd = e.cmd();
+    cmd.env("AWS_ENDPOINT_URL", &stopped_proxy.endpoint)
+        .args([
+            "up",
+            STACK,
+            "--yes",
+            "--lock-timeout",
+            "2",
+            "--concurrency",
+            "1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut run = cmd.spawn().expect("start the tool");
+    let pid = run.id().to_string();
+    // The lock is taken: stop the run before it hears so.
+    assert!(
+        gate.wait_reached(Duration::from_secs(60)),
+        "the run never took the lock"
+    );
+    assert!(Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    gate.open();
+
+    // Past the stale timeout, another run takes the lock over.
+    std::thread::sleep(Duration::from_secs(4));
+    let mut other = Contender::start(&other_proxy.endpoint, "net", 2, 0, 0);
+    let r = other.result();
+    assert!(r.starts_with("acquired"), "{r}");
+    let other_pid = other.child.id();
+
+    let mark = stopped_proxy.seen().len();
+    assert!(Command::new("kill")
+        .args(["-CONT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let t = Instant::now();
+    let out = loop {
+        if let Some(_status) = run.try_wait().unwrap() {
+            break run.wait_with_output().unwrap();
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the resumed run did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Its own exit code: the lock is held by another run.
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("lost the lock of stack `net`"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("pid {other_pid}")),
+        "it names the new holder: {stderr}"
+    );
+    let after: Vec<_> = stopped_proxy.seen().into_iter().skip(mark).collect();
+    let writes: Vec<_> = after.iter().filter(|s| !reads_only(s)).collect();
+    assert!(
+        writes.is_empty(),
+        "after resuming, the run only read: {writes:?}"
+    );
+    // The other run's lock is intact, and it gives it back normally.
+    assert_eq!(other.finish(), "released");
+}
+
+#[test]
+fn no_step_changes_anything_once_the_lock_was_taken_over() {
+    use bookstore_infra::engine::executor::Executor;
+    use bookstore_infra::engine::{plan, Desired};
+    use bookstore_infra::resources::{registry, vpc};
+
+    let e = Emulator::start();
+    let proxy = Realism::start(&e.endpoint, Behaviours::none());
+    let mut cloud = cloud_via(&e, &proxy.endpoint);
+    let lock = e
+        .block_on(Lock::acquire(
+            &cloud,
+            "fenced",
+            "up",
+            Duration::from_secs(2),
+        ))
+        .unwrap();
+    cloud.fence = Some(lock.fence());
+    let registry = registry();
+    let want = |cidr: &str| {
+        Desired::new(
+            vpc::KIND,
+            format!("vpc-{}", &cidr[3..4]),
+            serde_json::json!({"cidr": cidr, "dns_support": true, "dns_hostnames": true}),
+        )
+    };
+    let exec = Executor {
+        cloud: &cloud,
+        registry: &registry,
+        stack: "fenced",
+        concurrency: 1,
+    };
+    // While the lock is ours: the step goes ahead, past several lease
+    // renewals.
+    let first = vec![want("10.1.0.0/16")];
+    let p = plan::plan("fenced", &registry, &first, &[]).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    e.block_on(exec.apply(&p, &first, &[], &[])).unwrap();
+    assert_eq!(proxy.accepted("CreateVpc").len(), 1);
+
+    // Taken over (the lease ran out, or --force-unlock and another run).
+    let theirs = elsewhere(now());
+    plant(&e, &cloud, "fenced", &theirs);
+    std::thread::sleep(Duration::from_secs(2));
+    let mark = proxy.seen().len();
+    let second = vec![want("10.2.0.0/16")];
+    let p = plan::plan("fenced", &registry, &second, &[]).unwrap();
+    let err = e
+        .block_on(exec.apply(&p, &second, &[], &[]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("lost the lock of stack `fenced`"), "{err}");
+    assert!(err.contains("ci-runner-elsewhere"), "{err}");
+    let after: Vec<_> = proxy.seen().into_iter().skip(mark).collect();
+    assert!(after.iter().all(reads_only), "{after:?}");
+    assert_eq!(proxy.accepted("CreateVpc").len(), 1);
+    assert!(matches!(
+        e.block_on(lock.release()),
+        Err(LockError::Lost { .. })
+    ));
+    assert_eq!(
+        e.block_on(lock::holder(&cloud, "fenced")).unwrap(),
+        Some(theirs)
+    );
+}
+
+#[test]
+fn the_proxy_applies_conditional_writes_atomically_as_s3_does() {
+    let e = Emulator::start();
+    let proxy = Realism::start(&e.endpoint, Behaviours::none());
+    let cloud = cloud_via(&e, &proxy.endpoint);
+    let first = e
+        .block_on(Lock::acquire(
+            &cloud,
+            "cas",
+            "setup",
+            Duration::from_secs(60),
+        ))
+        .unwrap();
+    e.block_on(first.release()).unwrap();
+    let p = e.block_on(lock::place(&cloud, "cas")).unwrap();
+    for round in 0..10 {
+        let etag = e.block_on(async {
+            cloud
+                .s3
+                .put_object()
+                .bucket(&p.bucket)
+                .key(&p.key)
+                .body(format!("round {round}").into_bytes().into())
+                .send()
+                .await
+                .unwrap()
+                .e_tag()
+                .unwrap()
+                .to_string()
+        });
+        // 16 writers naming the same ETag at once: one wins.
+        let won = e.block_on(async {
+            let puts = (0..16).map(|i| {
+                let req = cloud
+                    .s3
+                    .put_object()
+                    .bucket(&p.bucket)
+                    .key(&p.key)
+                    .if_match(&etag)
+                    .body(format!("writer {i}").into_bytes().into());
+                async move { req.send().await.is_ok() }
+            });
+            futures::future::join_all(puts).await
+        });
+        assert_eq!(won.iter().filter(|w| **w).count(), 1, "round {round}");
+        // And of 16 creators of an absent key, one wins.
+        let fresh = format!("{}-{round}", p.key);
+        let won = e.block_on(async {
+            let puts = (0..16).map(|i| {
+                let req = cloud
+                    .s3
+                    .put_object()
+                    .bucket(&p.bucket)
+                    .key(&fresh)
+                    .if_none_match("*")
+                    .body(format!("creator {i}").into_bytes().into());
+                async move { req.send().await.is_ok() }
+            });
+            futures::future::join_all(puts).await
+        });
+        assert_eq!(won.iter().filter(|w| **w).count(), 1, "round {round}");
+    }
+    assert!(proxy
+        .seen()
+        .iter()
+        .any(|s| s.code.as_deref() == Some("PreconditionFailed") && s.status == 412));
+}
+
+#[test]
+fn release_never_deletes_a_lock_that_is_no_longer_its_own() {
+    let e = Emulator::start();
+    let proxy = Realism::start(&e.endpoint, Behaviours::none());
+    let cloud = cloud_via(&e, &proxy.endpoint);
+    let mine = e
+        .block_on(Lock::acquire(&cloud, "rel", "up", Duration::from_secs(60)))
+        .unwrap();
+    // Replaced before any heartbeat noticed (--force-unlock and another run).
+    let theirs = elsewhere(now());
+    plant(&e, &cloud, "rel", &theirs);
+    let err = e.block_on(mine.release()).unwrap_err();
+    assert!(matches!(err, LockError::Lost { .. }), "{err}");
+    // The conditional delete was sent, and refused by its precondition.
+    let deletes: Vec<_> = proxy
+        .seen()
+        .into_iter()
+        .filter(|s| s.op.starts_with("DELETE:object?"))
+        .collect();
+    assert_eq!(deletes.len(), 1, "{deletes:?}");
+    assert_eq!(deletes[0].status, 412, "{deletes:?}");
+    assert_eq!(
+        e.block_on(lock::holder(&cloud, "rel")).unwrap(),
+        Some(theirs)
+    );
+}
