@@ -568,3 +568,60 @@ fn release_never_deletes_a_lock_that_is_no_longer_its_own() {
         Some(theirs)
     );
 }
+
+#[test]
+fn up_with_lock_wait_queues_behind_another_run_and_proceeds_when_it_finishes() {
+    let e = Emulator::start();
+    let proxy = Realism::start(&e.endpoint, Behaviours::none());
+    let text = std::fs::read_to_string(common::root().join("stacks/network.toml")).unwrap();
+    let stack = e.stack("net.toml", &text);
+    let mut holder = Contender::start(&proxy.endpoint, "net", 600, 0, 0);
+    let r = holder.result();
+    assert!(r.starts_with("acquired"), "{r}");
+    let hpid = holder.child.id();
+    let tool = |args: &[&str]| {
+        let mut c = e.cmd();
+        c.env("AWS_ENDPOINT_URL", &proxy.endpoint).args(args);
+        c
+    };
+
+    // Without --lock-wait: refused at once with the lock-held code.
+    let out = tool(&["up", &stack, "--yes"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Waiting too short: refused after the wait, naming the holder.
+    let t = Instant::now();
+    let out = tool(&["up", &stack, "--yes", "--lock-wait", "1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(t.elapsed() >= Duration::from_secs(1), "{:?}", t.elapsed());
+    assert!(err.contains(&format!("pid {hpid}")), "{err}");
+
+    // Waiting long enough: still waiting while the holder runs, then applies.
+    let mut waiting = tool(&["up", &stack, "--yes", "--lock-wait", "60"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2000));
+    assert!(waiting.try_wait().unwrap().is_none(), "it did not wait");
+    assert!(
+        !proxy.seen().iter().any(|s| s.op == "CreateVpc"),
+        "it changed the cloud while another run held the lock"
+    );
+    assert_eq!(holder.finish(), "released");
+    let out = waiting.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(proxy.accepted("CreateVpc").len(), 1);
+}
