@@ -281,6 +281,7 @@ pub struct Cloud {
     pub s3: aws_sdk_s3::Client,
     pub route53: aws_sdk_route53::Client,
     pub ssm: aws_sdk_ssm::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
     pub sts: aws_sdk_sts::Client,
     pub reporter: Arc<dyn Reporter>,
     /// Every API request made through these clients, by operation.
@@ -392,6 +393,7 @@ impl Cloud {
             s3: aws_sdk_s3::Client::from_conf(s3_conf),
             route53: client!(aws_sdk_route53),
             ssm: client!(aws_sdk_ssm),
+            logs: client!(aws_sdk_cloudwatchlogs),
             sts: client!(aws_sdk_sts),
             reporter,
             calls,

@@ -24,7 +24,8 @@ use crate::engine::{refs, Desired, Observed, Props};
 use crate::resources::{
     autoscaling_group, certificate, db_instance, db_subnet_group, dns_alias, efs_access_point,
     efs_file_system, elastic_ip, iam, internet_gateway, launch_template, listener, load_balancer,
-    nat_gateway, route_table, s3, security_group, subnet, target_group, vpc,
+    log_group, nat_gateway, route_table, s3, security_group, subnet, target_group, vpc,
+    vpc_endpoint,
 };
 
 const PRICES_JSON: &str = include_str!("cost/prices.json");
@@ -79,6 +80,11 @@ struct RegionPrices {
     public_ipv4_hour: f64,
     efs_standard_gb_month: f64,
     s3_standard_gb_month: f64,
+    /// An interface VPC endpoint, per hour per zone it is in
+    /// (https://aws.amazon.com/privatelink/pricing/); gateway endpoints are
+    /// free. Only where the table has the figure.
+    #[serde(default)]
+    interface_endpoint_az_hour: Option<f64>,
 }
 
 fn table() -> &'static PriceTable {
@@ -229,8 +235,9 @@ pub struct Estimate {
 /// Kinds that cost nothing by themselves: the network's plumbing, identity,
 /// listeners and target groups (billed with the load balancer), public ACM
 /// certificates (free), alias records (queries to an ELB alias are free),
-/// the launch template (its instances are priced on the Auto Scaling group)
-/// and the artifact object (stored in the bucket).
+/// the launch template (its instances are priced on the Auto Scaling group),
+/// the artifact object (stored in the bucket) and the log group (its
+/// ingestion and storage are usage-based: see [`NOT_COUNTED`]).
 const FREE_KINDS: &[&str] = &[
     vpc::KIND,
     subnet::KIND,
@@ -247,6 +254,7 @@ const FREE_KINDS: &[&str] = &[
     efs_access_point::KIND,
     launch_template::KIND,
     s3::ARTIFACT,
+    log_group::KIND,
 ];
 
 /// Prices `resources` in `region`.
@@ -385,6 +393,29 @@ pub fn estimate<'a, R: Into<Priced<'a>>>(
                     format!("{gb} GiB {st}")
                 };
                 line("storage", what, storage, storage);
+            }
+            vpc_endpoint::KIND => {
+                let interface = r.props.get("type").and_then(Value::as_str) == Some("Interface");
+                let zones = r
+                    .props
+                    .get("subnet_ids")
+                    .and_then(Value::as_array)
+                    .map_or(0, Vec::len);
+                match (interface, p.interface_endpoint_az_hour) {
+                    (false, _) => line("hourly", "gateway endpoint (free)".to_string(), 0.0, 0.0),
+                    (true, Some(price)) => {
+                        let c = zones as f64 * price * h;
+                        line(
+                            "hourly",
+                            format!(
+                                "interface endpoint in {zones} zones, data processed not counted"
+                            ),
+                            c,
+                            c,
+                        );
+                    }
+                    (true, None) => est.unpriced.push(r.id.to_string()),
+                }
             }
             nat_gateway::KIND => {
                 let c = p.nat_gateway_hour * h;
@@ -823,6 +854,8 @@ mod tests {
                 ami: "ami-0123456789abcdef0".into(),
                 binary: "bookstore".into(),
                 sha256: "ab".repeat(32),
+                commit: None,
+                kept: Vec::new(),
                 hosted_zone_id: Some("Z123".into()),
             }),
         }
@@ -886,6 +919,45 @@ mod tests {
         assert_eq!(line(&e, "db", "storage").what, "20 GiB gp3");
         close(line(&e, "nat-a", "hourly").monthly_max, 0.045 * H);
         assert!(e.unpriced.is_empty(), "{:?}", e.unpriced);
+    }
+
+    #[test]
+    fn endpoints_cost_per_zone_and_replace_the_nat_gateway() {
+        let s = stack("demo.toml");
+        let text =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks/demo.toml"))
+                .unwrap()
+                .replace("nat = \"single\"", "nat = \"none\"\nendpoints = true");
+        let none = crate::stack::parse(Path::new("demo.toml"), &text).unwrap();
+        let with_nat = estimate("us-east-1", &desired(&s, &facts("us-east-1"))).unwrap();
+        let e = estimate("us-east-1", &desired(&none, &facts("us-east-1"))).unwrap();
+        // Five interface endpoints in 2 zones at $0.01/h each; the S3
+        // gateway endpoint is free.
+        for svc in [
+            "ssm",
+            "ssmmessages",
+            "ec2messages",
+            "secretsmanager",
+            "logs",
+        ] {
+            close(
+                line(&e, &format!("vpce-{svc}"), "hourly").monthly_max,
+                2.0 * 0.01 * H,
+            );
+        }
+        close(line(&e, "vpce-s3", "hourly").monthly_max, 0.0);
+        // The NAT gateway and its address are gone.
+        let nat = 0.045 * H + 0.005 * H;
+        close(e.total_min, with_nat.total_min - nat + 10.0 * 0.01 * H);
+        assert!(e.unpriced.is_empty(), "{:?}", e.unpriced);
+        // A region without the figure says so.
+        let eu = estimate("eu-west-1", &desired(&none, &facts("eu-west-1"))).unwrap();
+        assert!(
+            eu.unpriced.contains(&"vpce-ssm".to_string()),
+            "{:?}",
+            eu.unpriced
+        );
+        assert!(!eu.unpriced.contains(&"vpce-s3".to_string()));
     }
 
     #[test]

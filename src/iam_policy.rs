@@ -157,6 +157,7 @@ pub const CALLS: &[Call] = &[
     r("ec2", "describe_subnets", "DescribeSubnets", &["ec2:DescribeSubnets"]),
     r("ec2", "describe_vpc_attribute", "DescribeVpcAttribute", &["ec2:DescribeVpcAttribute"]),
     r("ec2", "describe_vpcs", "DescribeVpcs", &["ec2:DescribeVpcs"]),
+    r("ec2", "describe_vpc_endpoints", "DescribeVpcEndpoints", &["ec2:DescribeVpcEndpoints"]),
     w("ec2", "allocate_address", "AllocateAddress", &["ec2:AllocateAddress", "ec2:CreateTags"]),
     w("ec2", "associate_route_table", "AssociateRouteTable", &["ec2:AssociateRouteTable"]),
     w("ec2", "attach_internet_gateway", "AttachInternetGateway", &["ec2:AttachInternetGateway"]),
@@ -170,6 +171,7 @@ pub const CALLS: &[Call] = &[
     w("ec2", "create_security_group", "CreateSecurityGroup", &["ec2:CreateSecurityGroup", "ec2:CreateTags"]),
     w("ec2", "create_subnet", "CreateSubnet", &["ec2:CreateSubnet", "ec2:CreateTags"]),
     w("ec2", "create_vpc", "CreateVpc", &["ec2:CreateVpc", "ec2:CreateTags"]),
+    w("ec2", "create_vpc_endpoint", "CreateVpcEndpoint", &["ec2:CreateVpcEndpoint", "ec2:CreateTags"]),
     w("ec2", "delete_internet_gateway", "DeleteInternetGateway", &["ec2:DeleteInternetGateway"]),
     w("ec2", "delete_launch_template", "DeleteLaunchTemplate", &["ec2:DeleteLaunchTemplate"]),
     w("ec2", "delete_launch_template_versions", "DeleteLaunchTemplateVersions", &["ec2:DeleteLaunchTemplateVersions"]),
@@ -179,10 +181,12 @@ pub const CALLS: &[Call] = &[
     w("ec2", "delete_security_group", "DeleteSecurityGroup", &["ec2:DeleteSecurityGroup"]),
     w("ec2", "delete_subnet", "DeleteSubnet", &["ec2:DeleteSubnet"]),
     w("ec2", "delete_vpc", "DeleteVpc", &["ec2:DeleteVpc"]),
+    w("ec2", "delete_vpc_endpoints", "DeleteVpcEndpoints", &["ec2:DeleteVpcEndpoints"]),
     w("ec2", "detach_internet_gateway", "DetachInternetGateway", &["ec2:DetachInternetGateway"]),
     w("ec2", "disassociate_route_table", "DisassociateRouteTable", &["ec2:DisassociateRouteTable"]),
     w("ec2", "modify_launch_template", "ModifyLaunchTemplate", &["ec2:ModifyLaunchTemplate"]),
     w("ec2", "modify_vpc_attribute", "ModifyVpcAttribute", &["ec2:ModifyVpcAttribute"]),
+    w("ec2", "modify_vpc_endpoint", "ModifyVpcEndpoint", &["ec2:ModifyVpcEndpoint"]),
     w("ec2", "release_address", "ReleaseAddress", &["ec2:ReleaseAddress"]),
     w("ec2", "replace_route", "ReplaceRoute", &["ec2:ReplaceRoute"]),
     w("ec2", "revoke_security_group_ingress", "RevokeSecurityGroupIngress", &["ec2:RevokeSecurityGroupIngress"]),
@@ -917,7 +921,7 @@ mod tests {
         for a in &plan {
             let name = a.split_once(':').unwrap().1;
             assert!(
-                ["Describe", "List", "Get"]
+                ["Describe", "List", "Get", "Filter"]
                     .iter()
                     .any(|p| name.starts_with(p)),
                 "plan scope grants {a}"

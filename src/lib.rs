@@ -5,13 +5,17 @@
 pub mod cloud;
 pub mod cost;
 pub mod engine;
+pub mod exec;
 pub mod iam_policy;
 pub mod lifecycle;
 pub mod lock;
+pub mod logs;
 pub mod ops;
 pub mod planfile;
 pub mod progress;
+pub mod releases;
 pub mod resources;
 pub mod stack;
+pub mod status;
 pub mod topology;
 pub mod userdata;

@@ -8,7 +8,10 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 
-use commands::{destroy, diff, iam_policy, outputs, up, validate, Ctx, Global};
+use commands::{
+    destroy, diff, exec, iam_policy, logs, outputs, releases, rollback, status, up, validate, Ctx,
+    Global,
+};
 
 /// Declarative provisioning of the scaled bookstore deployment on AWS.
 ///
@@ -20,7 +23,7 @@ use commands::{destroy, diff, iam_policy, outputs, up, validate, Ctx, Global};
 /// Exit codes: 0 done, 1 error, 2 changes present (`diff
 /// --detailed-exitcode`), 3 the stack's lock is held, 4 consent needed
 /// (`--allow-replace`), 5 stale or foreign saved plan, 6 cost increase over
-/// `--max-monthly-increase`.
+/// `--max-monthly-increase`, 7 not healthy (`status`).
 #[derive(Parser)]
 #[command(name = "bookstore-infra", version)]
 struct Cli {
@@ -44,6 +47,16 @@ enum Cmd {
     Validate(validate::ValidateArgs),
     /// Print the least-privilege IAM policy for a CI role running this stack.
     IamPolicy(iam_policy::IamPolicyArgs),
+    /// Is the deployment healthy: instances, targets, rollout, database, certificate.
+    Status(status::StatusArgs),
+    /// The releases rolled out, newest first, and which one runs.
+    Releases(releases::ReleasesArgs),
+    /// Roll the instances back to an earlier release.
+    Rollback(rollback::RollbackArgs),
+    /// Print the app's logs from the stack's CloudWatch Logs group.
+    Logs(logs::LogsArgs),
+    /// Run a `bookstore` command on one healthy instance (SSM Run Command).
+    Exec(exec::ExecArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +74,11 @@ fn main() -> ExitCode {
             Cmd::Outputs(a) => outputs::run(&ctx, a).await,
             Cmd::Validate(a) => validate::run(a),
             Cmd::IamPolicy(a) => iam_policy::run(a),
+            Cmd::Status(a) => status::run(&ctx, a).await,
+            Cmd::Releases(a) => releases::run(&ctx, a).await,
+            Cmd::Rollback(a) => rollback::run(&ctx, a).await,
+            Cmd::Logs(a) => logs::run(&ctx, a).await,
+            Cmd::Exec(a) => exec::run(&ctx, a).await,
         }
     });
     match result {

@@ -134,13 +134,24 @@ async fn app_facts(
             )
         })
     };
-    let (account, ami, hosted_zone_id) = tokio::try_join!(account, ami, zone)?;
+    // The releases so far decide which earlier binaries stay (`rollback`).
+    let kept = async {
+        let listing = crate::releases::list(cloud, &stack.name).await?;
+        Ok::<_, CloudError>(crate::releases::kept_artifacts(
+            &listing,
+            &sha256,
+            stack.app.keep_releases,
+        ))
+    };
+    let (account, ami, hosted_zone_id, kept) = tokio::try_join!(account, ami, zone, kept)?;
     Ok(AppFacts {
         region: cloud.region.clone(),
         account,
         ami,
         binary,
+        commit: crate::releases::git_commit(&stack.dir),
         sha256,
+        kept,
         hosted_zone_id,
     })
 }

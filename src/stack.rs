@@ -77,8 +77,18 @@ pub struct Stack {
     pub domain: Option<Domain>,
     /// How long each kind of wait may last (`[timeouts]`).
     pub timeouts: Timeouts,
+    /// The app's log group (`[logs]`).
+    pub logs: Logs,
     /// The directory holding the stack file: relative paths in it start here.
     pub dir: PathBuf,
+}
+
+/// The log group the instances ship the app's journal to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Logs {
+    /// Days CloudWatch Logs keeps events: one of
+    /// [`crate::resources::log_group::RETENTION_DAYS`].
+    pub retention_days: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -88,6 +98,9 @@ pub struct Network {
     pub zones: Option<Vec<String>>,
     pub az_count: usize,
     pub nat: Nat,
+    /// VPC endpoints for the AWS services the instances use (`[network]
+    /// endpoints`): what they need without a NAT gateway.
+    pub endpoints: bool,
     /// One per zone, in zone order.
     pub public_subnets: Vec<Ipv4Net>,
     pub private_subnets: Vec<Ipv4Net>,
@@ -109,6 +122,8 @@ pub struct App {
     pub scaling_target: f64,
     pub refresh_min_healthy: u32,
     pub refresh_warmup: u32,
+    /// How many releases keep their artifact (and launch template version) for `rollback`.
+    pub keep_releases: u32,
     pub data_dir: String,
 }
 
@@ -207,6 +222,13 @@ struct RawFile {
     database: Option<RawDatabase>,
     domain: Option<Spanned<RawDomain>>,
     timeouts: Option<RawTimeouts>,
+    logs: Option<RawLogs>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLogs {
+    retention_days: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -235,7 +257,8 @@ struct RawNetwork {
     cidr: Option<Spanned<String>>,
     zones: Option<Spanned<Vec<String>>>,
     az_count: Option<Spanned<i64>>,
-    nat: Option<Nat>,
+    nat: Option<Spanned<Nat>>,
+    endpoints: Option<bool>,
     public_subnets: Option<Spanned<Vec<Spanned<String>>>>,
     private_subnets: Option<Spanned<Vec<Spanned<String>>>>,
 }
@@ -255,6 +278,7 @@ struct RawApp {
     scaling_target: Option<Spanned<f64>>,
     refresh_min_healthy: Option<Spanned<i64>>,
     refresh_warmup: Option<Spanned<i64>>,
+    keep_releases: Option<Spanned<i64>>,
     data_dir: Option<Spanned<String>>,
 }
 
@@ -290,6 +314,8 @@ pub const DEFAULT_CIDR: &str = "10.0.0.0/16";
 pub const DEFAULT_AZ_COUNT: usize = 2;
 /// Default port the app listens on.
 pub const DEFAULT_APP_PORT: u16 = 8080;
+/// Days the app's log group keeps events unless `[logs] retention_days` says otherwise.
+pub const DEFAULT_LOG_RETENTION_DAYS: u32 = 30;
 
 /// Reads and validates a stack file.
 pub fn load(path: &Path) -> Result<Stack, StackError> {
@@ -639,6 +665,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Stack, StackError> {
             90,
         )?,
         refresh_warmup: int(&app.refresh_warmup, "app.refresh_warmup", 0..=3600, 120)?,
+        keep_releases: int(&app.keep_releases, "app.keep_releases", 1..=50, 5)?,
         data_dir,
     };
 
@@ -796,11 +823,54 @@ pub fn parse(path: &Path, text: &str) -> Result<Stack, StackError> {
         timeouts.certificate = Duration::from_secs(d.validation_timeout.into());
     }
 
+    let retention_days = match &raw.logs {
+        Some(RawLogs {
+            retention_days: Some(x),
+        }) => {
+            let allowed = crate::resources::log_group::RETENTION_DAYS;
+            match u32::try_from(*x.get_ref()) {
+                Ok(v) if allowed.contains(&v) => v,
+                _ => {
+                    let list: Vec<String> = allowed.iter().map(u32::to_string).collect();
+                    return Err(at(
+                        x.span().start,
+                        format!(
+                            "`logs.retention_days` = {}: CloudWatch Logs accepts only {}",
+                            x.get_ref(),
+                            list.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        _ => DEFAULT_LOG_RETENTION_DAYS,
+    };
+
+    // Without a NAT gateway the instances reach no AWS endpoint: they could
+    // not fetch the binary (S3), the database password (Secrets Manager),
+    // ship logs (CloudWatch Logs) nor be reached by Systems Manager, and
+    // would never become healthy, unless the VPC has endpoints for each
+    // ("Access AWS services through AWS PrivateLink").
+    let topology = raw.topology.unwrap_or(Topology::Full);
+    if let (Topology::Full, Some(n), false) = (topology, &net.nat, net.endpoints.unwrap_or(false)) {
+        if *n.get_ref() == Nat::None {
+            return Err(at(
+                n.span().start,
+                "`network.nat` = \"none\": the app instances would have no route to S3, Secrets Manager, \
+                 CloudWatch Logs and Systems Manager (ssm, ssmmessages, ec2messages); set \
+                 `endpoints = true` under [network] to create VPC endpoints for them, or use \
+                 nat = \"single\" or \"per-az\""
+                    .into(),
+            ));
+        }
+    }
+
     Ok(Stack {
         name: name.into_inner(),
         timeouts,
         region,
-        topology: raw.topology.unwrap_or(Topology::Full),
+        topology,
+        logs: Logs { retention_days },
         database,
         domain,
         dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
@@ -808,7 +878,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Stack, StackError> {
             cidr,
             zones,
             az_count,
-            nat: net.nat.unwrap_or(Nat::Single),
+            nat: net.nat.as_ref().map_or(Nat::Single, |n| *n.get_ref()),
+            endpoints: net.endpoints.unwrap_or(false),
             public_subnets,
             private_subnets,
         },
@@ -973,6 +1044,46 @@ mod tests {
         assert!(e.starts_with("stacks/t.toml:3:10:"), "{e}");
         let e = err("name = \"demo\"\n[timeouts]\ndelete = \"10m\"\n");
         assert!(e.starts_with("stacks/t.toml:3:10:"), "{e}");
+    }
+
+    #[test]
+    fn log_retention_is_one_cloudwatch_accepts() {
+        assert_eq!(p("name = \"demo\"\n").unwrap().logs.retention_days, 30);
+        let s = p("name = \"demo\"\n[logs]\nretention_days = 365\n").unwrap();
+        assert_eq!(s.logs.retention_days, 365);
+        for bad in ["31", "0", "-1", "3654"] {
+            let e = err(&format!(
+                "name = \"demo\"\n[logs]\nretention_days = {bad}\n"
+            ));
+            assert!(e.starts_with("stacks/t.toml:3:18:"), "{e}");
+            assert!(
+                e.contains("logs.retention_days") && e.contains("1, 3, 5, 7, 14, 30,"),
+                "{e}"
+            );
+        }
+        let e = err("name = \"demo\"\n[logs]\nretention = 7\n");
+        assert!(e.starts_with("stacks/t.toml:3:1:"), "{e}");
+    }
+
+    #[test]
+    fn no_nat_needs_endpoints() {
+        let e = err("name = \"demo\"\n[network]\nnat = \"none\"\n");
+        assert!(e.starts_with("stacks/t.toml:3:7:"), "{e}");
+        for what in [
+            "S3",
+            "Secrets Manager",
+            "CloudWatch Logs",
+            "ssmmessages",
+            "endpoints = true",
+        ] {
+            assert!(e.contains(what), "{what}: {e}");
+        }
+        let s = p("name = \"demo\"\n[network]\nnat = \"none\"\nendpoints = true\n").unwrap();
+        assert!(s.network.endpoints);
+        assert!(!p("name = \"demo\"\n").unwrap().network.endpoints);
+        // Without instances there is nothing to reach AWS.
+        let s = p("name = \"demo\"\ntopology = \"network\"\n[network]\nnat = \"none\"\n").unwrap();
+        assert_eq!(s.network.nat, Nat::None);
     }
 
     #[test]

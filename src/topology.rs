@@ -8,7 +8,8 @@ use crate::engine::Desired;
 use crate::resources::{
     autoscaling_group, certificate, db_instance, db_subnet_group, dns_alias, efs_access_point,
     efs_file_system, elastic_ip, iam, internet_gateway, launch_template, listener, load_balancer,
-    nat_gateway, route_table, s3, security_group, subnet, target_group, vpc,
+    log_group, nat_gateway, route_table, s3, security_group, subnet, target_group, vpc,
+    vpc_endpoint,
 };
 use crate::stack::{Nat, ScalingMetric, Stack, Topology};
 use crate::userdata;
@@ -30,6 +31,11 @@ pub struct AppFacts {
     /// The binary to ship and its sha256 (hex).
     pub binary: std::path::PathBuf,
     pub sha256: String,
+    /// The git commit the stack file's repository is at (`up` time), if any.
+    pub commit: Option<String>,
+    /// Earlier releases' binaries (sha256) whose artifacts are kept for
+    /// `rollback` (see [`crate::releases::kept_artifacts`]).
+    pub kept: Vec<String>,
     /// The Route 53 zone id of the stack's domain, when it names a zone.
     pub hosted_zone_id: Option<String>,
 }
@@ -176,8 +182,77 @@ pub fn desired(stack: &Stack, facts: &Facts) -> Vec<Desired> {
         json!([{"protocol": "tcp", "port": 2049, "source_group": r("sg-app")}]),
     ));
     if let (Topology::Full, Some(app)) = (stack.topology, &facts.app) {
+        if net.endpoints {
+            out.push(sg(
+                "sg-endpoints",
+                "VPC endpoints",
+                json!([{"protocol": "tcp", "port": 443, "source_group": r("sg-app")}]),
+            ));
+            out.extend(endpoints(&sfx, &app.region));
+        }
         out.extend(application(stack, &sfx, app));
     }
+    out
+}
+
+/// The services the instances call: Systems Manager's three (Run Command
+/// and Session Manager, "Creating VPC endpoints for Systems Manager"),
+/// Secrets Manager (the database password) and CloudWatch Logs, through
+/// interface endpoints; S3 (the binary) through a gateway endpoint.
+pub const INTERFACE_ENDPOINTS: &[&str] = &[
+    "ssm",
+    "ssmmessages",
+    "ec2messages",
+    "secretsmanager",
+    "logs",
+];
+
+/// The logical ids of the endpoints.
+pub fn endpoint_ids() -> Vec<String> {
+    INTERFACE_ENDPOINTS
+        .iter()
+        .chain(&["s3"])
+        .map(|s| format!("vpce-{s}"))
+        .collect()
+}
+
+/// VPC endpoints in the private subnets (interface), on the private route
+/// tables (gateway), reached from the app instances only.
+fn endpoints(sfx: &[String], region: &str) -> Vec<Desired> {
+    let private: Vec<Value> = sfx
+        .iter()
+        .map(|s| r(&format!("subnet-private-{s}")))
+        .collect();
+    let tables: Vec<Value> = sfx.iter().map(|s| r(&format!("rt-private-{s}"))).collect();
+    let mut out: Vec<Desired> = INTERFACE_ENDPOINTS
+        .iter()
+        .map(|svc| {
+            Desired::new(
+                vpc_endpoint::KIND,
+                format!("vpce-{svc}"),
+                json!({
+                    "vpc_id": r("vpc"),
+                    "service_name": format!("com.amazonaws.{region}.{svc}"),
+                    "type": "Interface",
+                    "subnet_ids": private,
+                    "security_group_ids": [r("sg-endpoints")],
+                    "route_table_ids": [],
+                }),
+            )
+        })
+        .collect();
+    out.push(Desired::new(
+        vpc_endpoint::KIND,
+        "vpce-s3",
+        json!({
+            "vpc_id": r("vpc"),
+            "service_name": format!("com.amazonaws.{region}.s3"),
+            "type": "Gateway",
+            "subnet_ids": [],
+            "security_group_ids": [],
+            "route_table_ids": tables,
+        }),
+    ));
     out
 }
 
@@ -185,6 +260,20 @@ pub fn desired(stack: &Stack, facts: &Facts) -> Vec<Desired> {
 pub const TLS_POLICY: &str = "ELBSecurityPolicy-TLS13-1-2-2021-06";
 /// The uid and gid files on the shared file system belong to.
 pub const FILES_UID: u32 = 50000;
+
+/// The AWS managed policy giving an instance what Systems Manager needs
+/// (Run Command, Session Manager): "AWS managed policies for Amazon EC2
+/// Systems Manager", AmazonSSMManagedInstanceCore.
+pub fn ssm_core_policy(region: &str) -> String {
+    let partition = if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    };
+    format!("arn:{partition}:iam::aws:policy/AmazonSSMManagedInstanceCore")
+}
 
 /// Database, files, certificate, load balancer, identity, artifact, instances.
 fn application(stack: &Stack, sfx: &[String], f: &AppFacts) -> Vec<Desired> {
@@ -364,8 +453,27 @@ fn application(stack: &Stack, sfx: &[String], f: &AppFacts) -> Vec<Desired> {
             "file": f.binary.to_string_lossy(),
         }),
     ));
+    // Earlier releases' binaries stay for `rollback`; they exist already
+    // (only present ones are kept), so nothing is uploaded.
+    for sha in f.kept.iter().filter(|s| **s != f.sha256) {
+        out.push(Desired::new(
+            s3::ARTIFACT,
+            s3::artifact_id(sha),
+            json!({"bucket": r("artifacts"), "key": s3::artifact_key(sha), "sha256": sha}),
+        ));
+    }
+    out.push(Desired::new(
+        log_group::KIND,
+        "logs",
+        json!({
+            "name": log_group::app_group(name),
+            "retention_days": stack.logs.retention_days,
+        }),
+    ));
     // Least privilege: read this artifact prefix, read the database's
-    // secret, mount the file system through its access point.
+    // secret, mount the file system through its access point, write to
+    // the stack's log group. The managed policy lets Systems Manager
+    // reach the instances (Run Command, Session Manager) without SSH.
     out.push(Desired::new(
         iam::ROLE,
         "role",
@@ -395,8 +503,24 @@ fn application(stack: &Stack, sfx: &[String], f: &AppFacts) -> Vec<Desired> {
                         "Resource": r_attr("efs", "arn"),
                         "Condition": {"StringEquals": {"elasticfilesystem:AccessPointArn": r_attr("efs-ap", "arn")}},
                     },
+                    // CreateLogStream is authorized on the log group,
+                    // PutLogEvents on the stream ("Actions, resources, and
+                    // condition keys for Amazon CloudWatch Logs").
+                    {
+                        "Sid": "CreateLogStream",
+                        "Effect": "Allow",
+                        "Action": "logs:CreateLogStream",
+                        "Resource": r_attr("logs", "arn"),
+                    },
+                    {
+                        "Sid": "PutLogEvents",
+                        "Effect": "Allow",
+                        "Action": "logs:PutLogEvents",
+                        "Resource": concat(vec![r_attr("logs", "arn"), json!(":log-stream:*")]),
+                    },
                 ],
             },
+            "managed_policies": [ssm_core_policy(&f.region)],
         }),
     ));
     out.push(Desired::new(
@@ -419,6 +543,7 @@ fn application(stack: &Stack, sfx: &[String], f: &AppFacts) -> Vec<Desired> {
                 "security_group_ids": [r("sg-app")],
                 "instance_profile_arn": r_attr("profile", "arn"),
                 "http_tokens": "required",
+                "release": {"commit": f.commit, "keep": app.keep_releases},
                 "user_data": {
                     "template": userdata::template_digest(),
                     "vars": {
@@ -464,11 +589,18 @@ fn application(stack: &Stack, sfx: &[String], f: &AppFacts) -> Vec<Desired> {
                 "scaling": scaling,
                 "scaling_target": {"load_balancer_arn": r_attr("lb", "arn"), "target_group_arn": r_attr("tg", "arn")},
                 "refresh": {"min_healthy": app.refresh_min_healthy, "warmup": app.refresh_warmup},
+                // Cleared by `up`: it rolls forward after a `rollback`.
+                "rolled_back": null,
             }),
         )
         // Instances register once something listens for them.
         .after("listener-http"),
     );
+    // Without a NAT gateway, instances boot only once the endpoints are there.
+    if stack.network.endpoints {
+        let asg = out.last_mut().expect("the group was just added");
+        asg.after.extend(endpoint_ids());
+    }
     out
 }
 
@@ -593,7 +725,10 @@ mod tests {
 
     #[test]
     fn nat_modes_change_gateways_and_private_routes() {
-        let none = desired(&stack("[network]\nnat = \"none\"\n"), &facts(2));
+        let none = desired(
+            &stack("topology = \"network\"\n[network]\nnat = \"none\"\n"),
+            &facts(2),
+        );
         assert!(!ids(&none)
             .iter()
             .any(|i| i.starts_with("nat-") || i.starts_with("eip-")));
@@ -645,6 +780,8 @@ mod tests {
                 ami: "ami-0123456789abcdef0".into(),
                 binary: "bookstore".into(),
                 sha256: "ab".repeat(32),
+                commit: None,
+                kept: Vec::new(),
                 hosted_zone_id: Some("Z123".into()),
             }),
             ..facts(2)
@@ -691,6 +828,61 @@ mod tests {
         assert_eq!(db.props["storage_encrypted"], true);
         assert_eq!(db.props["publicly_accessible"], false);
         assert!(!db.props.contains_key("password") && !db.props.contains_key("master_password"));
+    }
+
+    #[test]
+    fn endpoints_replace_the_nat_gateway_for_the_instances() {
+        let s = stack("[network]\nnat = \"none\"\nendpoints = true\n");
+        let d = desired(&s, &full_facts());
+        let eps: Vec<&Desired> = d.iter().filter(|x| x.kind == vpc_endpoint::KIND).collect();
+        let names: Vec<&str> = eps
+            .iter()
+            .map(|e| e.props["service_name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "com.amazonaws.us-east-1.ssm",
+                "com.amazonaws.us-east-1.ssmmessages",
+                "com.amazonaws.us-east-1.ec2messages",
+                "com.amazonaws.us-east-1.secretsmanager",
+                "com.amazonaws.us-east-1.logs",
+                "com.amazonaws.us-east-1.s3",
+            ]
+        );
+        for e in &eps[..5] {
+            assert_eq!(e.props["type"], "Interface");
+            assert_eq!(
+                e.props["subnet_ids"],
+                json!([r("subnet-private-a"), r("subnet-private-b")])
+            );
+            assert_eq!(e.props["security_group_ids"], json!([r("sg-endpoints")]));
+        }
+        assert_eq!(eps[5].props["type"], "Gateway");
+        assert_eq!(
+            eps[5].props["route_table_ids"],
+            json!([r("rt-private-a"), r("rt-private-b")])
+        );
+        // HTTPS from the app instances only.
+        let sg = d.iter().find(|x| x.id == "sg-endpoints").unwrap();
+        assert_eq!(
+            sg.props["ingress"],
+            json!([{"protocol": "tcp", "port": 443, "source_group": r("sg-app")}])
+        );
+        // No NAT gateway, and the instances wait for the endpoints.
+        assert!(!d.iter().any(|x| x.kind == nat_gateway::KIND));
+        let asg = d.iter().find(|x| x.id == "asg").unwrap();
+        for id in endpoint_ids() {
+            assert!(asg.deps().contains(&id), "{id}");
+        }
+        let nodes: Vec<(String, Vec<String>)> =
+            d.iter().map(|x| (x.id.clone(), x.deps())).collect();
+        topo_order(&nodes).expect("acyclic and complete");
+        // Without the setting, none.
+        let d = desired(&stack(""), &full_facts());
+        assert!(!d
+            .iter()
+            .any(|x| x.kind == vpc_endpoint::KIND || x.id == "sg-endpoints"));
     }
 
     #[test]

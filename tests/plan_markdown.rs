@@ -65,6 +65,8 @@ fn facts() -> Facts {
             ami: "ami-0123456789abcdef0".into(),
             binary: Path::new("target/x86_64-unknown-linux-gnu/release/bookstore").into(),
             sha256: hex(b"bookstore binary"),
+            commit: None,
+            kept: Vec::new(),
             hosted_zone_id: Some("Z0123456789EXAMPLE".into()),
         }),
     }

@@ -63,6 +63,17 @@ impl Env {
         serde_json::from_str(&self.ok(&["diff", &self.stack, "--json"]).stdout).unwrap()
     }
 
+    /// How many app binaries were uploaded (accepted PutObject requests of
+    /// an artifact key, not of the stack's lock).
+    fn uploads(&self) -> usize {
+        self.proxy
+            .seen()
+            .iter()
+            .filter(|r| r.service == "s3" && r.op.starts_with("PUT:object") && r.status < 300)
+            .filter(|r| r.path.ends_with("/bookstore"))
+            .count()
+    }
+
     /// The StartInstanceRefresh requests AWS accepted.
     fn refreshes(&self) -> Vec<std::collections::BTreeMap<String, String>> {
         self.proxy
@@ -388,8 +399,12 @@ fn production_stack_from_empty_to_destroyed() {
             .send()
             .await
             .unwrap();
-        // Exactly three statements, each one action set on one named resource.
+        // Exactly five statements, each one action set on one named
+        // resource (the log group's streams the only pattern).
         let doc: Value = serde_json::from_str(&common::decode(pol.policy_document())).unwrap();
+        let log_group =
+            "arn:aws:logs:us-east-1:123456789012:log-group:/bookstore-infra/bookstore-prod/app"
+                .to_string();
         let statements = doc["Statement"].as_array().expect("statements");
         let mut grants: Vec<(Vec<String>, String)> = statements
             .iter()
@@ -405,7 +420,9 @@ fn production_stack_from_empty_to_destroyed() {
                     .expect("one resource, never a list")
                     .to_string();
                 assert!(
-                    !resource.contains('*') || resource.ends_with("/bookstore/*"),
+                    !resource.contains('*')
+                        || resource.ends_with("/bookstore/*")
+                        || resource == format!("{log_group}:log-stream:*"),
                     "{st}"
                 );
                 (actions, resource)
@@ -416,7 +433,7 @@ fn production_stack_from_empty_to_destroyed() {
             "arn:aws:elasticfilesystem:us-east-1:123456789012:file-system/{}",
             outputs["file_system_id"].as_str().unwrap()
         );
-        assert_eq!(grants.len(), 3, "{doc}");
+        assert_eq!(grants.len(), 5, "{doc}");
         assert_eq!(
             grants[0],
             (
@@ -427,20 +444,61 @@ fn production_stack_from_empty_to_destroyed() {
                 fs_arn
             )
         );
+        // The instances ship their logs to the stack's group, and only there.
         assert_eq!(
             grants[1],
+            (vec!["logs:CreateLogStream".to_string()], log_group.clone())
+        );
+        assert_eq!(
+            grants[2],
+            (
+                vec!["logs:PutLogEvents".to_string()],
+                format!("{log_group}:log-stream:*")
+            )
+        );
+        assert_eq!(
+            grants[3],
             (
                 vec!["s3:GetObject".to_string()],
                 format!("arn:aws:s3:::{bucket}/bookstore/*")
             )
         );
         assert_eq!(
-            grants[2],
+            grants[4],
             (
                 vec!["secretsmanager:GetSecretValue".to_string()],
                 outputs["db_secret_arn"].as_str().unwrap().to_string()
             )
         );
+        // Systems Manager reaches the instances through the one managed policy.
+        let managed = iam
+            .list_attached_role_policies()
+            .role_name(role.role_name())
+            .send()
+            .await
+            .unwrap();
+        let managed: Vec<&str> = managed
+            .attached_policies()
+            .iter()
+            .filter_map(|p| p.policy_arn())
+            .collect();
+        assert_eq!(
+            managed,
+            ["arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"]
+        );
+        // The log group, with the default retention.
+        let groups = aws_sdk_cloudwatchlogs::Client::new(conf)
+            .describe_log_groups()
+            .log_group_name_prefix("/bookstore-infra/bookstore-prod/")
+            .send()
+            .await
+            .unwrap();
+        let groups: Vec<(Option<&str>, Option<i32>)> = groups
+            .log_groups()
+            .iter()
+            .map(|g| (g.log_group_arn(), g.retention_in_days()))
+            .collect();
+        assert_eq!(groups, [(Some(log_group.as_str()), Some(30))]);
         let mount = statements
             .iter()
             .find(|st| st["Resource"] == grants[0].1.as_str())
@@ -596,6 +654,7 @@ fn production_stack_from_empty_to_destroyed() {
             "{id} {action}: {changes:?}"
         );
     }
+    let uploaded = env.uploads();
     let up = env.ok(&["--stats", "up", &env.stack, "--yes"]);
     let stats = up
         .stderr
@@ -603,7 +662,9 @@ fn production_stack_from_empty_to_destroyed() {
         .find(|l| l.starts_with("api_calls="))
         .unwrap()
         .to_string();
-    assert!(stats.contains("S3:PutObject=1"), "{stats}");
+    // The binary is uploaded once (the stack's lock is an S3 object too:
+    // its writes are told apart by their key).
+    assert_eq!(env.uploads() - uploaded, 1, "{stats}");
     assert_eq!(version(e), ("3".into(), "3".into()));
     let again = env.ok(&["--stats", "up", &env.stack, "--yes"]);
     let stats = again
@@ -612,7 +673,7 @@ fn production_stack_from_empty_to_destroyed() {
         .find(|l| l.starts_with("api_calls="))
         .unwrap()
         .to_string();
-    assert!(!stats.contains("S3:PutObject"), "uploaded once: {stats}");
+    assert_eq!(env.uploads() - uploaded, 1, "uploaded once: {stats}");
     assert!(
         !stats.contains("StartInstanceRefresh"),
         "nothing to roll out: {stats}"

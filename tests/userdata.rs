@@ -13,6 +13,7 @@ use std::process::Command;
 
 use bookstore_infra::userdata::{render, UserDataVars};
 use common::Emulator;
+use serde_json::Value;
 
 fn venv_bin(name: &str) -> PathBuf {
     let p = common::root().join(".venv/bin").join(name);
@@ -96,6 +97,26 @@ const STUBS: &[(&str, &str)] = &[
         "for a; do p=\"$a\"; done; grep -qxF \"$p\" \"$STATE/mounts\" 2>/dev/null",
     ),
     ("systemctl", ""),
+    // The instance metadata service (IMDSv2): a token, then the instance id.
+    (
+        "curl",
+        r#"case "$*" in
+*api/token*) echo imds-token ;;
+*meta-data/instance-id*) echo i-0123456789abcdef0 ;;
+*) exit 22 ;;
+esac"#,
+    ),
+    // The journal: the entries in $STATE/journal (one JSON object a line,
+    // as `-o json` prints them), after the cursor given, then it stops
+    // (as if the follow was interrupted).
+    (
+        "journalctl",
+        r#"after=; prev=
+for a; do [ "$prev" = --after-cursor ] && after="$a"; prev="$a"; done
+if [ -z "$after" ]; then cat "$STATE/journal"; exit 0; fi
+n=$(grep -nF "\"__CURSOR\":\"$after\"" "$STATE/journal" | cut -d: -f1)
+tail -n +$((n + 1)) "$STATE/journal""#,
+    ),
     // The real AWS CLI, recorded.
     ("aws", "exec \"$REAL_AWS\" \"$@\""),
 ];
@@ -232,6 +253,11 @@ const DATA_MOUNT: &str = "var-lib-bookstore-data.mount";
 /// and the mount units systemd's fstab generator makes from `root`'s
 /// /etc/fstab, as at boot.
 fn systemd_verify(root: &Path) -> (bool, String, Vec<String>) {
+    systemd_verify_unit(root, "bookstore.service")
+}
+
+/// [`systemd_verify`] for any unit the boot script writes.
+fn systemd_verify_unit(root: &Path, unit: &str) -> (bool, String, Vec<String>) {
     let generator = Path::new("/usr/lib/systemd/system-generators/systemd-fstab-generator");
     let system = Path::new("/usr/lib/systemd/system");
     assert!(
@@ -272,7 +298,7 @@ fn systemd_verify(root: &Path) -> (bool, String, Vec<String>) {
         let mut c = Command::new("systemd-analyze");
         c.arg("verify")
             .arg(format!("--root={}", root.display()))
-            .arg("/etc/systemd/system/bookstore.service");
+            .arg(format!("/etc/systemd/system/{unit}"));
         if debug {
             c.env("SYSTEMD_LOG_LEVEL", "debug");
         } else {
@@ -295,7 +321,7 @@ fn systemd_verify(root: &Path) -> (bool, String, Vec<String>) {
     let dump = String::from_utf8_lossy(&verify(true).stdout).into_owned();
     let deps = dump
         .lines()
-        .skip_while(|l| l.trim() != "-> Unit bookstore.service:")
+        .skip_while(|l| l.trim() != format!("-> Unit {unit}:"))
         .skip(1)
         .take_while(|l| !l.trim().starts_with("-> "))
         .map(|l| l.trim().to_string())
@@ -376,12 +402,13 @@ fn a_second_boot_changes_nothing_and_leaves_the_service_started() {
         systemctl,
         [
             "systemctl daemon-reload",
-            "systemctl enable --now bookstore.service"
+            "systemctl enable --now bookstore.service",
+            "systemctl enable --now bookstore-logs.service"
         ]
     );
     assert!(calls
         .trim_end()
-        .ends_with("systemctl enable --now bookstore.service"));
+        .ends_with("systemctl enable --now bookstore-logs.service"));
 }
 
 #[test]
@@ -457,7 +484,8 @@ fn the_boot_script_installs_verifies_mounts_and_starts() {
         systemctl,
         [
             "systemctl daemon-reload",
-            "systemctl enable --now bookstore.service"
+            "systemctl enable --now bookstore.service",
+            "systemctl enable --now bookstore-logs.service"
         ]
     );
     // The file system is mounted (after checking it is not yet) before the
@@ -528,4 +556,185 @@ fn a_binary_that_does_not_match_its_checksum_is_not_installed() {
     let calls = std::fs::read_to_string(&sb.log).unwrap_or_default();
     assert!(!calls.contains("systemctl"), "{calls}");
     assert!(!calls.contains("mount -t"), "{calls}");
+}
+
+/// The environment a unit's `EnvironmentFile=` gives it, from the sandbox.
+fn env_file(p: &Path) -> Vec<(String, String)> {
+    read(p)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Runs the log shipper as its unit would, until the (stub) journal ends.
+fn ship(e: &Emulator, sb: &Sandbox, state_dir: &Path) -> std::process::Output {
+    let venv = venv_bin("aws");
+    let path = format!(
+        "{}:{}:{}",
+        sb.stubs.display(),
+        venv.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut c = aws_env(Command::new("bash"), e);
+    c.arg(sb.root.join("usr/local/lib/bookstore/ship-logs"))
+        .envs(env_file(&sb.root.join("etc/bookstore/logs.env")))
+        .env("PATH", path)
+        .env("STATE_DIRECTORY", state_dir)
+        .env("CALLS", &sb.log)
+        .env("STATE", &sb.state)
+        .env("STUBS", &sb.stubs)
+        .env("REAL_AWS", &venv);
+    c.output().unwrap()
+}
+
+/// One journal entry as `journalctl -o json` prints it.
+fn entry(cursor: &str, micros: i64, message: Value) -> String {
+    serde_json::json!({
+        "__CURSOR": cursor,
+        "__REALTIME_TIMESTAMP": micros.to_string(),
+        "_SYSTEMD_UNIT": "bookstore.service",
+        "MESSAGE": message,
+    })
+    .to_string()
+}
+
+/// The messages of the instance's stream, oldest first.
+fn shipped(e: &Emulator) -> Vec<(i64, String)> {
+    let logs = aws_sdk_cloudwatchlogs::Client::new(e.conf());
+    e.block_on(async {
+        logs.get_log_events()
+            .log_group_name("/bookstore-infra/demo/app")
+            .log_stream_name("i-0123456789abcdef0")
+            .start_from_head(true)
+            .send()
+            .await
+            .unwrap()
+            .events()
+            .iter()
+            .map(|ev| (ev.timestamp().unwrap(), ev.message().unwrap().to_string()))
+            .collect()
+    })
+}
+
+#[test]
+fn the_journal_is_shipped_to_the_stacks_log_group_once() {
+    let (e, sb, _, _) = booted();
+    // The boot asked the instance metadata service for the instance's id
+    // (IMDSv2: a token first) and wrote the shipper's settings.
+    let calls = read(&sb.log);
+    assert!(
+        position(
+            &calls,
+            "curl -sf -X PUT http://169.254.169.254/latest/api/token"
+        ) < position(&calls, "curl -sf -H X-aws-ec2-metadata-token: imds-token"),
+        "{calls}"
+    );
+    let env = env_file(&sb.root.join("etc/bookstore/logs.env"));
+    assert_eq!(
+        env,
+        [
+            ("LOG_GROUP", "/bookstore-infra/demo/app"),
+            ("LOG_STREAM", "i-0123456789abcdef0"),
+            ("AWS_REGION", "us-east-1"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+    );
+    // systemd accepts the shipper's unit as it accepts the app's.
+    let (clean, said, _) = systemd_verify_unit(&sb.root, "bookstore-logs.service");
+    assert!(clean, "systemd-analyze verify: {said}");
+    let unit = read(&sb.root.join("etc/systemd/system/bookstore-logs.service"));
+    for line in [
+        "ExecStart=/usr/local/lib/bookstore/ship-logs",
+        "EnvironmentFile=/etc/bookstore/logs.env",
+        "StateDirectory=bookstore-logs",
+        "DynamicUser=true",
+        "SupplementaryGroups=systemd-journal",
+        "Restart=always",
+    ] {
+        assert!(
+            unit.lines().any(|l| l == line),
+            "unit lacks {line}:\n{unit}"
+        );
+    }
+
+    // The stack made the group; the shipper makes its stream.
+    e.block_on(async {
+        aws_sdk_cloudwatchlogs::Client::new(e.conf())
+            .create_log_group()
+            .log_group_name("/bookstore-infra/demo/app")
+            .send()
+            .await
+            .unwrap();
+    });
+    // A minute ago: CloudWatch Logs takes no event older than 14 days.
+    let t0 = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - 60_000)
+        * 1000;
+    let app =
+        r#"{"timestamp":"2023-11-14T22:13:20Z","level":"INFO","fields":{"message":"listening"}}"#;
+    let journal = [
+        entry("c1", t0, Value::from(app)),
+        entry("c2", t0 + 1_500, Value::from("plain line")),
+        // journald's form of a message that is not UTF-8: its bytes.
+        entry("c3", t0 + 3_000, serde_json::json!([104, 105, 255])),
+    ];
+    std::fs::write(sb.state.join("journal"), journal.join("\n") + "\n").unwrap();
+    let state_dir = sb.state.join("bookstore-logs");
+    std::fs::create_dir_all(&state_dir).unwrap();
+    std::fs::write(&sb.log, "").unwrap();
+    let out = ship(&e, &sb, &state_dir);
+    assert_ok(&out);
+    let calls = read(&sb.log);
+    position(
+        &calls,
+        "aws logs create-log-stream --region us-east-1 --log-group-name /bookstore-infra/demo/app --log-stream-name i-0123456789abcdef0",
+    );
+    position(
+        &calls,
+        "journalctl -u bookstore.service -o json --no-pager -f",
+    );
+    assert!(!calls.contains("--after-cursor"), "{calls}");
+    assert_eq!(
+        shipped(&e),
+        [
+            (t0 / 1000, app.to_string()),
+            (t0 / 1000 + 1, "plain line".to_string()),
+            (t0 / 1000 + 3, "hi\u{fffd}".to_string()),
+        ]
+    );
+    // One batch, and the cursor of its last entry kept.
+    assert_eq!(
+        calls.matches("aws logs put-log-events").count(),
+        1,
+        "{calls}"
+    );
+    assert_eq!(read(&state_dir.join("cursor")), "c3");
+
+    // A restart resumes after the cursor: only the new entry goes.
+    let more = entry("c4", t0 + 5_000, Value::from("after the restart"));
+    std::fs::write(
+        sb.state.join("journal"),
+        journal.join("\n") + "\n" + &more + "\n",
+    )
+    .unwrap();
+    std::fs::write(&sb.log, "").unwrap();
+    assert_ok(&ship(&e, &sb, &state_dir));
+    position(
+        &read(&sb.log),
+        "journalctl -u bookstore.service -o json --no-pager -f --after-cursor c3",
+    );
+    let all = shipped(&e);
+    assert_eq!(all.len(), 4, "{all:?}");
+    assert_eq!(all[3].1, "after the restart");
+    assert_eq!(read(&state_dir.join("cursor")), "c4");
+
+    // Nothing new: nothing sent, the cursor kept.
+    std::fs::write(&sb.log, "").unwrap();
+    assert_ok(&ship(&e, &sb, &state_dir));
+    assert!(!read(&sb.log).contains("put-log-events"));
+    assert_eq!(shipped(&e).len(), 4);
 }

@@ -123,6 +123,148 @@ ReadWritePaths=$DATA_DIR
 WantedBy=multi-user.target
 EOF
 
+# The app's journal goes to the stack's CloudWatch Logs group, one stream
+# per instance (named by its id), by a small service of its own: journalctl
+# follows the app's unit, a Python filter batches the entries into
+# `aws logs put-log-events` calls and records the cursor of the last entry
+# shipped, so a restart resumes after it (at least once, in order). The
+# instance role may write to this group only.
+LOG_GROUP="/bookstore-infra/$STACK/app"
+imds_token="$(curl -sf -X PUT http://169.254.169.254/latest/api/token \
+    -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' --retry 5 --retry-connrefused)"
+INSTANCE_ID="$(curl -sf -H "X-aws-ec2-metadata-token: $imds_token" \
+    http://169.254.169.254/latest/meta-data/instance-id --retry 5 --retry-connrefused)"
+cat >"$ROOT/etc/bookstore/logs.env" <<EOF
+LOG_GROUP=$LOG_GROUP
+LOG_STREAM=$INSTANCE_ID
+AWS_REGION=$REGION
+EOF
+chmod 0644 "$ROOT/etc/bookstore/logs.env"
+
+cat >"$ROOT/usr/local/lib/bookstore/ship-logs" <<'SHIP'
+#!/bin/bash
+# Follows the bookstore unit's journal and ships it to CloudWatch Logs.
+# Needs LOG_GROUP, LOG_STREAM, AWS_REGION and STATE_DIRECTORY (systemd's).
+set -euo pipefail
+cursor="$STATE_DIRECTORY/cursor"
+# The stream exists already after an earlier boot of this instance.
+aws logs create-log-stream --region "$AWS_REGION" --log-group-name "$LOG_GROUP" \
+    --log-stream-name "$LOG_STREAM" 2>/dev/null || true
+after=()
+if [ -s "$cursor" ]; then
+    after=(--after-cursor "$(cat "$cursor")")
+fi
+journalctl -u bookstore.service -o json --no-pager -f "${after[@]}" |
+    python3 "$(dirname "$0")/ship-logs.py" "$cursor"
+SHIP
+chmod 0755 "$ROOT/usr/local/lib/bookstore/ship-logs"
+
+cat >"$ROOT/usr/local/lib/bookstore/ship-logs.py" <<'SHIP'
+"""Reads journalctl's JSON lines on stdin and ships them with PutLogEvents.
+
+A batch is sent 5 seconds after its first entry, or sooner when it reaches
+the API's limits (CloudWatch Logs API reference, PutLogEvents: at most
+10,000 events and 1,048,576 bytes, each event counting its UTF-8 size plus
+26 bytes; events in chronological order). The cursor of the last entry of
+a batch is written to the file named by argv[1] once the batch is accepted.
+"""
+import json
+import os
+import select
+import subprocess
+import sys
+import tempfile
+import time
+
+MAX_EVENTS, MAX_BYTES, OVERHEAD = 10000, 1048576, 26
+MAX_MESSAGE = 256 * 1024 - OVERHEAD
+FLUSH_SECONDS = 5
+cursor_file = sys.argv[1]
+batch, size, last_cursor, first_at = [], 0, None, None
+
+
+def send():
+    global batch, size, first_at
+    if not batch:
+        return
+    batch.sort(key=lambda e: e["timestamp"])
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(batch, f)
+    try:
+        subprocess.run(
+            ["aws", "logs", "put-log-events",
+             "--region", os.environ["AWS_REGION"],
+             "--log-group-name", os.environ["LOG_GROUP"],
+             "--log-stream-name", os.environ["LOG_STREAM"],
+             "--log-events", "file://" + f.name],
+            check=True, stdout=subprocess.DEVNULL)
+    finally:
+        os.unlink(f.name)
+    if last_cursor:
+        tmp = cursor_file + ".tmp"
+        with open(tmp, "w") as c:
+            c.write(last_cursor)
+        os.replace(tmp, cursor_file)
+    batch, size, first_at = [], 0, None
+
+
+while True:
+    wait = None
+    if first_at is not None:
+        wait = max(0.0, first_at + FLUSH_SECONDS - time.monotonic())
+    ready, _, _ = select.select([sys.stdin], [], [], wait)
+    if not ready:
+        send()
+        continue
+    line = sys.stdin.readline()
+    if not line:
+        send()
+        break
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        continue
+    message = entry.get("MESSAGE")
+    if isinstance(message, list):  # journald's form of a non-UTF-8 message
+        message = bytes(message).decode("utf-8", "replace")
+    if not message:
+        continue
+    message = message.encode("utf-8")[:MAX_MESSAGE].decode("utf-8", "ignore")
+    cost = len(message.encode("utf-8")) + OVERHEAD
+    if len(batch) >= MAX_EVENTS or size + cost > MAX_BYTES:
+        send()
+    micros = int(entry.get("__REALTIME_TIMESTAMP", time.time() * 1e6))
+    batch.append({"timestamp": micros // 1000, "message": message})
+    size += cost
+    last_cursor = entry.get("__CURSOR", last_cursor)
+    if first_at is None:
+        first_at = time.monotonic()
+SHIP
+
+cat >"$ROOT/etc/systemd/system/bookstore-logs.service" <<EOF
+[Unit]
+Description=ships the bookstore journal to CloudWatch Logs
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+EnvironmentFile=/etc/bookstore/logs.env
+ExecStart=/usr/local/lib/bookstore/ship-logs
+Restart=always
+RestartSec=5
+DynamicUser=true
+SupplementaryGroups=systemd-journal
+StateDirectory=bookstore-logs
+NoNewPrivileges=true
+ProtectSystem=strict
+ProtectHome=true
+PrivateTmp=true
+
+[Install]
+WantedBy=multi-user.target
+EOF
+
 systemctl daemon-reload
 systemctl enable --now bookstore.service
-log "bookstore started on port $PORT"
+systemctl enable --now bookstore-logs.service
+log "bookstore started on port $PORT, shipping its journal to $LOG_GROUP"

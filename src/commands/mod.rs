@@ -3,8 +3,13 @@
 
 pub mod destroy;
 pub mod diff;
+pub mod exec;
 pub mod iam_policy;
+pub mod logs;
 pub mod outputs;
+pub mod releases;
+pub mod rollback;
+pub mod status;
 pub mod up;
 pub mod validate;
 
@@ -44,6 +49,9 @@ pub mod exit {
     pub const STALE_PLAN: u8 = 5;
     /// `--max-monthly-increase`: the estimated monthly cost rises by more.
     pub const COST_LIMIT: u8 = 6;
+    /// `status`: the stack is not healthy (a target, the database, the
+    /// certificate or the probe).
+    pub const UNHEALTHY: u8 = 7;
 }
 
 /// An error that ends the run with its own exit code.

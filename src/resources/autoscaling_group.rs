@@ -12,6 +12,11 @@
 //! then the group counts as not yet updated, so an interrupted or failed
 //! rollout is taken up again by the next `up` (resuming the refresh still
 //! running for the same version, or cancelling one for another version).
+//!
+//! `rollback` rolls the group onto an earlier version the same way and tags
+//! it [`TAG_ROLLED_BACK`]; the tag shows in the plan as the `rolled_back`
+//! property, which `up` clears as it rolls forward to the latest version
+//! (see [`crate::releases`]).
 
 use std::time::{Duration, SystemTime};
 
@@ -31,6 +36,10 @@ use crate::engine::{
 
 pub const KIND: &str = "autoscaling:group";
 pub const TAG_ROLLED_OUT: &str = "bookstore-infra:rolled-out";
+/// Set by `rollback` (`<version> from <version>`): the group runs an
+/// earlier release than the launch template's latest. The plan shows it as
+/// the `rolled_back` property the next `up` clears when it rolls forward.
+pub const TAG_ROLLED_BACK: &str = "bookstore-infra:rolled-back";
 const POLICY: &str = "bookstore-target-tracking";
 
 /// How many times a rollout looks at the group's refreshes again after
@@ -431,6 +440,48 @@ pub fn healthy_targets(
     (healthy >= min, line)
 }
 
+/// The plan's text for a group `rollback` left on an earlier release
+/// (the tag's value, `<version> from <version>`).
+pub fn rolled_back_note(tag: &str) -> String {
+    let (to, from) = tag.split_once(" from ").unwrap_or((tag, "?"));
+    format!(
+        "on release {to}, rolled back from {from} by `rollback`; `up` rolls forward to the stack file's binary"
+    )
+}
+
+/// Rolls group `group` back onto an earlier release `wanted` (`rollback`),
+/// the way `up` rolls out a new one: instance refresh, wait, every target
+/// healthy, then recorded. The rollback is recorded first (tag
+/// [`TAG_ROLLED_BACK`]), so an interrupted one still shows in the plan.
+pub async fn roll_back(
+    cloud: &Cloud,
+    group: &str,
+    wanted: &TemplateVersion,
+    from: &str,
+    refresh: (i32, i32),
+    min_healthy_targets: usize,
+) -> Result<(), CloudError> {
+    const ID: &str = "asg";
+    let g = AutoScalingGroup;
+    cloud
+        .autoscaling
+        .create_or_update_tags()
+        .tags(tag(
+            group,
+            TAG_ROLLED_BACK,
+            &format!("{} from {from}", wanted.version),
+            false,
+        ))
+        .send()
+        .await
+        .ctx(ID, "CreateOrUpdateTags")?;
+    g.roll_out_with(cloud, ID, group, wanted, refresh.0, refresh.1)
+        .await?;
+    g.wait_healthy(cloud, ID, group, min_healthy_targets)
+        .await?;
+    g.mark_rolled_out(cloud, ID, group, &wanted.version).await
+}
+
 impl AutoScalingGroup {
     async fn put_policy(&self, cloud: &Cloud, r: &Resolved, group: &str) -> Result<(), CloudError> {
         let Some(s) = r.props.get("scaling").filter(|s| !s.is_null()) else {
@@ -621,52 +672,64 @@ impl AutoScalingGroup {
         let pref = r.props.get("refresh").cloned().unwrap_or(json!({}));
         let min_healthy = pref["min_healthy"].as_i64().unwrap_or(90) as i32;
         let warmup = pref["warmup"].as_i64().unwrap_or(120) as i32;
+        self.roll_out_with(cloud, &r.id, group, wanted, min_healthy, warmup)
+            .await
+    }
+
+    async fn roll_out_with(
+        &self,
+        cloud: &Cloud,
+        id: &str,
+        group: &str,
+        wanted: &TemplateVersion,
+        min_healthy: i32,
+        warmup: i32,
+    ) -> Result<(), CloudError> {
         let request = start_request(group, wanted, min_healthy, warmup)
-            .map_err(|m| CloudError::invalid(&r.id, m))?;
+            .map_err(|m| CloudError::invalid(id, m))?;
         for _ in 0..ROLLOUT_ROUNDS {
             let seen: Vec<RefreshSeen> = self
-                .refreshes(cloud, &r.id, group)
+                .refreshes(cloud, id, group)
                 .await?
                 .iter()
                 .map(RefreshSeen::of)
                 .collect();
-            let group_on = self.group_template(cloud, &r.id, group).await?;
+            let group_on = self.group_template(cloud, id, group).await?;
             let ended = match next_step(&seen, wanted, group_on.as_ref()) {
                 NextStep::AlreadyDone(refresh_id) => {
                     cloud.reporter.note(&format!(
-                        "{}: instance refresh {refresh_id} already rolled {group} onto {wanted}",
-                        r.id
+                        "{id}: instance refresh {refresh_id} already rolled {group} onto {wanted}"
                     ));
                     return Ok(());
                 }
                 NextStep::Resume(refresh_id) => {
                     cloud.reporter.note(&format!(
-                        "{}: instance refresh {refresh_id} is already rolling {group} onto {wanted}: waiting for it",
-                        r.id
+                        "{id}: instance refresh {refresh_id} is already rolling {group} onto {wanted}: waiting for it"
                     ));
-                    self.watch(cloud, &r.id, group, &refresh_id).await?
+                    self.watch(cloud, id, group, &refresh_id).await?
                 }
-                NextStep::CancelOther { id, cancel } => {
+                NextStep::CancelOther {
+                    id: other_id,
+                    cancel,
+                } => {
                     let other = seen
                         .iter()
-                        .find(|s| s.id == id)
+                        .find(|s| s.id == other_id)
                         .and_then(|s| s.target.as_ref())
                         .map(|t| t.to_string())
                         .unwrap_or_else(|| "no desired configuration".into());
                     if cancel {
                         cloud.reporter.note(&format!(
-                            "{}: cancelling instance refresh {id} of {group} ({other}) to roll out {wanted}",
-                            r.id
+                            "{id}: cancelling instance refresh {other_id} of {group} ({other}) to roll out {wanted}"
                         ));
-                        self.cancel(cloud, &r.id, group).await?;
+                        self.cancel(cloud, id, group).await?;
                     }
-                    self.watch(cloud, &r.id, group, &id).await?;
+                    self.watch(cloud, id, group, &other_id).await?;
                     continue;
                 }
                 NextStep::Start => {
                     cloud.reporter.note(&format!(
-                        "{}: starting an instance refresh of {group} onto {wanted} (rolling, min healthy {min_healthy}%, warmup {warmup}s, skip matching, auto rollback)",
-                        r.id
+                        "{id}: starting an instance refresh of {group} onto {wanted} (rolling, min healthy {min_healthy}%, warmup {warmup}s, skip matching, auto rollback)"
                     ));
                     let started = cloud
                         .autoscaling
@@ -677,12 +740,12 @@ impl AutoScalingGroup {
                         .set_preferences(request.preferences.clone())
                         .send()
                         .await
-                        .ctx(&r.id, "StartInstanceRefresh");
+                        .ctx(id, "StartInstanceRefresh");
                     match started {
                         Ok(o) => {
                             let refresh_id =
                                 o.instance_refresh_id().unwrap_or_default().to_string();
-                            self.watch(cloud, &r.id, group, &refresh_id).await?
+                            self.watch(cloud, id, group, &refresh_id).await?
                         }
                         // Another refresh started since the look above
                         // (API reference, StartInstanceRefresh: "An instance
@@ -695,11 +758,7 @@ impl AutoScalingGroup {
             if ended.status().is_some_and(is_success) {
                 return Ok(());
             }
-            let back_on = self
-                .group_template(cloud, &r.id, group)
-                .await
-                .ok()
-                .flatten();
+            let back_on = self.group_template(cloud, id, group).await.ok().flatten();
             let msg = refresh_failure(group, &ended, back_on.as_ref()).unwrap_or_else(|| {
                 format!(
                     "instance refresh {} of group {group} ended {}",
@@ -707,10 +766,10 @@ impl AutoScalingGroup {
                     ended.status().map(|s| s.as_str()).unwrap_or("?")
                 )
             });
-            return Err(CloudError::invalid(&r.id, msg));
+            return Err(CloudError::invalid(id, msg));
         }
         Err(CloudError::invalid(
-            &r.id,
+            id,
             format!(
                 "another instance refresh kept starting on group {group}: \
                  gave up rolling out {wanted} after {ROLLOUT_ROUNDS} attempts"
@@ -803,6 +862,7 @@ impl ResourceKind for AutoScalingGroup {
             in_place("max"),
             in_place("health_check_grace"),
             in_place("scaling"),
+            in_place("rolled_back"),
         ];
         A
     }
@@ -879,9 +939,12 @@ impl ResourceKind for AutoScalingGroup {
                     json!({"metric": metric, "target": t.target_value()})
                 })
                 .unwrap_or(Value::Null);
+            let mut o = Observed::new(KIND, id, name);
+            if let Some(t) = get(TAG_ROLLED_BACK) {
+                o = o.prop("rolled_back", rolled_back_note(t));
+            }
             res.push(
-                Observed::new(KIND, id, name)
-                    .prop("name", name)
+                o.prop("name", name)
                     .prop(
                         "launch_template_id",
                         lt.and_then(|l| l.launch_template_id()).unwrap_or_default(),
@@ -1025,7 +1088,9 @@ impl ResourceKind for AutoScalingGroup {
         if has("scaling") {
             self.put_policy(cloud, r, name).await?;
         }
-        if has("launch_template_id") || has("launch_template_version") {
+        // Clearing a `rollback` rolls forward too: an interrupted rollback
+        // may have left the group on the older version.
+        if has("launch_template_id") || has("launch_template_version") || has("rolled_back") {
             let wanted = TemplateVersion::new(r.str("launch_template_id")?, &version);
             self.roll_out(cloud, r, name, &wanted).await?;
             // Rolled out means serving: the new instances healthy behind
@@ -1033,6 +1098,22 @@ impl ResourceKind for AutoScalingGroup {
             self.wait_healthy(cloud, &r.id, name, r.i64("min")?.max(0) as usize)
                 .await?;
             self.mark_rolled_out(cloud, &r.id, name, &version).await?;
+        }
+        if has("rolled_back") {
+            cloud
+                .autoscaling
+                .delete_tags()
+                // Without a value: the key alone names the tag to delete.
+                .tags(
+                    Tag::builder()
+                        .resource_id(name)
+                        .resource_type("auto-scaling-group")
+                        .key(TAG_ROLLED_BACK)
+                        .build(),
+                )
+                .send()
+                .await
+                .ctx(&r.id, "DeleteTags")?;
         }
         let mut subnets = strings(r.props.get("subnets"));
         subnets.sort();
@@ -1108,6 +1189,15 @@ impl ResourceKind for AutoScalingGroup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rollback_note_names_both_releases_and_what_up_does() {
+        assert_eq!(
+            rolled_back_note("3 from 5"),
+            "on release 3, rolled back from 5 by `rollback`; `up` rolls forward to the stack file's binary"
+        );
+        assert!(rolled_back_note("3").starts_with("on release 3, rolled back from ?"));
+    }
 
     #[test]
     fn request_tracking_label() {

@@ -93,6 +93,7 @@ impl ResourceKind for Role {
             replace("path"),
             replace("assume_service"),
             in_place("policy"),
+            in_place("managed_policies"),
         ];
         A
     }
@@ -140,12 +141,14 @@ impl ResourceKind for Role {
                         .map(str::to_string)
                 })
                 .unwrap_or_default();
+            let managed = attached(cloud, ROLE, r.role_name()).await?;
             out.push(
                 Observed::new(ROLE, id, r.role_name())
                     .prop("name", r.role_name())
                     .prop("path", r.path())
                     .prop("assume_service", service)
                     .prop("policy", policy)
+                    .prop("managed_policies", managed)
                     .attr("arn", r.arn()),
             );
         }
@@ -154,6 +157,9 @@ impl ResourceKind for Role {
 
     async fn create(&self, cloud: &Cloud, r: &Resolved) -> Result<Observed, CloudError> {
         let name = r.str("name")?;
+        // A role just created has no managed policy attached; one adopted
+        // from an interrupted run may have.
+        let mut adopted = false;
         let arn = match cloud
             .iam
             .create_role()
@@ -194,16 +200,25 @@ impl ResourceKind for Role {
                     .send()
                     .await
                     .ctx(&r.id, "GetRole")?;
+                adopted = true;
                 got.role().map(|x| x.arn().to_string()).unwrap_or_default()
             }
         };
         let policy = r.props.get("policy").cloned().unwrap_or(Value::Null);
         put_policy(cloud, &r.id, name, &policy).await?;
+        let managed = wanted_managed(r);
+        let have = if adopted {
+            attached(cloud, &r.id, name).await?
+        } else {
+            Vec::new()
+        };
+        sync_managed(cloud, &r.id, name, &have, &managed).await?;
         Ok(Observed::new(ROLE, &r.id, name)
             .prop("name", name)
             .prop("path", r.str("path")?)
             .prop("assume_service", r.str("assume_service")?)
             .prop("policy", policy)
+            .prop("managed_policies", managed)
             .attr("arn", arn))
     }
 
@@ -216,11 +231,25 @@ impl ResourceKind for Role {
     ) -> Result<Observed, CloudError> {
         let policy = r.props.get("policy").cloned().unwrap_or(Value::Null);
         put_policy(cloud, &r.id, &current.physical_id, &policy).await?;
-        Ok(current.clone().prop("policy", policy))
+        let managed = wanted_managed(r);
+        let have = attached(cloud, &r.id, &current.physical_id).await?;
+        sync_managed(cloud, &r.id, &current.physical_id, &have, &managed).await?;
+        Ok(current
+            .clone()
+            .prop("policy", policy)
+            .prop("managed_policies", managed))
     }
 
     async fn delete(&self, cloud: &Cloud, current: &Observed) -> Result<(), CloudError> {
         let name = &current.physical_id;
+        // DeleteRole refuses a role with managed policies attached
+        // (`DeleteConflict`, IAM API reference, DeleteRole): detach what is
+        // attached now, not only what the stack attached.
+        match attached(cloud, &current.id, name).await {
+            Ok(have) => sync_managed(cloud, &current.id, name, &have, &[]).await?,
+            Err(e) if e.code() == Some("NoSuchEntity") => return Ok(()),
+            Err(e) => return Err(e),
+        }
         let _ = gone_ok(
             cloud
                 .iam
@@ -261,6 +290,80 @@ async fn put_policy(cloud: &Cloud, id: &str, role: &str, policy: &Value) -> Resu
         .settle(id, "PutRolePolicy", || req.clone().send())
         .await
         .map(|_| ())
+}
+
+/// The ARNs of the managed policies the role should have attached.
+fn wanted_managed(r: &Resolved) -> Vec<String> {
+    let mut v: Vec<String> = r
+        .props
+        .get("managed_policies")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// The managed policies attached to a role, sorted. Paged by Marker
+/// (ListAttachedRolePolicies).
+async fn attached(cloud: &Cloud, id: &str, role: &str) -> Result<Vec<String>, CloudError> {
+    let list = cloud
+        .iam
+        .list_attached_role_policies()
+        .role_name(role)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .ctx(id, "ListAttachedRolePolicies")?;
+    let mut v: Vec<String> = list
+        .iter()
+        .filter_map(|p| p.policy_arn().map(str::to_string))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// Attaches what `want` has and `have` lacks, detaches the rest: a policy
+/// attached by hand is drift, repaired like the inline policy.
+async fn sync_managed(
+    cloud: &Cloud,
+    id: &str,
+    role: &str,
+    have: &[String],
+    want: &[String],
+) -> Result<(), CloudError> {
+    for arn in want.iter().filter(|a| !have.contains(a)) {
+        // Right after CreateRole, IAM may answer `NoSuchEntity` (see put_policy).
+        let req = cloud
+            .iam
+            .attach_role_policy()
+            .role_name(role)
+            .policy_arn(arn);
+        cloud
+            .settle(id, "AttachRolePolicy", || req.clone().send())
+            .await?;
+    }
+    for arn in have.iter().filter(|a| !want.contains(a)) {
+        gone_ok(
+            cloud
+                .iam
+                .detach_role_policy()
+                .role_name(role)
+                .policy_arn(arn)
+                .send()
+                .await
+                .map(|_| ())
+                .ctx(id, "DetachRolePolicy"),
+        )?;
+    }
+    Ok(())
 }
 
 pub struct InstanceProfile;

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use super::{gone_ok, logical_id, stack_filter, tag_spec};
 use crate::cloud::{Cloud, CloudError, SdkResultExt};
 use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind};
+use crate::releases;
 use crate::userdata::{self, UserDataVars};
 
 pub const KIND: &str = "ec2:launch-template";
@@ -64,6 +65,16 @@ fn data(r: &Resolved) -> Result<RequestLaunchTemplateData, CloudError> {
         )
         .user_data(base64::encode(script.as_bytes()))
         .build())
+}
+
+/// The release this version is (see [`crate::releases`]): the binary's
+/// sha256 from the user data, the commit from the `release` property.
+fn release_description(r: &Resolved) -> String {
+    let sha = r.props["user_data"]["vars"]["sha256"]
+        .as_str()
+        .unwrap_or_default();
+    let commit = r.props.get("release").and_then(|x| x["commit"].as_str());
+    releases::description(sha, commit)
 }
 
 fn observed(r: &Resolved, id: &str, name: &str, version: i64) -> Observed {
@@ -191,6 +202,7 @@ impl ResourceKind for LaunchTemplate {
             .create_launch_template()
             .launch_template_name(name)
             .client_token(&r.token)
+            .version_description(release_description(r))
             .launch_template_data(data(r)?)
             .tag_specifications(tag_spec(ResourceType::LaunchTemplate, &r.tags));
         let res = cloud
@@ -224,6 +236,7 @@ impl ResourceKind for LaunchTemplate {
             .ec2
             .create_launch_template_version()
             .launch_template_id(lt)
+            .version_description(release_description(r))
             .launch_template_data(data(r)?);
         let v = cloud
             .settle(&r.id, "CreateLaunchTemplateVersion", || req.clone().send())
@@ -242,6 +255,24 @@ impl ResourceKind for LaunchTemplate {
             .send()
             .await
             .ctx(&r.id, "ModifyLaunchTemplate")?;
+        // Versions beyond `[app] keep_releases` go; a failure to prune
+        // leaves old versions, never a broken rollout.
+        let keep = r
+            .props
+            .get("release")
+            .and_then(|x| x["keep"].as_u64())
+            .unwrap_or(5) as u32;
+        match releases::prune_versions(cloud, &r.stack, keep).await {
+            Ok(gone) if !gone.is_empty() => cloud.reporter.note(&format!(
+                "{}: deleted launch template versions {gone:?} (beyond the newest {keep} releases)",
+                r.id
+            )),
+            Ok(_) => {}
+            Err(e) => cloud.reporter.note(&format!(
+                "{}: old launch template versions not pruned: {e}",
+                r.id
+            )),
+        }
         let name = current.attrs.get("name").cloned().unwrap_or_default();
         Ok(observed(r, lt, &name, n))
     }

@@ -14,6 +14,7 @@ pub mod internet_gateway;
 pub mod launch_template;
 pub mod listener;
 pub mod load_balancer;
+pub mod log_group;
 pub mod nat_gateway;
 pub mod route_table;
 pub mod s3;
@@ -21,6 +22,7 @@ pub mod security_group;
 pub mod subnet;
 pub mod target_group;
 pub mod vpc;
+pub mod vpc_endpoint;
 
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 
@@ -37,6 +39,7 @@ pub fn registry() -> Registry {
     r.register(Box::new(nat_gateway::NatGateway));
     r.register(Box::new(route_table::RouteTable));
     r.register(Box::new(security_group::SecurityGroup));
+    r.register(Box::new(vpc_endpoint::VpcEndpoint));
     r.register(Box::new(db_subnet_group::DbSubnetGroup));
     r.register(Box::new(db_instance::Database));
     r.register(Box::new(efs_file_system::FileSystem));
@@ -50,6 +53,7 @@ pub fn registry() -> Registry {
     r.register(Box::new(iam::InstanceProfile));
     r.register(Box::new(s3::Bucket));
     r.register(Box::new(s3::Artifact));
+    r.register(Box::new(log_group::LogGroup));
     r.register(Box::new(launch_template::LaunchTemplate));
     r.register(Box::new(autoscaling_group::AutoScalingGroup));
     r
@@ -269,6 +273,11 @@ mod tests {
                 &["ingress"],
             ),
             (
+                "ec2:vpc-endpoint",
+                &["vpc_id", "service_name", "type"],
+                &["subnet_ids", "security_group_ids", "route_table_ids"],
+            ),
+            (
                 "rds:db-subnet-group",
                 &["name"],
                 &["description", "subnet_ids"],
@@ -332,7 +341,11 @@ mod tests {
                 &["zone_id", "name"],
                 &["target_dns", "target_zone_id"],
             ),
-            ("iam:role", &["name", "path", "assume_service"], &["policy"]),
+            (
+                "iam:role",
+                &["name", "path", "assume_service"],
+                &["policy", "managed_policies"],
+            ),
             ("iam:instance-profile", &["name", "path"], &["role"]),
             (
                 "s3:bucket",
@@ -340,6 +353,7 @@ mod tests {
                 &["versioning", "encryption", "block_public_access"],
             ),
             ("s3:artifact", &["bucket", "key", "sha256"], &[]),
+            ("logs:log-group", &["name"], &["retention_days"]),
             (
                 "ec2:launch-template",
                 &["name"],
@@ -364,6 +378,7 @@ mod tests {
                     "max",
                     "health_check_grace",
                     "scaling",
+                    "rolled_back",
                 ],
             ),
         ];

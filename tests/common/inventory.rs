@@ -329,6 +329,61 @@ pub fn owned(e: &Emulator, stack: &str) -> BTreeMap<String, Vec<String>> {
             }
         }
 
+        // VPC endpoints, by their tags (every endpoint of the region read).
+        let ec2c = aws_sdk_ec2::Client::new(&conf);
+        for v in ec2c
+            .describe_vpc_endpoints()
+            .send()
+            .await
+            .unwrap()
+            .vpc_endpoints()
+        {
+            let state = v
+                .state()
+                .map(|s| s.as_str().to_lowercase())
+                .unwrap_or_default();
+            if state != "deleted"
+                && v.tags()
+                    .iter()
+                    .any(|t| t.key() == Some(TAG_STACK) && t.value() == Some(stack))
+            {
+                put(
+                    "ec2:vpc-endpoint",
+                    v.vpc_endpoint_id().unwrap_or_default().into(),
+                );
+            }
+        }
+
+        // Log groups, by their tags (every group of the region read).
+        let logs = aws_sdk_cloudwatchlogs::Client::new(&conf);
+        for g in logs
+            .describe_log_groups()
+            .send()
+            .await
+            .unwrap()
+            .log_groups()
+        {
+            let Some(arn) = g.arn() else { continue };
+            let arn = arn.trim_end_matches(":*");
+            let tags = logs
+                .list_tags_for_resource()
+                .resource_arn(arn)
+                .send()
+                .await
+                .unwrap();
+            if tags
+                .tags()
+                .and_then(|t| t.get(TAG_STACK))
+                .map(String::as_str)
+                == Some(stack)
+            {
+                put(
+                    "logs:log-group",
+                    g.log_group_name().unwrap_or_default().into(),
+                );
+            }
+        }
+
         // The stack's run lock is its object in the account's lock bucket;
         // the bucket itself is shared by every stack (and untagged).
         let cloud = bookstore_infra::cloud::Cloud::from_conf(

@@ -63,6 +63,10 @@ impl Emulator {
         let log = std::fs::File::create(dir.path().join("moto.log")).expect("log file");
         let child = Command::new(&bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            // AWS managed policies exist in every account (the instance role
+            // attaches AmazonSSMManagedInstanceCore); the emulator loads them
+            // only when asked.
+            .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
             .envs(env.iter().copied())
             .stdout(log.try_clone().unwrap())
             .stderr(log)

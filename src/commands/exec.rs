@@ -1,0 +1,60 @@
+//! `exec STACK -- bookstore ARGS...`: runs the app's command on one healthy
+//! instance through Systems Manager Run Command, prints its output and
+//! exits with its exit status.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::Args;
+
+use bookstore_infra::exec::{self, ExecError};
+
+use super::Ctx;
+
+#[derive(Args)]
+pub struct ExecArgs {
+    pub stack: PathBuf,
+    /// This instance rather than the first healthy one.
+    #[arg(long, value_name = "ID")]
+    pub instance: Option<String>,
+    /// Seconds to wait for the command to finish.
+    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    pub timeout: u64,
+    /// The command: `bookstore` and its arguments.
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
+pub async fn run(ctx: &Ctx, a: &ExecArgs) -> Result<u8> {
+    let s = super::load(&a.stack)?;
+    // Refused before any API call.
+    let line = exec::command_line(&a.command)?;
+    let cloud = ctx.connect(&s, true).await;
+    let healthy = exec::healthy_instances(&cloud, &s.name).await?;
+    let instance = match &a.instance {
+        Some(i) if healthy.contains(i) => i.clone(),
+        Some(i) => {
+            return Err(ExecError::NoHealthyInstance(s.name, format!(" with id {i}")).into())
+        }
+        None => match healthy.first() {
+            Some(i) => i.clone(),
+            None => return Err(ExecError::NoHealthyInstance(s.name, String::new()).into()),
+        },
+    };
+    eprintln!("running on {instance}: {}", a.command.join(" "));
+    let out = exec::run(
+        &cloud,
+        &s.name,
+        &instance,
+        &line,
+        Duration::from_secs(a.timeout),
+        cloud.poll.min(Duration::from_secs(1)),
+    )
+    .await?;
+    print!("{}", out.stdout);
+    eprint!("{}", out.stderr);
+    ctx.print_stats(&cloud);
+    // An exit status beyond a process's 0-255 still fails.
+    Ok(u8::try_from(out.exit_code).unwrap_or(super::exit::ERROR))
+}

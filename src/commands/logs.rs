@@ -1,0 +1,67 @@
+//! `logs STACK`: the app's logs, from the stack's CloudWatch Logs group.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::Args;
+
+use bookstore_infra::logs::{self, Event, Follower};
+
+use super::Ctx;
+
+#[derive(Args)]
+pub struct LogsArgs {
+    pub stack: PathBuf,
+    /// How far back to start: 30s, 10m, 2h, 1d.
+    #[arg(long, default_value = "10m")]
+    pub since: String,
+    /// Keep polling for new events until interrupted.
+    #[arg(long)]
+    pub follow: bool,
+    /// Only this instance's events (its stream).
+    #[arg(long, value_name = "ID")]
+    pub instance: Option<String>,
+    /// Print each event's message as it was logged (the app's JSON lines).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How often `--follow` asks for new events: CloudWatch Logs shows an
+/// event a few seconds after it is put.
+const FOLLOW_EVERY: Duration = Duration::from_secs(2);
+
+fn print(events: &[Event], json: bool) {
+    for e in events {
+        if json {
+            println!("{}", e.message.trim_end());
+        } else {
+            println!("{}", logs::render(e));
+        }
+    }
+}
+
+pub async fn run(ctx: &Ctx, a: &LogsArgs) -> Result<u8> {
+    let s = super::load(&a.stack)?;
+    let start = logs::since_ms(logs::parse_duration(&a.since)?);
+    let cloud = ctx.connect(&s, true).await;
+    let instance = a.instance.as_deref();
+    if !a.follow {
+        print(
+            &logs::fetch(&cloud, &s.name, start, instance).await?,
+            a.json,
+        );
+        ctx.print_stats(&cloud);
+        return Ok(super::exit::OK);
+    }
+    let mut f = Follower::new(start);
+    loop {
+        print(&f.poll(&cloud, &s.name, instance).await?, a.json);
+        tokio::select! {
+            _ = tokio::time::sleep(FOLLOW_EVERY) => {}
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    ctx.print_stats(&cloud);
+    Ok(super::exit::OK)
+}

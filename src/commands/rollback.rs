@@ -1,0 +1,99 @@
+//! `rollback STACK [--to VERSION]`: rolls the app's group back onto an
+//! earlier release (default: the one before the release it runs) with the
+//! same instance refresh `up` uses, and records it on the group.
+//!
+//! The next `up` rolls forward to the stack file's binary, as a Kamal or
+//! Heroku deploy does after a rollback, but not silently: its plan shows
+//! the group's `rolled_back` note and `launch_template_version` going back
+//! to the latest release, and it asks before applying. To stay on the
+//! older release, ship its binary again (or run `rollback` again).
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+
+use bookstore_infra::cloud::Cloud;
+use bookstore_infra::releases;
+use bookstore_infra::resources::autoscaling_group::{self, TemplateVersion};
+use bookstore_infra::stack::Stack;
+
+use super::{Ctx, RunOpts};
+
+#[derive(Args)]
+pub struct RollbackArgs {
+    pub stack: PathBuf,
+    /// The release (launch template version) to go back to; default: the
+    /// one before the release the group runs (`releases` lists them).
+    #[arg(long, value_name = "VERSION")]
+    pub to: Option<i64>,
+    /// Roll back without asking (required when there is no terminal).
+    #[arg(long)]
+    pub yes: bool,
+    #[command(flatten)]
+    pub run: RunOpts,
+}
+
+pub async fn run(ctx: &Ctx, a: &RollbackArgs) -> Result<u8> {
+    let s = super::load(&a.stack)?;
+    let cloud = ctx.connect(&s, false).await;
+    super::locked(ctx, &cloud, &s, &a.run, "rollback", {
+        let st = &s;
+        move |cloud: Cloud| async move { rollback(&cloud, st, a).await }
+    })
+    .await
+}
+
+async fn rollback(cloud: &Cloud, s: &Stack, a: &RollbackArgs) -> Result<u8> {
+    let listing = releases::list(cloud, &s.name).await?;
+    let Some(lt) = listing.launch_template_id.clone() else {
+        return Err(releases::ReleaseError::NoTemplate(s.name.clone()).into());
+    };
+    let target = releases::rollback_target(&listing, a.to)?.clone();
+    let group = listing
+        .group
+        .clone()
+        .ok_or_else(|| releases::ReleaseError::NoGroup(s.name.clone()))?;
+    let from = group
+        .rolled_out
+        .or(group.version)
+        .map(|v| v.to_string())
+        .unwrap_or_else(|| "?".into());
+    let sha = target.sha256.as_deref().unwrap_or("?");
+    let question = format!(
+        "Roll group {} back from release {from} to release {} (binary {}, commit {})?",
+        group.name,
+        target.version,
+        &sha[..12.min(sha.len())],
+        target.commit.as_deref().unwrap_or("-"),
+    );
+    if !a.run.json {
+        println!("{question}");
+    }
+    if !super::confirm(&question, a.yes)? {
+        eprintln!("Not rolled back.");
+        return Ok(super::exit::ERROR);
+    }
+    autoscaling_group::roll_back(
+        cloud,
+        &group.name,
+        &TemplateVersion::new(&lt, &target.version.to_string()),
+        &from,
+        (
+            s.app.refresh_min_healthy as i32,
+            s.app.refresh_warmup as i32,
+        ),
+        s.app.min_size as usize,
+    )
+    .await?;
+    if a.run.json {
+        let after = releases::list(cloud, &s.name).await?;
+        println!("{}", serde_json::to_string_pretty(&after)?);
+    } else {
+        println!(
+            "Rolled back to release {}. The next `up` rolls forward to the stack file's binary; its plan says so.",
+            target.version
+        );
+    }
+    Ok(super::exit::OK)
+}

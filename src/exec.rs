@@ -1,0 +1,299 @@
+//! Running a `bookstore` command on one of the stack's instances, without
+//! SSH: Systems Manager Run Command (`AWS-RunShellScript`), which the
+//! instance role's AmazonSSMManagedInstanceCore policy lets the instances'
+//! agent take.
+//!
+//! Only the app's own command line runs (`bookstore ...`): `exec` is for
+//! the app's administration (`bookstore admin grant EMAIL`), run as the
+//! app's user with the app's environment, exactly as its service runs it.
+//! A shell on an instance is Session Manager's job, with its own audit
+//! trail; refusing anything else here keeps a typo or a pasted line from
+//! running as root. (IAM, not this check, is the security boundary: the
+//! caller's `ssm:SendCommand` permission.)
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::cloud::{Cloud, CloudError, SdkResultExt};
+use crate::resources::{self, autoscaling_group, target_group};
+
+/// The program `exec` runs.
+pub const PROGRAM: &str = "bookstore";
+/// The document that runs shell commands on Linux instances.
+pub const DOCUMENT: &str = "AWS-RunShellScript";
+
+#[derive(Debug, Error)]
+pub enum ExecError {
+    #[error("exec runs the app's command only: `{PROGRAM} ...`, not `{0}`")]
+    NotTheApp(String),
+    #[error("stack {0} has no Auto Scaling group (is it deployed with `up`?)")]
+    NoGroup(String),
+    #[error("stack {0} has no instance both InService and healthy in its target group{1}")]
+    NoHealthyInstance(String, String),
+    #[error("command {command_id} on {instance} did not finish within {waited:?} (last status {status})")]
+    Timeout {
+        command_id: String,
+        instance: String,
+        status: String,
+        waited: Duration,
+    },
+    #[error("command {command_id} on {instance} ended {status}: {details}")]
+    NotRun {
+        command_id: String,
+        instance: String,
+        status: String,
+        details: String,
+    },
+    #[error(transparent)]
+    Cloud(#[from] CloudError),
+}
+
+/// Quotes `s` for a POSIX shell: as it is when it holds only characters no
+/// shell treats specially, else in single quotes (a `'` inside closes,
+/// escapes and reopens them).
+pub fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "@%+=:,./_-".contains(c));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// The shell line `AWS-RunShellScript` runs for `args` (`bookstore ...`):
+/// the app's binary as the app's user, with the service's environment
+/// file (systemd reads it as for the service), waiting for it and passing
+/// its output and exit status through.
+pub fn command_line(args: &[String]) -> Result<String, ExecError> {
+    match args.first() {
+        Some(p) if p == PROGRAM => {}
+        _ => return Err(ExecError::NotTheApp(args.join(" "))),
+    }
+    let quoted: Vec<String> = args[1..].iter().map(|a| shell_quote(a)).collect();
+    let mut line = String::from(
+        "systemd-run --quiet --wait --pipe --collect --uid=bookstore --gid=bookstore \
+         --property=EnvironmentFile=/etc/bookstore/bookstore.env -- /usr/local/bin/bookstore",
+    );
+    for q in quoted {
+        line.push(' ');
+        line.push_str(&q);
+    }
+    Ok(line)
+}
+
+/// The stack's instances that are InService in its Auto Scaling group and
+/// healthy in its target group, sorted.
+pub async fn healthy_instances(cloud: &Cloud, stack: &str) -> Result<Vec<String>, ExecError> {
+    let reg = resources::registry();
+    let kind = |k: &str| reg.get(k).expect("registered kind");
+    let groups = kind(autoscaling_group::KIND).read_all(cloud, stack).await?;
+    let group = groups
+        .iter()
+        .find(|g| g.id == "asg")
+        .ok_or_else(|| ExecError::NoGroup(stack.into()))?;
+    let tgs = kind(target_group::KIND).read_all(cloud, stack).await?;
+    let described = cloud
+        .autoscaling
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(&group.physical_id)
+        .send()
+        .await
+        .ctx("asg", "DescribeAutoScalingGroups")?;
+    let in_service: Vec<String> = described
+        .auto_scaling_groups()
+        .iter()
+        .flat_map(|g| g.instances())
+        .filter(|i| {
+            i.lifecycle_state().map(|s| s.as_str()) == Some("InService")
+                && i.health_status()
+                    .is_some_and(|h| h.eq_ignore_ascii_case("healthy"))
+        })
+        .filter_map(|i| i.instance_id().map(str::to_string))
+        .collect();
+    let mut healthy = Vec::new();
+    for tg in &tgs {
+        let Some(arn) = tg.attrs.get("arn") else {
+            continue;
+        };
+        let health = cloud
+            .elbv2
+            .describe_target_health()
+            .target_group_arn(arn)
+            .send()
+            .await
+            .ctx(&tg.id, "DescribeTargetHealth")?;
+        for d in health.target_health_descriptions() {
+            let ok = d
+                .target_health()
+                .and_then(|h| h.state())
+                .is_some_and(|s| s.as_str() == "healthy");
+            if let (true, Some(id)) = (ok, d.target().and_then(|t| t.id())) {
+                if in_service.iter().any(|i| i == id) && !healthy.iter().any(|h| h == id) {
+                    healthy.push(id.to_string());
+                }
+            }
+        }
+    }
+    healthy.sort();
+    Ok(healthy)
+}
+
+/// What a command did on the instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub command_id: String,
+    pub instance: String,
+    /// `Success` or `Failed`.
+    pub status: String,
+    /// The command's exit status.
+    pub exit_code: i32,
+    /// At most the first 24,000 characters of each (GetCommandInvocation).
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Sends `line` to `instance` and waits for its outcome, up to `timeout`,
+/// polling every `poll`.
+///
+/// Right after SendCommand, GetCommandInvocation may answer
+/// `InvocationDoesNotExist` (the invocation is created asynchronously);
+/// then the status goes Pending, InProgress (or Delayed), and ends Success,
+/// Failed, Cancelled, TimedOut, or one of the delivery failures (Systems
+/// Manager API reference, GetCommandInvocation: `Status`, `ResponseCode`:
+/// "-1 if the command hasn't completed"). Success and Failed carry the
+/// command's exit status; the others mean it did not run to its end.
+pub async fn run(
+    cloud: &Cloud,
+    stack: &str,
+    instance: &str,
+    line: &str,
+    timeout: Duration,
+    poll: Duration,
+) -> Result<Outcome, ExecError> {
+    use aws_sdk_ssm::types::CommandInvocationStatus as S;
+    let secs = timeout.as_secs().clamp(30, 172_800) as i32;
+    let sent = cloud
+        .ssm
+        .send_command()
+        .document_name(DOCUMENT)
+        .instance_ids(instance)
+        .parameters("commands", vec![line.to_string()])
+        .parameters("executionTimeout", vec![secs.to_string()])
+        .timeout_seconds(secs)
+        .comment(format!("bookstore-infra exec on stack {stack}"))
+        .send()
+        .await
+        .ctx(instance, "SendCommand")?;
+    let command_id = sent
+        .command()
+        .and_then(|c| c.command_id())
+        .ok_or_else(|| CloudError::invalid(instance, "SendCommand returned no command id"))?
+        .to_string();
+    let start = tokio::time::Instant::now();
+    let mut status = String::from("(not yet visible)");
+    loop {
+        if start.elapsed() > timeout {
+            return Err(ExecError::Timeout {
+                command_id,
+                instance: instance.into(),
+                status,
+                waited: timeout,
+            });
+        }
+        let got = cloud
+            .ssm
+            .get_command_invocation()
+            .command_id(&command_id)
+            .instance_id(instance)
+            .send()
+            .await
+            .ctx(instance, "GetCommandInvocation");
+        let inv = match got {
+            Ok(i) => i,
+            Err(e) if e.code() == Some("InvocationDoesNotExist") => {
+                tokio::time::sleep(poll).await;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let s = inv.status().cloned().unwrap_or(S::Pending);
+        status = s.as_str().to_string();
+        match s {
+            S::Pending | S::InProgress | S::Delayed => {
+                tokio::time::sleep(poll).await;
+            }
+            S::Success | S::Failed => {
+                let code = inv.response_code();
+                return Ok(Outcome {
+                    command_id,
+                    instance: instance.into(),
+                    status,
+                    // A failure without an exit status is still a failure.
+                    exit_code: if code < 0 && s == S::Failed { 1 } else { code },
+                    stdout: inv.standard_output_content().unwrap_or_default().into(),
+                    stderr: inv.standard_error_content().unwrap_or_default().into(),
+                });
+            }
+            _ => {
+                return Err(ExecError::NotRun {
+                    command_id,
+                    instance: instance.into(),
+                    status,
+                    details: inv.status_details().unwrap_or_default().into(),
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn every_argument_is_quoted_for_the_shell() {
+        assert_eq!(shell_quote("a@b.example"), "a@b.example");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("x; rm -rf /"), "'x; rm -rf /'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote("$(id)`id`"), "'$(id)`id`'");
+        let line = command_line(&v(&["bookstore", "admin", "grant", "o'neil@x.example"])).unwrap();
+        assert!(
+            line.ends_with(r"/usr/local/bin/bookstore admin grant 'o'\''neil@x.example'"),
+            "{line}"
+        );
+        // The shell gives back exactly the arguments.
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "printf '%s\\n' {}",
+                ["$(id)", "a b", "it's", "`x`", "\\", "*"]
+                    .map(shell_quote)
+                    .join(" ")
+            ))
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap(),
+            "$(id)\na b\nit's\n`x`\n\\\n*\n"
+        );
+    }
+
+    #[test]
+    fn only_the_app_runs() {
+        for bad in [&["sh", "-c", "id"][..], &["/usr/local/bin/bookstore"], &[]] {
+            assert!(matches!(
+                command_line(&v(bad)),
+                Err(ExecError::NotTheApp(_))
+            ));
+        }
+        assert!(command_line(&v(&["bookstore"])).is_ok());
+    }
+}

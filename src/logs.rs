@@ -1,0 +1,239 @@
+//! Reading the app's logs: the events the instances ship to the stack's
+//! log group (one stream per instance, named by its id), and their display.
+//!
+//! The app logs JSON lines (`tracing`'s JSON format: `timestamp`, `level`,
+//! `fields.message` and the other fields, `target`); they are shown as one
+//! readable line each, and anything else as it is.
+
+use std::collections::HashSet;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use thiserror::Error;
+
+use crate::cloud::{Cloud, CloudError, SdkResultExt};
+use crate::resources::log_group;
+
+#[derive(Debug, Error)]
+pub enum LogsError {
+    #[error("`{0}` is not a duration: give a number and a unit, like 30s, 10m, 2h or 1d")]
+    BadDuration(String),
+    #[error("stack {stack} has no log group {group} (is it deployed with `up`?)")]
+    NoGroup { stack: String, group: String },
+    #[error(transparent)]
+    Cloud(#[from] CloudError),
+}
+
+/// One event of the log group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Milliseconds since the epoch, as shipped.
+    pub timestamp: i64,
+    /// The stream: the instance id.
+    pub stream: String,
+    pub message: String,
+    pub event_id: String,
+}
+
+/// Parses `30s`, `10m`, `2h`, `1d` (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, LogsError> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n.parse().map_err(|_| LogsError::BadDuration(s.into()))?;
+    let secs = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(LogsError::BadDuration(s.into())),
+    };
+    Ok(Duration::from_secs(n.saturating_mul(secs)))
+}
+
+/// Milliseconds since the epoch, `ago` before now.
+pub fn since_ms(ago: Duration) -> i64 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    now.saturating_sub(ago).as_millis() as i64
+}
+
+/// Every event of the stack's log group from `start_ms` on, of one
+/// instance's stream when `instance` is given, oldest first.
+///
+/// FilterLogEvents pages by `nextToken`, and may return a page with no
+/// events but a token while it searches on (CloudWatch Logs API reference,
+/// FilterLogEvents): the walk ends only when no token comes back.
+pub async fn fetch(
+    cloud: &Cloud,
+    stack: &str,
+    start_ms: i64,
+    instance: Option<&str>,
+) -> Result<Vec<Event>, LogsError> {
+    let group = log_group::app_group(stack);
+    let pages = cloud
+        .logs
+        .filter_log_events()
+        .log_group_name(&group)
+        .start_time(start_ms)
+        .set_log_stream_names(instance.map(|i| vec![i.to_string()]))
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await
+        .ctx(&group, "FilterLogEvents");
+    let pages = match pages {
+        Ok(p) => p,
+        Err(e) if e.code() == Some("ResourceNotFoundException") => {
+            return Err(LogsError::NoGroup {
+                stack: stack.into(),
+                group,
+            })
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut out: Vec<Event> = pages
+        .iter()
+        .flat_map(|p| p.events())
+        .map(|e| Event {
+            timestamp: e.timestamp().unwrap_or_default(),
+            stream: e.log_stream_name().unwrap_or_default().to_string(),
+            message: e.message().unwrap_or_default().to_string(),
+            event_id: e.event_id().unwrap_or_default().to_string(),
+        })
+        .collect();
+    out.sort_by_key(|e| e.timestamp);
+    Ok(out)
+}
+
+/// Polls for new events (`--follow`): each poll asks again from the
+/// newest timestamp seen, as events with that very timestamp may still
+/// arrive, and drops the events already returned (by event id).
+pub struct Follower {
+    start_ms: i64,
+    seen: HashSet<String>,
+}
+
+impl Follower {
+    pub fn new(start_ms: i64) -> Self {
+        Follower {
+            start_ms,
+            seen: HashSet::new(),
+        }
+    }
+
+    /// The events not returned before.
+    pub async fn poll(
+        &mut self,
+        cloud: &Cloud,
+        stack: &str,
+        instance: Option<&str>,
+    ) -> Result<Vec<Event>, LogsError> {
+        let events = fetch(cloud, stack, self.start_ms, instance).await?;
+        let fresh: Vec<Event> = events
+            .into_iter()
+            .filter(|e| !self.seen.contains(&e.event_id))
+            .collect();
+        if let Some(newest) = fresh.iter().map(|e| e.timestamp).max() {
+            if newest > self.start_ms {
+                // Older ids can no longer come back: forget them.
+                self.seen.clear();
+                self.start_ms = newest;
+            }
+        }
+        self.seen.extend(fresh.iter().map(|e| e.event_id.clone()));
+        Ok(fresh)
+    }
+}
+
+/// An event's time as RFC 3339, to the millisecond.
+fn time_of(ms: i64) -> String {
+    use aws_smithy_types::date_time::{DateTime, Format};
+    DateTime::from_millis(ms)
+        .fmt(Format::DateTime)
+        .unwrap_or_else(|_| ms.to_string())
+}
+
+/// One event as a readable line: time, instance, level, message, then the
+/// other fields as `key=value`. A message that is not the app's JSON is
+/// shown as it is, after the time and instance.
+pub fn render(e: &Event) -> String {
+    let head = format!("{} {}", time_of(e.timestamp), e.stream);
+    let Ok(Value::Object(o)) = serde_json::from_str::<Value>(&e.message) else {
+        return format!("{head} {}", e.message.trim_end());
+    };
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let level = o.get("level").map(text).unwrap_or_default();
+    let fields = o.get("fields").and_then(Value::as_object);
+    let message = fields
+        .and_then(|f| f.get("message"))
+        .or_else(|| o.get("message"))
+        .map(text)
+        .unwrap_or_default();
+    let mut line = format!("{head} {level:<5} {message}");
+    let mut extra: Vec<(String, String)> = fields
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| *k != "message")
+        .map(|(k, v)| (k.clone(), text(v)))
+        .collect();
+    if let Some(t) = o.get("target") {
+        extra.push(("target".into(), text(t)));
+    }
+    for (k, v) in extra {
+        let v = if v.is_empty() || v.contains(char::is_whitespace) || v.contains('"') {
+            format!("{v:?}")
+        } else {
+            v
+        };
+        line.push_str(&format!(" {k}={v}"));
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(msg: &str) -> Event {
+        Event {
+            timestamp: 1_700_000_000_123,
+            stream: "i-0abc".into(),
+            message: msg.into(),
+            event_id: "1".into(),
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
+        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
+        assert_eq!(parse_duration("1d").unwrap(), Duration::from_secs(86400));
+        assert_eq!(parse_duration("45").unwrap(), Duration::from_secs(45));
+        for bad in ["", "m", "10x", "-5m", "1.5h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn app_json_is_shown_readably_and_other_lines_as_they_are() {
+        let json = r#"{"timestamp":"2023-11-14T22:13:20.123Z","level":"WARN","fields":{"message":"slow query","ms":812,"sql":"SELECT 1"},"target":"bookstore::db"}"#;
+        assert_eq!(
+            render(&ev(json)),
+            "2023-11-14T22:13:20.123Z i-0abc WARN  slow query ms=812 sql=\"SELECT 1\" target=bookstore::db"
+        );
+        assert_eq!(
+            render(&ev("plain text line\n")),
+            "2023-11-14T22:13:20.123Z i-0abc plain text line"
+        );
+        // JSON that is not an object is not the app's: shown as it is.
+        assert_eq!(
+            render(&ev("[1,2]")),
+            "2023-11-14T22:13:20.123Z i-0abc [1,2]"
+        );
+    }
+}

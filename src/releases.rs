@@ -1,0 +1,544 @@
+//! Releases: every rollout of the app is a launch template version, and the
+//! cloud is where a release is recorded (there is no state file).
+//!
+//! - The launch template version is the release's number. Its
+//!   `VersionDescription` says `release sha256=<binary sha256>
+//!   commit=<git commit or ->` (at most 255 characters:
+//!   CreateLaunchTemplateVersion, EC2 API reference), its `CreateTime` is
+//!   when it was made, and its user data names the artifact it boots.
+//! - The binary of a release is the artifact `bookstore/<sha256>/bookstore`
+//!   in the stack's bucket. `up` keeps the artifacts of the newest
+//!   `[app] keep_releases` releases (and of the release the group runs
+//!   after a `rollback`); older artifacts leave the plan, and launch
+//!   template versions beyond that many are deleted, never the default or
+//!   latest version nor the one the group is on.
+//! - `rollback` rolls the group onto an earlier version with the same
+//!   instance refresh as `up`, and tags the group
+//!   [`TAG_ROLLED_BACK`](crate::resources::autoscaling_group::TAG_ROLLED_BACK).
+//!   The next `up` rolls forward to the stack file's binary (as a Kamal or
+//!   Heroku deploy does after a rollback), but never silently: the plan
+//!   shows the group's `rolled_back` note going away next to its
+//!   `launch_template_version` change, and `up` asks before applying it.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use aws_sdk_autoscaling::types::Filter as AsgFilter;
+use aws_smithy_types::base64;
+use aws_smithy_types::date_time::Format;
+use serde::Serialize;
+
+use crate::cloud::{api_error, Cloud, CloudError, SdkResultExt};
+use crate::engine::{TAG_ID, TAG_STACK};
+use crate::resources::autoscaling_group::{TAG_ROLLED_BACK, TAG_ROLLED_OUT};
+use crate::resources::{launch_template, logical_id, s3, stack_filter};
+use crate::userdata;
+
+/// Errors of the release commands that are not the cloud's.
+#[derive(Debug, thiserror::Error)]
+pub enum ReleaseError {
+    #[error("stack `{0}` has no launch template: nothing was released yet (run `up`)")]
+    NoTemplate(String),
+    #[error("stack `{0}` has no auto scaling group: run `up` first")]
+    NoGroup(String),
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Cloud(#[from] CloudError),
+}
+
+/// One release, as the cloud records it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Release {
+    /// The launch template version.
+    pub version: i64,
+    /// The binary's sha256 (hex), from the version's description or user data.
+    pub sha256: Option<String>,
+    /// The git commit `HEAD` of the stack file's repository at `up` time.
+    pub commit: Option<String>,
+    /// When the version was made (RFC 3339).
+    pub created: Option<String>,
+    /// The binary is still in the artifact bucket (needed to roll back to it).
+    pub artifact: bool,
+    /// The template's default version.
+    pub default: bool,
+    /// The group names this version (what AWS launches new instances from).
+    pub wanted: bool,
+    /// A refresh rolled this version out, every target healthy.
+    pub rolled_out: bool,
+}
+
+/// The group's side of the releases.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupState {
+    pub name: String,
+    /// The launch template version the group names.
+    pub version: Option<i64>,
+    /// The version recorded as rolled out.
+    pub rolled_out: Option<i64>,
+    /// Set by `rollback`: `<version> from <version>`.
+    pub rolled_back: Option<String>,
+}
+
+/// Every release of a stack, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Listing {
+    pub stack: String,
+    pub launch_template_id: Option<String>,
+    pub bucket: Option<String>,
+    pub group: Option<GroupState>,
+    pub releases: Vec<Release>,
+}
+
+/// The commit `HEAD` of the git repository holding `dir`, if any. Never
+/// fails: no git, no repository, or no commit yet is `None`.
+pub fn git_commit(dir: &Path) -> Option<String> {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["rev-parse", "HEAD"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let c = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    (out.status.success() && c.len() >= 40 && c.chars().all(|c| c.is_ascii_hexdigit())).then_some(c)
+}
+
+/// The launch template version description of a release (at most 255
+/// characters, CreateLaunchTemplateVersion `VersionDescription`).
+pub fn description(sha256: &str, commit: Option<&str>) -> String {
+    let mut d = format!("release sha256={sha256} commit={}", commit.unwrap_or("-"));
+    d.truncate(255);
+    d
+}
+
+/// (sha256, commit) from a description [`description`] wrote.
+pub fn parse_description(d: &str) -> (Option<String>, Option<String>) {
+    let Some(rest) = d.strip_prefix("release ") else {
+        return (None, None);
+    };
+    let mut sha = None;
+    let mut commit = None;
+    for w in rest.split_whitespace() {
+        match w.split_once('=') {
+            Some(("sha256", v)) if !v.is_empty() => sha = Some(v.to_string()),
+            Some(("commit", v)) if !v.is_empty() && v != "-" => commit = Some(v.to_string()),
+            _ => {}
+        }
+    }
+    (sha, commit)
+}
+
+/// Reads the stack's releases: its launch template's versions, the
+/// artifacts in its bucket, and its group.
+pub async fn list(cloud: &Cloud, stack: &str) -> Result<Listing, CloudError> {
+    const ID: &str = "releases";
+    let templates = cloud
+        .ec2
+        .describe_launch_templates()
+        .filters(stack_filter(stack))
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .ctx(ID, "DescribeLaunchTemplates")?;
+    let template = templates
+        .iter()
+        .find(|t| logical_id(t.tags(), stack).is_some() && t.launch_template_id().is_some());
+    let mut listing = Listing {
+        stack: stack.to_string(),
+        launch_template_id: None,
+        bucket: None,
+        group: group_state(cloud, stack).await?,
+        releases: Vec::new(),
+    };
+    let Some(t) = template else {
+        return Ok(listing);
+    };
+    let lt = t.launch_template_id().unwrap_or_default();
+    listing.launch_template_id = Some(lt.to_string());
+    let default = t.default_version_number();
+    let versions = cloud
+        .ec2
+        .describe_launch_template_versions()
+        .launch_template_id(lt)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .ctx(ID, "DescribeLaunchTemplateVersions")?;
+    for v in &versions {
+        let Some(n) = v.version_number() else {
+            continue;
+        };
+        let vars = v
+            .launch_template_data()
+            .and_then(|d| d.user_data())
+            .and_then(|b| base64::decode(b).ok())
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| userdata::read_back(&s))
+            .map(|(_, vars)| vars);
+        if listing.bucket.is_none() {
+            listing.bucket = vars.as_ref().map(|v| v.bucket.clone());
+        }
+        let (sha, commit) = parse_description(v.version_description().unwrap_or_default());
+        let g = listing.group.as_ref();
+        listing.releases.push(Release {
+            version: n,
+            sha256: sha.or_else(|| vars.map(|v| v.sha256)),
+            commit,
+            created: v.create_time().and_then(|t| t.fmt(Format::DateTime).ok()),
+            artifact: false,
+            default: default == Some(n),
+            wanted: g.and_then(|g| g.version) == Some(n),
+            rolled_out: g.and_then(|g| g.rolled_out) == Some(n),
+        });
+    }
+    listing
+        .releases
+        .sort_by_key(|r| std::cmp::Reverse(r.version));
+    if let Some(bucket) = &listing.bucket {
+        let present = artifacts(cloud, bucket).await?;
+        for r in &mut listing.releases {
+            r.artifact = r.sha256.as_ref().is_some_and(|s| present.contains(s));
+        }
+    }
+    Ok(listing)
+}
+
+/// The sha256 of every artifact in `bucket` (none when the bucket is gone).
+async fn artifacts(cloud: &Cloud, bucket: &str) -> Result<BTreeSet<String>, CloudError> {
+    let pages = cloud
+        .s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(s3::KEY_PREFIX)
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await;
+    let pages = match pages {
+        Ok(p) => p,
+        Err(e) => {
+            let e = api_error("releases", "ListObjectsV2", e);
+            if e.code() == Some("NoSuchBucket") {
+                return Ok(BTreeSet::new());
+            }
+            return Err(e);
+        }
+    };
+    Ok(pages
+        .iter()
+        .flat_map(|p| p.contents())
+        .filter_map(|o| o.key())
+        .filter_map(|k| {
+            k.strip_prefix(s3::KEY_PREFIX)
+                .and_then(|k| k.strip_suffix("/bookstore"))
+        })
+        .map(str::to_string)
+        .collect())
+}
+
+/// The stack's group: its name, version and release tags.
+async fn group_state(cloud: &Cloud, stack: &str) -> Result<Option<GroupState>, CloudError> {
+    let pages = cloud
+        .autoscaling
+        .describe_auto_scaling_groups()
+        .filters(
+            AsgFilter::builder()
+                .name(format!("tag:{TAG_STACK}"))
+                .values(stack)
+                .build(),
+        )
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await
+        .ctx("releases", "DescribeAutoScalingGroups")?;
+    for g in pages.iter().flat_map(|p| p.auto_scaling_groups()) {
+        let get = |k: &str| {
+            g.tags()
+                .iter()
+                .find(|t| t.key() == Some(k))
+                .and_then(|t| t.value())
+        };
+        if get(TAG_STACK) != Some(stack) || get(TAG_ID).is_none() {
+            continue;
+        }
+        return Ok(Some(GroupState {
+            name: g.auto_scaling_group_name().unwrap_or_default().to_string(),
+            version: g
+                .launch_template()
+                .and_then(|l| l.version())
+                .and_then(|v| v.parse().ok()),
+            rolled_out: get(TAG_ROLLED_OUT).and_then(|v| v.parse().ok()),
+            rolled_back: get(TAG_ROLLED_BACK).map(str::to_string),
+        }));
+    }
+    Ok(None)
+}
+
+/// The earlier binaries whose artifacts `up` keeps besides `current`: the
+/// distinct ones of the newest releases, `keep - 1` of them, and the one the
+/// group runs when `rollback` left it on an older release. Only artifacts
+/// still present: one gone cannot be uploaded again.
+pub fn kept_artifacts(listing: &Listing, current: &str, keep: u32) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for r in &listing.releases {
+        if out.len() + 1 >= keep as usize {
+            break;
+        }
+        if let Some(s) = r.sha256.as_deref().filter(|s| *s != current && r.artifact) {
+            if !out.iter().any(|o| o == s) {
+                out.push(s.to_string());
+            }
+        }
+    }
+    let latest = listing.releases.first().map(|r| r.version);
+    let running = listing.group.as_ref().and_then(|g| g.rolled_out);
+    if running.is_some() && running != latest {
+        let r = listing.releases.iter().find(|r| Some(r.version) == running);
+        if let Some(s) = r
+            .filter(|r| r.artifact)
+            .and_then(|r| r.sha256.as_deref())
+            .filter(|s| *s != current)
+        {
+            if !out.iter().any(|o| o == s) {
+                out.push(s.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// The launch template versions beyond the newest `keep`, except the
+/// default one and those the group names or runs.
+pub fn prunable_versions(listing: &Listing, keep: u32) -> Vec<i64> {
+    let g = listing.group.as_ref();
+    let protected = [
+        g.and_then(|g| g.version),
+        g.and_then(|g| g.rolled_out),
+        g.and_then(|g| {
+            g.rolled_back
+                .as_deref()
+                .and_then(|t| t.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+        }),
+    ];
+    listing
+        .releases
+        .iter()
+        .skip(keep as usize)
+        .filter(|r| !r.default && !protected.contains(&Some(r.version)))
+        .map(|r| r.version)
+        .collect()
+}
+
+/// Deletes the launch template versions beyond the newest `keep`
+/// (DeleteLaunchTemplateVersions: up to 200 a call; "You can't delete the
+/// default version of a launch template", EC2 API reference). Returns the
+/// versions deleted.
+pub async fn prune_versions(cloud: &Cloud, stack: &str, keep: u32) -> Result<Vec<i64>, CloudError> {
+    let listing = list(cloud, stack).await?;
+    let Some(lt) = &listing.launch_template_id else {
+        return Ok(Vec::new());
+    };
+    let gone = prunable_versions(&listing, keep);
+    for chunk in gone.chunks(200) {
+        cloud
+            .ec2
+            .delete_launch_template_versions()
+            .launch_template_id(lt)
+            .set_versions(Some(chunk.iter().map(|v| v.to_string()).collect()))
+            .send()
+            .await
+            .ctx(launch_template::KIND, "DeleteLaunchTemplateVersions")?;
+    }
+    Ok(gone)
+}
+
+/// The release `rollback` goes to: `to`, or the newest one older than the
+/// release the group runs. It must not be the one running, and its
+/// artifact must still be there.
+pub fn rollback_target(listing: &Listing, to: Option<i64>) -> Result<&Release, ReleaseError> {
+    let g = listing
+        .group
+        .as_ref()
+        .ok_or_else(|| ReleaseError::NoGroup(listing.stack.clone()))?;
+    let running = g.rolled_out.or(g.version);
+    let target = match to {
+        Some(v) => listing
+            .releases
+            .iter()
+            .find(|r| r.version == v)
+            .ok_or_else(|| {
+                ReleaseError::Refused(format!(
+                    "release {v} does not exist (or was pruned); `releases {}` lists them",
+                    listing.stack
+                ))
+            })?,
+        None => {
+            let Some(cur) = running else {
+                return Err(ReleaseError::Refused(
+                    "the group runs no known release: name one with --to".into(),
+                ));
+            };
+            listing
+                .releases
+                .iter()
+                .find(|r| r.version < cur)
+                .ok_or_else(|| {
+                    ReleaseError::Refused(format!(
+                        "there is no release before {cur} to roll back to"
+                    ))
+                })?
+        }
+    };
+    if Some(target.version) == running {
+        return Err(ReleaseError::Refused(format!(
+            "the group already runs release {}",
+            target.version
+        )));
+    }
+    if !target.artifact {
+        return Err(ReleaseError::Refused(format!(
+            "the binary of release {} ({}) is no longer in the artifact bucket: it cannot be rolled back to",
+            target.version,
+            target.sha256.as_deref().unwrap_or("unknown sha256")
+        )));
+    }
+    Ok(target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rel(version: i64, sha: &str, artifact: bool) -> Release {
+        Release {
+            version,
+            sha256: Some(sha.into()),
+            commit: None,
+            created: None,
+            artifact,
+            default: false,
+            wanted: false,
+            rolled_out: false,
+        }
+    }
+
+    fn listing(releases: Vec<Release>, running: Option<i64>) -> Listing {
+        Listing {
+            stack: "demo".into(),
+            launch_template_id: Some("lt-0abc".into()),
+            bucket: Some("b".into()),
+            group: Some(GroupState {
+                name: "demo-app".into(),
+                version: running,
+                rolled_out: running,
+                rolled_back: None,
+            }),
+            releases,
+        }
+    }
+
+    #[test]
+    fn descriptions_read_back_and_fit() {
+        let d = description(&"a".repeat(64), Some(&"c".repeat(40)));
+        assert!(d.len() <= 255);
+        assert_eq!(
+            parse_description(&d),
+            (Some("a".repeat(64)), Some("c".repeat(40)))
+        );
+        assert_eq!(
+            parse_description(&description("ab", None)),
+            (Some("ab".into()), None)
+        );
+        assert_eq!(parse_description("made by hand"), (None, None));
+        assert!(description(&"a".repeat(300), None).len() == 255);
+    }
+
+    #[test]
+    fn the_commit_is_heads_when_in_a_repository_else_none() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(git_commit(dir.path()), None, "not a repository");
+        let git = |args: &[&str]| {
+            std::process::Command::new("git")
+                .arg("-C")
+                .arg(dir.path())
+                .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+                .args(args)
+                .output()
+                .expect("git runs")
+        };
+        assert!(git(&["init", "-q"]).status.success());
+        assert_eq!(git_commit(dir.path()), None, "no commit yet");
+        assert!(git(&["commit", "-q", "--allow-empty", "-m", "first"])
+            .status
+            .success());
+        let head = String::from_utf8(git(&["rev-parse", "HEAD"]).stdout).unwrap();
+        let sub = dir.path().join("stacks");
+        std::fs::create_dir(&sub).unwrap();
+        assert_eq!(git_commit(&sub).as_deref(), Some(head.trim()));
+    }
+
+    #[test]
+    fn kept_artifacts_are_the_newest_distinct_and_the_running_one() {
+        let l = listing(
+            vec![
+                rel(5, "e", true),
+                rel(4, "d", true),
+                rel(3, "d", true),
+                rel(2, "b", true),
+                rel(1, "a", true),
+            ],
+            Some(5),
+        );
+        assert_eq!(kept_artifacts(&l, "f", 3), ["e", "d"]);
+        assert_eq!(kept_artifacts(&l, "e", 3), ["d", "b"]);
+        assert!(kept_artifacts(&l, "f", 1).is_empty());
+        // Rolled back to 1: its binary stays.
+        let l = listing(l.releases.clone(), Some(1));
+        assert_eq!(kept_artifacts(&l, "f", 2), ["e", "a"]);
+        // A binary already gone is not wanted back.
+        let l = listing(vec![rel(2, "b", false), rel(1, "a", true)], Some(2));
+        assert_eq!(kept_artifacts(&l, "c", 5), ["a"]);
+    }
+
+    #[test]
+    fn pruning_spares_the_newest_the_default_and_the_running() {
+        let mut rs = vec![rel(6, "f", true), rel(5, "e", true), rel(4, "d", true)];
+        rs.extend([rel(3, "c", true), rel(2, "b", true), rel(1, "a", true)]);
+        rs[5].default = true;
+        let l = listing(rs, Some(3));
+        assert_eq!(prunable_versions(&l, 2), [4, 2]);
+        assert!(prunable_versions(&l, 50).is_empty());
+    }
+
+    #[test]
+    fn rollback_goes_to_the_release_before_the_running_one() {
+        let l = listing(
+            vec![rel(3, "c", true), rel(2, "b", false), rel(1, "a", true)],
+            Some(3),
+        );
+        // The one before has no artifact any more.
+        let e = rollback_target(&l, None).unwrap_err().to_string();
+        assert!(e.contains("no longer in the artifact bucket"), "{e}");
+        assert_eq!(rollback_target(&l, Some(1)).unwrap().version, 1);
+        let e = rollback_target(&l, Some(3)).unwrap_err().to_string();
+        assert!(e.contains("already runs release 3"), "{e}");
+        let e = rollback_target(&l, Some(9)).unwrap_err().to_string();
+        assert!(e.contains("release 9 does not exist"), "{e}");
+        let l = listing(vec![rel(2, "b", true), rel(1, "a", true)], Some(2));
+        assert_eq!(rollback_target(&l, None).unwrap().version, 1);
+        let l = listing(vec![rel(1, "a", true)], Some(1));
+        assert!(rollback_target(&l, None).is_err());
+    }
+}
