@@ -856,6 +856,7 @@ mod tests {
                 sha256: "ab".repeat(32),
                 commit: None,
                 kept: Vec::new(),
+                pinned: None,
                 hosted_zone_id: Some("Z123".into()),
             }),
         }

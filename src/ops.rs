@@ -137,10 +137,9 @@ async fn app_facts(
     // The releases so far decide which earlier binaries stay (`rollback`).
     let kept = async {
         let listing = crate::releases::list(cloud, &stack.name).await?;
-        Ok::<_, CloudError>(crate::releases::kept_artifacts(
-            &listing,
-            &sha256,
-            stack.app.keep_releases,
+        Ok::<_, CloudError>((
+            crate::releases::kept_artifacts(&listing, &sha256, stack.app.keep_releases),
+            crate::releases::pinned(&listing, &sha256),
         ))
     };
     let (account, ami, hosted_zone_id, kept) = tokio::try_join!(account, ami, zone, kept)?;
@@ -151,7 +150,8 @@ async fn app_facts(
         binary,
         commit: crate::releases::git_commit(&stack.dir),
         sha256,
-        kept,
+        kept: kept.0,
+        pinned: kept.1,
         hosted_zone_id,
     })
 }

@@ -362,6 +362,7 @@ mod tests {
                 change: 0,
                 destroy: 0,
             },
+            notes: Vec::new(),
         };
         SavedPlan::new(
             Fingerprint {

@@ -15,10 +15,12 @@
 //! - `rollback` rolls the group onto an earlier version with the same
 //!   instance refresh as `up`, and tags the group
 //!   [`TAG_ROLLED_BACK`](crate::resources::autoscaling_group::TAG_ROLLED_BACK).
-//!   The next `up` rolls forward to the stack file's binary (as a Kamal or
-//!   Heroku deploy does after a rollback), but never silently: the plan
-//!   shows the group's `rolled_back` note going away next to its
-//!   `launch_template_version` change, and `up` asks before applying it.
+//!   The next `up` does not undo it: while the stack file still ships the
+//!   binary rolled back from, the group stays on its release and the plan
+//!   says so in a note ([`pinned`]). A new binary (the fix) rolls forward as
+//!   any release does, and `up --roll-forward` rolls forward to the same
+//!   binary on purpose; either plan shows the group's `rolled_back` note
+//!   going away next to its `launch_template_version` change.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -285,6 +287,22 @@ async fn group_state(cloud: &Cloud, stack: &str) -> Result<Option<GroupState>, C
     Ok(None)
 }
 
+/// The release `rollback` left the group on, while the stack file still
+/// ships `current`, the binary of the release rolled back from: `up` keeps
+/// the group there (rolling forward again to the binary that was rolled
+/// back would undo the rollback behind the operator's back). Another
+/// binary, or `up --roll-forward`, rolls forward.
+pub fn pinned(listing: &Listing, current: &str) -> Option<crate::topology::Pinned> {
+    let tag = listing.group.as_ref()?.rolled_back.clone()?;
+    let (to, from) = tag.split_once(" from ")?;
+    let from: i64 = from.trim().parse().ok()?;
+    let rolled_back_from = listing.releases.iter().find(|r| r.version == from)?;
+    (rolled_back_from.sha256.as_deref() == Some(current)).then(|| crate::topology::Pinned {
+        version: to.trim().to_string(),
+        tag: tag.clone(),
+    })
+}
+
 /// The earlier binaries whose artifacts `up` keeps besides `current`: the
 /// distinct ones of the newest releases, `keep - 1` of them, and the one the
 /// group runs when `rollback` left it on an older release. Only artifacts
@@ -447,6 +465,25 @@ mod tests {
             }),
             releases,
         }
+    }
+
+    #[test]
+    fn a_rollback_holds_only_while_the_file_ships_the_binary_rolled_back_from() {
+        let mut l = listing(vec![rel(2, "bbb", true), rel(1, "aaa", true)], Some(1));
+        assert_eq!(pinned(&l, "bbb"), None, "no rollback recorded");
+        l.group.as_mut().unwrap().rolled_back = Some("1 from 2".into());
+        assert_eq!(
+            pinned(&l, "bbb"),
+            Some(crate::topology::Pinned {
+                version: "1".into(),
+                tag: "1 from 2".into()
+            })
+        );
+        // The fix ships: it rolls forward like any release.
+        assert_eq!(pinned(&l, "ccc"), None);
+        // A tag naming a release no longer listed pins nothing.
+        l.group.as_mut().unwrap().rolled_back = Some("1 from 7".into());
+        assert_eq!(pinned(&l, "bbb"), None);
     }
 
     #[test]

@@ -36,8 +36,19 @@ pub struct AppFacts {
     /// Earlier releases' binaries (sha256) whose artifacts are kept for
     /// `rollback` (see [`crate::releases::kept_artifacts`]).
     pub kept: Vec<String>,
+    /// The release `rollback` left the group on, while the stack file still
+    /// ships the binary rolled back from: `up` keeps the group there.
+    pub pinned: Option<Pinned>,
     /// The Route 53 zone id of the stack's domain, when it names a zone.
     pub hosted_zone_id: Option<String>,
+}
+
+/// A group kept on a rolled-back release: its launch template version and
+/// the group's rollback tag (`<version> from <version>`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pinned {
+    pub version: String,
+    pub tag: String,
 }
 
 /// A name of at most `max` characters: `<stack>-<suffix>`, or, when that is
@@ -579,7 +590,12 @@ fn application(stack: &Stack, sfx: &[String], f: &AppFacts) -> Vec<Desired> {
             json!({
                 "name": short_name(name, "app", 255),
                 "launch_template_id": r("launch-template"),
-                "launch_template_version": r_attr("launch-template", "latest_version"),
+                // A group `rollback` left on an earlier release stays there
+                // while the file ships the binary rolled back from.
+                "launch_template_version": match &f.pinned {
+                    Some(p) => json!(p.version),
+                    None => r_attr("launch-template", "latest_version"),
+                },
                 "subnets": sfx.iter().map(|s| r(&format!("subnet-private-{s}"))).collect::<Vec<_>>(),
                 "target_group_arns": [r_attr("tg", "arn")],
                 "min": app.min_size,
@@ -589,8 +605,8 @@ fn application(stack: &Stack, sfx: &[String], f: &AppFacts) -> Vec<Desired> {
                 "scaling": scaling,
                 "scaling_target": {"load_balancer_arn": r_attr("lb", "arn"), "target_group_arn": r_attr("tg", "arn")},
                 "refresh": {"min_healthy": app.refresh_min_healthy, "warmup": app.refresh_warmup},
-                // Cleared by `up`: it rolls forward after a `rollback`.
-                "rolled_back": null,
+                // Cleared by `up` when it rolls forward after a `rollback`.
+                "rolled_back": f.pinned.as_ref().map(|p| autoscaling_group::rolled_back_note(&p.tag)),
             }),
         )
         // Instances register once something listens for them.
@@ -782,6 +798,7 @@ mod tests {
                 sha256: "ab".repeat(32),
                 commit: None,
                 kept: Vec::new(),
+                pinned: None,
                 hosted_zone_id: Some("Z123".into()),
             }),
             ..facts(2)

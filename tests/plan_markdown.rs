@@ -67,6 +67,7 @@ fn facts() -> Facts {
             sha256: hex(b"bookstore binary"),
             commit: None,
             kept: Vec::new(),
+            pinned: None,
             hosted_zone_id: Some("Z0123456789EXAMPLE".into()),
         }),
     }

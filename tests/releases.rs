@@ -3,7 +3,7 @@
 //! `up` of a new binary is a release recorded on its launch template
 //! version, the artifacts of the newest `keep_releases` stay, `rollback`
 //! rolls the group back with an instance refresh and records it, and the
-//! plan after a rollback says that `up` rolls forward.
+//! plan after a rollback keeps the group there and says so; `--roll-forward` rolls forward.
 
 mod common;
 
@@ -255,8 +255,36 @@ fn releases_are_recorded_rolled_back_and_rolled_forward_visibly() {
     // Nothing but the default release before it can be rolled back to now.
     assert!(releases::rollback_target(&l, None).is_err());
 
-    // The plan does not roll forward silently: it says why the group changes.
-    let plan = env.plan();
+    // The next plan does not undo the rollback: the file still ships B,
+    // the binary rolled back from. It says so.
+    let kept = env.plan();
+    assert!(changes(&kept).is_empty(), "no roll-forward: {kept}");
+    let notes = kept["notes"].to_string();
+    assert!(
+        notes.contains("the group stays on release 1, where `rollback` left it"),
+        "{kept}"
+    );
+    let text = env.run(&["diff", &env.stack, "--detailed-exitcode"]);
+    assert_eq!(text.code, 0, "{}\n{}", text.stdout, text.stderr);
+    assert!(
+        text.stdout.contains("Note: the group stays on release 1"),
+        "{}",
+        text.stdout
+    );
+    let md = env.ok(&["diff", &env.stack, "--format", "markdown"]).stdout;
+    assert!(
+        md.contains("> [!NOTE]") && md.contains("stays on release 1"),
+        "{md}"
+    );
+    env.ok(&["up", &env.stack, "--yes"]);
+    assert_eq!(env.group().0, "1", "`up` kept the rolled-back release");
+
+    // Rolling forward on purpose: the plan says why the group changes.
+    let plan: Value = serde_json::from_str(
+        &env.ok(&["diff", &env.stack, "--json", "--roll-forward"])
+            .stdout,
+    )
+    .unwrap();
     assert_eq!(
         changes(&plan),
         common::set(&[("asg", "update")]),
@@ -279,14 +307,14 @@ fn releases_are_recorded_rolled_back_and_rolled_forward_visibly() {
     let note = note["before"].as_str().unwrap();
     assert!(
         note.contains("on release 1, rolled back from 2 by `rollback`")
-            && note.contains("`up` rolls forward"),
+            && note.contains("`up --roll-forward`"),
         "{note}"
     );
-    let text = env.ok(&["diff", &env.stack]).stdout;
+    let text = env.ok(&["diff", &env.stack, "--roll-forward"]).stdout;
     assert!(text.contains("rolled back from 2 by `rollback`"), "{text}");
 
-    // `up` rolls forward and clears the record.
-    env.ok(&["up", &env.stack, "--yes"]);
+    // `up --roll-forward` rolls forward and clears the record.
+    env.ok(&["up", &env.stack, "--yes", "--roll-forward"]);
     let (version, tags, _) = env.group();
     assert_eq!(version, "2");
     assert_eq!(tag(&tags, "bookstore-infra:rolled-out"), Some("2"));

@@ -24,6 +24,9 @@ pub struct DiffArgs {
     /// Save the plan to this file, for `up --plan` to apply exactly it.
     #[arg(long, value_name = "PLAN")]
     pub out: Option<PathBuf>,
+    /// Plan the roll forward of a group `rollback` left on an earlier release.
+    #[arg(long)]
+    pub roll_forward: bool,
     #[command(flatten)]
     pub cost: CostOpts,
 }
@@ -32,7 +35,7 @@ pub async fn run(ctx: &Ctx, a: &DiffArgs) -> Result<u8> {
     let s = super::load(&a.stack)?;
     let binary = ops::binary(&s)?;
     let cloud = ctx.connect(&s, true).await;
-    let p = super::plan_stack(&cloud, &s, binary.clone()).await?;
+    let p = super::plan_stack(&cloud, &s, binary.clone(), a.roll_forward).await?;
     let format = match (a.format, a.json) {
         (Some(f), _) => f,
         (None, true) => Format::Json,

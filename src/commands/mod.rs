@@ -213,19 +213,34 @@ pub struct Planned {
     pub outputs: Vec<(&'static str, Value)>,
 }
 
+/// Plans `stack`. `roll_forward`: a group `rollback` left on an earlier
+/// release rolls forward even though the file ships the same binary.
 pub async fn plan_stack(
     cloud: &Cloud,
     stack: &Stack,
     binary: Option<(PathBuf, String)>,
+    roll_forward: bool,
 ) -> Result<Planned> {
     let registry = resources::registry();
-    let (facts, observed) = tokio::try_join!(
+    let (mut facts, observed) = tokio::try_join!(
         ops::facts(cloud, stack, binary),
         ops::observe(cloud, &registry, &stack.name)
     )?;
+    let mut notes = Vec::new();
+    if let Some(app) = facts.app.as_mut() {
+        match (&app.pinned, roll_forward) {
+            (Some(_), true) => app.pinned = None,
+            (Some(p), false) => notes.push(format!(
+                "the group stays on release {}, where `rollback` left it, while the stack file ships the binary rolled back from; ship another binary, or pass `--roll-forward`, to roll forward",
+                p.version
+            )),
+            (None, _) => {}
+        }
+    }
     let desired = topology::desired(stack, &facts);
     let outputs = topology::outputs(stack, &facts);
-    let plan = plan::plan(&stack.name, &registry, &desired, &observed)?;
+    let mut plan = plan::plan(&stack.name, &registry, &desired, &observed)?;
+    plan.notes = notes;
     Ok(Planned {
         plan,
         desired,

@@ -71,7 +71,7 @@ fn text(l: &Listing) -> String {
     }
     if let Some(rb) = l.group.as_ref().and_then(|g| g.rolled_back.as_deref()) {
         out.push_str(&format!(
-            "\nThe group was rolled back ({rb}) by `rollback`: the next `up` rolls forward to the stack file's binary.\n"
+            "\nThe group was rolled back ({rb}) by `rollback`: `up` keeps it there until the stack file ships another binary, or with `--roll-forward`.\n"
         ));
     }
     out

@@ -2,11 +2,12 @@
 //! earlier release (default: the one before the release it runs) with the
 //! same instance refresh `up` uses, and records it on the group.
 //!
-//! The next `up` rolls forward to the stack file's binary, as a Kamal or
-//! Heroku deploy does after a rollback, but not silently: its plan shows
-//! the group's `rolled_back` note and `launch_template_version` going back
-//! to the latest release, and it asks before applying. To stay on the
-//! older release, ship its binary again (or run `rollback` again).
+//! The next `up` does not undo it: while the stack file still ships the
+//! binary rolled back from, the group stays on the older release and the
+//! plan says so in a note. A new binary (the fix) rolls forward as any
+//! release does; `up --roll-forward` rolls forward to the same binary on
+//! purpose. Either plan shows the group's `rolled_back` note going away
+//! beside its `launch_template_version` change, and `up` asks first.
 
 use std::path::PathBuf;
 
@@ -91,7 +92,7 @@ async fn rollback(cloud: &Cloud, s: &Stack, a: &RollbackArgs) -> Result<u8> {
         println!("{}", serde_json::to_string_pretty(&after)?);
     } else {
         println!(
-            "Rolled back to release {}. The next `up` rolls forward to the stack file's binary; its plan says so.",
+            "Rolled back to release {}. `up` keeps the group there until the stack file ships another binary; `up --roll-forward` rolls forward to this one.",
             target.version
         );
     }

@@ -29,6 +29,10 @@ pub struct UpArgs {
     /// was reviewed, so it is not asked for again.
     #[arg(long, value_name = "PLAN")]
     pub plan: Option<PathBuf>,
+    /// Roll a group `rollback` left on an earlier release forward to the
+    /// stack file's binary (otherwise it stays until the binary changes).
+    #[arg(long)]
+    pub roll_forward: bool,
     #[command(flatten)]
     pub cost: CostOpts,
     #[command(flatten)]
@@ -75,7 +79,7 @@ async fn up(
     a: &UpArgs,
     saved: Option<&SavedPlan>,
 ) -> Result<u8> {
-    let p = super::plan_stack(cloud, s, binary.clone()).await?;
+    let p = super::plan_stack(cloud, s, binary.clone(), a.roll_forward).await?;
     if let Some(saved) = saved {
         let now = super::saved_plan(cloud, &a.stack, s, binary.as_ref(), &p).await?;
         let foreign = saved.foreign(&now);

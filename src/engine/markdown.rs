@@ -98,6 +98,10 @@ pub fn render(plan: &Plan, extra_sections: &[String]) -> String {
             plan.steps.len()
         );
     }
+    for n in &plan.notes {
+        blank(&mut out);
+        let _ = writeln!(out, "> [!NOTE]\n> {}", text(n));
+    }
 
     let of = |a: Action| plan.steps.iter().filter(move |x| x.action == a);
     let consent: Vec<&Step> = plan.steps.iter().filter(|x| x.needs_consent).collect();
@@ -600,6 +604,7 @@ mod tests {
             stack: "shop".into(),
             steps,
             summary: s,
+            notes: Vec::new(),
         }
     }
 

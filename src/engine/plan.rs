@@ -89,6 +89,10 @@ pub struct Plan {
     /// Every resource of the stack, in dependency order, then the deletions.
     pub steps: Vec<Step>,
     pub summary: Summary,
+    /// What a reviewer should know that no step shows (a group kept on a
+    /// rolled-back release).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Error)]
@@ -319,6 +323,7 @@ pub fn plan(
         stack: stack.into(),
         steps,
         summary,
+        notes: Vec::new(),
     })
 }
 
@@ -348,6 +353,7 @@ pub fn destroy_plan(stack: &str, registry: &Registry, observed: &[Observed]) -> 
         stack: stack.into(),
         steps,
         summary,
+        notes: Vec::new(),
     }
 }
 
@@ -476,6 +482,9 @@ impl Plan {
                 self.stack,
                 self.steps.len()
             );
+            for n in &self.notes {
+                let _ = writeln!(out, "Note: {n}");
+            }
             return out;
         }
         for s in self
@@ -547,6 +556,9 @@ impl Plan {
             }
         }
         let _ = writeln!(out);
+        for n in &self.notes {
+            let _ = writeln!(out, "Note: {n}");
+        }
         let _ = writeln!(out, "{}", self.summary_line());
         out
     }

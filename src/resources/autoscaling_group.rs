@@ -445,7 +445,7 @@ pub fn healthy_targets(
 pub fn rolled_back_note(tag: &str) -> String {
     let (to, from) = tag.split_once(" from ").unwrap_or((tag, "?"));
     format!(
-        "on release {to}, rolled back from {from} by `rollback`; `up` rolls forward to the stack file's binary"
+        "on release {to}, rolled back from {from} by `rollback`; `up` keeps it there until the stack file ships another binary, or rolls forward with `up --roll-forward`"
     )
 }
 
@@ -1194,7 +1194,7 @@ mod tests {
     fn a_rollback_note_names_both_releases_and_what_up_does() {
         assert_eq!(
             rolled_back_note("3 from 5"),
-            "on release 3, rolled back from 5 by `rollback`; `up` rolls forward to the stack file's binary"
+            "on release 3, rolled back from 5 by `rollback`; `up` keeps it there until the stack file ships another binary, or rolls forward with `up --roll-forward`"
         );
         assert!(rolled_back_note("3").starts_with("on release 3, rolled back from ?"));
     }
