@@ -4,7 +4,10 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$root/scripts/ensure-emulator"
 EMULATOR_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 EMULATOR_LOG="$(mktemp -t emulator.XXXXXX.log)"
-"$root/.venv/bin/moto_server" -H 127.0.0.1 -p "$EMULATOR_PORT" >"$EMULATOR_LOG" 2>&1 &
+# AWS managed policies exist in every account (the instance role attaches
+# AmazonSSMManagedInstanceCore); the emulator loads them only when asked.
+MOTO_IAM_LOAD_MANAGED_POLICIES=true \
+    "$root/.venv/bin/moto_server" -H 127.0.0.1 -p "$EMULATOR_PORT" >"$EMULATOR_LOG" 2>&1 &
 EMULATOR_PID=$!
 trap 'kill $EMULATOR_PID 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do

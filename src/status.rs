@@ -59,6 +59,10 @@ pub struct Group {
     pub rolled_out_version: Option<String>,
     /// The newest instance refresh, whether running or ended.
     pub refresh: Option<Refresh>,
+    /// Why the instance refreshes could not be read (an endpoint without the
+    /// API, such as a local emulator): status reports the rest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_unreadable: Option<String>,
     pub instances: Vec<Instance>,
     /// Targets the load balancer reports healthy, in the group's target groups.
     pub healthy_targets: usize,
@@ -204,8 +208,14 @@ async fn group(
         .send()
         .try_collect()
         .await
-        .ctx(asg::KIND, "DescribeInstanceRefreshes")?;
-    let refresh = newest_refresh(refreshes.iter().flat_map(|p| p.instance_refreshes()));
+        .ctx(asg::KIND, "DescribeInstanceRefreshes");
+    let (refresh, refresh_unreadable) = match refreshes {
+        Ok(pages) => (
+            newest_refresh(pages.iter().flat_map(|p| p.instance_refreshes())),
+            None,
+        ),
+        Err(e) => (None, Some(e.to_string())),
+    };
     let mut targets: BTreeMap<String, Target> = BTreeMap::new();
     let mut healthy_targets = 0;
     // DescribeTargetHealth has no paging parameters (Elastic Load Balancing
@@ -277,6 +287,7 @@ async fn group(
         configured_version: lt.and_then(|l| l.version()).map(str::to_string),
         rolled_out_version: tag(TAG_ROLLED_OUT),
         refresh,
+        refresh_unreadable,
         instances,
         healthy_targets,
     }))

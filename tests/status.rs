@@ -360,3 +360,31 @@ fn a_stack_that_does_not_exist_is_an_error() {
         r.stderr
     );
 }
+
+#[test]
+fn without_the_instance_refresh_api_status_reports_the_rest() {
+    // The bare emulator serves no instance refresh API; an endpoint like it
+    // must not keep `status` from reporting what it can read.
+    let e = Emulator::start();
+    let (bin, _) = e.binary("bookstore binary");
+    let text = std::fs::read_to_string(common::root().join("stacks/demo.toml")).unwrap();
+    let stack = e.stack("demo.toml", &with_binary(&text, &bin));
+    e.ok(&["up", &stack, "--yes"]);
+    let r = e.run(&["status", &stack]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("refresh          unknown: the instance refreshes could not be read"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("InService"), "{}", r.stdout);
+    let j = e.run(&["status", &stack, "--json"]);
+    let doc: Value = serde_json::from_str(&j.stdout).unwrap();
+    assert!(
+        doc["group"]["refresh_unreadable"]
+            .as_str()
+            .is_some_and(|s| s.contains("DescribeInstanceRefreshes")),
+        "{doc}"
+    );
+}

@@ -159,6 +159,7 @@ mod tests {
                 configured_version: Some("1".into()),
                 rolled_out_version: Some("1".into()),
                 refresh: None,
+                refresh_unreadable: None,
                 instances,
                 healthy_targets,
             }),

@@ -124,6 +124,9 @@ fn group(line: &mut impl FnMut(&str, &str), g: &Group) {
     }
     line("launch template", &v);
     let r = match &g.refresh {
+        None if g.refresh_unreadable.is_some() => {
+            "unknown: the instance refreshes could not be read".to_string()
+        }
         None => "none".to_string(),
         Some(r) if r.active => format!(
             "{} {}, {}% done{} (to version {})",
