@@ -4,7 +4,35 @@ use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
 use crate::web::AppError;
+
+/// How long a login waits for a hashing permit before it is refused.
+const PERMIT_WAIT: Duration = Duration::from_millis(100);
+
+/// Runs `work` (hashing or verifying) on the blocking pool under one of
+/// `permits`: when none frees up within `PERMIT_WAIT`, `AppError::Busy`.
+/// The permit is held until the work ends, even if the request is dropped.
+pub async fn limited<T: Send + 'static>(
+    permits: &Arc<Semaphore>,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, AppError> {
+    let permit = match tokio::time::timeout(PERMIT_WAIT, permits.clone().acquire_owned()).await {
+        Ok(Ok(p)) => p,
+        _ => return Err(AppError::Busy),
+    };
+    tokio::task::spawn_blocking(move || {
+        let r = work();
+        drop(permit);
+        r
+    })
+    .await
+    .map_err(|e| AppError::Internal(e.to_string()))
+}
 
 fn argon() -> Argon2<'static> {
     Argon2::new(

@@ -3,6 +3,7 @@
 mod auth;
 mod db;
 mod domain;
+mod limit;
 mod pages;
 mod web;
 
@@ -57,6 +58,10 @@ enum Cmd {
         /// Directory for uploaded files (the shared file system on AWS).
         #[arg(long, env = "BOOKSTORE_DATA_DIR", default_value = "./data")]
         data_dir: PathBuf,
+        /// Password hashes computed at once (default: the number of cores);
+        /// a login or registration finding them all busy is answered 503.
+        #[arg(long, env = "BOOKSTORE_HASH_PERMITS")]
+        hash_permits: Option<usize>,
     },
     /// Apply database migrations and exit.
     Migrate,
@@ -125,11 +130,21 @@ async fn main() -> Result<()> {
             );
             Ok(())
         }
-        Cmd::Serve { listen, data_dir } => serve(db, listen, data_dir).await,
+        Cmd::Serve {
+            listen,
+            data_dir,
+            hash_permits,
+        } => {
+            let permits = hash_permits
+                .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
+                .unwrap_or(1)
+                .max(1);
+            serve(db, listen, data_dir, permits).await
+        }
     }
 }
 
-async fn serve(db: Db, listen: SocketAddr, data_dir: PathBuf) -> Result<()> {
+async fn serve(db: Db, listen: SocketAddr, data_dir: PathBuf, hash_permits: usize) -> Result<()> {
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
     // Keep trying: when several instances start at once, or the database
@@ -150,6 +165,9 @@ async fn serve(db: Db, listen: SocketAddr, data_dir: PathBuf) -> Result<()> {
         db,
         data_dir,
         metrics: Metrics::default(),
+        hashing: Arc::new(tokio::sync::Semaphore::new(hash_permits)),
+        login_failures: web::login_failures_window(),
+        login_attempts: web::login_attempts_window(),
     });
     // Expired sessions are removed hourly (by whichever instances run).
     let sweeper = state.clone();
@@ -169,10 +187,13 @@ async fn serve(db: Db, listen: SocketAddr, data_dir: PathBuf) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
-    tracing::info!(%listen, "bookstore serving");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown())
-        .await?;
+    tracing::info!(%listen, hash_permits, "bookstore serving");
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown())
+    .await?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -194,6 +215,7 @@ fn app(state: S) -> Router {
                 web::AppError::Internal("a request handler panicked".into()).into_response()
             },
         ))
+        .layer(axum::middleware::from_fn(web::security_headers))
         .with_state(state)
 }
 
@@ -220,9 +242,11 @@ async fn healthz(State(st): State<S>) -> Response {
         .await
         .unwrap_or_else(|_| Err(sqlx::Error::PoolTimedOut))
     {
+        // The error names the database user and host: logged, not shown.
+        tracing::warn!(error = %e, "health check: database unavailable");
         return (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unavailable", "reason": format!("database: {e}")})),
+            Json(json!({"status": "unavailable", "reason": "database unavailable"})),
         )
             .into_response();
     }
@@ -231,9 +255,10 @@ async fn healthz(State(st): State<S>) -> Response {
         .await
         .and(tokio::fs::remove_file(&probe).await);
     if let Err(e) = written {
+        tracing::warn!(error = %e, dir = %st.data_dir.display(), "health check: data directory not writable");
         return (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unavailable", "reason": format!("data directory {}: {e}", st.data_dir.display())})),
+            Json(json!({"status": "unavailable", "reason": "data directory not writable"})),
         )
             .into_response();
     }

@@ -3,9 +3,15 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, SET_COOKIE};
-use axum::http::StatusCode;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, FromRequest, Multipart, Path, Query, Request, State};
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, RETRY_AFTER, SET_COOKIE,
+    X_CONTENT_TYPE_OPTIONS,
+};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
@@ -21,15 +27,21 @@ use crate::web::{
 };
 
 pub const PAGE_SIZE: i64 = 20;
+/// The last page served: an offset stays at most 10,000 rows, whatever the
+/// page number asked for.
+pub const MAX_PAGE: i64 = 500;
 const MAX_COVER: usize = 2 * 1024 * 1024;
 static BOOTSTRAP_CSS: &[u8] = include_bytes!("../assets/bootstrap.min.css");
+/// The few styles Bootstrap has no class for (the pages have no inline
+/// styles: the content security policy forbids them).
+static SHOP_CSS: &str = ".cover-thumb{max-width:80px}.qty-input{width:5em}\n";
 
 pub fn router() -> Router<S> {
     Router::new()
         .route("/", get(home))
         .route("/register", get(register_form).post(register))
         .route("/login", get(login_form).post(login))
-        .route("/logout", get(logout).post(logout))
+        .route("/logout", post(logout))
         .route("/book/catalog", get(catalog))
         .route("/book/my_books", get(my_books))
         .route("/book/add_book", get(add_book_form).post(add_book))
@@ -47,6 +59,7 @@ pub fn router() -> Router<S> {
         .route("/api/books/{id}", get(api_book))
         .route("/api/purchases", get(api_purchases))
         .route("/static/bootstrap.min.css", get(bootstrap_css))
+        .route("/static/bookstore.css", get(shop_css))
         .route("/covers/{name}", get(cover))
 }
 
@@ -82,7 +95,13 @@ fn error_box(e: Option<&str>) -> String {
 
 async fn page(st: &S, ctx: &mut Ctx, title: &str, body: &str) -> Result<Response, AppError> {
     let f = ctx.take_flash(st).await?;
-    Ok(html(layout(title, ctx.user(), f.as_deref(), body)))
+    Ok(html(layout(
+        title,
+        ctx.user(),
+        ctx.csrf(),
+        f.as_deref(),
+        body,
+    )))
 }
 
 /// Reads a form sent urlencoded or as multipart (with an optional cover file).
@@ -174,6 +193,7 @@ async fn register_form(State(st): State<S>, mut ctx: Ctx) -> Result<Response, Ap
         layout(
             "Register",
             ctx.user(),
+            ctx.csrf(),
             f.as_deref(),
             &register_body(&ctx, &Fields::new(), None),
         ),
@@ -191,6 +211,7 @@ async fn register(
         html(layout(
             "Register",
             ctx.user(),
+            ctx.csrf(),
             None,
             &register_body(&ctx, &f, Some(&msg)),
         ))
@@ -211,9 +232,7 @@ async fn register(
             return Ok(again(msg));
         }
     };
-    let hash = tokio::task::spawn_blocking(move || crate::auth::hash(&pw))
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))??;
+    let hash = crate::auth::limited(&st.hashing, move || crate::auth::hash(&pw)).await??;
     let res = sqlx::query(
         "INSERT INTO users (name, email, password, is_admin, created_at) VALUES (?, ?, ?, 0, ?)",
     )
@@ -253,6 +272,7 @@ async fn login_form(State(st): State<S>, mut ctx: Ctx) -> Result<Response, AppEr
         layout(
             "Log in",
             ctx.user(),
+            ctx.csrf(),
             f.as_deref(),
             &login_body(&ctx, "", None),
         ),
@@ -260,22 +280,67 @@ async fn login_form(State(st): State<S>, mut ctx: Ctx) -> Result<Response, AppEr
     ))
 }
 
-async fn login(State(st): State<S>, ctx: Ctx, Form(f): Form<Fields>) -> Result<Response, AppError> {
+/// The login form again, answered 429 with when to retry.
+fn too_many(ctx: &Ctx, email: &str, wait: std::time::Duration) -> Response {
+    let secs = crate::limit::retry_secs(wait);
+    let msg = format!(
+        "Too many login attempts. Try again in {}.",
+        if secs < 120 {
+            format!("{secs} seconds")
+        } else {
+            format!("{} minutes", secs.div_ceil(60))
+        }
+    );
+    let mut r = html(layout(
+        "Log in",
+        None,
+        ctx.csrf(),
+        None,
+        &login_body(ctx, email, Some(&msg)),
+    ));
+    *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    r.headers_mut()
+        .insert(RETRY_AFTER, axum::http::HeaderValue::from(secs));
+    r
+}
+
+async fn login(
+    State(st): State<S>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ctx: Ctx,
+    Form(f): Form<Fields>,
+) -> Result<Response, AppError> {
     ctx.check_csrf(field(&f, "csrf_token"))?;
     let email = field(&f, "email").unwrap_or("").trim().to_lowercase();
     let pw = field(&f, "password").unwrap_or("").to_string();
+    // Every attempt counts for the client; failures count for the email,
+    // and an email at its limit is refused even with the right password.
+    let client = crate::limit::client_key(&headers, Some(peer));
+    let now = Instant::now();
+    if let Err(wait) = st.login_attempts.hit(&client, now) {
+        tracing::warn!(%client, "login attempts over the client's limit");
+        return Ok(too_many(&ctx, &email, wait));
+    }
+    if let Err(wait) = st.login_failures.check(&email, now) {
+        tracing::warn!(%client, "failed logins over the email's limit");
+        return Ok(too_many(&ctx, &email, wait));
+    }
     let row = sqlx::query("SELECT id, name, email, password, is_admin FROM users WHERE email = ?")
         .bind(&email)
         .fetch_optional(&st.db.pool())
         .await?;
     let stored = row.as_ref().map(|r| r.get::<String, _>(3));
-    let ok = tokio::task::spawn_blocking(move || crate::auth::verify(&pw, stored.as_deref()))
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let ok = crate::auth::limited(&st.hashing, move || {
+        crate::auth::verify(&pw, stored.as_deref())
+    })
+    .await?;
     let (true, Some(r)) = (ok, row) else {
+        st.login_failures.record(&email, Instant::now());
         return Ok(html(layout(
             "Log in",
             None,
+            ctx.csrf(),
             None,
             &login_body(&ctx, &email, Some("Login failed: wrong email or password.")),
         )));
@@ -286,6 +351,7 @@ async fn login(State(st): State<S>, ctx: Ctx, Form(f): Form<Fields>) -> Result<R
         email: r.get(2),
         is_admin: r.get::<i64, _>(4) != 0,
     };
+    st.login_failures.clear(&email);
     // A new session id at login: a planted cookie is worth nothing.
     if let Some(old) = &ctx.session {
         sqlx::query("DELETE FROM sessions WHERE id = ?")
@@ -300,7 +366,14 @@ async fn login(State(st): State<S>, ctx: Ctx, Form(f): Form<Fields>) -> Result<R
     Ok(r)
 }
 
-async fn logout(State(st): State<S>, ctx: Ctx) -> Result<Response, AppError> {
+/// Only by POST with the session's token: a link on another site must not
+/// log anyone out.
+async fn logout(
+    State(st): State<S>,
+    ctx: Ctx,
+    Form(f): Form<Fields>,
+) -> Result<Response, AppError> {
+    ctx.check_csrf(field(&f, "csrf_token"))?;
     if let Some(s) = &ctx.session {
         sqlx::query("DELETE FROM sessions WHERE id = ?")
             .bind(&s.id)
@@ -385,13 +458,14 @@ fn capped_count(cond: &str) -> String {
 /// does (by author). Every query walks an index in order and stops after
 /// the page (or after `COUNT_CAP` books for the total), so its cost does not
 /// grow with the size of the catalog.
+/// A page number out of 1..=`MAX_PAGE` is `AppError::NotFound`; one that
+/// is not a number is the first page.
 async fn catalog_page(st: &S, q: &CatalogQuery) -> Result<CatalogPage, AppError> {
-    let page = q
-        .page
-        .as_deref()
-        .and_then(|p| p.parse::<i64>().ok())
-        .filter(|p| *p >= 1 && *p <= 100_000)
-        .unwrap_or(1);
+    let page = match q.page.as_deref().map(|p| p.trim().parse::<i64>()) {
+        Some(Ok(p)) if (1..=MAX_PAGE).contains(&p) => p,
+        Some(Ok(_)) => return Err(AppError::NotFound),
+        _ => 1,
+    };
     let text =
         q.q.as_deref()
             .unwrap_or("")
@@ -481,7 +555,7 @@ async fn catalog_page(st: &S, q: &CatalogQuery) -> Result<CatalogPage, AppError>
 fn cover_img(b: &Book) -> String {
     match &b.cover {
         Some(c) => format!(
-            r#"<img src="/covers/{}" alt="" class="img-thumbnail me-3" style="max-width:80px">"#,
+            r#"<img src="/covers/{}" alt="" class="img-thumbnail me-3 cover-thumb">"#,
             esc(c)
         ),
         None => String::new(),
@@ -505,7 +579,7 @@ async fn catalog(
     for b in &books {
         let action = match ctx.user() {
             Some(_) if b.stock > 0 => format!(
-                r#"<form method="post" action="/buy/{}" class="d-flex gap-2">{}<input class="form-control form-control-sm" style="width:5em" name="quantity" type="number" min="1" max="{}" value="1"><button class="btn btn-sm btn-success" type="submit">Buy</button></form>"#,
+                r#"<form method="post" action="/buy/{}" class="d-flex gap-2">{}<input class="form-control form-control-sm qty-input" name="quantity" type="number" min="1" max="{}" value="1"><button class="btn btn-sm btn-success" type="submit">Buy</button></form>"#,
                 b.id,
                 csrf_field(&ctx),
                 b.stock.min(100)
@@ -537,7 +611,7 @@ async fn catalog(
     } else {
         String::new()
     };
-    let next = if has_next {
+    let next = if has_next && page < MAX_PAGE {
         format!(
             r#"<a class="btn btn-outline-secondary btn-sm" href="/book/catalog?page={}{qs}">Next</a>"#,
             page + 1
@@ -593,8 +667,18 @@ async fn my_books(State(st): State<S>, mut ctx: Ctx) -> Result<Response, AppErro
 
 fn book_form(ctx: &Ctx, action: &str, f: &Fields, err: Option<&str>, submit: &str) -> String {
     let desc = field(f, "description").unwrap_or("");
+    // The stock the edit form was opened with: saving applies the change
+    // the seller made to it, not the number itself.
+    let shown = field(f, "stock_shown")
+        .map(|v| {
+            format!(
+                r#"<input type="hidden" name="stock_shown" value="{}">"#,
+                esc(v)
+            )
+        })
+        .unwrap_or_default();
     format!(
-        r#"{}<form method="post" action="{action}" enctype="multipart/form-data">{}{}{}
+        r#"{}<form method="post" action="{action}" enctype="multipart/form-data">{}{shown}{}{}
 <div class="mb-3"><label class="form-label" for="description">Description</label><textarea class="form-control" id="description" name="description" maxlength="2000">{}</textarea></div>
 {}{}<div class="mb-3"><label class="form-label" for="cover">Cover (JPEG, PNG or WebP, at most 2 MB)</label><input class="form-control" id="cover" name="cover" type="file" accept="image/jpeg,image/png,image/webp"></div>
 <button class="btn btn-primary" type="submit">{submit}</button></form>"#,
@@ -702,6 +786,7 @@ async fn add_book(State(st): State<S>, ctx: Ctx, req: Request) -> Result<Respons
         html(layout(
             "Sell a book",
             ctx.user(),
+            ctx.csrf(),
             None,
             &book_form(&ctx, "/book/add_book", &f, Some(msg), "Add the book"),
         ))
@@ -762,6 +847,7 @@ async fn edit_book_form(
         ("description", b.description.clone()),
         ("price", money(b.price_cents)),
         ("stock", b.stock.to_string()),
+        ("stock_shown", b.stock.to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -789,6 +875,7 @@ async fn edit_book(
         html(layout(
             "Edit book",
             ctx.user(),
+            ctx.csrf(),
             None,
             &book_form(&ctx, &action, &f, Some(msg), "Save"),
         ))
@@ -804,13 +891,33 @@ async fn edit_book(
         },
         None => current.cover.clone(),
     };
-    sqlx::query("UPDATE books SET title = ?, author = ?, description = ?, price_cents = ?, stock = ?, cover = ? WHERE id = ? AND seller_id = ?")
+    // Copies sold while the form was open stay sold: the seller's change
+    // (new - shown) is applied to the stock as it is now, never below 0.
+    // A form without the shown stock sets the number as given.
+    let shown = match field(&f, "stock_shown") {
+        None => None,
+        Some(v) => match v.trim().parse::<i64>() {
+            Ok(n) if (0..=1_000_000).contains(&n) => Some(n),
+            _ => return Ok(again("The form is damaged: reload the page and try again.")),
+        },
+    };
+    let stock_sql = match shown {
+        Some(_) => "CASE WHEN stock + ? < 0 THEN 0 ELSE stock + ? END",
+        None => "?",
+    };
+    let q = format!(
+        "UPDATE books SET title = ?, author = ?, description = ?, price_cents = ?, stock = {stock_sql}, cover = ? WHERE id = ? AND seller_id = ?"
+    );
+    let mut q = sqlx::query(&q)
         .bind(&b.title)
         .bind(&b.author)
         .bind(&b.description)
-        .bind(b.price_cents)
-        .bind(b.stock)
-        .bind(cover)
+        .bind(b.price_cents);
+    q = match shown {
+        Some(shown) => q.bind(b.stock - shown).bind(b.stock - shown),
+        None => q.bind(b.stock),
+    };
+    q.bind(cover)
         .bind(current.id)
         .bind(uid)
         .execute(&st.db.pool())
@@ -1230,7 +1337,17 @@ async fn api_books(
     State(st): State<S>,
     Query(q): Query<CatalogQuery>,
 ) -> Result<Response, AppError> {
-    let c = catalog_page(&st, &q).await?;
+    let c = match catalog_page(&st, &q).await {
+        Ok(c) => c,
+        Err(AppError::NotFound) => {
+            return Ok((
+                StatusCode::NOT_FOUND,
+                Json(json!({"error": "no such page", "max_page": MAX_PAGE})),
+            )
+                .into_response())
+        }
+        Err(e) => return Err(e),
+    };
     Ok(Json(json!({
         "page": c.page, "per_page": PAGE_SIZE, "total": c.total,
         "total_exact": c.total_exact, "has_next": c.has_next,
@@ -1295,6 +1412,17 @@ async fn bootstrap_css() -> Response {
         .into_response()
 }
 
+async fn shop_css() -> Response {
+    (
+        [
+            (CONTENT_TYPE, "text/css; charset=utf-8"),
+            (CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        SHOP_CSS,
+    )
+        .into_response()
+}
+
 async fn cover(State(st): State<S>, Path(name): Path<String>) -> Result<Response, AppError> {
     let (stem, ext) = name.split_once('.').ok_or(AppError::NotFound)?;
     let mime = match ext {
@@ -1314,6 +1442,9 @@ async fn cover(State(st): State<S>, Path(name): Path<String>) -> Result<Response
         [
             (CONTENT_TYPE, mime),
             (CACHE_CONTROL, "public, max-age=31536000, immutable"),
+            // An upload is never run as a page or script, whatever its bytes.
+            (X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (CONTENT_SECURITY_POLICY, "sandbox"),
         ],
         bytes,
     )

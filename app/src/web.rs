@@ -5,10 +5,13 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{FromRequestParts, MatchedPath, Request, State};
-use axum::http::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use axum::http::header::{
+    CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE, LOCATION, REFERRER_POLICY, RETRY_AFTER,
+    SET_COOKIE, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -17,6 +20,7 @@ use rand::RngCore;
 use sqlx::Row;
 
 use crate::db::{now, Db};
+use crate::limit::SlidingWindow;
 
 pub const COOKIE_NAME: &str = "bookstore_session";
 const SESSION_SECS: i64 = 7 * 24 * 3600;
@@ -25,6 +29,27 @@ pub struct AppState {
     pub db: Db,
     pub data_dir: PathBuf,
     pub metrics: Metrics,
+    /// Permits for password hashing (argon2 takes 19 MiB and tens of
+    /// milliseconds of a core): beyond them a login waits briefly, then is
+    /// refused, rather than queueing without bound.
+    pub hashing: Arc<tokio::sync::Semaphore>,
+    /// Failed logins per email.
+    pub login_failures: SlidingWindow,
+    /// Login attempts per client address.
+    pub login_attempts: SlidingWindow,
+}
+
+/// Keys remembered by each login limit.
+const LIMIT_KEYS: usize = 100_000;
+
+/// 5 failed logins per email per 15 minutes.
+pub fn login_failures_window() -> SlidingWindow {
+    SlidingWindow::new(5, Duration::from_secs(15 * 60), LIMIT_KEYS)
+}
+
+/// 20 login attempts per client per minute.
+pub fn login_attempts_window() -> SlidingWindow {
+    SlidingWindow::new(20, Duration::from_secs(60), LIMIT_KEYS)
 }
 
 pub type S = Arc<AppState>;
@@ -230,16 +255,27 @@ pub fn esc(s: &str) -> String {
 }
 
 /// A whole page in the site's layout.
-pub fn layout(title: &str, user: Option<&User>, flash: Option<&str>, body: &str) -> String {
+/// `csrf` is the session's token, for the logout form.
+pub fn layout(
+    title: &str,
+    user: Option<&User>,
+    csrf: &str,
+    flash: Option<&str>,
+    body: &str,
+) -> String {
+    // Logging out is a form (a link would let any site log users out); its
+    // button has no explicit type, so that `button[type=submit]` is the
+    // page's own form's.
     let nav_user = match user {
         Some(u) => format!(
             r#"<li class="nav-item"><a class="nav-link" href="/book/my_books">My books</a></li>
 <li class="nav-item"><a class="nav-link" href="/purchases">My purchases</a></li>
 <li class="nav-item"><a class="nav-link" href="/book/add_book">Sell a book</a></li>{admin}
-</ul><span class="navbar-text me-3" title="{email}">{name}</span><a class="btn btn-outline-light btn-sm" href="/logout">Log out</a>"#,
+</ul><span class="navbar-text me-3" title="{email}">{name}</span><form method="post" action="/logout" class="d-inline"><input type="hidden" name="csrf_token" value="{csrf}"><button class="btn btn-outline-light btn-sm">Log out</button></form>"#,
             admin = if u.is_admin { r#"<li class="nav-item"><a class="nav-link" href="/admin/users">Users</a></li>"# } else { "" },
             name = esc(&u.name),
-            email = esc(&u.email)
+            email = esc(&u.email),
+            csrf = esc(csrf)
         ),
         None => r#"</ul><a class="btn btn-outline-light btn-sm me-2" href="/login">Log in</a><a class="btn btn-light btn-sm" href="/register">Register</a>"#.to_string(),
     };
@@ -254,7 +290,7 @@ pub fn layout(title: &str, user: Option<&User>, flash: Option<&str>, body: &str)
     format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} · Bookstore</title><link rel="stylesheet" href="/static/bootstrap.min.css"></head>
+<title>{title} · Bookstore</title><link rel="stylesheet" href="/static/bootstrap.min.css"><link rel="stylesheet" href="/static/bookstore.css"></head>
 <body><nav class="navbar navbar-expand navbar-dark bg-dark mb-4"><div class="container">
 <a class="navbar-brand" href="/">Bookstore</a><ul class="navbar-nav me-auto">
 <li class="nav-item"><a class="nav-link" href="/book/catalog">Catalog</a></li>
@@ -294,6 +330,9 @@ pub enum AppError {
     Unavailable(String),
     #[error("internal: {0}")]
     Internal(String),
+    /// Every password-hashing permit is taken.
+    #[error("too busy")]
+    Busy,
 }
 
 impl From<sqlx::Error> for AppError {
@@ -329,10 +368,29 @@ impl IntoResponse for AppError {
                 tracing::error!(error = %e, "internal error");
                 (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "Something went wrong on our side; nothing was changed. Please try again.")
             }
+            AppError::Busy => {
+                let body = layout(
+                    "Busy",
+                    None,
+                    "",
+                    None,
+                    r#"<p>The shop is busy right now; nothing was changed. Please try again in a moment.</p><p><a href="/">Back to the shop</a></p>"#,
+                );
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [
+                        (CONTENT_TYPE, "text/html; charset=utf-8"),
+                        (RETRY_AFTER, "1"),
+                    ],
+                    body,
+                )
+                    .into_response();
+            }
         };
         let body = layout(
             title,
             None,
+            "",
             None,
             &format!(
                 r#"<p>{}</p><p><a href="/">Back to the shop</a></p>"#,
@@ -410,11 +468,34 @@ pub async fn track(State(st): State<S>, req: Request, next: Next) -> Response {
         .unwrap_or_else(|| "unmatched".into());
     let start = Instant::now();
     let res = next.run(req).await;
-    if res.status() == StatusCode::SERVICE_UNAVAILABLE {
+    // A 503 with Retry-After is the shop being busy, not the database.
+    if res.status() == StatusCode::SERVICE_UNAVAILABLE && !res.headers().contains_key(RETRY_AFTER) {
         // Perhaps the password was rotated: look now, not at the next health check.
         st.db.check_soon();
     }
     st.metrics
         .observe(&route, res.status().as_u16(), start.elapsed().as_secs_f64());
+    res
+}
+
+/// The browser-side defences every response carries, unless the handler
+/// chose its own (a cover sets a sandboxing policy). No page has inline
+/// scripts or styles, so `'self'` suffices.
+pub async fn security_headers(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    for (name, value) in [
+        (
+            CONTENT_SECURITY_POLICY,
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'",
+        ),
+        (X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (REFERRER_POLICY, "same-origin"),
+        (X_FRAME_OPTIONS, "DENY"),
+    ] {
+        if !h.contains_key(&name) {
+            h.insert(name, HeaderValue::from_static(value));
+        }
+    }
     res
 }

@@ -45,6 +45,12 @@ on_both_databases!(
     a_large_catalog,
     a_later_releases_migration_does_not_stop_this_one,
     the_unique_provider_migration_merges_a_repeated_seed,
+    login_attempts_are_limited,
+    a_flood_of_logins_is_refused_not_queued,
+    a_stale_edit_form_does_not_resurrect_sold_copies,
+    page_numbers_are_capped,
+    security_headers_on_every_response,
+    logout_only_by_post_with_the_token,
 );
 
 /// The attributes of a Set-Cookie header, after `name=value`.
@@ -324,7 +330,8 @@ async fn login_sessions_and_logout(db: &TestDb) {
     // Logout drops the session: the old cookie is worth nothing.
     let cookie = c.session_cookie().await.unwrap();
     assert_eq!(c.get("/book/my_books").await.status, StatusCode::OK);
-    let out = c.get("/logout").await;
+    let t = c.token("/book/add_book").await;
+    let out = c.post("/logout", &[("csrf_token", &t)]).await;
     assert_eq!(out.location(), "/login");
     let cleared = set_cookie(&out.headers);
     assert!(cleared.starts_with("bookstore_session=; "), "{cleared}");
@@ -1305,4 +1312,430 @@ async fn instances_starting_together_migrate_once() {
         Err(sqlx::Error::Database(e)) => assert!(e.is_unique_violation(), "{e}"),
         other => panic!("a second DHL was accepted: {other:?}"),
     }
+}
+
+/// A login posted straight to the server, as from the client `forwarded_for`
+/// (as the load balancer would add it); the token is `c`'s.
+async fn login_from(
+    c: &Client,
+    token: &str,
+    forwarded_for: &str,
+    email: &str,
+    pw: &str,
+) -> common::Page {
+    let r = c
+        .http
+        .post(format!("{}/login", c.base))
+        .header("x-forwarded-for", forwarded_for)
+        .form(&[("csrf_token", token), ("email", email), ("password", pw)])
+        .send()
+        .await
+        .unwrap();
+    common::Page {
+        status: r.status(),
+        headers: r.headers().clone(),
+        body: r.text().await.unwrap(),
+    }
+}
+
+fn retry_after(p: &common::Page) -> u64 {
+    p.headers
+        .get("retry-after")
+        .unwrap_or_else(|| panic!("no Retry-After: {:?}", p.headers))
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+async fn login_attempts_are_limited(db: &TestDb) {
+    let srv = Server::start(db).await;
+    srv.client().signup("Alice", "alice@example.com").await;
+    // Five wrong passwords for one email are answered as usual; the sixth,
+    // and then even the right one, is refused for a while.
+    let c = srv.client();
+    for i in 0..5 {
+        let r = c.login("alice@example.com", "wrong password").await;
+        assert_eq!(r.status, StatusCode::OK, "attempt {i}");
+        assert!(
+            r.body.contains("Login failed: wrong email or password."),
+            "{}",
+            r.body
+        );
+    }
+    let r = c.login("Alice@Example.com ", "wrong password").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+    let wait = retry_after(&r);
+    assert!((800..=900).contains(&wait), "{wait}");
+    assert!(
+        r.is_html()
+            && r.body
+                .contains("Too many login attempts. Try again in 15 minutes.")
+            && r.body.contains(r#"<form method="post" action="/login">"#)
+            && r.body.contains(r#"value="alice@example.com""#),
+        "{}",
+        r.body
+    );
+    let r = c.login("alice@example.com", "a good password").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+    assert!(c.session_cookie().await.is_some(), "the form's session");
+    assert_eq!(c.get("/book/my_books").await.status, StatusCode::SEE_OTHER);
+    // Another email is not affected.
+    srv.client().signup("Bob", "bob@example.com").await;
+
+    // 20 attempts a minute per client: the right-most forwarded address,
+    // which the load balancer adds; what the client puts left of it is
+    // not trusted.
+    let m = srv.client();
+    let t = m.token("/login").await;
+    for i in 0..20 {
+        let r = login_from(&m, &t, "203.0.113.5", &format!("x{i}@example.com"), "pw").await;
+        assert_eq!(r.status, StatusCode::OK, "attempt {i}: {}", r.body);
+    }
+    let r = login_from(&m, &t, "203.0.113.5", "bob@example.com", "a good password").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+    assert!((1..=60).contains(&retry_after(&r)), "{:?}", r.headers);
+    assert!(r.body.contains("Too many login attempts."), "{}", r.body);
+    let r = login_from(
+        &m,
+        &t,
+        "10.1.1.1, 203.0.113.5",
+        "bob@example.com",
+        "a good password",
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a forged left entry changes nothing"
+    );
+    let r = login_from(
+        &m,
+        &t,
+        "203.0.113.5, 203.0.113.6",
+        "bob@example.com",
+        "a good password",
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::SEE_OTHER,
+        "another client: {}",
+        r.body
+    );
+    assert_eq!(r.location(), "/book/catalog");
+}
+
+async fn a_flood_of_logins_is_refused_not_queued(db: &TestDb) {
+    let srv = Server::start_with(
+        db,
+        &db.dir.path().join("data"),
+        &[("BOOKSTORE_HASH_PERMITS", "1")],
+    )
+    .await;
+    srv.client().signup("Alice", "alice@example.com").await;
+    let c = srv.client();
+    let t = c.token("/login").await;
+    // Forty at once, from forty clients, for forty emails (no limit on
+    // attempts applies): with one hashing permit, those finding it taken
+    // are refused at once instead of waiting their turn.
+    let results = futures::future::join_all((0..40).map(|i| {
+        let (c, t) = (&c, &t);
+        async move {
+            login_from(
+                c,
+                t,
+                &format!("198.51.100.{i}"),
+                &format!("nobody{i}@example.com"),
+                "wrong password",
+            )
+            .await
+        }
+    }))
+    .await;
+    let busy: Vec<_> = results
+        .iter()
+        .filter(|r| r.status == StatusCode::SERVICE_UNAVAILABLE)
+        .collect();
+    let failed = results
+        .iter()
+        .filter(|r| r.status == StatusCode::OK && r.body.contains("Login failed"))
+        .count();
+    assert_eq!(
+        busy.len() + failed,
+        40,
+        "{:?}",
+        results.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert!(
+        !busy.is_empty() && failed >= 1,
+        "busy {} failed {failed}",
+        busy.len()
+    );
+    for r in &busy {
+        assert_eq!(retry_after(r), 1);
+        assert!(
+            r.is_html() && r.body.contains("The shop is busy right now"),
+            "{}",
+            r.body
+        );
+    }
+    // Once the flood is over, logins work again.
+    let r = c.login("alice@example.com", "a good password").await;
+    assert_eq!(r.location(), "/book/catalog", "{}", r.body);
+}
+
+fn hidden(body: &str, name: &str) -> String {
+    let marker = format!(r#"name="{name}" value=""#);
+    let i = body
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in page:\n{body}"));
+    body[i + marker.len()..]
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+async fn a_stale_edit_form_does_not_resurrect_sold_copies(db: &TestDb) {
+    let (_srv, alice, bob, dune) = shop(db, "5").await;
+    let edit = format!("/book/edit_book/{dune}");
+    // Alice opens the form with 5 in stock; Bob buys one; Alice saves
+    // without touching the stock: 4 remain, the sold copy stays sold.
+    let save = |form: String, stock: &'static str| {
+        let alice = &alice;
+        let edit = edit.clone();
+        async move {
+            let r = alice
+                .post(
+                    &edit,
+                    &[
+                        ("csrf_token", hidden(&form, "csrf_token").as_str()),
+                        ("stock_shown", hidden(&form, "stock_shown").as_str()),
+                        ("title", "Dune"),
+                        ("author", "Frank Herbert"),
+                        ("price", "12.50"),
+                        ("stock", stock),
+                    ],
+                )
+                .await;
+            assert_eq!(r.location(), "/book/my_books", "{}", r.body);
+        }
+    };
+    let form = alice.get(&edit).await.body;
+    assert_eq!(hidden(&form, "stock_shown"), "5");
+    buy(&bob, dune, "1", &[]).await;
+    save(form, "5").await;
+    assert_eq!(book(&alice, dune).await["stock"], 4);
+    // A change is applied to the stock as it is now: 4 shown, 10 asked,
+    // one sold meanwhile: 3 + 6.
+    let form = alice.get(&edit).await.body;
+    assert_eq!(hidden(&form, "stock_shown"), "4");
+    buy(&bob, dune, "1", &[]).await;
+    save(form, "10").await;
+    assert_eq!(book(&alice, dune).await["stock"], 9);
+    // Never below 0.
+    let form = alice.get(&edit).await.body;
+    buy(&bob, dune, "2", &[]).await;
+    save(form, "0").await;
+    assert_eq!(book(&alice, dune).await["stock"], 0);
+    assert_eq!(purchases(&bob).await.len(), 3);
+}
+
+async fn page_numbers_are_capped(db: &TestDb) {
+    let srv = Server::start(db).await;
+    let anon = srv.client();
+    let last = anon.get("/api/books?page=500").await;
+    assert_eq!(last.status, StatusCode::OK);
+    assert_eq!(last.json()["page"], 500);
+    for page in ["501", "100000", "0", "-1", "99999999999999"] {
+        let r = anon.get(&format!("/api/books?page={page}")).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{page}: {}", r.body);
+        assert_eq!(r.json()["error"], "no such page", "{page}");
+        let r = anon.get(&format!("/book/catalog?page={page}&q=x")).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{page}");
+        assert!(
+            r.is_html() && r.body.contains("There is nothing here."),
+            "{}",
+            r.body
+        );
+    }
+    let r = anon.get("/api/books?q=a&page=501").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+async fn security_headers_on_every_response(db: &TestDb) {
+    let (srv, alice, _bob, dune) = shop(db, "5").await;
+    let cover = book(&alice, dune).await["cover_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let anon = srv.client();
+    let csp = "default-src 'self'; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'";
+    let check = |what: &str, p: &common::Page, want_csp: &str| {
+        let h = |k: &str| p.headers.get(k).map(|v| v.to_str().unwrap().to_string());
+        assert_eq!(
+            h("content-security-policy").as_deref(),
+            Some(want_csp),
+            "{what}"
+        );
+        assert_eq!(
+            h("x-content-type-options").as_deref(),
+            Some("nosniff"),
+            "{what}"
+        );
+        assert_eq!(
+            h("referrer-policy").as_deref(),
+            Some("same-origin"),
+            "{what}"
+        );
+        assert_eq!(h("x-frame-options").as_deref(), Some("DENY"), "{what}");
+    };
+    for path in [
+        "/",
+        "/book/catalog",
+        "/login",
+        "/api/books",
+        "/no/such/page",
+        "/static/bootstrap.min.css",
+        "/static/bookstore.css",
+        "/healthz",
+    ] {
+        check(path, &anon.get(path).await, csp);
+    }
+    check("a redirect", &anon.get("/book/my_books").await, csp);
+    let t = anon.token("/login").await;
+    check(
+        "a refused form",
+        &anon.post("/book/add_book", &[("csrf_token", &t)]).await,
+        csp,
+    );
+    // An upload is never a page: a sandbox of its own.
+    let c = anon.get(&cover).await;
+    assert_eq!(c.status, StatusCode::OK);
+    check("a cover", &c, "sandbox");
+    // The pages have no inline styles or scripts for the policy to block;
+    // their styles are in the shop's stylesheet.
+    for path in [
+        "/book/catalog",
+        "/book/my_books",
+        &format!("/book/edit_book/{dune}"),
+        "/purchases",
+    ] {
+        let p = alice.get(path).await;
+        assert_eq!(p.status, StatusCode::OK, "{path}");
+        assert!(
+            !p.body.contains("style=") && !p.body.contains("<script") && !p.body.contains("<style"),
+            "{path}: {}",
+            p.body
+        );
+        assert!(p
+            .body
+            .contains(r#"<link rel="stylesheet" href="/static/bookstore.css">"#));
+    }
+    let catalog = alice.get("/book/catalog").await.body;
+    assert!(
+        catalog.contains("cover-thumb") && catalog.contains("qty-input"),
+        "{catalog}"
+    );
+    let css = anon.get("/static/bookstore.css").await;
+    assert_eq!(css.headers["content-type"], "text/css; charset=utf-8");
+    assert!(
+        css.body.contains(".cover-thumb{") && css.body.contains(".qty-input{"),
+        "{}",
+        css.body
+    );
+}
+
+async fn logout_only_by_post_with_the_token(db: &TestDb) {
+    let srv = Server::start(db).await;
+    let c = srv.client();
+    c.signup("Alice", "alice@example.com").await;
+    // A link (GET), even one from this site, logs no one out.
+    let r = c.get("/logout").await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(r.headers.get("set-cookie").is_none());
+    assert_eq!(c.get("/book/my_books").await.status, StatusCode::OK);
+    // Nor a POST without the session's token (from another site).
+    let r = c.post("/logout", &[("csrf_token", "0")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(c.get("/book/my_books").await.status, StatusCode::OK);
+    // The button on every page is a form with the token.
+    let page = c.get("/book/my_books").await;
+    let form = r#"<form method="post" action="/logout" class="d-inline"><input type="hidden" name="csrf_token" value=""#;
+    let i = page
+        .body
+        .find(form)
+        .unwrap_or_else(|| panic!("{}", page.body));
+    let t = page.body[i + form.len()..]
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let r = c.post("/logout", &[("csrf_token", &t)]).await;
+    assert_eq!(r.location(), "/login");
+    assert_eq!(c.get("/book/my_books").await.status, StatusCode::SEE_OTHER);
+}
+
+/// The health check says the database is unavailable, not why: the error
+/// names the database's user and host. The detail goes to the log.
+#[tokio::test]
+async fn health_hides_the_database_error_on_mariadb() {
+    let db = TestDb::mariadb().await;
+    let name = db.mysql_name.clone().unwrap();
+    let user = format!("u{}", &name[name.len() - 8..]);
+    let mut root = common::connect_mysql(&format!("{}/", common::MARIADB)).await;
+    use sqlx::Executor;
+    root.execute(format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw-{user}'").as_str())
+        .await
+        .unwrap();
+    root.execute(format!("GRANT ALL ON {name}.* TO '{user}'@'%'").as_str())
+        .await
+        .unwrap();
+    let as_user = TestDb {
+        url: format!("mysql://{user}:pw-{user}@127.0.0.1:3306/{name}"),
+        mysql_name: Some(name.clone()),
+        dir: tempfile::tempdir().unwrap(),
+        drop_guard: None,
+    };
+    let srv = Server::start(&as_user).await;
+    let c = srv.client();
+    assert_eq!(c.get("/healthz").await.status, StatusCode::OK);
+    // The user goes away, and with it the connections it had.
+    root.execute(format!("DROP USER '{user}'@'%'").as_str())
+        .await
+        .unwrap();
+    let ids: Vec<i64> =
+        sqlx::query_scalar("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ?")
+            .bind(&user)
+            .fetch_all(&mut root)
+            .await
+            .unwrap();
+    for id in ids {
+        let _ = root.execute(format!("KILL {id}").as_str()).await;
+    }
+    let start = std::time::Instant::now();
+    let r = loop {
+        let r = c.get("/healthz").await;
+        if r.status == StatusCode::SERVICE_UNAVAILABLE || start.elapsed().as_secs() > 20 {
+            break r;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"status": "unavailable", "reason": "database unavailable"})
+    );
+    assert!(
+        !r.body.contains(&user) && !r.body.contains("127.0.0.1"),
+        "{}",
+        r.body
+    );
+    assert!(
+        srv.log_text()
+            .contains("health check: database unavailable"),
+        "{}",
+        srv.log_text()
+    );
 }
