@@ -293,6 +293,9 @@ pub struct Cloud {
     /// The run lock's lease, checked before each change (see
     /// [`crate::lock::Fence`]); `None` when no lock is held (`diff`, tests).
     pub fence: Option<crate::lock::Fence>,
+    /// The account the credentials belong to, asked of STS once per run
+    /// (facts, the lock's bucket and a saved plan's fingerprint all need it).
+    account: Arc<tokio::sync::OnceCell<String>>,
 }
 
 /// The SDK's retry policy for every client, scaled by the readiness poll
@@ -322,6 +325,25 @@ pub fn retry_policy(poll: Duration) -> (RetryConfig, RetryPartition) {
 }
 
 impl Cloud {
+    /// The account id of the credentials (STS GetCallerIdentity, asked once
+    /// and shared by every copy of this `Cloud`).
+    pub async fn account(&self) -> Result<String, CloudError> {
+        self.account
+            .get_or_try_init(|| async {
+                let me = self
+                    .sts
+                    .get_caller_identity()
+                    .send()
+                    .await
+                    .ctx("account", "GetCallerIdentity")?;
+                me.account().map(str::to_string).ok_or_else(|| {
+                    CloudError::invalid("account", "GetCallerIdentity named no account")
+                })
+            })
+            .await
+            .cloned()
+    }
+
     /// Loads the standard credential chain, region and `AWS_ENDPOINT_URL`.
     pub async fn connect(
         region: Option<String>,
@@ -400,6 +422,7 @@ impl Cloud {
             poll,
             timeouts: Timeouts::default(),
             fence: None,
+            account: Arc::default(),
         }
     }
 

@@ -172,16 +172,7 @@ pub struct Place {
 
 /// The stack's lock object, in this account's lock bucket.
 pub async fn place(cloud: &Cloud, stack: &str) -> Result<Place, CloudError> {
-    let me = cloud
-        .sts
-        .get_caller_identity()
-        .send()
-        .await
-        .map_err(|e| api_error("lock", "GetCallerIdentity", e))?;
-    let account = me
-        .account()
-        .ok_or_else(|| CloudError::invalid("lock", "GetCallerIdentity named no account"))?
-        .to_string();
+    let account = cloud.account().await?;
     Ok(Place {
         bucket: bucket_name(&account, &cloud.region),
         key: object_key(stack),

@@ -65,15 +65,7 @@ async fn app_facts(
     binary: PathBuf,
     sha256: String,
 ) -> Result<AppFacts, CloudError> {
-    let account = async {
-        let id = cloud
-            .sts
-            .get_caller_identity()
-            .send()
-            .await
-            .ctx("account", "GetCallerIdentity")?;
-        Ok::<_, CloudError>(id.account().unwrap_or_default().to_string())
-    };
+    let account = cloud.account();
     let ami = async {
         if let Some(a) = &stack.app.ami {
             return Ok(a.clone());

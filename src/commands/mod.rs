@@ -22,7 +22,7 @@ use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
 use serde_json::Value;
 
-use bookstore_infra::cloud::{Cloud, SdkResultExt};
+use bookstore_infra::cloud::Cloud;
 use bookstore_infra::engine::executor::{ExecError, DEFAULT_CONCURRENCY};
 use bookstore_infra::engine::plan::{self, Plan};
 use bookstore_infra::engine::{Desired, Observed};
@@ -340,18 +340,12 @@ pub async fn saved_plan(
     binary: Option<&(PathBuf, String)>,
     p: &Planned,
 ) -> Result<SavedPlan> {
-    let id = cloud
-        .sts
-        .get_caller_identity()
-        .send()
-        .await
-        .ctx("account", "GetCallerIdentity")?;
     Ok(SavedPlan::new(
         Fingerprint {
             stack: s.name.clone(),
             stack_sha256: planfile::sha256_file(stack_file)?,
             binary_sha256: binary.map(|(_, sha)| sha.clone()),
-            account: id.account().unwrap_or_default().to_string(),
+            account: cloud.account().await?,
             region: cloud.region.clone(),
         },
         &p.plan,
