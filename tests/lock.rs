@@ -111,23 +111,6 @@ fn unix_ms() -> u128 {
         .as_millis()
 }
 
-fn cloud_via(e: &Emulator, endpoint: &str) -> Cloud {
-    let conf = e.block_on(
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(common::REGION))
-            .endpoint_url(endpoint)
-            .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                "testing", "testing", None, None, "test",
-            ))
-            .load(),
-    );
-    Cloud::from_conf(
-        &conf,
-        Arc::new(bookstore_infra::progress::Silent),
-        Duration::from_millis(50),
-    )
-}
-
 /// Writes `h` as the stack's lock, unconditionally (a run on another host).
 fn plant(e: &Emulator, cloud: &Cloud, stack: &str, h: &Holder) {
     e.block_on(async {
@@ -168,7 +151,7 @@ fn racing_runs_over_one_stale_or_free_lock_let_exactly_one_proceed() {
     const ROUNDS: usize = 15;
     let e = Emulator::start();
     let proxy = Realism::start(&e.endpoint, Behaviours::none());
-    let cloud = cloud_via(&e, &proxy.endpoint);
+    let cloud = e.cloud_via(&proxy.endpoint);
     // The first use creates the lock bucket.
     let first = e.block_on(Lock::acquire(
         &cloud,
@@ -276,7 +259,7 @@ fn lock_wait_proceeds_once_the_holder_finishes() {
 fn a_heartbeat_never_overwrites_a_lock_taken_over() {
     let e = Emulator::start();
     let proxy = Realism::start(&e.endpoint, Behaviours::none());
-    let cloud = cloud_via(&e, &proxy.endpoint);
+    let cloud = e.cloud_via(&proxy.endpoint);
     let mine = e
         .block_on(Lock::acquire(&cloud, "hb", "up", Duration::from_secs(60)))
         .unwrap();
@@ -416,7 +399,7 @@ fn no_step_changes_anything_once_the_lock_was_taken_over() {
 
     let e = Emulator::start();
     let proxy = Realism::start(&e.endpoint, Behaviours::none());
-    let mut cloud = cloud_via(&e, &proxy.endpoint);
+    let mut cloud = e.cloud_via(&proxy.endpoint);
     let lock = e
         .block_on(Lock::acquire(
             &cloud,
@@ -478,7 +461,7 @@ fn no_step_changes_anything_once_the_lock_was_taken_over() {
 fn the_proxy_applies_conditional_writes_atomically_as_s3_does() {
     let e = Emulator::start();
     let proxy = Realism::start(&e.endpoint, Behaviours::none());
-    let cloud = cloud_via(&e, &proxy.endpoint);
+    let cloud = e.cloud_via(&proxy.endpoint);
     let first = e
         .block_on(Lock::acquire(
             &cloud,
@@ -546,7 +529,7 @@ fn the_proxy_applies_conditional_writes_atomically_as_s3_does() {
 fn release_never_deletes_a_lock_that_is_no_longer_its_own() {
     let e = Emulator::start();
     let proxy = Realism::start(&e.endpoint, Behaviours::none());
-    let cloud = cloud_via(&e, &proxy.endpoint);
+    let cloud = e.cloud_via(&proxy.endpoint);
     let mine = e
         .block_on(Lock::acquire(&cloud, "rel", "up", Duration::from_secs(60)))
         .unwrap();

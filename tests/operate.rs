@@ -6,10 +6,8 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use bookstore_infra::cloud::Cloud;
 use bookstore_infra::exec::{self, ExecError};
 use bookstore_infra::logs;
 use common::realism::{Behaviours, Realism};
@@ -20,23 +18,6 @@ const STACK: &str = "demo";
 const GROUP: &str = "/bookstore-infra/demo/app";
 const SSM_CORE: &str = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore";
 
-fn cloud_via(e: &Emulator, endpoint: &str) -> Cloud {
-    let conf = e.block_on(
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(common::REGION))
-            .endpoint_url(endpoint)
-            .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                "testing", "testing", None, None, "test",
-            ))
-            .load(),
-    );
-    Cloud::from_conf(
-        &conf,
-        Arc::new(bookstore_infra::progress::Silent),
-        Duration::from_millis(50),
-    )
-}
-
 struct Env {
     e: Emulator,
     /// What `up` and `destroy` go through.
@@ -46,27 +27,7 @@ struct Env {
 
 impl Env {
     fn ok(&self, args: &[&str]) -> common::Run {
-        let out = self
-            .e
-            .cmd()
-            .env("AWS_ENDPOINT_URL", &self.proxy.endpoint)
-            .args(args)
-            .output()
-            .unwrap();
-        let r = common::Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        };
-        assert_eq!(
-            r.code,
-            0,
-            "`{}` failed:\n{}\n{}",
-            args.join(" "),
-            r.stdout,
-            r.stderr
-        );
-        r
+        self.e.ok_via(&self.proxy.endpoint, args)
     }
 
     fn changes(&self) -> std::collections::BTreeSet<(String, String)> {
@@ -324,7 +285,7 @@ fn logs_reads_the_stacks_group_page_by_page() {
             ..Behaviours::none()
         },
     );
-    let cloud = cloud_via(e, &paged.endpoint);
+    let cloud = e.cloud_via(&paged.endpoint);
     let now = logs::since_ms(Duration::ZERO);
     let json = r#"{"timestamp":"2026-01-01T00:00:00Z","level":"INFO","fields":{"message":"order placed","order":42},"target":"bookstore::shop"}"#;
     put(
@@ -457,7 +418,7 @@ fn exec_runs_the_apps_command_on_a_healthy_instance() {
             (3, String::new(), "no such user\n".into())
         }
     });
-    let cloud = cloud_via(e, &proxy.endpoint);
+    let cloud = e.cloud_via(&proxy.endpoint);
     let healthy = e.block_on(exec::healthy_instances(&cloud, STACK)).unwrap();
     assert_eq!(
         healthy,

@@ -23,30 +23,11 @@ fn network_stack(e: &Emulator) -> String {
 }
 
 fn run(e: &Emulator, proxy: &Realism, args: &[&str]) -> Run {
-    let out = e
-        .cmd()
-        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
-        .args(args)
-        .output()
-        .expect("run the tool");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    e.run_via(&proxy.endpoint, args)
 }
 
 fn ok(e: &Emulator, proxy: &Realism, args: &[&str]) -> Run {
-    let r = run(e, proxy, args);
-    assert_eq!(
-        r.code,
-        0,
-        "`{}`:\n{}\n{}",
-        args.join(" "),
-        r.stdout,
-        r.stderr
-    );
-    r
+    e.ok_via(&proxy.endpoint, args)
 }
 
 /// Requests that change something (anything but a read).

@@ -8,8 +8,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
-use std::time::Duration;
 
 use bookstore_infra::cloud::Cloud;
 use bookstore_infra::releases::{self, Listing};
@@ -41,18 +39,7 @@ impl Env {
     }
 
     fn run(&self, args: &[&str]) -> Run {
-        let out = self
-            .e
-            .cmd()
-            .env("AWS_ENDPOINT_URL", &self.proxy.endpoint)
-            .args(args)
-            .output()
-            .unwrap();
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        self.e.run_via(&self.proxy.endpoint, args)
     }
 
     fn ok(&self, args: &[&str]) -> Run {
@@ -84,18 +71,7 @@ impl Env {
 
     /// The tool's clients, through the proxy.
     fn cloud(&self) -> Cloud {
-        let conf = self
-            .e
-            .conf()
-            .clone()
-            .into_builder()
-            .endpoint_url(&self.proxy.endpoint)
-            .build();
-        Cloud::from_conf(
-            &conf,
-            Arc::new(bookstore_infra::progress::Silent),
-            Duration::from_millis(50),
-        )
+        self.e.cloud_via(&self.proxy.endpoint)
     }
 
     fn releases(&self) -> Listing {

@@ -72,18 +72,7 @@ struct Env {
 
 impl Env {
     fn run(&self, args: &[&str]) -> common::Run {
-        let out = self
-            .e
-            .cmd()
-            .env("AWS_ENDPOINT_URL", &self.proxy.endpoint)
-            .args(args)
-            .output()
-            .unwrap();
-        common::Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        self.e.run_via(&self.proxy.endpoint, args)
     }
 
     /// `status --json` and its exit code.

@@ -124,6 +124,32 @@ impl Emulator {
         Run::from(out, args)
     }
 
+    /// Runs the tool against `endpoint` (a realism proxy in front of this
+    /// emulator) instead of the emulator itself.
+    pub fn run_via(&self, endpoint: &str, args: &[&str]) -> Run {
+        let out = self
+            .cmd()
+            .env("AWS_ENDPOINT_URL", endpoint)
+            .args(args)
+            .output()
+            .expect("run the tool");
+        Run::from(out, args)
+    }
+
+    /// [`Emulator::run_via`], and requires success.
+    pub fn ok_via(&self, endpoint: &str, args: &[&str]) -> Run {
+        let r = self.run_via(endpoint, args);
+        assert_eq!(
+            r.code,
+            0,
+            "`{}` failed:\n{}\n{}",
+            args.join(" "),
+            r.stdout,
+            r.stderr
+        );
+        r
+    }
+
     /// The plan of `diff STACK --json`.
     pub fn plan_json(&self, stack: &str) -> serde_json::Value {
         let r = self.ok(&["diff", stack, "--json"]);
@@ -156,6 +182,22 @@ impl Emulator {
     pub fn cloud(&self) -> bookstore_infra::cloud::Cloud {
         bookstore_infra::cloud::Cloud::from_conf(
             &self.conf,
+            std::sync::Arc::new(bookstore_infra::progress::Silent),
+            Duration::from_millis(50),
+        )
+    }
+
+    /// The tool's own clients, through `endpoint` (a realism proxy in front
+    /// of this emulator).
+    pub fn cloud_via(&self, endpoint: &str) -> bookstore_infra::cloud::Cloud {
+        let conf = self
+            .conf
+            .clone()
+            .into_builder()
+            .endpoint_url(endpoint)
+            .build();
+        bookstore_infra::cloud::Cloud::from_conf(
+            &conf,
             std::sync::Arc::new(bookstore_infra::progress::Silent),
             Duration::from_millis(50),
         )
