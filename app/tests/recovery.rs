@@ -29,9 +29,14 @@ impl MariaDb {
     fn install_with(extra: Vec<String>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
+        // A temporary directory of its own: two servers bootstrapping at
+        // once in the shared /tmp can delete each other's temporary tables.
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir(&tmp).unwrap();
         let out = Command::new("mariadb-install-db")
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .args([
                 "--auth-root-authentication-method=normal",
                 "--skip-test-db",
@@ -68,6 +73,7 @@ impl MariaDb {
                 self.dir.path().join("sock").display()
             ))
             .arg(format!("--port={}", self.port))
+            .arg(format!("--tmpdir={}", self.dir.path().join("tmp").display()))
             .args([
                 "--bind-address=127.0.0.1",
                 "--user=root",
