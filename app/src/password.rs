@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-use crate::web::AppError;
+use crate::error::AppError;
 
 /// How long a login waits for a hashing permit before it is refused.
 const PERMIT_WAIT: Duration = Duration::from_millis(100);

@@ -144,7 +144,7 @@ async fn public_pages_and_login_walls(db: &TestDb) {
         assert!(
             r.is_html()
                 && r.body
-                    .contains(r#"<link rel="stylesheet" href="/static/bootstrap.min.css">"#),
+                    .contains(r#"<link rel="stylesheet" href="/static/bootstrap.min.css?v="#),
             "{p}: {}",
             r.body
         );
@@ -893,7 +893,13 @@ async fn json_api(db: &TestDb) {
 }
 
 async fn health_and_metrics(db: &TestDb) {
-    let srv = Server::start(db).await;
+    let metrics_listen = format!("127.0.0.1:{}", common::free_port());
+    let srv = Server::start_with(
+        db,
+        &db.dir.path().join("data"),
+        &[("BOOKSTORE_METRICS_LISTEN", &metrics_listen)],
+    )
+    .await;
     let anon = srv.client();
     for _ in 0..2 {
         assert_eq!(anon.get("/book/catalog").await.status, StatusCode::OK);
@@ -901,7 +907,12 @@ async fn health_and_metrics(db: &TestDb) {
     let h = anon.get("/healthz").await;
     assert_eq!(h.status, StatusCode::OK);
     assert_eq!(h.json(), serde_json::json!({"status": "ok"}));
-    let m = anon.get("/metrics").await;
+    // The metrics are on their own listener, not on the site.
+    assert_eq!(anon.get("/metrics").await.status, StatusCode::NOT_FOUND);
+    let m = Client::new(&format!("http://{metrics_listen}"))
+        .get("/metrics")
+        .await;
+    assert_eq!(m.status, StatusCode::OK);
     assert_eq!(m.headers["content-type"], "text/plain; version=0.0.4");
     let m = m.body;
     assert!(
@@ -1571,7 +1582,7 @@ async fn security_headers_on_every_response(db: &TestDb) {
         .unwrap()
         .to_string();
     let anon = srv.client();
-    let csp = "default-src 'self'; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'";
+    let csp = "default-src 'self'; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
     let check = |what: &str, p: &common::Page, want_csp: &str| {
         let h = |k: &str| p.headers.get(k).map(|v| v.to_str().unwrap().to_string());
         assert_eq!(
@@ -1631,7 +1642,7 @@ async fn security_headers_on_every_response(db: &TestDb) {
         );
         assert!(p
             .body
-            .contains(r#"<link rel="stylesheet" href="/static/bookstore.css">"#));
+            .contains(r#"<link rel="stylesheet" href="/static/bookstore.css?v="#));
     }
     let catalog = alice.get("/book/catalog").await.body;
     assert!(

@@ -73,7 +73,10 @@ impl MariaDb {
                 self.dir.path().join("sock").display()
             ))
             .arg(format!("--port={}", self.port))
-            .arg(format!("--tmpdir={}", self.dir.path().join("tmp").display()))
+            .arg(format!(
+                "--tmpdir={}",
+                self.dir.path().join("tmp").display()
+            ))
             .args([
                 "--bind-address=127.0.0.1",
                 "--user=root",

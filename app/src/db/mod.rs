@@ -2,6 +2,11 @@
 //! one pool. On MySQL the password can come from a command (the secret RDS
 //! manages); it is fetched again when the server refuses the old one.
 
+pub mod books;
+pub mod delivery;
+pub mod purchases;
+pub mod users;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;

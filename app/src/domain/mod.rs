@@ -1,6 +1,77 @@
-//! Validated values, so handlers never work with raw form strings.
+//! Validated values, so handlers never work with raw form strings: each
+//! is parsed once, at the edge, into a type that can only hold a valid one.
+
+pub mod cover;
+pub mod purchase;
+
+use std::fmt;
 
 use thiserror::Error;
+
+pub use cover::Cover;
+pub use purchase::PurchaseStatus;
+
+/// An email address, trimmed and lower-cased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(value: Option<&str>) -> Result<Email, Invalid> {
+        email(value).map(Email)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An amount of money in cents, never negative.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Price(i64);
+
+impl Price {
+    pub fn parse(value: Option<&str>) -> Result<Price, Invalid> {
+        price(value).map(Price)
+    }
+
+    /// Cents as stored in the database.
+    pub fn from_cents(cents: i64) -> Price {
+        Price(cents.max(0))
+    }
+
+    pub fn cents(self) -> i64 {
+        self.0
+    }
+}
+
+impl fmt::Display for Price {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&money(self.0))
+    }
+}
+
+/// How many copies one purchase takes: 1 to `Quantity::MAX`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quantity(i64);
+
+impl Quantity {
+    pub const MAX: i64 = 100;
+
+    /// A missing quantity is one copy.
+    pub fn parse(value: Option<&str>) -> Result<Quantity, Invalid> {
+        count("Quantity", Some(value.unwrap_or("1")), 1, Self::MAX).map(Quantity)
+    }
+
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
 
 #[derive(Debug, Error, PartialEq)]
 #[error("{0}")]
@@ -155,6 +226,20 @@ mod tests {
         assert_eq!(email(Some("A@Example.com")), Ok("a@example.com".into()));
         assert!(email(Some("nope")).is_err());
         assert!(password(Some("short")).is_err());
+    }
+
+    #[test]
+    fn newtypes_hold_only_valid_values() {
+        assert_eq!(
+            Email::parse(Some(" A@B.example ")).unwrap().as_str(),
+            "a@b.example"
+        );
+        assert!(Email::parse(Some("a@b")).is_err());
+        assert_eq!(Price::parse(Some("3.5")).unwrap().cents(), 350);
+        assert_eq!(Price::from_cents(1250).to_string(), "12.50");
+        assert_eq!(Quantity::parse(None).unwrap().get(), 1);
+        assert!(Quantity::parse(Some("0")).is_err());
+        assert!(Quantity::parse(Some("101")).is_err());
     }
 
     #[test]

@@ -1,0 +1,201 @@
+//! The `purchases` and `payments` tables.
+
+use sqlx::{Any, Transaction};
+
+use super::{now, Backend, Db};
+use crate::domain::PurchaseStatus;
+
+/// A purchase as its buyer sees it: the book's title, and the delivery
+/// provider once one is chosen.
+#[derive(Debug, Clone)]
+pub struct Purchase {
+    pub id: i64,
+    pub book_title: String,
+    pub quantity: i64,
+    pub total_cents: i64,
+    pub status: PurchaseStatus,
+    pub provider: Option<String>,
+    pub user_id: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct PurchaseRow {
+    id: i64,
+    book_title: String,
+    quantity: i64,
+    total_cents: i64,
+    status: String,
+    provider: Option<String>,
+    user_id: i64,
+}
+
+impl From<PurchaseRow> for Purchase {
+    fn from(r: PurchaseRow) -> Purchase {
+        Purchase {
+            id: r.id,
+            book_title: r.book_title,
+            quantity: r.quantity,
+            total_cents: r.total_cents,
+            status: PurchaseStatus::parse(&r.status),
+            provider: r.provider,
+            user_id: r.user_id,
+        }
+    }
+}
+
+const PURCHASE_SQL: &str = "SELECT p.id AS id, b.title AS book_title, p.quantity AS quantity, \
+     p.total_cents AS total_cents, p.status AS status, d.name AS provider, p.user_id AS user_id \
+     FROM purchases p JOIN books b ON b.id = p.book_id \
+     LEFT JOIN delivery_assignments a ON a.purchase_id = p.id \
+     LEFT JOIN delivery_providers d ON d.id = a.provider_id";
+
+/// `uid`'s purchases, newest first.
+pub async fn for_user(db: &Db, uid: i64) -> Result<Vec<Purchase>, sqlx::Error> {
+    let rows: Vec<PurchaseRow> = sqlx::query_as(&format!(
+        "{PURCHASE_SQL} WHERE p.user_id = ? ORDER BY p.id DESC"
+    ))
+    .bind(uid)
+    .fetch_all(&db.pool())
+    .await?;
+    Ok(rows.into_iter().map(Purchase::from).collect())
+}
+
+/// One purchase, whoever it belongs to.
+pub async fn find(db: &Db, id: i64) -> Result<Option<Purchase>, sqlx::Error> {
+    let row: Option<PurchaseRow> = sqlx::query_as(&format!("{PURCHASE_SQL} WHERE p.id = ?"))
+        .bind(id)
+        .fetch_optional(&db.pool())
+        .await?;
+    Ok(row.map(Purchase::from))
+}
+
+/// What an attempt to buy came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bought {
+    /// The new purchase's id.
+    Recorded(i64),
+    /// The book has fewer copies than asked for.
+    NotEnough,
+    /// The book does not exist (any more).
+    Gone,
+}
+
+/// Takes `qty` copies of `book_id` and records the purchase, in one
+/// transaction: the stock decrement is conditional, so concurrent buyers
+/// never oversell, and the price comes from the database.
+pub async fn take_and_record(
+    db: &Db,
+    uid: i64,
+    book_id: i64,
+    qty: i64,
+) -> Result<Bought, sqlx::Error> {
+    let mut tx = db.pool().begin().await?;
+    let taken = sqlx::query("UPDATE books SET stock = stock - ? WHERE id = ? AND stock >= ?")
+        .bind(qty)
+        .bind(book_id)
+        .bind(qty)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if taken != 1 {
+        // Which one: the book is gone, or it has too few copies.
+        let exists = sqlx::query_scalar::<_, i64>("SELECT 1 FROM books WHERE id = ?")
+            .bind(book_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        tx.rollback().await?;
+        return Ok(if exists {
+            Bought::NotEnough
+        } else {
+            Bought::Gone
+        });
+    }
+    let price: Option<i64> = sqlx::query_scalar("SELECT price_cents FROM books WHERE id = ?")
+        .bind(book_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some(price) = price else {
+        tx.rollback().await?;
+        return Ok(Bought::Gone);
+    };
+    let inserted = sqlx::query(
+        "INSERT INTO purchases (user_id, book_id, quantity, total_cents, status, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(uid)
+    .bind(book_id)
+    .bind(qty)
+    .bind(price * qty)
+    .bind(PurchaseStatus::PendingPayment.as_str())
+    .bind(now())
+    .execute(&mut *tx)
+    .await;
+    match inserted {
+        Ok(_) => {}
+        Err(sqlx::Error::Database(d)) if d.is_foreign_key_violation() => {
+            tx.rollback().await?;
+            return Ok(Bought::Gone);
+        }
+        Err(e) => return Err(e),
+    }
+    let id = last_insert_id(db.backend, &mut tx).await?;
+    tx.commit().await?;
+    Ok(Bought::Recorded(id))
+}
+
+async fn last_insert_id(
+    backend: Backend,
+    tx: &mut Transaction<'static, Any>,
+) -> Result<i64, sqlx::Error> {
+    let sql = match backend {
+        Backend::Sqlite => "SELECT last_insert_rowid()",
+        Backend::MySql => "SELECT LAST_INSERT_ID()",
+    };
+    sqlx::query_scalar(sql).fetch_one(&mut **tx).await
+}
+
+/// Marks a pending purchase paid and records its payment of `amount_cents`,
+/// in one transaction. `false` when it was not pending (already paid): then
+/// nothing is recorded.
+pub async fn pay(
+    db: &Db,
+    purchase_id: i64,
+    amount_cents: i64,
+    method: &str,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = db.pool().begin().await?;
+    let changed = sqlx::query("UPDATE purchases SET status = ? WHERE id = ? AND status = ?")
+        .bind(PurchaseStatus::Paid.as_str())
+        .bind(purchase_id)
+        .bind(PurchaseStatus::PendingPayment.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if changed != 1 {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    let res = sqlx::query(
+        "INSERT INTO payments (purchase_id, amount_cents, payment_method, payment_status, created_at) \
+         VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(purchase_id)
+    .bind(amount_cents)
+    .bind(method)
+    .bind(PurchaseStatus::Paid.as_str())
+    .bind(now())
+    .execute(&mut *tx)
+    .await;
+    match res {
+        Ok(_) => {
+            tx.commit().await?;
+            Ok(true)
+        }
+        Err(sqlx::Error::Database(d)) if d.is_unique_violation() => {
+            tx.rollback().await?;
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,26 @@
+//! `bookstore`: the web shop every instance of the deployment runs.
+//!
+//! - [`config`]: the command line; [`startup`]: router, layers, serving;
+//!   [`telemetry`] and [`metrics`]: logs and counters.
+//! - [`routes`]: one module per feature, each with its `router()`;
+//!   [`views`]: the HTML templates; [`db`]: one module per table, one
+//!   function per query; [`domain`]: validated values.
+//! - [`session`], [`extract`]: who is asking, and forms that carry the
+//!   CSRF check; [`error`]: what errors answer; [`password`], [`limit`]:
+//!   password hashing and the limits around it.
+
+pub mod cache;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod extract;
+pub mod limit;
+pub mod metrics;
+pub mod password;
+pub mod routes;
+pub mod session;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+pub mod views;

@@ -1,0 +1,205 @@
+//! The files the site serves: its two stylesheets, built into the
+//! program, and the uploaded covers.
+//!
+//! A stylesheet has a strong ETag (a prefix of its SHA-256) and answers
+//! `If-None-Match` with 304. Pages link to it at a versioned URL
+//! (`?v=<etag>`), which browsers may keep for a year without asking
+//! again: a new release's stylesheet has a new URL. The bare URL and
+//! any other version are answered too, with the current bytes and a
+//! cache lifetime that makes browsers check again.
+
+use std::sync::LazyLock;
+
+use axum::extract::{Path, Query, State};
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG, IF_NONE_MATCH,
+    X_CONTENT_TYPE_OPTIONS,
+};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::domain::Cover;
+use crate::error::AppError;
+use crate::state::S;
+
+pub const BOOTSTRAP_PATH: &str = "/static/bootstrap.min.css";
+pub const SHOP_PATH: &str = "/static/bookstore.css";
+
+/// Cached for a year, never checked again: the URL names the content.
+pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// The bare URL: cached for a day.
+const BARE: &str = "public, max-age=86400";
+/// A version other than this release's (a page from another instance
+/// during a deploy): checked again at each use.
+const OTHER_VERSION: &str = "no-cache";
+
+/// The few styles Bootstrap has no class for (the pages have no inline
+/// styles: the content security policy forbids them).
+const SHOP_CSS: &str = ".cover-thumb{max-width:80px}.qty-input{width:5em}\n";
+
+/// A file built into the program, with its ETag and versioned URL.
+pub struct Asset {
+    pub bytes: &'static [u8],
+    pub content_type: &'static str,
+    /// `"<hex>"`, quotes included.
+    pub etag: String,
+    /// The URL pages link to: the path and `?v=<hex>`.
+    pub url: String,
+}
+
+impl Asset {
+    fn new(path: &str, bytes: &'static [u8], content_type: &'static str) -> Asset {
+        let version = hex::encode(&Sha256::digest(bytes)[..8]);
+        Asset {
+            bytes,
+            content_type,
+            etag: format!("\"{version}\""),
+            url: format!("{path}?v={version}"),
+        }
+    }
+
+    /// The version in the URL, without quotes.
+    fn version(&self) -> &str {
+        self.etag.trim_matches('"')
+    }
+}
+
+pub static BOOTSTRAP: LazyLock<Asset> = LazyLock::new(|| {
+    Asset::new(
+        BOOTSTRAP_PATH,
+        include_bytes!("../../assets/bootstrap.min.css"),
+        "text/css; charset=utf-8",
+    )
+});
+
+pub static SHOP: LazyLock<Asset> =
+    LazyLock::new(|| Asset::new(SHOP_PATH, SHOP_CSS.as_bytes(), "text/css; charset=utf-8"));
+
+/// The URL of the Bootstrap stylesheet, for the layout.
+pub fn bootstrap_url() -> &'static str {
+    &BOOTSTRAP.url
+}
+
+/// The URL of the shop's own stylesheet, for the layout.
+pub fn shop_url() -> &'static str {
+    &SHOP.url
+}
+
+pub fn router() -> Router<S> {
+    Router::new()
+        .route(BOOTSTRAP_PATH, get(bootstrap))
+        .route(SHOP_PATH, get(shop))
+        .route("/covers/{name}", get(cover))
+}
+
+#[derive(Deserialize)]
+struct Version {
+    v: Option<String>,
+}
+
+async fn bootstrap(Query(q): Query<Version>, headers: HeaderMap) -> Response {
+    serve(&BOOTSTRAP, q.v.as_deref(), &headers)
+}
+
+async fn shop(Query(q): Query<Version>, headers: HeaderMap) -> Response {
+    serve(&SHOP, q.v.as_deref(), &headers)
+}
+
+fn serve(asset: &'static Asset, version: Option<&str>, headers: &HeaderMap) -> Response {
+    let cache = match version {
+        Some(v) if v == asset.version() => IMMUTABLE,
+        Some(_) => OTHER_VERSION,
+        None => BARE,
+    };
+    let etag = HeaderValue::from_str(&asset.etag).expect("hex digits in quotes");
+    let cache = HeaderValue::from_static(cache);
+    if none_match(headers, asset.version()) {
+        return (
+            StatusCode::NOT_MODIFIED,
+            [(ETAG, etag), (CACHE_CONTROL, cache)],
+        )
+            .into_response();
+    }
+    (
+        [
+            (CONTENT_TYPE, HeaderValue::from_static(asset.content_type)),
+            (ETAG, etag),
+            (CACHE_CONTROL, cache),
+        ],
+        asset.bytes,
+    )
+        .into_response()
+}
+
+/// Whether `If-None-Match` names this version (or `*`). The comparison is
+/// the weak one, as for every `If-None-Match`: a compressed copy's ETag
+/// is the weak form of the same tag.
+fn none_match(headers: &HeaderMap, version: &str) -> bool {
+    headers
+        .get_all(IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|tag| {
+            tag == "*"
+                || tag
+                    .strip_prefix("W/")
+                    .unwrap_or(tag)
+                    .strip_prefix('"')
+                    .and_then(|t| t.strip_suffix('"'))
+                    == Some(version)
+        })
+}
+
+/// An uploaded cover. Names are never reused, so the file at a name
+/// never changes; anything but a cover's name is not found.
+async fn cover(State(st): State<S>, Path(name): Path<String>) -> Result<Response, AppError> {
+    let cover = Cover::parse(&name).ok_or(AppError::NotFound)?;
+    let bytes = tokio::fs::read(st.data_dir.join("covers").join(cover.as_str()))
+        .await
+        .map_err(|_| AppError::NotFound)?;
+    Ok((
+        [
+            (CONTENT_TYPE, cover.mime()),
+            (CACHE_CONTROL, IMMUTABLE),
+            // An upload is never run as a page or script, whatever its bytes.
+            (X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (CONTENT_SECURITY_POLICY, "sandbox"),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versioned_urls_name_the_content() {
+        assert!(bootstrap_url().starts_with("/static/bootstrap.min.css?v="));
+        assert_eq!(SHOP.etag.len(), 18);
+        assert_eq!(
+            shop_url(),
+            format!("/static/bookstore.css?v={}", SHOP.version())
+        );
+    }
+
+    #[test]
+    fn if_none_match_compares_weakly() {
+        let v = SHOP.version();
+        let mut h = HeaderMap::new();
+        assert!(!none_match(&h, v));
+        h.insert(IF_NONE_MATCH, format!("\"x\", W/\"{v}\"").parse().unwrap());
+        assert!(none_match(&h, v));
+        h.insert(IF_NONE_MATCH, "\"other\"".parse().unwrap());
+        assert!(!none_match(&h, v));
+        h.insert(IF_NONE_MATCH, "*".parse().unwrap());
+        assert!(none_match(&h, v));
+    }
+}

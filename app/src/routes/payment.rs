@@ -1,0 +1,69 @@
+//! Paying for a purchase: once, the purchase's own total, whatever the
+//! form says.
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+
+use crate::db::purchases;
+use crate::domain::{Price, PurchaseStatus};
+use crate::error::AppError;
+use crate::extract::{CsrfForm, RequireUser};
+use crate::routes::purchases::own_purchase;
+use crate::session::Ctx;
+use crate::state::S;
+use crate::views::purchases::PAYMENT_METHODS;
+use crate::views::{self, redirect, Chrome};
+
+pub fn router() -> Router<S> {
+    Router::new().route("/payment/{purchase_id}", get(payment_form).post(pay))
+}
+
+#[derive(Deserialize)]
+struct PayForm {
+    payment_method: Option<String>,
+}
+
+async fn payment_form(
+    State(st): State<S>,
+    RequireUser(user): RequireUser,
+    mut ctx: Ctx,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let p = own_purchase(&st.db, user.id, &id).await?;
+    if p.status != PurchaseStatus::PendingPayment {
+        return Ok(redirect(&format!("/delivery/{}", p.id)));
+    }
+    let chrome = Chrome::take(&st, &mut ctx).await?;
+    let body = views::purchases::payment(&chrome.csrf, &p);
+    Ok(views::page(&chrome, "Payment", body))
+}
+
+async fn pay(
+    State(st): State<S>,
+    RequireUser(user): RequireUser,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    CsrfForm(f): CsrfForm<PayForm>,
+) -> Result<Response, AppError> {
+    let p = own_purchase(&st.db, user.id, &id).await?;
+    // One of the offered methods; anything else is the first of them.
+    let method = PAYMENT_METHODS
+        .iter()
+        .map(|(value, _)| *value)
+        .find(|value| f.payment_method.as_deref() == Some(*value))
+        .unwrap_or(PAYMENT_METHODS[0].0);
+    if p.status == PurchaseStatus::PendingPayment
+        && purchases::pay(&st.db, p.id, p.total_cents, method).await?
+    {
+        let paid = Price::from_cents(p.total_cents);
+        ctx.flash(
+            &st,
+            &format!("Paid {paid}. Now choose how it is delivered."),
+        )
+        .await?;
+    }
+    Ok(redirect(&format!("/delivery/{}", p.id)))
+}

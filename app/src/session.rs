@@ -1,0 +1,293 @@
+//! Sessions, stored in the database so that any instance serves any user.
+//! The cookie carries a random token; the database holds only its SHA-256,
+//! so a copy of the table logs nobody in. A session ends 7 days after it
+//! began, or after `AppState::session_idle` without a request.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::COOKIE;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use crate::db::now;
+use crate::error::AppError;
+use crate::state::{AppState, S};
+
+pub const COOKIE_NAME: &str = "bookstore_session";
+/// A session's whole life, however active.
+pub const SESSION_SECS: i64 = 7 * 24 * 3600;
+/// How stale `seen_at` may get before a request writes it again: one
+/// write per session per minute at most, not one per request.
+const SEEN_EVERY: i64 = 60;
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: i64,
+    pub name: String,
+    pub email: String,
+    pub is_admin: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The SHA-256 of the cookie's token, as stored.
+    pub key: String,
+    /// The token itself, when this request created the session.
+    pub token: Option<String>,
+    pub csrf: String,
+    pub flash: Option<String>,
+    pub user: Option<User>,
+}
+
+/// The request's session (if any) and whether it came over HTTPS.
+/// Read once per request (cached in its extensions), whichever extractors
+/// ask for it.
+#[derive(Clone)]
+pub struct Ctx {
+    pub session: Option<Session>,
+    pub secure: bool,
+}
+
+pub fn random_token() -> String {
+    let mut b = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+/// What the database stores for a cookie's token.
+pub fn token_key(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn cookie_value(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE_NAME)
+        .map(|(_, v)| v.to_string())
+        .filter(|v| v.len() == 64 && v.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+async fn load(parts: &Parts, state: &S) -> Result<Ctx, AppError> {
+    let secure = parts
+        .headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("https"));
+    let Some(token) = cookie_value(&parts.headers) else {
+        return Ok(Ctx {
+            session: None,
+            secure,
+        });
+    };
+    let key = token_key(&token);
+    let now = now();
+    let idle = state.session_idle.as_secs() as i64;
+    let row = sqlx::query(
+        "SELECT s.csrf, s.flash, s.user_id, u.name, u.email, u.is_admin, s.seen_at FROM sessions s \
+         LEFT JOIN users u ON u.id = s.user_id WHERE s.id = ? AND s.expires_at > ? AND s.seen_at > ?",
+    )
+    .bind(&key)
+    .bind(now)
+    .bind(now - idle)
+    .fetch_optional(&state.db.pool())
+    .await?;
+    let Some(r) = row else {
+        return Ok(Ctx {
+            session: None,
+            secure,
+        });
+    };
+    let seen: i64 = r.get(6);
+    if now - seen >= SEEN_EVERY.min(idle / 2).max(1) {
+        sqlx::query("UPDATE sessions SET seen_at = ? WHERE id = ?")
+            .bind(now)
+            .bind(&key)
+            .execute(&state.db.pool())
+            .await?;
+    }
+    let session = Session {
+        key,
+        token: None,
+        csrf: r.get(0),
+        flash: r.get(1),
+        user: r.get::<Option<i64>, _>(2).map(|uid| User {
+            id: uid,
+            name: r.get(3),
+            email: r.get(4),
+            is_admin: r.get::<i64, _>(5) != 0,
+        }),
+    };
+    Ok(Ctx {
+        session: Some(session),
+        secure,
+    })
+}
+
+impl FromRequestParts<S> for Ctx {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(c) = parts.extensions.get::<Ctx>() {
+            return Ok(c.clone());
+        }
+        let c = load(parts, state).await?;
+        parts.extensions.insert(c.clone());
+        Ok(c)
+    }
+}
+
+impl Ctx {
+    pub fn user(&self) -> Option<&User> {
+        self.session.as_ref().and_then(|s| s.user.as_ref())
+    }
+
+    pub fn require_user(&self) -> Result<&User, AppError> {
+        self.user().ok_or(AppError::Login)
+    }
+
+    pub fn csrf(&self) -> &str {
+        self.session.as_ref().map(|s| s.csrf.as_str()).unwrap_or("")
+    }
+
+    /// Refuses a state-changing request whose token is not the session's
+    /// (compared in constant time).
+    pub fn check_csrf(&self, token: Option<&str>) -> Result<(), AppError> {
+        let want = self
+            .session
+            .as_ref()
+            .map(|s| s.csrf.as_bytes())
+            .unwrap_or(b"");
+        let got = token.unwrap_or("").as_bytes();
+        let same = !want.is_empty()
+            && want.len() == got.len()
+            && want.iter().zip(got).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0;
+        if same {
+            Ok(())
+        } else {
+            Err(AppError::Csrf)
+        }
+    }
+
+    /// The flash message, removed from the session once shown.
+    pub async fn take_flash(&mut self, st: &AppState) -> Result<Option<String>, AppError> {
+        let Some(s) = self.session.as_mut() else {
+            return Ok(None);
+        };
+        let Some(f) = s.flash.take() else {
+            return Ok(None);
+        };
+        sqlx::query("UPDATE sessions SET flash = NULL WHERE id = ?")
+            .bind(&s.key)
+            .execute(&st.db.pool())
+            .await?;
+        Ok(Some(f))
+    }
+
+    /// Makes sure there is a session (for a form's CSRF token); returns the
+    /// cookie to set when one was created.
+    pub async fn ensure_session(&mut self, st: &AppState) -> Result<Option<HeaderValue>, AppError> {
+        if self.session.is_some() {
+            return Ok(None);
+        }
+        let s = new_session(st, None).await?;
+        let c = session_cookie(s.token.as_deref().unwrap_or(""), self.secure);
+        self.session = Some(s);
+        Ok(Some(c))
+    }
+
+    /// Stores a message for the next page this session sees.
+    pub async fn flash(&self, st: &AppState, msg: &str) -> Result<(), AppError> {
+        if let Some(s) = &self.session {
+            sqlx::query("UPDATE sessions SET flash = ? WHERE id = ?")
+                .bind(msg)
+                .bind(&s.key)
+                .execute(&st.db.pool())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Ends this session (logout, or a new one at login).
+    pub async fn end(&self, st: &AppState) -> Result<(), AppError> {
+        if let Some(s) = &self.session {
+            sqlx::query("DELETE FROM sessions WHERE id = ?")
+                .bind(&s.key)
+                .execute(&st.db.pool())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// A new session; its `token` goes into the cookie.
+pub async fn new_session(st: &AppState, user: Option<User>) -> Result<Session, AppError> {
+    let token = random_token();
+    let s = Session {
+        key: token_key(&token),
+        token: Some(token),
+        csrf: random_token(),
+        flash: None,
+        user,
+    };
+    let now = now();
+    sqlx::query(
+        "INSERT INTO sessions (id, user_id, csrf, flash, expires_at, seen_at) VALUES (?, ?, ?, NULL, ?, ?)",
+    )
+    .bind(&s.key)
+    .bind(s.user.as_ref().map(|u| u.id))
+    .bind(&s.csrf)
+    .bind(now + SESSION_SECS)
+    .bind(now)
+    .execute(&st.db.pool())
+    .await?;
+    Ok(s)
+}
+
+/// Removes sessions that are over, by age or by idleness.
+pub async fn sweep(st: &AppState) -> Result<u64, AppError> {
+    let now = now();
+    let n = sqlx::query("DELETE FROM sessions WHERE expires_at < ? OR seen_at < ?")
+        .bind(now)
+        .bind(now - st.session_idle.as_secs() as i64)
+        .execute(&st.db.pool())
+        .await?
+        .rows_affected();
+    Ok(n)
+}
+
+pub fn session_cookie(token: &str, secure: bool) -> HeaderValue {
+    let v = format!(
+        "{COOKIE_NAME}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={SESSION_SECS}{}",
+        if secure { "; Secure" } else { "" }
+    );
+    HeaderValue::from_str(&v).expect("ascii cookie")
+}
+
+pub fn clear_cookie(secure: bool) -> HeaderValue {
+    let v = format!(
+        "{COOKIE_NAME}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{}",
+        if secure { "; Secure" } else { "" }
+    );
+    HeaderValue::from_str(&v).expect("ascii cookie")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stored_key_is_not_the_token() {
+        let t = random_token();
+        assert_eq!(t.len(), 64);
+        let k = token_key(&t);
+        assert_eq!(k.len(), 64);
+        assert_ne!(k, t);
+        assert_eq!(k, token_key(&t));
+    }
+}

@@ -1,0 +1,297 @@
+//! Runs a command: serve (router, layers, listeners, shutdown), migrate,
+//! or admin.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::header::{CONTENT_ENCODING, CONTENT_TYPE, ETAG};
+use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, Version};
+use axum::middleware::{from_fn, from_fn_with_state, map_request, map_response, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::predicate::{Predicate, SizeAbove};
+use tower_http::compression::CompressionLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use tracing::Span;
+
+use crate::config::{AdminCmd, Cli, Cmd, Serve};
+use crate::db::Db;
+use crate::error::AppError;
+use crate::state::{AppState, S};
+
+/// The body every route accepts unless it sets its own (forms are small;
+/// the upload forms allow more).
+pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024;
+
+/// The header carrying each request's id, to the app and back.
+const REQUEST_ID: &str = "x-request-id";
+
+pub async fn run(cli: Cli) -> Result<()> {
+    let db = Db::open(&cli.database_url, cli.database_password_command.clone()).await?;
+    match cli.cmd {
+        Cmd::Migrate => {
+            db.migrate().await.context("applying migrations")?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Cmd::Admin { cmd } => {
+            db.migrate().await.context("applying migrations")?;
+            let (email, admin) = match &cmd {
+                AdminCmd::Grant { email } => (email, true),
+                AdminCmd::Revoke { email } => (email, false),
+            };
+            if !crate::db::users::set_admin(&db, &email.trim().to_lowercase(), admin).await? {
+                bail!("no user with email {email}");
+            }
+            println!(
+                "{email} is {}an admin",
+                if admin { "now " } else { "no longer " }
+            );
+            Ok(())
+        }
+        Cmd::Serve(opts) => serve(db, opts).await,
+    }
+}
+
+async fn serve(db: Db, opts: Serve) -> Result<()> {
+    std::fs::create_dir_all(&opts.data_dir)
+        .with_context(|| format!("creating {}", opts.data_dir.display()))?;
+    // Keep trying: when several instances start at once, or the database
+    // is still starting, the app waits instead of failing.
+    let mut tries = 0;
+    loop {
+        match db.migrate().await {
+            Ok(()) => break,
+            Err(e) if tries < 30 => {
+                tries += 1;
+                tracing::warn!(error = %e, "migrations not applied yet, retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(e).context("applying migrations"),
+        }
+    }
+    let permits = opts
+        .hash_permits
+        .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
+        .unwrap_or(1)
+        .max(1);
+    let state: S = Arc::new(AppState::new(
+        db,
+        opts.data_dir.clone(),
+        permits,
+        Duration::from_secs(opts.session_idle_secs.max(1)),
+        opts.catalog_max_age(),
+    ));
+    // Sessions that are over are removed hourly (by whichever instances run).
+    let sweeper = state.clone();
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = crate::session::sweep(&sweeper).await {
+                tracing::warn!(error = %e, "removing expired sessions");
+            }
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+    });
+    if let Some(addr) = opts.metrics_listen {
+        crate::metrics::serve(addr, state.db.clone()).await?;
+    }
+    let app = app(state, &opts);
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .with_context(|| format!("listening on {}", opts.listen))?;
+    tracing::info!(listen = %opts.listen, hash_permits = permits, "bookstore serving");
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown())
+    .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The site: every feature's routes, and the layers around them. From
+/// the outside in: a request id (kept when the client sent one, returned
+/// on every response), a span and a log line per request carrying it,
+/// the security headers, gzip, the metrics, the time limit, the panic
+/// guard and the body limit.
+pub fn app(state: S, opts: &Serve) -> Router {
+    let time_limit = Duration::from_secs(opts.request_timeout_secs.max(1));
+    crate::routes::router()
+        .fallback(|| async { AppError::NotFound })
+        .layer(DefaultBodyLimit::max(DEFAULT_BODY_LIMIT))
+        // A bug must still answer with a page, not a dropped connection.
+        .layer(CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                AppError::Internal("a request handler panicked".into()).into_response()
+            },
+        ))
+        .layer(from_fn_with_state(time_limit, within))
+        .layer(from_fn_with_state(
+            state.clone(),
+            crate::routes::forget_on_write,
+        ))
+        .layer(from_fn_with_state(state.clone(), crate::metrics::track))
+        .layer(CompressionLayer::new().compress_when(SizeAbove::default().and(compressible)))
+        .layer(map_response(weaken_encoded_etag))
+        .layer(from_fn(crate::routes::security_headers))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_request(())
+                .on_response(log_response)
+                .on_failure(()),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(map_request(drop_odd_request_id))
+        .with_state(state)
+}
+
+/// An id the client sent is kept (the load balancer's, to follow a
+/// request through both logs) when it is short and plain: it is logged
+/// and sent back.
+async fn drop_odd_request_id(mut req: Request) -> Request {
+    let odd = req.headers().get(REQUEST_ID).is_some_and(|v| {
+        v.len() > 128
+            || !v
+                .as_bytes()
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
+    });
+    if odd {
+        req.headers_mut().remove(REQUEST_ID);
+    }
+    req
+}
+
+/// A request taking longer than its time is answered with a page (503:
+/// the shop is slow, the visitor may try again); its handler is dropped.
+async fn within(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => {
+            tracing::warn!(limit_secs = limit.as_secs(), "request timed out");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                crate::views::errors::page(
+                    "Timed out",
+                    "This took too long to answer. Please try again in a moment.",
+                ),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// Text worth compressing: pages, stylesheets, JSON (not images).
+fn compressible(_: StatusCode, _: Version, headers: &HeaderMap, _: &Extensions) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| {
+            t.starts_with("text/html")
+                || t.starts_with("text/css")
+                || t.starts_with("application/json")
+        })
+}
+
+/// A compressed copy is not byte for byte the resource its ETag names:
+/// its tag becomes weak (`If-None-Match` compares weakly, so it still
+/// revalidates).
+async fn weaken_encoded_etag(mut res: Response) -> Response {
+    if res.headers().contains_key(CONTENT_ENCODING) {
+        if let Some(tag) = res.headers().get(ETAG) {
+            if !tag.as_bytes().starts_with(b"W/") {
+                let mut weak = b"W/".to_vec();
+                weak.extend_from_slice(tag.as_bytes());
+                if let Ok(weak) = HeaderValue::from_bytes(&weak) {
+                    res.headers_mut().insert(ETAG, weak);
+                }
+            }
+        }
+    }
+    res
+}
+
+/// Each request's span: its id, method, path and route.
+fn request_span(req: &Request) -> Span {
+    let id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |m| m.as_str());
+    tracing::info_span!(
+        "request",
+        request_id = id,
+        method = %req.method(),
+        path = req.uri().path(),
+        route,
+    )
+}
+
+/// One line per response.
+fn log_response(res: &Response, latency: Duration, _: &Span) {
+    tracing::info!(
+        status = res.status().as_u16(),
+        latency_ms = latency.as_secs_f64() * 1000.0,
+        "response"
+    );
+}
+
+/// Stops accepting on SIGTERM or Ctrl-C; requests in flight finish.
+async fn shutdown() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_slow_request_is_answered_with_a_page() {
+        let app: Router = Router::new()
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    "done"
+                }),
+            )
+            .layer(from_fn_with_state(Duration::from_millis(20), within));
+        let req = axum::http::Request::get("/slow")
+            .body(Body::empty())
+            .unwrap();
+        let res = app.oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let body = String::from_utf8(body.to_vec()).unwrap();
+        assert!(body.contains("took too long"), "{body}");
+    }
+}
