@@ -37,8 +37,10 @@ pub type S = Arc<AppState>;
 const LIMIT_KEYS: usize = 100_000;
 /// Registrations per client address per hour.
 pub const REGISTRATIONS_PER_HOUR: usize = 20;
-/// Catalog pages kept at most.
-const CATALOG_PAGES: usize = 4096;
+/// Catalog pages kept at most: 20 books with descriptions of up to 2,000
+/// characters make a page of at most about 45 KB, so a flood of distinct
+/// searches holds at most about 23 MB.
+const CATALOG_PAGES: usize = 512;
 
 impl AppState {
     pub fn new(
