@@ -1,6 +1,7 @@
 //! Accounts over HTTP, on SQLite and MariaDB: how sessions are stored and
 //! end, the limit on registrations, and what the account pages show.
 
+#[macro_use]
 mod common;
 
 use std::process::Command;
@@ -10,22 +11,6 @@ use common::{Client, Page, Server, TestDb, BIN};
 use reqwest::StatusCode;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
-
-macro_rules! on_both_databases {
-    ($($feature:ident),* $(,)?) => {$(
-        mod $feature {
-            #[tokio::test]
-            async fn on_sqlite() {
-                super::$feature(&super::TestDb::sqlite()).await;
-            }
-
-            #[tokio::test]
-            async fn on_mariadb() {
-                super::$feature(&super::TestDb::mariadb().await).await;
-            }
-        }
-    )*};
-}
 
 on_both_databases!(
     session_ids_are_stored_hashed,

@@ -3,31 +3,13 @@
 //! One test per feature, each on its own database, so that one failure
 //! does not hide the others.
 
+#[macro_use]
 mod common;
 
 use std::process::Command;
 
 use common::{Client, Server, TestDb, BIN, PNG};
 use reqwest::StatusCode;
-
-/// For each feature `f(&TestDb)`: a module `f` with the tests `on_sqlite`
-/// and `on_mariadb`, each on a fresh database (`cargo test --test app f::`).
-/// The MariaDB database is dropped even when the test panics.
-macro_rules! on_both_databases {
-    ($($feature:ident),* $(,)?) => {$(
-        mod $feature {
-            #[tokio::test]
-            async fn on_sqlite() {
-                super::$feature(&super::TestDb::sqlite()).await;
-            }
-
-            #[tokio::test]
-            async fn on_mariadb() {
-                super::$feature(&super::TestDb::mariadb().await).await;
-            }
-        }
-    )*};
-}
 
 on_both_databases!(
     public_pages_and_login_walls,

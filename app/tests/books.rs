@@ -3,29 +3,12 @@
 //! limit, a book deleted while it is bought never fails either request,
 //! and upload forms are checked before anything is stored.
 
+#[macro_use]
 mod common;
 
 use common::{Client, Server, TestDb, PNG};
 use reqwest::multipart::{Form, Part};
 use reqwest::StatusCode;
-
-/// For each feature `f(&TestDb)`: a module `f` with the tests `on_sqlite`
-/// and `on_mariadb`, each on a fresh database.
-macro_rules! on_both_databases {
-    ($($feature:ident),* $(,)?) => {$(
-        mod $feature {
-            #[tokio::test]
-            async fn on_sqlite() {
-                super::$feature(&super::TestDb::sqlite()).await;
-            }
-
-            #[tokio::test]
-            async fn on_mariadb() {
-                super::$feature(&super::TestDb::mariadb().await).await;
-            }
-        }
-    )*};
-}
 
 on_both_databases!(
     covers_leave_the_disk_with_their_books,

@@ -2,6 +2,7 @@
 //! instance: the catalog is cached briefly, never longer. Purchases always
 //! take the true stock, however stale the page they were made from.
 
+#[macro_use]
 mod common;
 
 use std::time::{Duration, Instant};
@@ -135,22 +136,6 @@ async fn a_stale_page_never_oversells(db: &TestDb) {
         seller.get(&format!("/api/books/{id}")).await.json()["stock"],
         0
     );
-}
-
-macro_rules! on_both_databases {
-    ($($feature:ident),* $(,)?) => {$(
-        mod $feature {
-            #[tokio::test]
-            async fn on_sqlite() {
-                super::$feature(&super::TestDb::sqlite()).await;
-            }
-
-            #[tokio::test]
-            async fn on_mariadb() {
-                super::$feature(&super::TestDb::mariadb().await).await;
-            }
-        }
-    )*};
 }
 
 on_both_databases!(

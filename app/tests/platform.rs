@@ -2,6 +2,7 @@
 //! the log line carrying them, compression, the stylesheets' caching, the
 //! body limit, and the metrics on their own listener.
 
+#[macro_use]
 mod common;
 
 use std::time::{Duration, Instant};
@@ -11,24 +12,6 @@ use reqwest::header::{
     ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, ETAG, IF_NONE_MATCH, VARY,
 };
 use reqwest::StatusCode;
-
-/// For each test `f(&TestDb)` whose database matters: `f::on_sqlite` and
-/// `f::on_mariadb`, each on a fresh database.
-macro_rules! on_both_databases {
-    ($($feature:ident),* $(,)?) => {$(
-        mod $feature {
-            #[tokio::test]
-            async fn on_sqlite() {
-                super::$feature(&super::TestDb::sqlite()).await;
-            }
-
-            #[tokio::test]
-            async fn on_mariadb() {
-                super::$feature(&super::TestDb::mariadb().await).await;
-            }
-        }
-    )*};
-}
 
 on_both_databases!(
     metrics_only_on_their_listener,

@@ -4,29 +4,12 @@
 //! and books are written straight into the database, so these tests need
 //! only the routes they are about.
 
+#[macro_use]
 mod common;
 
 use common::{Client, Server, TestDb};
 use reqwest::StatusCode;
 use sqlx::Row;
-
-/// For each feature `f(&TestDb)`: a module `f` with the tests `on_sqlite`
-/// and `on_mariadb`, each on a fresh database.
-macro_rules! on_both_databases {
-    ($($feature:ident),* $(,)?) => {$(
-        mod $feature {
-            #[tokio::test]
-            async fn on_sqlite() {
-                super::$feature(&super::TestDb::sqlite()).await;
-            }
-
-            #[tokio::test]
-            async fn on_mariadb() {
-                super::$feature(&super::TestDb::mariadb().await).await;
-            }
-        }
-    )*};
-}
 
 on_both_databases!(
     buying_a_missing_or_deleted_book_is_not_found,

@@ -49,15 +49,5 @@ pub async fn assign(db: &Db, purchase_id: i64, provider_id: i64) -> Result<bool,
             .bind(provider_id)
             .execute(&mut *tx)
             .await;
-    match res {
-        Ok(_) => {
-            tx.commit().await?;
-            Ok(true)
-        }
-        Err(sqlx::Error::Database(d)) if d.is_unique_violation() => {
-            tx.rollback().await?;
-            Ok(false)
-        }
-        Err(e) => Err(e),
-    }
+    super::commit_unless_duplicate(tx, res).await
 }

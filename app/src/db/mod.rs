@@ -247,6 +247,26 @@ impl Db {
     }
 }
 
+/// Ends a transaction whose last statement was `res`, an insert: commits
+/// it (`true`), or rolls it back when the insert broke a unique key
+/// (`false`: the same thing was done first, by another request).
+pub async fn commit_unless_duplicate<T>(
+    tx: sqlx::Transaction<'_, sqlx::Any>,
+    res: Result<T, sqlx::Error>,
+) -> Result<bool, sqlx::Error> {
+    match res {
+        Ok(_) => {
+            tx.commit().await?;
+            Ok(true)
+        }
+        Err(sqlx::Error::Database(d)) if d.is_unique_violation() => {
+            tx.rollback().await?;
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Seconds since the Unix epoch.
 pub fn now() -> i64 {
     std::time::SystemTime::now()

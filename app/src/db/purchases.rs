@@ -187,15 +187,5 @@ pub async fn pay(
     .bind(now())
     .execute(&mut *tx)
     .await;
-    match res {
-        Ok(_) => {
-            tx.commit().await?;
-            Ok(true)
-        }
-        Err(sqlx::Error::Database(d)) if d.is_unique_violation() => {
-            tx.rollback().await?;
-            Ok(false)
-        }
-        Err(e) => Err(e),
-    }
+    super::commit_unless_duplicate(tx, res).await
 }

@@ -12,6 +12,26 @@ use reqwest::header::{HeaderMap, CONTENT_TYPE, LOCATION};
 use reqwest::redirect::Policy;
 use reqwest::StatusCode;
 
+/// For each feature `f(&TestDb)`: a module `f` with the tests `on_sqlite`
+/// and `on_mariadb`, each on a fresh database (`cargo test --test app f::`).
+/// The MariaDB database is dropped even when the test panics.
+#[allow(unused_macros)]
+macro_rules! on_both_databases {
+    ($($feature:ident),* $(,)?) => {$(
+        mod $feature {
+            #[tokio::test]
+            async fn on_sqlite() {
+                super::$feature(&super::TestDb::sqlite()).await;
+            }
+
+            #[tokio::test]
+            async fn on_mariadb() {
+                super::$feature(&super::TestDb::mariadb().await).await;
+            }
+        }
+    )*};
+}
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_bookstore");
 pub const MARIADB: &str = "mysql://root@127.0.0.1:3306";
 
