@@ -11,7 +11,7 @@
 //! empty `diff`, a new binary rolled out the same way, an empty `diff`,
 //! `destroy` leaving nothing tagged; and proves the behaviour it names bit.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -6,7 +6,7 @@
 //! serves those APIs with the API reference's validation rules, and no other
 //! behaviour switched on (tests/realism.rs switches them on).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

@@ -23,7 +23,7 @@
 //!
 //! The plan has no timestamps.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

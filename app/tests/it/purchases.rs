@@ -4,8 +4,7 @@
 //! and books are written straight into the database, so these tests need
 //! only the routes they are about.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use common::{Client, Server, TestDb};
 use reqwest::StatusCode;

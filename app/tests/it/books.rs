@@ -3,8 +3,7 @@
 //! limit, a book deleted while it is bought never fails either request,
 //! and upload forms are checked before anything is stored.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use common::{Client, Server, TestDb, PNG};
 use reqwest::multipart::{Form, Part};

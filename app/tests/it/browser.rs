@@ -5,7 +5,7 @@
 //! page's, and it shows something (colours, text) rather than a blank page.
 //! The cover is checked loaded (a natural size) with the uploaded bytes.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Command;

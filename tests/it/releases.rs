@@ -5,7 +5,7 @@
 //! rolls the group back with an instance refresh and records it, and the
 //! plan after a rollback keeps the group there and says so; `--roll-forward` rolls forward.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

@@ -3,7 +3,7 @@
 //! through the realism proxy, which records each request's service (its
 //! SigV4 signing name, the IAM prefix) and operation.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

@@ -6,7 +6,7 @@
 //! talks to it through the realism proxy (tests/common/realism.rs), which
 //! serves those APIs, with no other behaviour switched on.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};

@@ -7,7 +7,7 @@
 //! eventual consistency, slow lifecycles on), which records every request:
 //! "changes nothing" is checked on the requests themselves.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

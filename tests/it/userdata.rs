@@ -6,7 +6,7 @@
 //! once mounted), and a temporary root. The systemd unit it writes is read
 //! by systemd's own `systemd-analyze verify`.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -3,7 +3,7 @@
 //! processes, waiting for a lock, a heartbeat that finds its lock taken
 //! over, and a run stopped past its lease that must not touch anything.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdin, Command, Stdio};

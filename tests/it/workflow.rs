@@ -1,7 +1,7 @@
 //! The example GitHub Actions workflow (examples/github-actions/) is a valid
 //! workflow, and runs verbs and flags the tool has.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Command;

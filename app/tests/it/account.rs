@@ -1,8 +1,7 @@
 //! Accounts over HTTP, on SQLite and MariaDB: how sessions are stored and
 //! end, the limit on registrations, and what the account pages show.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -3,8 +3,7 @@
 //! One test per feature, each on its own database, so that one failure
 //! does not hide the others.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use std::process::Command;
 
@@ -136,7 +135,7 @@ async fn public_pages_and_login_walls(db: &TestDb) {
     assert_eq!(css.headers["content-type"], "text/css; charset=utf-8");
     assert_eq!(
         css.body,
-        include_str!("../assets/bootstrap.min.css"),
+        include_str!("../../assets/bootstrap.min.css"),
         "the bundled Bootstrap"
     );
     let nf = anon.get("/no/such/page").await;

@@ -2,8 +2,7 @@
 //! instance: the catalog is cached briefly, never longer. Purchases always
 //! take the true stock, however stale the page they were made from.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

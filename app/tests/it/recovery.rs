@@ -2,7 +2,7 @@
 //! stopped, restarted and have its password rotated): it recovers without
 //! a restart.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -4,7 +4,7 @@
 //! realism proxy (which serves Run Command as the API reference describes
 //! it, and pages FilterLogEvents one event at a time).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The network layer against a real AWS API emulator: every check of what
 //! exists is an independent SDK call, not the tool's own read path.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpListener;

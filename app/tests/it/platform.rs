@@ -2,8 +2,7 @@
 //! the log line carrying them, compression, the stylesheets' caching, the
 //! body limit, and the metrics on their own listener.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,14 @@
+//! The app's integration tests, one binary: a module per feature area,
+//! the harness (`common`) compiled once.
+
+#[macro_use]
+mod common;
+
+mod account;
+mod app;
+mod books;
+mod browser;
+mod freshness;
+mod platform;
+mod purchases;
+mod recovery;

@@ -1,0 +1,19 @@
+//! The tool's integration tests, one binary: a module per area, the
+//! harness (`common`) compiled once.
+
+mod common;
+
+mod app_binary;
+mod iam_policy;
+mod lock;
+mod network;
+mod operate;
+mod pipeline;
+mod plan_json;
+mod plan_markdown;
+mod realism;
+mod releases;
+mod status;
+mod topology;
+mod userdata;
+mod workflow;
