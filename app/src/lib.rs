@@ -9,6 +9,7 @@
 //!   CSRF check; [`error`]: what errors answer; [`password`], [`limit`]:
 //!   password hashing and the limits around it.
 
+pub mod assets;
 pub mod cache;
 pub mod config;
 pub mod db;

@@ -14,6 +14,7 @@ use sqlx::Row;
 use crate::db::now;
 use crate::error::AppError;
 use crate::state::{AppState, S};
+use crate::views::Chrome;
 
 pub const COOKIE_NAME: &str = "bookstore_session";
 /// A session's whole life, however active.
@@ -22,13 +23,7 @@ pub const SESSION_SECS: i64 = 7 * 24 * 3600;
 /// write per session per minute at most, not one per request.
 const SEEN_EVERY: i64 = 60;
 
-#[derive(Debug, Clone)]
-pub struct User {
-    pub id: i64,
-    pub name: String,
-    pub email: String,
-    pub is_admin: bool,
-}
+pub use crate::domain::User;
 
 #[derive(Debug, Clone)]
 pub struct Session {
@@ -275,6 +270,28 @@ pub fn clear_cookie(secure: bool) -> HeaderValue {
         if secure { "; Secure" } else { "" }
     );
     HeaderValue::from_str(&v).expect("ascii cookie")
+}
+
+/// The layout's chrome comes from the request's session.
+impl Chrome {
+    /// The chrome for this request, taking (and so removing) its flash.
+    pub async fn take(st: &AppState, ctx: &mut Ctx) -> Result<Chrome, AppError> {
+        let flash = ctx.take_flash(st).await?;
+        Ok(Chrome {
+            user: ctx.user().cloned(),
+            csrf: ctx.csrf().to_string(),
+            flash,
+        })
+    }
+
+    /// The chrome without touching the flash (a form shown again).
+    pub fn of(ctx: &Ctx) -> Chrome {
+        Chrome {
+            user: ctx.user().cloned(),
+            csrf: ctx.csrf().to_string(),
+            flash: None,
+        }
+    }
 }
 
 #[cfg(test)]

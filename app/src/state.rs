@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cache::FreshCache;
+use crate::db::books::CatalogPage;
 use crate::db::Db;
 use crate::limit::SlidingWindow;
-use crate::routes::catalog::CatalogPage;
 
 pub struct AppState {
     pub db: Db,

@@ -64,6 +64,24 @@ pub struct StoredCover<'a> {
 /// than", so no page ever counts the whole table.
 pub const COUNT_CAP: i64 = 1000;
 
+/// Books on a catalog page.
+pub const PAGE_SIZE: i64 = 20;
+/// The last page served: an offset stays at most 10,000 rows, whatever the
+/// page number asked for.
+pub const MAX_PAGE: i64 = 500;
+
+/// One page of the catalog or of a search.
+pub struct CatalogPage {
+    pub page: i64,
+    /// The search text as used (trimmed, cut to 100 characters).
+    pub text: String,
+    pub books: Vec<Book>,
+    /// Matching books, exact when `total_exact`, else `COUNT_CAP`.
+    pub total: i64,
+    pub total_exact: bool,
+    pub has_next: bool,
+}
+
 /// How many books match `cond`, counting no further than `COUNT_CAP + 1`:
 /// the count runs only when a probe finds no `COUNT_CAP + 1`th match.
 /// `cond`'s parameters are bound twice.

@@ -11,6 +11,15 @@ use thiserror::Error;
 pub use cover::Cover;
 pub use purchase::PurchaseStatus;
 
+/// A signed-in user, as the session found them.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: i64,
+    pub name: String,
+    pub email: String,
+    pub is_admin: bool,
+}
+
 /// An email address, trimmed and lower-cased.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);

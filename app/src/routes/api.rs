@@ -14,10 +14,11 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::db::books::{self, Book};
+use crate::db::books::{MAX_PAGE, PAGE_SIZE};
 use crate::db::purchases::{self, Purchase};
 use crate::domain::money;
 use crate::error::{ApiError, AppError};
-use crate::routes::catalog::{catalog_page, CatalogQuery, MAX_PAGE, PAGE_SIZE};
+use crate::routes::catalog::{catalog_page, CatalogQuery};
 use crate::session::Ctx;
 use crate::state::S;
 

@@ -8,8 +8,6 @@
 //! any other version are answered too, with the current bytes and a
 //! cache lifetime that makes browsers check again.
 
-use std::sync::LazyLock;
-
 use axum::extract::{Path, Query, State};
 use axum::http::header::{
     CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG, IF_NONE_MATCH,
@@ -20,14 +18,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
+use crate::assets::{Asset, BOOTSTRAP, BOOTSTRAP_PATH, SHOP, SHOP_PATH};
 use crate::domain::Cover;
 use crate::error::AppError;
 use crate::state::S;
-
-pub const BOOTSTRAP_PATH: &str = "/static/bootstrap.min.css";
-pub const SHOP_PATH: &str = "/static/bookstore.css";
 
 /// Cached for a year, never checked again: the URL names the content.
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -36,58 +31,6 @@ const BARE: &str = "public, max-age=86400";
 /// A version other than this release's (a page from another instance
 /// during a deploy): checked again at each use.
 const OTHER_VERSION: &str = "no-cache";
-
-/// The few styles Bootstrap has no class for (the pages have no inline
-/// styles: the content security policy forbids them).
-const SHOP_CSS: &str = ".cover-thumb{max-width:80px}.qty-input{width:5em}\n";
-
-/// A file built into the program, with its ETag and versioned URL.
-pub struct Asset {
-    pub bytes: &'static [u8],
-    pub content_type: &'static str,
-    /// `"<hex>"`, quotes included.
-    pub etag: String,
-    /// The URL pages link to: the path and `?v=<hex>`.
-    pub url: String,
-}
-
-impl Asset {
-    fn new(path: &str, bytes: &'static [u8], content_type: &'static str) -> Asset {
-        let version = hex::encode(&Sha256::digest(bytes)[..8]);
-        Asset {
-            bytes,
-            content_type,
-            etag: format!("\"{version}\""),
-            url: format!("{path}?v={version}"),
-        }
-    }
-
-    /// The version in the URL, without quotes.
-    fn version(&self) -> &str {
-        self.etag.trim_matches('"')
-    }
-}
-
-pub static BOOTSTRAP: LazyLock<Asset> = LazyLock::new(|| {
-    Asset::new(
-        BOOTSTRAP_PATH,
-        include_bytes!("../../assets/bootstrap.min.css"),
-        "text/css; charset=utf-8",
-    )
-});
-
-pub static SHOP: LazyLock<Asset> =
-    LazyLock::new(|| Asset::new(SHOP_PATH, SHOP_CSS.as_bytes(), "text/css; charset=utf-8"));
-
-/// The URL of the Bootstrap stylesheet, for the layout.
-pub fn bootstrap_url() -> &'static str {
-    &BOOTSTRAP.url
-}
-
-/// The URL of the shop's own stylesheet, for the layout.
-pub fn shop_url() -> &'static str {
-    &SHOP.url
-}
 
 pub fn router() -> Router<S> {
     Router::new()
@@ -179,16 +122,7 @@ async fn cover(State(st): State<S>, Path(name): Path<String>) -> Result<Response
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn versioned_urls_name_the_content() {
-        assert!(bootstrap_url().starts_with("/static/bootstrap.min.css?v="));
-        assert_eq!(SHOP.etag.len(), 18);
-        assert_eq!(
-            shop_url(),
-            format!("/static/bookstore.css?v={}", SHOP.version())
-        );
-    }
+    use axum::http::header::IF_NONE_MATCH;
 
     #[test]
     fn if_none_match_compares_weakly() {

@@ -10,16 +10,12 @@ use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 
-use crate::db::books::{self, Book, COUNT_CAP};
+use crate::db::books::{self, CatalogPage, COUNT_CAP, MAX_PAGE, PAGE_SIZE};
 use crate::error::AppError;
 use crate::session::Ctx;
 use crate::state::S;
 use crate::views::{self, Chrome};
 
-pub const PAGE_SIZE: i64 = 20;
-/// The last page served: an offset stays at most 10,000 rows, whatever the
-/// page number asked for.
-pub const MAX_PAGE: i64 = 500;
 /// The longest search text used (longer ones are cut).
 const MAX_TEXT: usize = 100;
 
@@ -32,18 +28,6 @@ pub fn router() -> Router<S> {
 pub struct CatalogQuery {
     pub page: Option<String>,
     pub q: Option<String>,
-}
-
-/// One page of the catalog or of a search.
-pub struct CatalogPage {
-    pub page: i64,
-    /// The search text as used (trimmed, cut to 100 characters).
-    pub text: String,
-    pub books: Vec<Book>,
-    /// Matching books, exact when `total_exact`, else `COUNT_CAP`.
-    pub total: i64,
-    pub total_exact: bool,
-    pub has_next: bool,
 }
 
 /// One page of the catalog. Without a search text: newest first. With one:

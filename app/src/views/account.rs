@@ -3,7 +3,7 @@
 use maud::{html, Markup};
 
 use super::forms::{self, Input};
-use crate::session::User;
+use crate::domain::User;
 
 pub fn home(user: Option<&User>) -> Markup {
     html! {

@@ -5,7 +5,7 @@ use std::fmt;
 use maud::{html, Markup};
 
 use super::Chrome;
-use crate::routes::catalog::{CatalogPage, MAX_PAGE, PAGE_SIZE};
+use crate::db::books::{CatalogPage, MAX_PAGE, PAGE_SIZE};
 
 /// Cents as `12.50`, written straight into the page.
 pub struct Money(pub i64);

@@ -16,9 +16,7 @@ use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup, DOCTYPE};
 
-use crate::error::AppError;
-use crate::session::{Ctx, User};
-use crate::state::AppState;
+use crate::domain::User;
 
 /// What the layout shows around every page: who is logged in, the token
 /// for the logout form, and the flash message.
@@ -27,27 +25,6 @@ pub struct Chrome {
     pub user: Option<User>,
     pub csrf: String,
     pub flash: Option<String>,
-}
-
-impl Chrome {
-    /// The chrome for this request, taking (and so removing) its flash.
-    pub async fn take(st: &AppState, ctx: &mut Ctx) -> Result<Chrome, AppError> {
-        let flash = ctx.take_flash(st).await?;
-        Ok(Chrome {
-            user: ctx.user().cloned(),
-            csrf: ctx.csrf().to_string(),
-            flash,
-        })
-    }
-
-    /// The chrome without touching the flash (a form shown again).
-    pub fn of(ctx: &Ctx) -> Chrome {
-        Chrome {
-            user: ctx.user().cloned(),
-            csrf: ctx.csrf().to_string(),
-            flash: None,
-        }
-    }
 }
 
 /// A whole page in the site's layout.
@@ -59,8 +36,8 @@ pub fn layout(chrome: &Chrome, title: &str, body: Markup) -> Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · Bookstore" }
-                link rel="stylesheet" href=(crate::routes::assets::bootstrap_url());
-                link rel="stylesheet" href=(crate::routes::assets::shop_url());
+                link rel="stylesheet" href=(crate::assets::bootstrap_url());
+                link rel="stylesheet" href=(crate::assets::shop_url());
             }
             body {
                 nav class="navbar navbar-expand navbar-dark bg-dark mb-4" {
