@@ -10,7 +10,7 @@ pub mod iam_policy;
 pub mod lifecycle;
 pub mod lock;
 pub mod logs;
-pub mod ops;
+pub mod pipeline;
 pub mod planfile;
 pub mod progress;
 pub mod releases;

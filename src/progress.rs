@@ -7,26 +7,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-pub trait Reporter: Send + Sync {
-    /// Work on `id` begins (`what`: "creating", "deleting"...).
-    fn start(&self, id: &str, what: &str);
-    /// A state change while waiting.
-    fn status(&self, id: &str, msg: &str);
-    /// Work on `id` ended.
-    fn finish(&self, id: &str, ok: bool, msg: &str);
-    /// A message not tied to a resource.
-    fn note(&self, msg: &str);
-}
-
-/// Reports nothing (reads and plans).
-pub struct Silent;
-
-impl Reporter for Silent {
-    fn start(&self, _: &str, _: &str) {}
-    fn status(&self, _: &str, _: &str) {}
-    fn finish(&self, _: &str, _: bool, _: &str) {}
-    fn note(&self, _: &str) {}
-}
+pub use crate::cloud::{Reporter, Silent};
 
 /// One line per event on stderr, with the time since the resource started.
 pub struct Lines {

@@ -127,7 +127,7 @@ fn of_kind<'a>(observed: &'a [Observed], kind: &str) -> Option<&'a Observed> {
     observed.iter().find(|o| o.kind == kind)
 }
 
-/// Reads the stack's state. `observed` is what [`crate::ops::observe`]
+/// Reads the stack's state. `observed` is what [`crate::pipeline::observe`]
 /// found, `outputs` the resolved outputs (for the URL).
 pub async fn gather(
     cloud: &Cloud,

@@ -7,10 +7,10 @@ use clap::Args;
 use serde_json::json;
 
 use bookstore_infra::cloud::Cloud;
-use bookstore_infra::engine::executor::Executor;
 use bookstore_infra::engine::plan;
+use bookstore_infra::lock::Fence;
 use bookstore_infra::stack::Stack;
-use bookstore_infra::{ops, resources};
+use bookstore_infra::{pipeline, resources};
 
 use super::{Ctx, RunOpts};
 
@@ -28,15 +28,15 @@ pub async fn run(ctx: &Ctx, a: &DestroyArgs) -> Result<u8> {
     let s = super::load(&a.stack)?;
     let cloud = ctx.connect(&s, false).await;
     super::locked(ctx, &cloud, &s, &a.run, "destroy", {
-        let st = &s;
-        move |cloud: Cloud| async move { destroy(ctx, &cloud, st, a).await }
+        let (c, st) = (&cloud, &s);
+        move |fence: Fence| async move { destroy(ctx, c, fence, st, a).await }
     })
     .await
 }
 
-async fn destroy(ctx: &Ctx, cloud: &Cloud, s: &Stack, a: &DestroyArgs) -> Result<u8> {
+async fn destroy(ctx: &Ctx, cloud: &Cloud, fence: Fence, s: &Stack, a: &DestroyArgs) -> Result<u8> {
     let registry = resources::registry();
-    let observed = ops::observe(cloud, &registry, &s.name).await?;
+    let observed = pipeline::observe(cloud, &registry, &s.name).await?;
     let p = plan::destroy_plan(&s.name, &registry, &observed);
     if !a.run.json {
         print!("{}", p.render(ctx.color()));
@@ -49,15 +49,19 @@ async fn destroy(ctx: &Ctx, cloud: &Cloud, s: &Stack, a: &DestroyArgs) -> Result
             eprintln!("Nothing destroyed.");
             return Ok(super::exit::ERROR);
         }
-        let exec = Executor {
-            cloud,
-            registry: &registry,
-            stack: &s.name,
-            concurrency: a.run.concurrency.max(1),
-        };
         // Naming the stack in `destroy` is the consent for every resource in it.
         let all: Vec<String> = p.steps.iter().map(|st| st.id.clone()).collect();
-        exec.apply(&p, &[], &observed, &all).await?;
+        pipeline::apply(
+            cloud,
+            &s.name,
+            Some(fence),
+            a.run.concurrency,
+            &p,
+            &[],
+            &observed,
+            &all,
+        )
+        .await?;
     }
     if a.run.json {
         println!(

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
-use bookstore_infra::ops;
+use bookstore_infra::pipeline;
 
 use super::{exit, CostOpts, Ctx, Format};
 
@@ -33,9 +33,9 @@ pub struct DiffArgs {
 
 pub async fn run(ctx: &Ctx, a: &DiffArgs) -> Result<u8> {
     let s = super::load(&a.stack)?;
-    let binary = ops::binary(&s)?;
+    let binary = pipeline::binary(&s)?;
     let cloud = ctx.connect(&s, true).await;
-    let p = super::plan_stack(&cloud, &s, binary.clone(), a.roll_forward).await?;
+    let p = pipeline::plan_stack(&cloud, &s, binary.clone(), a.roll_forward).await?;
     let format = match (a.format, a.json) {
         (Some(f), _) => f,
         (None, true) => Format::Json,

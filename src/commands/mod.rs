@@ -20,17 +20,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
-use serde_json::Value;
 
 use bookstore_infra::cloud::Cloud;
+use bookstore_infra::cost;
 use bookstore_infra::engine::executor::{ExecError, DEFAULT_CONCURRENCY};
-use bookstore_infra::engine::plan::{self, Plan};
-use bookstore_infra::engine::{Desired, Observed};
-use bookstore_infra::lock::{self, Lock, LockError};
+use bookstore_infra::engine::plan::Plan;
+use bookstore_infra::lock::{self, Fence, Lock, LockError};
+use bookstore_infra::pipeline::{self, PipelineError, Planned};
 use bookstore_infra::planfile::{self, Fingerprint, SavedPlan};
 use bookstore_infra::progress::{Bars, Lines, Reporter};
 use bookstore_infra::stack::{self, Stack};
-use bookstore_infra::{cost, ops, resources, topology};
 
 /// The exit codes of every verb (the README's table).
 pub mod exit {
@@ -87,6 +86,11 @@ pub fn code_of(e: &anyhow::Error) -> u8 {
             return exit::LOCK_HELD;
         }
         if let Some(ExecError::NeedsConsent(_)) = cause.downcast_ref::<ExecError>() {
+            return exit::CONSENT_NEEDED;
+        }
+        if let Some(PipelineError::Exec(ExecError::NeedsConsent(_))) =
+            cause.downcast_ref::<PipelineError>()
+        {
             return exit::CONSENT_NEEDED;
         }
     }
@@ -162,14 +166,13 @@ impl Ctx {
         } else {
             Arc::new(Lines::new())
         };
-        let mut cloud = Cloud::connect(
-            self.global.region.clone().or_else(|| stack.region.clone()),
+        pipeline::connect(
+            stack,
+            self.global.region.clone(),
             self.global.profile.clone(),
             reporter,
         )
-        .await;
-        cloud.timeouts = stack.timeouts.clone();
-        cloud
+        .await
     }
 
     pub fn print_stats(&self, cloud: &Cloud) {
@@ -206,49 +209,6 @@ pub fn confirm(question: &str, yes: bool) -> Result<bool> {
     Ok(answer.trim() == "yes")
 }
 
-pub struct Planned {
-    pub plan: Plan,
-    pub desired: Vec<Desired>,
-    pub observed: Vec<Observed>,
-    pub outputs: Vec<(&'static str, Value)>,
-}
-
-/// Plans `stack`. `roll_forward`: a group `rollback` left on an earlier
-/// release rolls forward even though the file ships the same binary.
-pub async fn plan_stack(
-    cloud: &Cloud,
-    stack: &Stack,
-    binary: Option<(PathBuf, String)>,
-    roll_forward: bool,
-) -> Result<Planned> {
-    let registry = resources::registry();
-    let (mut facts, observed) = tokio::try_join!(
-        ops::facts(cloud, stack, binary),
-        ops::observe(cloud, &registry, &stack.name)
-    )?;
-    let mut notes = Vec::new();
-    if let Some(app) = facts.app.as_mut() {
-        match (&app.pinned, roll_forward) {
-            (Some(_), true) => app.pinned = None,
-            (Some(p), false) => notes.push(format!(
-                "the group stays on release {}, where `rollback` left it, while the stack file ships the binary rolled back from; ship another binary, or pass `--roll-forward`, to roll forward",
-                p.version
-            )),
-            (None, _) => {}
-        }
-    }
-    let desired = topology::desired(stack, &facts);
-    let outputs = topology::outputs(stack, &facts);
-    let mut plan = plan::plan(&stack.name, &registry, &desired, &observed)?;
-    plan.notes = notes;
-    Ok(Planned {
-        plan,
-        desired,
-        observed,
-        outputs,
-    })
-}
-
 /// Stops at Ctrl-C or SIGTERM, so the caller can release the lock. Every
 /// step is safe to interrupt: the next run picks up where this one stopped.
 pub async fn interruptible(work: impl std::future::Future<Output = Result<u8>>) -> Result<u8> {
@@ -278,7 +238,7 @@ pub async fn take_lock(cloud: &Cloud, s: &Stack, run: &RunOpts, command: &str) -
 }
 
 /// Runs `work` under the stack's lock and gives the lock back, whatever
-/// the outcome. `work` gets a copy of `cloud` fenced by the lock: once the
+/// the outcome. `work` gets the lock's fence for the executor: once the
 /// lock is taken over (this run was paused past its lease), no step
 /// changes anything.
 pub async fn locked<F, Fut>(
@@ -290,14 +250,12 @@ pub async fn locked<F, Fut>(
     work: F,
 ) -> Result<u8>
 where
-    F: FnOnce(Cloud) -> Fut,
+    F: FnOnce(Fence) -> Fut,
     Fut: std::future::Future<Output = Result<u8>>,
 {
     let lock = take_lock(cloud, s, run, command).await?;
     let fence = lock.fence();
-    let mut fenced = cloud.clone();
-    fenced.fence = Some(fence.clone());
-    let mut result = interruptible(work(fenced)).await;
+    let mut result = interruptible(work(fence.clone())).await;
     if result.is_err() && fence.is_lost().await {
         result = result.map_err(|e| {
             e.context(Exit::new(
@@ -307,7 +265,6 @@ where
         });
     }
     let released = lock.release().await;
-    // The copy shares the call counter.
     ctx.print_stats(cloud);
     let code = result?;
     released.map_err(|e| anyhow::anyhow!(e).context("releasing the stack's lock"))?;

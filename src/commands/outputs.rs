@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
-use bookstore_infra::{ops, resources, topology};
+use serde_json::{Map, Value};
+
+use bookstore_infra::pipeline;
 
 use super::Ctx;
 
@@ -19,19 +21,21 @@ pub struct OutputsArgs {
 pub async fn run(ctx: &Ctx, a: &OutputsArgs) -> Result<u8> {
     let s = super::load(&a.stack)?;
     let cloud = ctx.connect(&s, true).await;
-    let registry = resources::registry();
-    // Outputs do not depend on the binary's content, only on what exists.
-    let binary = ops::binary(&s).unwrap_or_else(|_| Some((PathBuf::new(), "0".repeat(64))));
-    let (facts, observed) = tokio::try_join!(
-        ops::facts(&cloud, &s, binary),
-        ops::observe(&cloud, &registry, &s.name)
-    )?;
-    let out = ops::resolve_outputs(&topology::outputs(&s, &facts), &observed);
+    let out = pipeline::current(&cloud, &s).await?.outputs;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        print!("{}", ops::render_outputs(&out));
+        print!("{}", render(&out));
     }
     ctx.print_stats(&cloud);
     Ok(super::exit::OK)
+}
+
+/// Outputs as `name = value` lines.
+pub fn render(outputs: &Map<String, Value>) -> String {
+    let mut s = String::new();
+    for (k, v) in outputs {
+        s.push_str(&format!("{k} = {v}\n"));
+    }
+    s
 }

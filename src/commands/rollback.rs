@@ -15,6 +15,7 @@ use anyhow::Result;
 use clap::Args;
 
 use bookstore_infra::cloud::Cloud;
+use bookstore_infra::lock::Fence;
 use bookstore_infra::releases;
 use bookstore_infra::resources::autoscaling_group::{self, TemplateVersion};
 use bookstore_infra::stack::Stack;
@@ -39,13 +40,13 @@ pub async fn run(ctx: &Ctx, a: &RollbackArgs) -> Result<u8> {
     let s = super::load(&a.stack)?;
     let cloud = ctx.connect(&s, false).await;
     super::locked(ctx, &cloud, &s, &a.run, "rollback", {
-        let st = &s;
-        move |cloud: Cloud| async move { rollback(&cloud, st, a).await }
+        let (c, st) = (&cloud, &s);
+        move |fence: Fence| async move { rollback(c, fence, st, a).await }
     })
     .await
 }
 
-async fn rollback(cloud: &Cloud, s: &Stack, a: &RollbackArgs) -> Result<u8> {
+async fn rollback(cloud: &Cloud, fence: Fence, s: &Stack, a: &RollbackArgs) -> Result<u8> {
     let listing = releases::list(cloud, &s.name).await?;
     let Some(lt) = listing.launch_template_id.clone() else {
         return Err(releases::ReleaseError::NoTemplate(s.name.clone()).into());
@@ -75,6 +76,8 @@ async fn rollback(cloud: &Cloud, s: &Stack, a: &RollbackArgs) -> Result<u8> {
         eprintln!("Not rolled back.");
         return Ok(super::exit::ERROR);
     }
+    // Once another run has taken the lock over, this one changes nothing.
+    fence.check().await?;
     autoscaling_group::roll_back(
         cloud,
         &group.name,

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use bookstore_infra::stack::Topology;
-use bookstore_infra::{ops, resources, status, topology};
+use bookstore_infra::{pipeline, status};
 
 use super::Ctx;
 
@@ -34,15 +34,8 @@ pub struct StatusArgs {
 pub async fn run(ctx: &Ctx, a: &StatusArgs) -> Result<u8> {
     let s = super::load(&a.stack)?;
     let cloud = ctx.connect(&s, true).await;
-    let registry = resources::registry();
-    // The status does not depend on the binary's content, only on what exists.
-    let binary = ops::binary(&s).unwrap_or_else(|_| Some((PathBuf::new(), "0".repeat(64))));
-    let (facts, observed) = tokio::try_join!(
-        ops::facts(&cloud, &s, binary),
-        ops::observe(&cloud, &registry, &s.name)
-    )?;
-    let outputs = ops::resolve_outputs(&topology::outputs(&s, &facts), &observed);
-    let mut st = status::gather(&cloud, &s.name, &observed, &outputs).await?;
+    let now = pipeline::current(&cloud, &s).await?;
+    let mut st = status::gather(&cloud, &s.name, &now.observed, &now.outputs).await?;
     if a.probe || a.probe_url.is_some() {
         let url = match &a.probe_url {
             Some(u) => u.clone(),

@@ -8,12 +8,13 @@ use clap::Args;
 use serde_json::json;
 
 use bookstore_infra::cloud::Cloud;
-use bookstore_infra::engine::executor::Executor;
+use bookstore_infra::lock::Fence;
+use bookstore_infra::pipeline::{self, Planned};
 use bookstore_infra::planfile::SavedPlan;
+use bookstore_infra::resources;
 use bookstore_infra::stack::Stack;
-use bookstore_infra::{ops, resources};
 
-use super::{exit, CostOpts, Ctx, Exit, Planned, RunOpts};
+use super::{exit, CostOpts, Ctx, Exit, RunOpts};
 
 #[derive(Args)]
 pub struct UpArgs {
@@ -62,11 +63,11 @@ pub async fn run(ctx: &Ctx, a: &UpArgs) -> Result<u8> {
         }
         None => None,
     };
-    let binary = ops::binary(&s)?;
+    let binary = pipeline::binary(&s)?;
     let cloud = ctx.connect(&s, false).await;
     super::locked(ctx, &cloud, &s, &a.run, "up", {
-        let (st, sv) = (&s, saved.as_ref());
-        move |cloud: Cloud| async move { up(ctx, &cloud, st, binary, a, sv).await }
+        let (c, st, sv) = (&cloud, &s, saved.as_ref());
+        move |fence: Fence| async move { up(ctx, c, fence, st, binary, a, sv).await }
     })
     .await
 }
@@ -74,12 +75,13 @@ pub async fn run(ctx: &Ctx, a: &UpArgs) -> Result<u8> {
 async fn up(
     ctx: &Ctx,
     cloud: &Cloud,
+    fence: Fence,
     s: &Stack,
     binary: Option<(PathBuf, String)>,
     a: &UpArgs,
     saved: Option<&SavedPlan>,
 ) -> Result<u8> {
-    let p = super::plan_stack(cloud, s, binary.clone(), a.roll_forward).await?;
+    let p = pipeline::plan_stack(cloud, s, binary.clone(), a.roll_forward).await?;
     if let Some(saved) = saved {
         let now = super::saved_plan(cloud, &a.stack, s, binary.as_ref(), &p).await?;
         let foreign = saved.foreign(&now);
@@ -131,17 +133,17 @@ async fn up(
         )
         .into());
     }
-    let applied = apply(ctx, cloud, s, &p, a, saved.is_some()).await?;
+    let applied = apply(cloud, fence, s, &p, a, saved.is_some()).await?;
     let Some(applied) = applied else {
         eprintln!("Not applied.");
         return Ok(exit::ERROR);
     };
     let observed = if applied {
-        ops::observe(cloud, &resources::registry(), &s.name).await?
+        pipeline::observe(cloud, &resources::registry(), &s.name).await?
     } else {
         p.observed
     };
-    let outputs = ops::resolve_outputs(&p.outputs, &observed);
+    let outputs = pipeline::resolve_outputs(&p.outputs, &observed);
     if applied {
         let sections: Vec<String> = estimate.iter().map(|c| c.render_markdown()).collect();
         super::step_summary(&format!(
@@ -163,7 +165,7 @@ async fn up(
                 p.plan.summary_line().trim_start_matches("Plan: ")
             );
         }
-        println!("\nOutputs:\n{}", ops::render_outputs(&outputs));
+        println!("\nOutputs:\n{}", super::outputs::render(&outputs));
     }
     Ok(exit::OK)
 }
@@ -171,8 +173,8 @@ async fn up(
 /// Applies the plan after confirmation (none for a reviewed saved plan):
 /// `Some(applied)`, or `None` when the answer was no.
 async fn apply(
-    _ctx: &Ctx,
     cloud: &Cloud,
+    fence: Fence,
     s: &Stack,
     p: &Planned,
     a: &UpArgs,
@@ -184,14 +186,16 @@ async fn apply(
     if !reviewed && !super::confirm("Apply this plan?", a.yes)? {
         return Ok(None);
     }
-    let registry = resources::registry();
-    let exec = Executor {
+    pipeline::apply(
         cloud,
-        registry: &registry,
-        stack: &s.name,
-        concurrency: a.run.concurrency.max(1),
-    };
-    exec.apply(&p.plan, &p.desired, &p.observed, &a.allow_replace)
-        .await?;
+        &s.name,
+        Some(fence),
+        a.run.concurrency,
+        &p.plan,
+        &p.desired,
+        &p.observed,
+        &a.allow_replace,
+    )
+    .await?;
     Ok(Some(true))
 }

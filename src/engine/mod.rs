@@ -11,14 +11,17 @@ pub mod graph;
 pub mod markdown;
 pub mod plan;
 pub mod refs;
+pub mod retry;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use crate::cloud::{Cloud, CloudError};
+use crate::cloud::{Cloud, CloudError, Phase, WaitLimits, DEFAULT_CREATE_TIMEOUT};
+use crate::stack::Timeouts;
 
 /// Tag key naming the stack that owns a resource.
 pub const TAG_STACK: &str = "bookstore-infra:stack";
@@ -228,6 +231,16 @@ pub trait ResourceKind: Send + Sync {
         ReplacePolicy::Allow
     }
 
+    /// How long a wait on a resource of this kind may last in `phase`,
+    /// given the stack's `[timeouts]`: a kind that takes long to create
+    /// names its own key there.
+    fn timeout(&self, t: &Timeouts, phase: Phase) -> Duration {
+        match phase {
+            Phase::Create | Phase::Rollout => DEFAULT_CREATE_TIMEOUT,
+            Phase::Delete => t.delete,
+        }
+    }
+
     /// Whether a replacement may create the new resource while the old one
     /// still exists (no unique name or exclusive address in the way), given
     /// what changes. Then what refers to the old one moves to the new one
@@ -305,6 +318,16 @@ impl Registry {
     /// Kinds in registration order (roughly dependency order).
     pub fn kinds(&self) -> impl Iterator<Item = &dyn ResourceKind> {
         self.order.iter().map(|n| self.kinds[n].as_ref())
+    }
+
+    /// Every kind's wait limits under the stack's `[timeouts]`.
+    pub fn wait_limits(&self, t: &Timeouts) -> WaitLimits {
+        let phases = [Phase::Create, Phase::Rollout, Phase::Delete];
+        WaitLimits::new(
+            self.kinds()
+                .flat_map(|k| phases.map(|p| (k.kind(), p, k.timeout(t, p)))),
+            t.delete,
+        )
     }
 
     /// Position of a kind in registration order; later kinds depend on earlier ones.

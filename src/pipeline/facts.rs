@@ -1,13 +1,10 @@
-//! The steps every command shares: look up facts, read what exists, build
-//! what is wanted, resolve outputs.
+//! The facts a plan needs besides the stack file and what exists: the
+//! app binary and its hash, the zones, the account, the AMI, the hosted
+//! zone, the releases kept.
 
-use futures::future::try_join_all;
-use serde_json::{Map, Value};
+use std::path::PathBuf;
 
 use crate::cloud::{Cloud, CloudError, SdkResultExt};
-use crate::engine::refs::{resolve, Resolution};
-use crate::engine::{Attrs, Observed, Registry};
-use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
@@ -185,58 +182,4 @@ async fn zones(cloud: &Cloud, stack: &Stack) -> Result<Vec<String>, CloudError> 
     }
     zones.truncate(stack.network.az_count);
     Ok(zones)
-}
-
-/// Everything the stack owns: one batch read per kind, all kinds at once.
-pub async fn observe(
-    cloud: &Cloud,
-    registry: &Registry,
-    stack: &str,
-) -> Result<Vec<Observed>, CloudError> {
-    let per_kind = try_join_all(registry.kinds().map(|k| k.read_all(cloud, stack))).await?;
-    let mut all: Vec<Observed> = per_kind.into_iter().flatten().collect();
-    // Deterministic order: by kind rank, then logical id, then physical id.
-    all.sort_by(|a, b| {
-        (registry.rank(a.kind), &a.id, &a.physical_id).cmp(&(
-            registry.rank(b.kind),
-            &b.id,
-            &b.physical_id,
-        ))
-    });
-    Ok(all)
-}
-
-/// Resolves output values against what exists. A list keeps the items that
-/// exist; a single value that does not exist yet is `null`.
-pub fn resolve_outputs(
-    outputs: &[(&'static str, Value)],
-    observed: &[Observed],
-) -> Map<String, Value> {
-    let mut known: std::collections::BTreeMap<&str, &Attrs> = std::collections::BTreeMap::new();
-    for o in observed {
-        known.entry(o.id.as_str()).or_insert(&o.attrs);
-    }
-    let one = |v: &Value| match resolve(v, &|id| known.get(id).copied()) {
-        Resolution::Known(v) => Some(v),
-        Resolution::Unknown => None,
-    };
-    outputs
-        .iter()
-        .map(|(name, v)| {
-            let value = match v {
-                Value::Array(items) => Value::Array(items.iter().filter_map(one).collect()),
-                other => one(other).unwrap_or(Value::Null),
-            };
-            (name.to_string(), value)
-        })
-        .collect()
-}
-
-/// Outputs as `name = value` lines.
-pub fn render_outputs(outputs: &Map<String, Value>) -> String {
-    let mut s = String::new();
-    for (k, v) in outputs {
-        s.push_str(&format!("{k} = {v}\n"));
-    }
-    s
 }

@@ -604,7 +604,7 @@ impl AutoScalingGroup {
             .wait_until(
                 id,
                 &format!("instance refresh {refresh_id}"),
-                cloud.timeouts.instance_refresh,
+                cloud.timeouts.for_kind(KIND, Phase::Rollout),
                 || async {
                     let d = cloud
                         .autoscaling
@@ -793,7 +793,7 @@ impl AutoScalingGroup {
             .wait_until(
                 id,
                 &format!("{min} instances healthy behind the load balancer"),
-                cloud.timeouts.instances,
+                cloud.timeouts.for_kind(KIND, Phase::Create),
                 || async {
                     let d = cloud
                         .autoscaling
@@ -849,6 +849,14 @@ impl AutoScalingGroup {
 impl ResourceKind for AutoScalingGroup {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    fn timeout(&self, t: &crate::stack::Timeouts, phase: Phase) -> std::time::Duration {
+        match phase {
+            Phase::Create => t.instances,
+            Phase::Rollout => t.instance_refresh,
+            Phase::Delete => t.delete,
+        }
     }
 
     fn attributes(&self) -> &'static [AttrSpec] {

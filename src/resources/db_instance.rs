@@ -167,6 +167,13 @@ impl ResourceKind for Database {
         KIND
     }
 
+    fn timeout(&self, t: &crate::stack::Timeouts, phase: Phase) -> std::time::Duration {
+        match phase {
+            Phase::Create | Phase::Rollout => t.database,
+            Phase::Delete => t.database_delete,
+        }
+    }
+
     fn attributes(&self) -> &'static [AttrSpec] {
         const A: &[AttrSpec] = &[
             replace("identifier"),
@@ -258,19 +265,11 @@ impl ResourceKind for Database {
                     return Err(e);
                 }
                 let d = describe(cloud, &r.id, ident).await?;
-                if d.as_ref()
-                    .and_then(|d| owner(d.tag_list(), &r.stack))
-                    .as_deref()
-                    != Some(r.id.as_str())
-                {
-                    return Err(CloudError::invalid(
-                        &r.id,
-                        format!(
-                            "a database named {ident} exists and stack {} does not own it",
-                            r.stack
-                        ),
-                    ));
-                }
+                super::adopt_if_ours(
+                    r,
+                    &format!("a database named {ident}"),
+                    d.as_ref().and_then(|d| owner(d.tag_list(), &r.stack)),
+                )?;
                 d
             }
         };

@@ -151,15 +151,11 @@ impl ResourceKind for DbSubnetGroup {
                     .send()
                     .await
                     .ctx(&r.id, "ListTagsForResource")?;
-                if owner(tags.tag_list(), &r.stack).as_deref() != Some(r.id.as_str()) {
-                    return Err(CloudError::invalid(
-                        &r.id,
-                        format!(
-                            "DB subnet group {name} exists and stack {} does not own it",
-                            r.stack
-                        ),
-                    ));
-                }
+                super::adopt_if_ours(
+                    r,
+                    &format!("DB subnet group {name}"),
+                    owner(tags.tag_list(), &r.stack),
+                )?;
                 cloud
                     .rds
                     .modify_db_subnet_group()

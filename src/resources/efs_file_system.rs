@@ -155,6 +155,14 @@ impl ResourceKind for FileSystem {
         KIND
     }
 
+    fn timeout(&self, t: &crate::stack::Timeouts, phase: Phase) -> std::time::Duration {
+        match phase {
+            // The file system's create waits for its mount targets too.
+            Phase::Create | Phase::Rollout => t.file_system,
+            Phase::Delete => t.delete,
+        }
+    }
+
     fn attributes(&self) -> &'static [AttrSpec] {
         const A: &[AttrSpec] = &[
             replace("encrypted"),

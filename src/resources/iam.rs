@@ -184,15 +184,11 @@ impl ResourceKind for Role {
                     .send()
                     .await
                     .ctx(&r.id, "ListRoleTags")?;
-                if owner(tags.tags(), &r.stack).as_deref() != Some(r.id.as_str()) {
-                    return Err(CloudError::invalid(
-                        &r.id,
-                        format!(
-                            "an IAM role named {name} exists and is not owned by stack {}",
-                            r.stack
-                        ),
-                    ));
-                }
+                super::adopt_if_ours(
+                    r,
+                    &format!("an IAM role named {name}"),
+                    owner(tags.tags(), &r.stack),
+                )?;
                 let got = cloud
                     .iam
                     .get_role()
@@ -455,15 +451,11 @@ impl ResourceKind for InstanceProfile {
                     .instance_profile()
                     .map(|p| p.tags().to_vec())
                     .unwrap_or_default();
-                if owner(&tags, &r.stack).as_deref() != Some(r.id.as_str()) {
-                    return Err(CloudError::invalid(
-                        &r.id,
-                        format!(
-                            "an instance profile named {name} exists and is not owned by stack {}",
-                            r.stack
-                        ),
-                    ));
-                }
+                super::adopt_if_ours(
+                    r,
+                    &format!("an instance profile named {name}"),
+                    owner(&tags, &r.stack),
+                )?;
                 let got = cloud
                     .iam
                     .get_instance_profile()

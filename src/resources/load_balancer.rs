@@ -59,6 +59,13 @@ impl ResourceKind for LoadBalancer {
         KIND
     }
 
+    fn timeout(&self, t: &crate::stack::Timeouts, phase: Phase) -> std::time::Duration {
+        match phase {
+            Phase::Create | Phase::Rollout => t.load_balancer,
+            Phase::Delete => t.delete,
+        }
+    }
+
     fn attributes(&self) -> &'static [AttrSpec] {
         const A: &[AttrSpec] = &[
             replace("name"),

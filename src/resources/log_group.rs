@@ -141,15 +141,7 @@ impl ResourceKind for LogGroup {
                         .map(|(k, v)| (k.as_str(), v.as_str())),
                     &r.stack,
                 );
-                if owner.as_deref() != Some(r.id.as_str()) {
-                    return Err(CloudError::invalid(
-                        &r.id,
-                        format!(
-                            "a log group named {name} exists and is not owned by stack {}",
-                            r.stack
-                        ),
-                    ));
-                }
+                super::adopt_if_ours(r, &format!("a log group named {name}"), owner)?;
             }
         }
         let days = r.i64("retention_days")?;

@@ -90,6 +90,25 @@ pub(crate) fn logical_id(tags: &[Tag], stack: &str) -> Option<String> {
     )
 }
 
+/// The answer to a create that met an existing resource of the same name
+/// (an interrupted run made it, the SDK's retry of this very create met
+/// the first attempt's work, or someone else made it): `Ok` when its tags
+/// (`owner`, see [`owner_id`]) say it is this resource of this stack, to be
+/// adopted; otherwise a refusal naming `what` exists.
+pub(crate) fn adopt_if_ours(
+    r: &crate::engine::Resolved,
+    what: &str,
+    owner: Option<String>,
+) -> Result<(), CloudError> {
+    if owner.as_deref() == Some(r.id.as_str()) {
+        return Ok(());
+    }
+    Err(CloudError::invalid(
+        &r.id,
+        format!("{what} exists and stack {} does not own it", r.stack),
+    ))
+}
+
 /// The logical id in a resource's tags, when the tags name `stack` as its
 /// owner: for the APIs that cannot filter by tag server-side (RDS, EFS,
 /// ELBv2, IAM, ACM, S3), so another stack's resource, or an untagged one,
@@ -189,6 +208,41 @@ pub(crate) fn gone_ok(r: Result<(), CloudError>) -> Result<(), CloudError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_kind_takes_its_own_timeouts_from_the_stack() {
+        use crate::cloud::{Phase, DEFAULT_CREATE_TIMEOUT};
+        use std::time::Duration;
+        let t = crate::stack::Timeouts {
+            database: Duration::from_secs(1),
+            database_delete: Duration::from_secs(2),
+            nat_gateway: Duration::from_secs(3),
+            load_balancer: Duration::from_secs(4),
+            delete: Duration::from_secs(5),
+            instances: Duration::from_secs(6),
+            instance_refresh: Duration::from_secs(7),
+            file_system: Duration::from_secs(8),
+            certificate: Duration::from_secs(9),
+        };
+        let w = registry().wait_limits(&t);
+        let s = Duration::from_secs;
+        for (kind, phase, want) in [
+            (db_instance::KIND, Phase::Create, s(1)),
+            (db_instance::KIND, Phase::Delete, s(2)),
+            (nat_gateway::KIND, Phase::Create, s(3)),
+            (nat_gateway::KIND, Phase::Delete, s(5)),
+            (load_balancer::KIND, Phase::Create, s(4)),
+            (autoscaling_group::KIND, Phase::Create, s(6)),
+            (autoscaling_group::KIND, Phase::Rollout, s(7)),
+            (efs_file_system::KIND, Phase::Create, s(8)),
+            (certificate::KIND, Phase::Create, s(9)),
+            (vpc::KIND, Phase::Create, DEFAULT_CREATE_TIMEOUT),
+            (vpc::KIND, Phase::Delete, s(5)),
+            (vpc_endpoint::KIND, Phase::Delete, s(5)),
+        ] {
+            assert_eq!(w.for_kind(kind, phase), want, "{kind} {phase:?}");
+        }
+    }
     use crate::engine::Change;
 
     #[test]

@@ -158,6 +158,13 @@ impl ResourceKind for NatGateway {
         KIND
     }
 
+    fn timeout(&self, t: &crate::stack::Timeouts, phase: Phase) -> std::time::Duration {
+        match phase {
+            Phase::Create | Phase::Rollout => t.nat_gateway,
+            Phase::Delete => t.delete,
+        }
+    }
+
     fn attributes(&self) -> &'static [AttrSpec] {
         const A: &[AttrSpec] = &[replace("subnet_id"), replace("allocation_id")];
         A

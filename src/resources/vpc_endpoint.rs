@@ -8,7 +8,7 @@ use aws_sdk_ec2::types::{ResourceType, VpcEndpointType};
 use serde_json::Value;
 
 use super::{logical_id, stack_filter, tag_spec};
-use crate::cloud::{Cloud, CloudError, SdkResultExt};
+use crate::cloud::{Cloud, CloudError, Phase, SdkResultExt};
 use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind};
 
 pub const KIND: &str = "ec2:vpc-endpoint";
@@ -227,25 +227,35 @@ impl ResourceKind for VpcEndpoint {
         // Its network interfaces hold the subnets and the security group
         // until it is gone.
         cloud
-            .wait_until(id, "deleted", cloud.timeouts.delete, || async {
-                Ok(match state(cloud, id, vpce).await? {
-                    None => (Some(()), "deleted".to_string()),
-                    Some(s) => (None, s),
-                })
-            })
+            .wait_until(
+                id,
+                "deleted",
+                cloud.timeouts.for_kind(KIND, Phase::Delete),
+                || async {
+                    Ok(match state(cloud, id, vpce).await? {
+                        None => (Some(()), "deleted".to_string()),
+                        Some(s) => (None, s),
+                    })
+                },
+            )
             .await
     }
 
     async fn wait_ready(&self, cloud: &Cloud, current: Observed) -> Result<Observed, CloudError> {
         let (id, vpce) = (current.id.clone(), current.physical_id.clone());
         cloud
-            .wait_until(&id, "available", cloud.timeouts.delete, || async {
-                Ok(match state(cloud, &id, &vpce).await?.as_deref() {
-                    Some("available") => (Some(()), "available".to_string()),
-                    Some(s) => (None, s.to_string()),
-                    None => (None, "not visible yet".to_string()),
-                })
-            })
+            .wait_until(
+                &id,
+                "available",
+                cloud.timeouts.for_kind(KIND, Phase::Delete),
+                || async {
+                    Ok(match state(cloud, &id, &vpce).await?.as_deref() {
+                        Some("available") => (Some(()), "available".to_string()),
+                        Some(s) => (None, s.to_string()),
+                        None => (None, "not visible yet".to_string()),
+                    })
+                },
+            )
             .await?;
         Ok(current.pending(false))
     }

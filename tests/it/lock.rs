@@ -399,7 +399,7 @@ fn no_step_changes_anything_once_the_lock_was_taken_over() {
 
     let e = Emulator::start();
     let proxy = Realism::start(&e.endpoint, Behaviours::none());
-    let mut cloud = e.cloud_via(&proxy.endpoint);
+    let cloud = e.cloud_via(&proxy.endpoint);
     let lock = e
         .block_on(Lock::acquire(
             &cloud,
@@ -408,7 +408,7 @@ fn no_step_changes_anything_once_the_lock_was_taken_over() {
             Duration::from_secs(2),
         ))
         .unwrap();
-    cloud.fence = Some(lock.fence());
+    let fence = lock.fence();
     let registry = registry();
     let want = |cidr: &str| {
         Desired::new(
@@ -422,6 +422,7 @@ fn no_step_changes_anything_once_the_lock_was_taken_over() {
         registry: &registry,
         stack: "fenced",
         concurrency: 1,
+        fence: Some(fence),
     };
     // While the lock is ours: the step goes ahead, past several lease
     // renewals.

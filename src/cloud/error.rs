@@ -1,0 +1,224 @@
+//! What a call to AWS can answer besides success, and which of those
+//! answers are worth waiting through: not yet visible, throttled, failed
+//! on the way.
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_types::error::display::DisplayErrorContext;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum CloudError {
+    /// The provider refused or failed a call.
+    #[error("{id}: {op} failed: {code}: {message}")]
+    Api {
+        id: String,
+        op: String,
+        code: String,
+        message: String,
+    },
+    /// A resource's own properties are unusable.
+    #[error("{id}: {message}")]
+    Invalid { id: String, message: String },
+    #[error("{id}: gave up after {waited:?} waiting for {what}")]
+    Timeout {
+        id: String,
+        what: String,
+        waited: Duration,
+    },
+}
+
+impl CloudError {
+    pub fn invalid(id: &str, message: impl Into<String>) -> Self {
+        CloudError::Invalid {
+            id: id.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The provider's error code, when the provider answered.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            CloudError::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// The provider's error message, when the provider answered.
+    pub fn message(&self) -> Option<&str> {
+        match self {
+            CloudError::Api { message, .. } => Some(message),
+            _ => None,
+        }
+    }
+
+    /// The provider answered "not visible yet" (see [`not_yet_visible`]).
+    pub fn is_not_yet_visible(&self) -> bool {
+        match self {
+            CloudError::Api { code, message, .. } => not_yet_visible(code, message),
+            _ => false,
+        }
+    }
+
+    /// A throttling, server-side or network failure (see [`is_transient`]).
+    pub fn is_transient(&self) -> bool {
+        self.code().is_some_and(is_transient)
+    }
+}
+
+/// How long an id just returned by a create may stay invisible to calls
+/// naming it. AWS gives no bound; Terraform's AWS provider waits 2 minutes
+/// for IAM (`iam.PropagationTimeout`) and for Auto Scaling / ELB listener
+/// propagation, and this is the window used for every service.
+pub const PROPAGATION_WINDOW: Duration = Duration::from_secs(120);
+
+/// Error codes AWS answers when an id created moments before has not
+/// propagated yet ("eventual consistency"). Retried only by
+/// [`Cloud::settle`], on calls that name a resource just created, for up to
+/// [`PROPAGATION_WINDOW`]: such a refusal means the call did nothing.
+/// - EC2, "Eventual consistency in the Amazon EC2 API" (EC2 Developer Guide):
+///   "its ID might not have propagated throughout the system, and you will
+///   get an error responding that the resource does not exist" (the
+///   `Invalid*ID.NotFound` codes of "Error codes for the Amazon EC2 API";
+///   `NatGatewayNotFound` is the NAT gateway's).
+/// - IAM, "Changes that I make are not always immediately visible" (IAM
+///   troubleshooting): `NoSuchEntity` for a role or profile just created.
+/// - S3: `NoSuchBucket` right after CreateBucket.
+/// - ELBv2: `CertificateNotFound` for an ACM certificate just issued,
+///   `TargetGroupNotFound` / `LoadBalancerNotFound` for ones just created.
+/// - EFS: `FileSystemNotFound` right after CreateFileSystem.
+/// - ELBv2 and EFS name an EC2 subnet or security group they cannot find
+///   yet `SubnetNotFound`, `InvalidSecurityGroup` (ELBv2) and
+///   `SecurityGroupNotFound` (EFS): the same EC2 propagation seen from
+///   another service.
+pub const NOT_YET_VISIBLE: &[&str] = &[
+    "InvalidVpcID.NotFound",
+    "InvalidGroup.NotFound",
+    "InvalidGroupId.NotFound",
+    "InvalidSubnetID.NotFound",
+    "InvalidSubnetId.NotFound",
+    "InvalidRouteTableID.NotFound",
+    "InvalidRouteTableId.NotFound",
+    "InvalidInternetGatewayID.NotFound",
+    "InvalidAllocationID.NotFound",
+    "NatGatewayNotFound",
+    "InvalidNatGatewayID.NotFound",
+    "InvalidLaunchTemplateId.NotFound",
+    "InvalidLaunchTemplateName.NotFoundException",
+    "NoSuchBucket",
+    "NoSuchEntity",
+    "CertificateNotFound",
+    "TargetGroupNotFound",
+    "LoadBalancerNotFound",
+    "FileSystemNotFound",
+    "SubnetNotFound",
+    "InvalidSecurityGroup",
+    "SecurityGroupNotFound",
+];
+
+/// Whether an error means "the resource named is not visible yet".
+/// Besides [`NOT_YET_VISIBLE`], Auto Scaling (and EC2 RunInstances) refuse
+/// an instance profile created moments before with a `ValidationError` /
+/// `InvalidParameterValue` whose message says "Invalid IamInstanceProfile"
+/// or "Invalid IAM Instance Profile" (Terraform retries exactly these
+/// messages for its IAM propagation timeout).
+pub fn not_yet_visible(code: &str, message: &str) -> bool {
+    NOT_YET_VISIBLE.contains(&code)
+        || (matches!(code, "ValidationError" | "InvalidParameterValue")
+            && (message.contains("Invalid IamInstanceProfile")
+                || message.contains("Invalid IAM Instance Profile")))
+}
+
+/// Throttling codes: AWS limits request rates per action per account
+/// ("Request throttling for the Amazon EC2 API"; `Throttling` for the query
+/// services IAM, Auto Scaling, RDS, ELBv2, Route 53; `ThrottlingException`
+/// for the JSON ones ACM, SSM, EFS; `SlowDown` for S3), the same list the
+/// AWS SDKs' standard retry mode treats as throttling.
+pub const THROTTLING: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "BandwidthLimitExceeded",
+    "RequestThrottled",
+    "SlowDown",
+    "PriorRequestNotComplete",
+    "EC2ThrottledException",
+];
+
+/// Server-side and network failures the SDKs' standard retry mode retries
+/// ("Retry behavior", AWS SDKs and Tools Reference Guide): request timeouts,
+/// internal errors, HTTP 5xx; see [`api_error`] for the codes given to
+/// answers without one.
+pub const TRANSIENT: &[&str] = &[
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "InternalError",
+    "InternalFailure",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "Unavailable",
+    "ServiceUnavailableException",
+    "Timeout",
+    "DispatchFailure",
+];
+
+/// Whether an error is worth trying again as it is: throttling, a 5xx
+/// answer, a timeout or a connection failure. Anything else is the caller's
+/// to handle.
+pub fn is_transient(code: &str) -> bool {
+    THROTTLING.contains(&code) || TRANSIENT.contains(&code) || code.starts_with("HTTP 5")
+}
+
+/// Converts an SDK error into a [`CloudError`] naming the resource and operation.
+pub fn api_error<E, R>(id: &str, op: &str, e: SdkError<E, R>) -> CloudError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: Debug + Send + Sync + 'static,
+{
+    let code = match e.code() {
+        Some(c) => c.to_string(),
+        None => match &e {
+            SdkError::TimeoutError(_) => "Timeout".to_string(),
+            SdkError::DispatchFailure(d) if d.is_timeout() => "Timeout".to_string(),
+            SdkError::DispatchFailure(d) if d.is_io() => "DispatchFailure".to_string(),
+            _ => e
+                .raw_response()
+                .and_then(|r| {
+                    (r as &dyn std::any::Any)
+                        .downcast_ref::<aws_smithy_runtime_api::http::Response>()
+                })
+                .map(|r| format!("HTTP {}", r.status().as_u16()))
+                .unwrap_or_else(|| "Unknown".to_string()),
+        },
+    };
+    let message = match e.message() {
+        Some(m) => m.to_string(),
+        None => DisplayErrorContext(&e).to_string(),
+    };
+    CloudError::Api {
+        id: id.into(),
+        op: op.into(),
+        code,
+        message,
+    }
+}
+
+/// `result.ctx(id, op)?` turns an SDK error into a [`CloudError`].
+pub trait SdkResultExt<T> {
+    fn ctx(self, id: &str, op: &str) -> Result<T, CloudError>;
+}
+
+impl<T, E, R> SdkResultExt<T> for Result<T, SdkError<E, R>>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: Debug + Send + Sync + 'static,
+{
+    fn ctx(self, id: &str, op: &str) -> Result<T, CloudError> {
+        self.map_err(|e| api_error(id, op, e))
+    }
+}

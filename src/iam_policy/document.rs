@@ -1,0 +1,96 @@
+//! Policy documents: statements, grouped actions, and what a document
+//! allows.
+
+use std::collections::BTreeSet;
+
+use serde_json::{json, Value};
+
+/// How many characters (white space not counted) a role's inline policies
+/// may hold ("IAM and AWS STS quotas", IAM User Guide); a managed policy
+/// holds only 6,144, too few for the apply scope: attach the document with
+/// `aws iam put-role-policy`.
+pub const INLINE_POLICY_LIMIT: usize = 10_240;
+
+/// Verbs whose actions a statement groups under one wildcard when it has
+/// several of a service: reads, and deletes and changes that the
+/// statement's resources and tag condition bound. IAM's are never grouped:
+/// `iam:Get*` on `*` would read every policy of the account.
+pub(super) const GROUPED_VERBS: &[&str] = &["Describe", "List", "Get", "Delete", "Modify"];
+
+/// The verb an action's name starts with (`Describe` of `DescribeVpcs`).
+pub(super) fn verb(name: &str) -> &str {
+    let end = name
+        .char_indices()
+        .skip(1)
+        .find(|(_, c)| c.is_ascii_uppercase())
+        .map_or(name.len(), |(i, _)| i);
+    &name[..end]
+}
+
+/// `actions`, those of one service and verb grouped as `service:Verb*`
+/// where there are several, to stay well within [`INLINE_POLICY_LIMIT`].
+pub(super) fn grouped(actions: &[&str]) -> Vec<String> {
+    let key = |a: &str| {
+        let (svc, name) = a.split_once(':').unwrap_or(("", a));
+        (svc.to_string(), verb(name).to_string())
+    };
+    let mut out: Vec<String> = actions
+        .iter()
+        .map(|a| {
+            let k = key(a);
+            let several = actions.iter().filter(|b| key(b) == k).count() > 1;
+            let (svc, v) = k;
+            if several && svc != "iam" && GROUPED_VERBS.contains(&v.as_str()) {
+                format!("{svc}:{v}*")
+            } else {
+                a.to_string()
+            }
+        })
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Whether `pattern` (an action, or a prefix ending in `*`) covers `action`.
+pub fn covers(pattern: &str, action: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => action.starts_with(prefix),
+        None => pattern == action,
+    }
+}
+
+pub(super) fn statement(
+    sid: &str,
+    actions: &[&str],
+    resources: &[String],
+    condition: Option<Value>,
+) -> Value {
+    let actions = grouped(actions);
+    let mut s = json!({
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": actions,
+        "Resource": resources,
+    });
+    if let Some(c) = condition {
+        s["Condition"] = c;
+    }
+    s
+}
+
+/// Every action pattern a policy document allows.
+pub fn document_actions(doc: &Value) -> BTreeSet<String> {
+    doc["Statement"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["Action"].as_array().into_iter().flatten())
+        .filter_map(|a| a.as_str().map(str::to_string))
+        .collect()
+}
+
+/// Whether some statement of `doc` allows `action` (on some resource).
+pub fn allows(doc: &Value, action: &str) -> bool {
+    document_actions(doc).iter().any(|p| covers(p, action))
+}
