@@ -5,6 +5,7 @@ mod common;
 
 mod app_binary;
 mod iam_policy;
+mod layers;
 mod lock;
 mod network;
 mod operate;
