@@ -5,7 +5,7 @@
 
 use std::time::{Instant, SystemTime};
 
-use super::super::http::{Request, Response};
+use super::super::http::Response;
 use super::super::xml::escape;
 use super::errors::error;
 use super::paging::{token_offset, PAGE_TOKEN};
@@ -37,12 +37,12 @@ pub(super) fn refresh_owns_template(c: &Call, st: &mut State, t: &Timing) -> Opt
 
 impl Inner {
     /// The proxy's own answer to an instance refresh call.
-    pub(super) fn refresh_api(&self, c: &Call, req: &Request) -> Option<Response> {
+    pub(super) fn refresh_api(&self, c: &Call) -> Option<Response> {
         if c.service != "autoscaling" {
             return None;
         }
         match c.op.as_str() {
-            "StartInstanceRefresh" => Some(self.start_refresh(c, req)),
+            "StartInstanceRefresh" => Some(self.start_refresh(c)),
             "DescribeInstanceRefreshes" => Some(self.describe_refreshes(c)),
             "CancelInstanceRefresh" => Some(self.cancel_refresh(c)),
             "RollbackInstanceRefresh" => Some(self.rollback_refresh(c)),
@@ -51,7 +51,7 @@ impl Inner {
     }
 
     /// StartInstanceRefresh, with the API reference's validation rules.
-    fn start_refresh(&self, c: &Call, req: &Request) -> Response {
+    fn start_refresh(&self, c: &Call) -> Response {
         let v = |m: &str| error("autoscaling", 400, "ValidationError", m);
         let Some(group) = c.get("AutoScalingGroupName").map(str::to_string) else {
             return v("1 validation error detected: Value null at 'autoScalingGroupName' failed to satisfy constraint: Member must not be null");
@@ -99,7 +99,7 @@ impl Inner {
         if strategy == "ReplaceRootVolume" {
             return v("The ReplaceRootVolume strategy requires a desired configuration with a mixed instances policy.");
         }
-        let Some((cur_lt, cur_version, instances, _)) = self.group(req, &group) else {
+        let Some((cur_lt, cur_version, instances, _)) = self.group(&group) else {
             return v(&format!(
                 "AutoScalingGroup name not found - AutoScalingGroup {group} not found"
             ));
@@ -110,16 +110,7 @@ impl Inner {
         let desired = match (lt_id, has_desired) {
             (Some(id), true) => {
                 // The launch template version must exist.
-                let r = self.upstream_query(
-                    req,
-                    "ec2",
-                    &[
-                        ("Action", "DescribeLaunchTemplateVersions".into()),
-                        ("Version", "2016-11-15".into()),
-                        ("LaunchTemplateId", id.into()),
-                        ("LaunchTemplateVersion.1", lt_version.into()),
-                    ],
-                );
+                let r = self.template_version(id, lt_version);
                 if r.status >= 300 || !r.text().contains("<versionNumber>") {
                     return v(&format!("The specified launch template, with template ID {id}, does not exist or has no version {lt_version}."));
                 }
@@ -164,10 +155,9 @@ impl Inner {
             rolled_back: None,
             applied: to_update == 0,
         });
-        Response::new(
-            200,
-            "text/xml",
-            format!("<StartInstanceRefreshResponse xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\"><StartInstanceRefreshResult><InstanceRefreshId>{id}</InstanceRefreshId></StartInstanceRefreshResult><ResponseMetadata><RequestId>realism-0000</RequestId></ResponseMetadata></StartInstanceRefreshResponse>"),
+        answer(
+            "StartInstanceRefresh",
+            &format!("<InstanceRefreshId>{id}</InstanceRefreshId>"),
         )
     }
 
@@ -236,10 +226,9 @@ impl Inner {
         } else {
             String::new()
         };
-        Response::new(
-            200,
-            "text/xml",
-            format!("<DescribeInstanceRefreshesResponse xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\"><DescribeInstanceRefreshesResult><InstanceRefreshes>{page}</InstanceRefreshes>{token}</DescribeInstanceRefreshesResult><ResponseMetadata><RequestId>realism-0000</RequestId></ResponseMetadata></DescribeInstanceRefreshesResponse>"),
+        answer(
+            "DescribeInstanceRefreshes",
+            &format!("<InstanceRefreshes>{page}</InstanceRefreshes>{token}"),
         )
     }
 
@@ -252,51 +241,48 @@ impl Inner {
     }
 
     fn cancel_refresh(&self, c: &Call) -> Response {
-        let group = c
-            .get("AutoScalingGroupName")
-            .unwrap_or_default()
-            .to_string();
-        let mut st = self.state.lock().unwrap();
-        match self.active_mut(&mut st, &group) {
+        self.with_active(c, "CancelInstanceRefresh", |r| match r {
             Some(r) if r.cancelled.is_none() => {
                 r.cancelled = Some(Instant::now());
-                Response::new(
-                    200,
-                    "text/xml",
-                    format!("<CancelInstanceRefreshResponse xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\"><CancelInstanceRefreshResult><InstanceRefreshId>{}</InstanceRefreshId></CancelInstanceRefreshResult><ResponseMetadata><RequestId>realism-0000</RequestId></ResponseMetadata></CancelInstanceRefreshResponse>", r.id),
-                )
+                Ok(r.id.clone())
             }
-            _ => error(
-                "autoscaling",
-                400,
-                "ActiveInstanceRefreshNotFound",
-                &format!("No in progress or pending Instance Refresh found for Auto Scaling group {group}"),
-            ),
-        }
+            _ => Err(None),
+        })
     }
 
     fn rollback_refresh(&self, c: &Call) -> Response {
-        let group = c
-            .get("AutoScalingGroupName")
-            .unwrap_or_default()
-            .to_string();
-        let mut st = self.state.lock().unwrap();
-        match self.active_mut(&mut st, &group) {
-            Some(r) if r.desired.is_none() => error(
+        self.with_active(c, "RollbackInstanceRefresh", |r| match r {
+            Some(r) if r.desired.is_none() => Err(Some(error(
                 "autoscaling",
                 400,
                 "IrreversibleInstanceRefresh",
                 "The instance refresh cannot be rolled back because it has no desired configuration.",
-            ),
+            ))),
             Some(r) if r.cancelled.is_none() && r.rolled_back.is_none() => {
                 r.rolled_back = Some(Instant::now());
-                Response::new(
-                    200,
-                    "text/xml",
-                    format!("<RollbackInstanceRefreshResponse xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\"><RollbackInstanceRefreshResult><InstanceRefreshId>{}</InstanceRefreshId></RollbackInstanceRefreshResult><ResponseMetadata><RequestId>realism-0000</RequestId></ResponseMetadata></RollbackInstanceRefreshResponse>", r.id),
-                )
+                Ok(r.id.clone())
             }
-            _ => error(
+            _ => Err(None),
+        })
+    }
+
+    /// Cancel and rollback: `act` on the group's active refresh answers its
+    /// id, or an error (`None`: no active refresh it applies to).
+    fn with_active(
+        &self,
+        c: &Call,
+        op: &str,
+        act: impl FnOnce(Option<&mut Refresh>) -> Result<String, Option<Response>>,
+    ) -> Response {
+        let group = c
+            .get("AutoScalingGroupName")
+            .unwrap_or_default()
+            .to_string();
+        let mut st = self.state.lock().unwrap();
+        match act(self.active_mut(&mut st, &group)) {
+            Ok(id) => answer(op, &format!("<InstanceRefreshId>{id}</InstanceRefreshId>")),
+            Err(Some(e)) => e,
+            Err(None) => error(
                 "autoscaling",
                 400,
                 "ActiveInstanceRefreshNotFound",
@@ -304,6 +290,16 @@ impl Inner {
             ),
         }
     }
+}
+
+/// A successful answer to `op`, its result `result`, in the Auto Scaling
+/// query protocol.
+fn answer(op: &str, result: &str) -> Response {
+    Response::new(
+        200,
+        "text/xml",
+        format!("<{op}Response xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\"><{op}Result>{result}</{op}Result><ResponseMetadata><RequestId>realism-0000</RequestId></ResponseMetadata></{op}Response>"),
+    )
 }
 
 /// `2026-11-27T13:04:18.000Z`.

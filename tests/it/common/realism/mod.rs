@@ -264,7 +264,7 @@ type Refusal = fn(&Call, &mut State, &Timing) -> Option<Response>;
 impl Inner {
     fn handle(&self, req: Request) -> Response {
         let c = understand(&req);
-        self.advance_refreshes(&req);
+        self.advance_refreshes();
         let path = req.target.split('?').next().unwrap_or_default().to_string();
         let resp = self.respond(&c, req);
         let code = code_of(&resp);
@@ -283,7 +283,7 @@ impl Inner {
         if let Some(r) = self.throttle(c) {
             return r;
         }
-        if let Some(r) = self.refresh_api(c, &req) {
+        if let Some(r) = self.refresh_api(c) {
             return r;
         }
         if let Some(r) = self.run_command(c, &req) {
@@ -300,7 +300,7 @@ impl Inner {
             Err(e) => return error(&c.service, 500, "InternalFailure", &e.to_string()),
         };
         self.after(c, &mut resp);
-        self.repage(c, paging, &mut resp);
+        self.repage(paging, &mut resp);
         resp
     }
 
@@ -392,14 +392,27 @@ impl Inner {
         }
     }
 
-    /// A query request of our own to the emulator.
-    fn upstream_query(&self, like: &Request, service: &str, form: &[(&str, String)]) -> Response {
+    /// This proxy, for state kept across proxies (by the address of its
+    /// state).
+    fn me(&self) -> usize {
+        self as *const Inner as usize
+    }
+
+    /// A query request of our own to the emulator: `action` of `service`
+    /// (EC2 or Auto Scaling) with `params`.
+    fn upstream_query(&self, service: &str, action: &str, params: &[(&str, String)]) -> Response {
         let auth = format!(
             "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"
         );
-        let _ = like;
-        let body = form
-            .iter()
+        let version = if service == "ec2" {
+            "2016-11-15"
+        } else {
+            "2011-01-01"
+        };
+        let head = [("Action", action), ("Version", version)];
+        let body = head
+            .into_iter()
+            .chain(params.iter().map(|(k, v)| (*k, v.as_str())))
             .map(|(k, v)| format!("{}={}", http::encode(k), http::encode(v)))
             .collect::<Vec<_>>()
             .join("&");

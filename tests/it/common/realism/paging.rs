@@ -30,92 +30,35 @@ fn page_spec(service: &str, op: &str) -> Option<PageSpec> {
             truncated_flag,
         })
     };
+    // Each service's paging parameters, the same for all its lists.
+    let ec2 = |list| p(list, "NextToken", "MaxResults", "nextToken", false);
+    let elb = |list| p(list, "Marker", "PageSize", "NextMarker", false);
+    let autoscaling = |list| p(list, "NextToken", "MaxRecords", "NextToken", false);
+    let rds = |list| p(list, "Marker", "MaxRecords", "Marker", false);
+    let iam = |list| p(list, "Marker", "MaxItems", "Marker", true);
+    let efs = |list| p(list, "Marker", "MaxItems", "NextMarker", false);
     match (service, op) {
-        ("ec2", "DescribeTags") => p("tagSet", "NextToken", "MaxResults", "nextToken", false),
-        ("ec2", "DescribeVpcs") => p("vpcSet", "NextToken", "MaxResults", "nextToken", false),
-        ("ec2", "DescribeSubnets") => p("subnetSet", "NextToken", "MaxResults", "nextToken", false),
-        ("ec2", "DescribeSecurityGroups") => p(
-            "securityGroupInfo",
-            "NextToken",
-            "MaxResults",
-            "nextToken",
-            false,
-        ),
-        ("ec2", "DescribeSecurityGroupRules") => p(
-            "securityGroupRuleSet",
-            "NextToken",
-            "MaxResults",
-            "nextToken",
-            false,
-        ),
-        ("ec2", "DescribeRouteTables") => p(
-            "routeTableSet",
-            "NextToken",
-            "MaxResults",
-            "nextToken",
-            false,
-        ),
-        ("ec2", "DescribeInternetGateways") => p(
-            "internetGatewaySet",
-            "NextToken",
-            "MaxResults",
-            "nextToken",
-            false,
-        ),
-        ("ec2", "DescribeNatGateways") => p(
-            "natGatewaySet",
-            "NextToken",
-            "MaxResults",
-            "nextToken",
-            false,
-        ),
-        ("ec2", "DescribeLaunchTemplates") => p(
-            "launchTemplates",
-            "NextToken",
-            "MaxResults",
-            "nextToken",
-            false,
-        ),
-        ("ec2", "DescribeLaunchTemplateVersions") => p(
-            "launchTemplateVersionSet",
-            "NextToken",
-            "MaxResults",
-            "nextToken",
-            false,
-        ),
-        ("elasticloadbalancing", "DescribeLoadBalancers") => {
-            p("LoadBalancers", "Marker", "PageSize", "NextMarker", false)
-        }
-        ("elasticloadbalancing", "DescribeTargetGroups") => {
-            p("TargetGroups", "Marker", "PageSize", "NextMarker", false)
-        }
-        ("elasticloadbalancing", "DescribeListeners") => {
-            p("Listeners", "Marker", "PageSize", "NextMarker", false)
-        }
-        ("autoscaling", "DescribeAutoScalingGroups") => p(
-            "AutoScalingGroups",
-            "NextToken",
-            "MaxRecords",
-            "NextToken",
-            false,
-        ),
-        ("autoscaling", "DescribePolicies") => p(
-            "ScalingPolicies",
-            "NextToken",
-            "MaxRecords",
-            "NextToken",
-            false,
-        ),
-        ("rds", "DescribeDBInstances") => p("DBInstances", "Marker", "MaxRecords", "Marker", false),
-        ("rds", "DescribeDBSubnetGroups") => {
-            p("DBSubnetGroups", "Marker", "MaxRecords", "Marker", false)
-        }
-        ("iam", "ListRoles") => p("Roles", "Marker", "MaxItems", "Marker", true),
-        ("iam", "ListInstanceProfiles") => {
-            p("InstanceProfiles", "Marker", "MaxItems", "Marker", true)
-        }
-        ("iam", "ListRoleTags") => p("Tags", "Marker", "MaxItems", "Marker", true),
-        ("iam", "ListRolePolicies") => p("PolicyNames", "Marker", "MaxItems", "Marker", true),
+        ("ec2", "DescribeTags") => ec2("tagSet"),
+        ("ec2", "DescribeVpcs") => ec2("vpcSet"),
+        ("ec2", "DescribeSubnets") => ec2("subnetSet"),
+        ("ec2", "DescribeSecurityGroups") => ec2("securityGroupInfo"),
+        ("ec2", "DescribeSecurityGroupRules") => ec2("securityGroupRuleSet"),
+        ("ec2", "DescribeRouteTables") => ec2("routeTableSet"),
+        ("ec2", "DescribeInternetGateways") => ec2("internetGatewaySet"),
+        ("ec2", "DescribeNatGateways") => ec2("natGatewaySet"),
+        ("ec2", "DescribeLaunchTemplates") => ec2("launchTemplates"),
+        ("ec2", "DescribeLaunchTemplateVersions") => ec2("launchTemplateVersionSet"),
+        ("elasticloadbalancing", "DescribeLoadBalancers") => elb("LoadBalancers"),
+        ("elasticloadbalancing", "DescribeTargetGroups") => elb("TargetGroups"),
+        ("elasticloadbalancing", "DescribeListeners") => elb("Listeners"),
+        ("autoscaling", "DescribeAutoScalingGroups") => autoscaling("AutoScalingGroups"),
+        ("autoscaling", "DescribePolicies") => autoscaling("ScalingPolicies"),
+        ("rds", "DescribeDBInstances") => rds("DBInstances"),
+        ("rds", "DescribeDBSubnetGroups") => rds("DBSubnetGroups"),
+        ("iam", "ListRoles") => iam("Roles"),
+        ("iam", "ListInstanceProfiles") => iam("InstanceProfiles"),
+        ("iam", "ListRoleTags") => iam("Tags"),
+        ("iam", "ListRolePolicies") => iam("PolicyNames"),
         ("route53", "ListHostedZones") => {
             p("HostedZones", "marker", "maxitems", "NextMarker", true)
         }
@@ -126,12 +69,8 @@ fn page_spec(service: &str, op: &str) -> Option<PageSpec> {
             "NextToken",
             false,
         ),
-        ("elasticfilesystem", "DescribeFileSystems") => {
-            p("FileSystems", "Marker", "MaxItems", "NextMarker", false)
-        }
-        ("elasticfilesystem", "DescribeMountTargets") => {
-            p("MountTargets", "Marker", "MaxItems", "NextMarker", false)
-        }
+        ("elasticfilesystem", "DescribeFileSystems") => efs("FileSystems"),
+        ("elasticfilesystem", "DescribeMountTargets") => efs("MountTargets"),
         ("elasticfilesystem", "DescribeAccessPoints") => p(
             "AccessPoints",
             "NextToken",
@@ -148,6 +87,16 @@ pub(super) const PAGE_TOKEN: &str = "realism-page-";
 pub(super) fn token_offset(v: Option<&str>) -> Option<usize> {
     v.and_then(|t| t.strip_prefix(PAGE_TOKEN))
         .and_then(|n| n.parse().ok())
+}
+
+/// `req` with `kept` as its whole query string.
+fn set_query(req: &mut Request, kept: &[(String, String)]) {
+    let path = req.path().to_string();
+    req.target = if kept.is_empty() {
+        path
+    } else {
+        format!("{path}?{}", unpairs(kept))
+    };
 }
 
 /// The paging a request asked for, its parameters taken out of the request.
@@ -195,12 +144,7 @@ impl Inner {
                 }
             } else {
                 let (kept, off) = strip(&pairs(req.query()));
-                let path = req.path().to_string();
-                req.target = if kept.is_empty() {
-                    path
-                } else {
-                    format!("{path}?{}", unpairs(&kept))
-                };
+                set_query(req, &kept);
                 offset = off.unwrap_or(0);
             }
         }
@@ -220,12 +164,7 @@ impl Inner {
                 .filter(|(k, _)| k != n.req.0 && k != n.req.1 && k != n.req_size)
                 .cloned()
                 .collect();
-            let path = req.path().to_string();
-            req.target = if kept.is_empty() {
-                path
-            } else {
-                format!("{path}?{}", unpairs(&kept))
-            };
+            set_query(req, &kept);
         }
         Paging {
             token: spec.map(|s| (s, offset)),
@@ -234,10 +173,10 @@ impl Inner {
     }
 
     /// Cuts a successful answer to the page [`Inner::unpage`] took note of.
-    pub(super) fn repage(&self, c: &Call, p: Paging, resp: &mut Response) {
+    pub(super) fn repage(&self, p: Paging, resp: &mut Response) {
         if let Some((s, offset)) = p.token {
             if resp.status < 300 {
-                self.page(c, &s, offset, resp);
+                self.page(&s, offset, resp);
             }
         }
         if let (Some((n, start_at)), true) = (p.named, resp.status < 300) {
@@ -245,7 +184,7 @@ impl Inner {
         }
     }
 
-    fn page(&self, c: &Call, s: &PageSpec, offset: usize, resp: &mut Response) {
+    fn page(&self, s: &PageSpec, offset: usize, resp: &mut Response) {
         let body = resp.text();
         let json_list = !body.trim_start().starts_with('<');
         let n = self.page_size;
@@ -302,7 +241,6 @@ impl Inner {
         if items.len() > n {
             self.state.lock().unwrap().count("paging");
         }
-        let _ = c;
         resp.body = format!(
             "{}<{list}>{page}</{list}>{token}{after}",
             &body[..sp.open],

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use super::super::http::Request;
+use super::super::http::Response;
 use super::super::xml;
 use super::{Inner, Realism, Timing};
 
@@ -130,19 +130,11 @@ impl Realism {
 impl Inner {
     /// The group as the emulator has it: (launch template id, version,
     /// instance ids, subnets).
-    pub(super) fn group(
-        &self,
-        req: &Request,
-        name: &str,
-    ) -> Option<(String, String, Vec<String>, Vec<String>)> {
+    pub(super) fn group(&self, name: &str) -> Option<(String, String, Vec<String>, Vec<String>)> {
         let r = self.upstream_query(
-            req,
             "autoscaling",
-            &[
-                ("Action", "DescribeAutoScalingGroups".into()),
-                ("Version", "2011-01-01".into()),
-                ("AutoScalingGroupNames.member.1", name.into()),
-            ],
+            "DescribeAutoScalingGroups",
+            &[("AutoScalingGroupNames.member.1", name.into())],
         );
         let body = r.text();
         let groups = xml::find(&body, "AutoScalingGroups", 0)?;
@@ -177,12 +169,24 @@ impl Inner {
         ))
     }
 
+    /// Version `version` of launch template `id`, as the emulator has it.
+    pub(super) fn template_version(&self, id: &str, version: &str) -> Response {
+        self.upstream_query(
+            "ec2",
+            "DescribeLaunchTemplateVersions",
+            &[
+                ("LaunchTemplateId", id.into()),
+                ("LaunchTemplateVersion.1", version.into()),
+            ],
+        )
+    }
+
     /// Applies the desired configuration of refreshes that succeeded: "Once
     /// the instance refresh succeeds, Amazon EC2 Auto Scaling updates the
     /// settings of the Auto Scaling group to reflect the new desired
     /// configuration"; the instances were replaced on the way, so new
     /// instances (new targets) take the old ones' places.
-    pub(super) fn advance_refreshes(&self, req: &Request) {
+    pub(super) fn advance_refreshes(&self) {
         type Due = (usize, String, Option<(String, String)>);
         let due: Vec<Due> = {
             let st = self.state.lock().unwrap();
@@ -201,7 +205,7 @@ impl Inner {
                 }
                 st.refreshes[i].applied = true;
             }
-            let Some((_, _, old, subnets)) = self.group(req, &group) else {
+            let Some((_, _, old, subnets)) = self.group(&group) else {
                 continue;
             };
             let Some((lt, v)) = desired else {
@@ -211,16 +215,7 @@ impl Inner {
             // (The emulator cannot launch a group's instances from a
             // template version made by CreateLaunchTemplateVersion with
             // user data, so the proxy launches them and attaches them.)
-            let ver = self.upstream_query(
-                req,
-                "ec2",
-                &[
-                    ("Action", "DescribeLaunchTemplateVersions".into()),
-                    ("Version", "2016-11-15".into()),
-                    ("LaunchTemplateId", lt.clone()),
-                    ("LaunchTemplateVersion.1", v.clone()),
-                ],
-            );
+            let ver = self.template_version(&lt, &v);
             let body = ver.text();
             let image = xml::text(&body, "imageId")
                 .unwrap_or("ami-12c6146b")
@@ -230,24 +225,18 @@ impl Inner {
                 .to_string();
             for inst in &old {
                 self.upstream_query(
-                    req,
                     "autoscaling",
+                    "DetachInstances",
                     &[
-                        ("Action", "DetachInstances".into()),
-                        ("Version", "2011-01-01".into()),
                         ("AutoScalingGroupName", group.clone()),
                         ("InstanceIds.member.1", inst.clone()),
                         ("ShouldDecrementDesiredCapacity", "true".into()),
                     ],
                 );
                 self.upstream_query(
-                    req,
                     "ec2",
-                    &[
-                        ("Action", "TerminateInstances".into()),
-                        ("Version", "2016-11-15".into()),
-                        ("InstanceId.1", inst.clone()),
-                    ],
+                    "TerminateInstances",
+                    &[("InstanceId.1", inst.clone())],
                 );
             }
             let mut new_ids = Vec::new();
@@ -257,11 +246,9 @@ impl Inner {
                     .cloned()
                     .unwrap_or_default();
                 let r = self.upstream_query(
-                    req,
                     "ec2",
+                    "RunInstances",
                     &[
-                        ("Action", "RunInstances".into()),
-                        ("Version", "2016-11-15".into()),
                         ("ImageId", image.clone()),
                         ("InstanceType", itype.clone()),
                         ("MinCount", "1".into()),
@@ -273,11 +260,7 @@ impl Inner {
                     new_ids.push(id.to_string());
                 }
             }
-            let mut attach = vec![
-                ("Action", "AttachInstances".to_string()),
-                ("Version", "2011-01-01".into()),
-                ("AutoScalingGroupName", group.clone()),
-            ];
+            let mut attach = vec![("AutoScalingGroupName", group.clone())];
             let keys: Vec<String> = (1..=new_ids.len())
                 .map(|i| format!("InstanceIds.member.{i}"))
                 .collect();
@@ -285,14 +268,12 @@ impl Inner {
                 attach.push((k.as_str(), id.clone()));
             }
             if !new_ids.is_empty() {
-                self.upstream_query(req, "autoscaling", &attach);
+                self.upstream_query("autoscaling", "AttachInstances", &attach);
             }
             self.upstream_query(
-                req,
                 "autoscaling",
+                "UpdateAutoScalingGroup",
                 &[
-                    ("Action", "UpdateAutoScalingGroup".into()),
-                    ("Version", "2011-01-01".into()),
                     ("AutoScalingGroupName", group.clone()),
                     ("LaunchTemplate.LaunchTemplateId", lt),
                     ("LaunchTemplate.Version", v),

@@ -61,13 +61,7 @@ pub(super) fn understand(req: &Request) -> Call {
     let op = if let Some(a) = form.iter().find(|(k, _)| k == "Action") {
         a.1.clone()
     } else if let Some(t) = req.header("x-amz-target") {
-        if let Ok(Value::Object(m)) = serde_json::from_str::<Value>(&body) {
-            for (k, v) in m {
-                if let Some(s) = v.as_str() {
-                    form.push((k, s.to_string()));
-                }
-            }
-        }
+        json_strings(&body, &mut form);
         t.rsplit('.').next().unwrap_or_default().to_string()
     } else {
         match service.as_str() {
@@ -92,13 +86,7 @@ pub(super) fn understand(req: &Request) -> Call {
                 if let Some(id) = seg.get(2) {
                     form.push(("Id".into(), id.to_string()));
                 }
-                if let Ok(Value::Object(m)) = serde_json::from_str::<Value>(&body) {
-                    for (k, v) in m {
-                        if let Some(s) = v.as_str() {
-                            form.push((k, s.to_string()));
-                        }
-                    }
-                }
+                json_strings(&body, &mut form);
                 op.to_string()
             }
             "route53" => match (req.method.as_str(), seg.get(1).copied(), seg.len()) {
@@ -134,6 +122,17 @@ pub(super) fn understand(req: &Request) -> Call {
         }
     };
     call(service, region, op, form)
+}
+
+/// The string members of a JSON object body, as parameters.
+fn json_strings(body: &str, form: &mut Vec<(String, String)>) {
+    if let Ok(Value::Object(m)) = serde_json::from_str::<Value>(body) {
+        for (k, v) in m {
+            if let Some(s) = v.as_str() {
+                form.push((k, s.to_string()));
+            }
+        }
+    }
 }
 
 fn call(service: String, region: String, op: String, form: Vec<(String, String)>) -> Call {

@@ -176,11 +176,10 @@ impl Realism {
     /// object whose path ends with `suffix` is held back until the gate opens.
     pub fn hold_next_write(&self, suffix: &str) -> Arc<Gate> {
         let g = Arc::new(Gate::default());
-        gates().lock().unwrap().push((
-            Arc::as_ptr(&self.inner) as usize,
-            suffix.to_string(),
-            g.clone(),
-        ));
+        gates()
+            .lock()
+            .unwrap()
+            .push((self.inner.me(), suffix.to_string(), g.clone()));
         g
     }
 }
@@ -198,7 +197,7 @@ impl Inner {
         let resp = http::forward(&self.upstream, req);
         drop(one);
         if matches!(&resp, Ok(r) if r.status < 300) && req.method == "PUT" {
-            let me = self as *const Inner as usize;
+            let me = self.me();
             let gate = {
                 let mut all = gates().lock().unwrap();
                 all.iter()

@@ -68,13 +68,13 @@ impl Realism {
         &self,
         f: impl Fn(&str, &[String]) -> (i32, String, String) + Send + Sync + 'static,
     ) {
-        let me = Arc::as_ptr(&self.inner) as usize;
+        let me = self.inner.me();
         run_commands().lock().unwrap().entry(me).or_default().agent = Some(Arc::new(f));
     }
 
     /// Every command AWS accepted through this proxy.
     pub fn invocations(&self) -> Vec<Invocation> {
-        let me = Arc::as_ptr(&self.inner) as usize;
+        let me = self.inner.me();
         run_commands()
             .lock()
             .unwrap()
@@ -94,21 +94,9 @@ impl Inner {
         }
     }
 
-    fn me(&self) -> usize {
-        self as *const Inner as usize
-    }
-
     /// The instance's state name in the emulator, if it exists.
-    fn instance_state(&self, req: &Request, id: &str) -> Option<String> {
-        let r = self.upstream_query(
-            req,
-            "ec2",
-            &[
-                ("Action", "DescribeInstances".into()),
-                ("Version", "2016-11-15".into()),
-                ("InstanceId.1", id.into()),
-            ],
-        );
+    fn instance_state(&self, id: &str) -> Option<String> {
+        let r = self.upstream_query("ec2", "DescribeInstances", &[("InstanceId.1", id.into())]);
         let body = r.text();
         if r.status >= 300 || !body.contains(&format!("<instanceId>{id}</instanceId>")) {
             return None;
@@ -123,22 +111,8 @@ impl Inner {
             .as_str()
             .unwrap_or_default()
             .to_string();
-        let instances: Vec<String> = body["InstanceIds"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let commands: Vec<String> = body["Parameters"]["commands"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let instances: Vec<String> = strings(&body["InstanceIds"]);
+        let commands: Vec<String> = strings(&body["Parameters"]["commands"]);
         if document.is_empty() {
             return error("ssm", 400, "ValidationException", "1 validation error detected: Value null at 'documentName' failed to satisfy constraint: Member must not be null");
         }
@@ -160,7 +134,7 @@ impl Inner {
         }
         let invalid: Vec<&String> = instances
             .iter()
-            .filter(|i| self.instance_state(req, i).as_deref() != Some("running"))
+            .filter(|i| self.instance_state(i).as_deref() != Some("running"))
             .collect();
         if !invalid.is_empty() {
             self.state.lock().unwrap().count("invalid_instance");
@@ -273,4 +247,15 @@ impl Inner {
             .to_string(),
         ))
     }
+}
+
+/// The strings of a JSON array.
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
