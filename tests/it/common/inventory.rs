@@ -20,56 +20,41 @@ pub fn owned(e: &Emulator, stack: &str) -> BTreeMap<String, Vec<String>> {
             .name(format!("tag:{TAG_STACK}"))
             .values(stack)
             .build();
-        for v in ec2
-            .describe_vpcs()
-            .filters(mine.clone())
-            .send()
-            .await
-            .unwrap()
-            .vpcs()
-        {
-            put("ec2:vpc", v.vpc_id().unwrap().into());
+        // Every EC2 resource the filter finds, by id.
+        macro_rules! tagged {
+            ($kind:literal, $describe:ident, $list:ident, $id:ident) => {
+                for v in ec2
+                    .$describe()
+                    .filters(mine.clone())
+                    .send()
+                    .await
+                    .unwrap()
+                    .$list()
+                {
+                    put($kind, v.$id().unwrap().into());
+                }
+            };
         }
-        for v in ec2
-            .describe_subnets()
-            .filters(mine.clone())
-            .send()
-            .await
-            .unwrap()
-            .subnets()
-        {
-            put("ec2:subnet", v.subnet_id().unwrap().into());
-        }
-        let sgs = ec2
-            .describe_security_groups()
-            .filters(mine.clone())
-            .send()
-            .await
-            .unwrap();
-        for v in sgs.security_groups() {
-            put("ec2:security-group", v.group_id().unwrap().into());
-        }
-        let rts = ec2
-            .describe_route_tables()
-            .filters(mine.clone())
-            .send()
-            .await
-            .unwrap();
-        for v in rts.route_tables() {
-            put("ec2:route-table", v.route_table_id().unwrap().into());
-        }
-        let igws = ec2
-            .describe_internet_gateways()
-            .filters(mine.clone())
-            .send()
-            .await
-            .unwrap();
-        for v in igws.internet_gateways() {
-            put(
-                "ec2:internet-gateway",
-                v.internet_gateway_id().unwrap().into(),
-            );
-        }
+        tagged!("ec2:vpc", describe_vpcs, vpcs, vpc_id);
+        tagged!("ec2:subnet", describe_subnets, subnets, subnet_id);
+        tagged!(
+            "ec2:security-group",
+            describe_security_groups,
+            security_groups,
+            group_id
+        );
+        tagged!(
+            "ec2:route-table",
+            describe_route_tables,
+            route_tables,
+            route_table_id
+        );
+        tagged!(
+            "ec2:internet-gateway",
+            describe_internet_gateways,
+            internet_gateways,
+            internet_gateway_id
+        );
         // The emulator's NAT gateway filter is not to be trusted: the tags
         // are checked here.
         let nats = ec2
@@ -80,38 +65,21 @@ pub fn owned(e: &Emulator, stack: &str) -> BTreeMap<String, Vec<String>> {
             .unwrap();
         for v in nats.nat_gateways() {
             let state = v.state().map(|s| s.as_str()).unwrap_or_default();
-            let ours = v
-                .tags()
-                .iter()
-                .any(|t| t.key() == Some(TAG_STACK) && t.value() == Some(stack));
-            if ours && state != "deleted" {
+            let is_ours = v.tags().iter().any(|t| ours(t.key(), t.value(), stack));
+            if is_ours && state != "deleted" {
                 put(
                     "ec2:nat-gateway",
                     format!("{} ({state})", v.nat_gateway_id().unwrap()),
                 );
             }
         }
-        let eips = ec2
-            .describe_addresses()
-            .filters(mine.clone())
-            .send()
-            .await
-            .unwrap();
-        for v in eips.addresses() {
-            put("ec2:eip", v.allocation_id().unwrap().into());
-        }
-        let lts = ec2
-            .describe_launch_templates()
-            .filters(mine.clone())
-            .send()
-            .await
-            .unwrap();
-        for v in lts.launch_templates() {
-            put(
-                "ec2:launch-template",
-                v.launch_template_id().unwrap().into(),
-            );
-        }
+        tagged!("ec2:eip", describe_addresses, addresses, allocation_id);
+        tagged!(
+            "ec2:launch-template",
+            describe_launch_templates,
+            launch_templates,
+            launch_template_id
+        );
 
         let elb = aws_sdk_elasticloadbalancingv2::Client::new(&conf);
         let mut arns: Vec<(String, String)> = Vec::new();
@@ -146,11 +114,10 @@ pub fn owned(e: &Emulator, stack: &str) -> BTreeMap<String, Vec<String>> {
                 .send()
                 .await
                 .unwrap();
-            let owned = tags.tag_descriptions().iter().any(|d| {
-                d.tags()
-                    .iter()
-                    .any(|t| t.key() == Some(TAG_STACK) && t.value() == Some(stack))
-            });
+            let owned = tags
+                .tag_descriptions()
+                .iter()
+                .any(|d| d.tags().iter().any(|t| ours(t.key(), t.value(), stack)));
             if owned {
                 put(&kind, arn);
             }
@@ -164,10 +131,7 @@ pub fn owned(e: &Emulator, stack: &str) -> BTreeMap<String, Vec<String>> {
             .unwrap()
             .auto_scaling_groups()
         {
-            if g.tags()
-                .iter()
-                .any(|t| t.key() == Some(TAG_STACK) && t.value() == Some(stack))
-            {
+            if g.tags().iter().any(|t| ours(t.key(), t.value(), stack)) {
                 put(
                     "autoscaling:group",
                     g.auto_scaling_group_name().unwrap().into(),
@@ -183,10 +147,7 @@ pub fn owned(e: &Emulator, stack: &str) -> BTreeMap<String, Vec<String>> {
             .unwrap()
             .db_instances()
         {
-            if d.tag_list()
-                .iter()
-                .any(|t| t.key() == Some(TAG_STACK) && t.value() == Some(stack))
-            {
+            if d.tag_list().iter().any(|t| ours(t.key(), t.value(), stack)) {
                 put(
                     "rds:db-instance",
                     d.db_instance_identifier().unwrap().into(),
@@ -209,7 +170,7 @@ pub fn owned(e: &Emulator, stack: &str) -> BTreeMap<String, Vec<String>> {
             if tags
                 .tag_list()
                 .iter()
-                .any(|t| t.key() == Some(TAG_STACK) && t.value() == Some(stack))
+                .any(|t| ours(t.key(), t.value(), stack))
             {
                 put(
                     "rds:db-subnet-group",
@@ -228,7 +189,7 @@ pub fn owned(e: &Emulator, stack: &str) -> BTreeMap<String, Vec<String>> {
         {
             if f.tags()
                 .iter()
-                .any(|t| t.key() == TAG_STACK && t.value() == stack)
+                .any(|t| ours(Some(t.key()), Some(t.value()), stack))
             {
                 put("efs:file-system", f.file_system_id().into());
             }
@@ -252,7 +213,7 @@ pub fn owned(e: &Emulator, stack: &str) -> BTreeMap<String, Vec<String>> {
             if tags
                 .tags()
                 .iter()
-                .any(|t| t.key() == TAG_STACK && t.value() == Some(stack))
+                .any(|t| ours(Some(t.key()), t.value(), stack))
             {
                 put("acm:certificate", arn.into());
             }
@@ -300,38 +261,25 @@ pub fn owned(e: &Emulator, stack: &str) -> BTreeMap<String, Vec<String>> {
             if let Ok(t) = s3.get_bucket_tagging().bucket(name).send().await {
                 if t.tag_set()
                     .iter()
-                    .any(|t| t.key() == TAG_STACK && t.value() == stack)
+                    .any(|t| ours(Some(t.key()), Some(t.value()), stack))
                 {
                     put("s3:bucket", name.into());
                 }
             }
         }
 
-        let r53 = aws_sdk_route53::Client::new(&conf);
         let marker = format!("stack={stack},");
-        for z in r53.list_hosted_zones().send().await.unwrap().hosted_zones() {
-            let sets = r53
-                .list_resource_record_sets()
-                .hosted_zone_id(z.id())
-                .send()
-                .await
-                .unwrap();
-            for s in sets.resource_record_sets() {
-                if s.resource_records()
-                    .iter()
-                    .any(|r| r.value().contains(&marker))
-                {
-                    put(
-                        "route53:record",
-                        format!("{} {}", s.name(), s.r#type().as_str()),
-                    );
-                }
+        for s in record_sets(&conf).await {
+            if s.resource_records()
+                .iter()
+                .any(|r| r.value().contains(&marker))
+            {
+                put("route53:record", name_type(&s));
             }
         }
 
         // VPC endpoints, by their tags (every endpoint of the region read).
-        let ec2c = aws_sdk_ec2::Client::new(&conf);
-        for v in ec2c
+        for v in ec2
             .describe_vpc_endpoints()
             .send()
             .await
@@ -342,11 +290,7 @@ pub fn owned(e: &Emulator, stack: &str) -> BTreeMap<String, Vec<String>> {
                 .state()
                 .map(|s| s.as_str().to_lowercase())
                 .unwrap_or_default();
-            if state != "deleted"
-                && v.tags()
-                    .iter()
-                    .any(|t| t.key() == Some(TAG_STACK) && t.value() == Some(stack))
-            {
+            if state != "deleted" && v.tags().iter().any(|t| ours(t.key(), t.value(), stack)) {
                 put(
                     "ec2:vpc-endpoint",
                     v.vpc_endpoint_id().unwrap_or_default().into(),
@@ -386,11 +330,7 @@ pub fn owned(e: &Emulator, stack: &str) -> BTreeMap<String, Vec<String>> {
 
         // The stack's run lock is its object in the account's lock bucket;
         // the bucket itself is shared by every stack (and untagged).
-        let cloud = bookstore_infra::cloud::Cloud::from_conf(
-            &conf,
-            std::sync::Arc::new(bookstore_infra::progress::Silent),
-            std::time::Duration::from_millis(50),
-        );
+        let cloud = super::cloud_of(&conf);
         if bookstore_infra::lock::holder(&cloud, stack)
             .await
             .unwrap()
@@ -406,19 +346,38 @@ pub fn owned(e: &Emulator, stack: &str) -> BTreeMap<String, Vec<String>> {
 pub fn records(e: &Emulator) -> Vec<String> {
     let conf = e.conf().clone();
     e.block_on(async move {
-        let r53 = aws_sdk_route53::Client::new(&conf);
-        let mut out = Vec::new();
-        for z in r53.list_hosted_zones().send().await.unwrap().hosted_zones() {
-            let sets = r53
-                .list_resource_record_sets()
-                .hosted_zone_id(z.id())
-                .send()
-                .await
-                .unwrap();
-            for s in sets.resource_record_sets() {
-                out.push(format!("{} {}", s.name(), s.r#type().as_str()));
-            }
-        }
-        out
+        record_sets(&conf)
+            .await
+            .iter()
+            .map(name_type)
+            .collect::<Vec<_>>()
     })
+}
+
+/// The record sets of every hosted zone.
+async fn record_sets(
+    conf: &aws_config::SdkConfig,
+) -> Vec<aws_sdk_route53::types::ResourceRecordSet> {
+    let r53 = aws_sdk_route53::Client::new(conf);
+    let mut out = Vec::new();
+    for z in r53.list_hosted_zones().send().await.unwrap().hosted_zones() {
+        let sets = r53
+            .list_resource_record_sets()
+            .hosted_zone_id(z.id())
+            .send()
+            .await
+            .unwrap();
+        out.extend(sets.resource_record_sets().iter().cloned());
+    }
+    out
+}
+
+/// A record set as `name type`.
+fn name_type(s: &aws_sdk_route53::types::ResourceRecordSet) -> String {
+    format!("{} {}", s.name(), s.r#type().as_str())
+}
+
+/// Whether a tag is the stack's ownership tag.
+fn ours(key: Option<&str>, value: Option<&str>, stack: &str) -> bool {
+    key == Some(TAG_STACK) && value == Some(stack)
 }

@@ -120,8 +120,7 @@ impl Emulator {
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
-        let out = self.cmd().args(args).output().expect("run the tool");
-        Run::from(out, args)
+        self.run_via(&self.endpoint, args)
     }
 
     /// Runs the tool against `endpoint` (a realism proxy in front of this
@@ -158,16 +157,7 @@ impl Emulator {
 
     /// Runs and requires success.
     pub fn ok(&self, args: &[&str]) -> Run {
-        let r = self.run(args);
-        assert_eq!(
-            r.code,
-            0,
-            "`{}` failed:\n{}\n{}",
-            args.join(" "),
-            r.stdout,
-            r.stderr
-        );
-        r
+        self.ok_via(&self.endpoint, args)
     }
 
     pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
@@ -180,11 +170,7 @@ impl Emulator {
 
     /// The tool's own clients, for driving one resource kind directly.
     pub fn cloud(&self) -> bookstore_infra::cloud::Cloud {
-        bookstore_infra::cloud::Cloud::from_conf(
-            &self.conf,
-            std::sync::Arc::new(bookstore_infra::progress::Silent),
-            Duration::from_millis(50),
-        )
+        cloud_of(&self.conf)
     }
 
     /// The tool's own clients, through `endpoint` (a realism proxy in front
@@ -196,11 +182,7 @@ impl Emulator {
             .into_builder()
             .endpoint_url(endpoint)
             .build();
-        bookstore_infra::cloud::Cloud::from_conf(
-            &conf,
-            std::sync::Arc::new(bookstore_infra::progress::Silent),
-            Duration::from_millis(50),
-        )
+        cloud_of(&conf)
     }
 
     pub fn conf(&self) -> &aws_config::SdkConfig {
@@ -229,6 +211,15 @@ impl Emulator {
         std::fs::write(&p, text).unwrap();
         p.to_string_lossy().into_owned()
     }
+}
+
+/// The tool's own clients on `conf`, silent, polling every 50 ms.
+pub fn cloud_of(conf: &aws_config::SdkConfig) -> bookstore_infra::cloud::Cloud {
+    bookstore_infra::cloud::Cloud::from_conf(
+        conf,
+        std::sync::Arc::new(bookstore_infra::progress::Silent),
+        Duration::from_millis(50),
+    )
 }
 
 impl Drop for Emulator {

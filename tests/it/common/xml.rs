@@ -126,6 +126,23 @@ pub fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// `body` with each item of list `list` replaced where `f` returns a new one.
+pub fn rewrite_items(body: &str, list: &str, mut f: impl FnMut(&str) -> Option<String>) -> String {
+    let Some(sp) = find(body, list, 0) else {
+        return body.to_string();
+    };
+    let mut out = String::from(&body[..sp.inner.0]);
+    let mut last = sp.inner.0;
+    for item in children(body, sp.inner) {
+        out.push_str(&body[last..item.open]);
+        let e = &body[item.open..item.end];
+        out.push_str(&f(e).unwrap_or_else(|| e.to_string()));
+        last = item.end;
+    }
+    out.push_str(&body[last..]);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

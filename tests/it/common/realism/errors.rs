@@ -1,0 +1,111 @@
+//! Error answers, in each service's own protocol, and throttling bursts.
+
+use serde_json::{json, Value};
+
+use super::super::http::Response;
+use super::super::xml::{self, escape};
+use super::{Call, Inner, THROTTLE_BURST, THROTTLE_EVERY};
+
+/// An error answer in the service's own protocol.
+pub(super) fn error(service: &str, status: u16, code: &str, message: &str) -> Response {
+    let (m, c) = (escape(message), escape(code));
+    let mut r = match service {
+        "ec2" => Response::new(
+            status,
+            "text/xml;charset=UTF-8",
+            format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{c}</Code><Message>{m}</Message></Error></Errors><RequestID>realism-0000</RequestID></Response>"),
+        ),
+        // CloudWatch Logs speaks JSON 1.1 too.
+        "acm" | "ssm" | "logs" => Response::new(
+            status,
+            "application/x-amz-json-1.1",
+            json!({"__type": code, "message": message}).to_string(),
+        ),
+        "elasticfilesystem" => {
+            let mut r = Response::new(
+                status,
+                "application/json",
+                json!({"ErrorCode": code, "Message": message}).to_string(),
+            );
+            r.headers.push(("x-amzn-ErrorType".into(), code.into()));
+            r
+        }
+        "s3" => Response::new(
+            status,
+            "application/xml",
+            format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{c}</Code><Message>{m}</Message><RequestId>realism-0000</RequestId></Error>"),
+        ),
+        _ => Response::new(
+            status,
+            "text/xml",
+            format!("<ErrorResponse><Error><Type>Sender</Type><Code>{c}</Code><Message>{m}</Message></Error><RequestId>realism-0000</RequestId></ErrorResponse>"),
+        ),
+    };
+    r.headers
+        .push(("x-amzn-query-error".into(), format!("{code};Sender")));
+    r
+}
+
+/// The throttling answer of each service ("Error retries and exponential
+/// backoff in AWS", and each API reference's common errors).
+fn throttled(service: &str) -> Response {
+    match service {
+        "ec2" => error(
+            service,
+            503,
+            "RequestLimitExceeded",
+            "Request limit exceeded.",
+        ),
+        "acm" | "ssm" | "logs" => error(service, 400, "ThrottlingException", "Rate exceeded"),
+        "elasticfilesystem" => error(service, 429, "ThrottlingException", "Rate exceeded"),
+        "s3" => error(service, 503, "SlowDown", "Please reduce your request rate."),
+        _ => error(service, 400, "Throttling", "Rate exceeded"),
+    }
+}
+
+/// The error code of an answer, whatever its protocol.
+pub(super) fn code_of(r: &Response) -> Option<String> {
+    if r.status < 300 {
+        return None;
+    }
+    if let Some(c) = r.header("x-amzn-ErrorType") {
+        return Some(c.split(':').next().unwrap_or(c).to_string());
+    }
+    let t = r.text();
+    if let Some(c) = xml::text(&t, "Code") {
+        return Some(c.to_string());
+    }
+    serde_json::from_str::<Value>(&t).ok().and_then(|v| {
+        v["__type"]
+            .as_str()
+            .map(|s| s.rsplit('#').next().unwrap_or(s).to_string())
+    })
+}
+
+impl Inner {
+    /// Throttling bursts (each operation has its own rate limit: "Request
+    /// throttling for the Amazon EC2 API", and the same per-action quotas
+    /// elsewhere).
+    pub(super) fn throttle(&self, c: &Call) -> Option<Response> {
+        if !self.b.throttling {
+            return None;
+        }
+        let key = format!("{}:{}", c.service, c.op);
+        let mut st = self.state.lock().unwrap();
+        let n = {
+            let n = st.op_count.entry(key.clone()).or_default();
+            *n += 1;
+            *n
+        };
+        if (n - 1) % THROTTLE_EVERY == 0 {
+            st.throttle_left.insert(key.clone(), THROTTLE_BURST);
+        }
+        let left = st.throttle_left.entry(key).or_default();
+        if *left > 0 {
+            *left -= 1;
+            st.count("throttling");
+            return Some(throttled(&c.service));
+        }
+        None
+    }
+}

@@ -1,0 +1,435 @@
+//! The realism layer: an HTTP proxy between the tool and the AWS API
+//! emulator (moto) that makes the emulator behave as AWS documents where the
+//! emulator is kinder than AWS: eventual consistency after create, slow
+//! lifecycles, dependency violations while network interfaces linger,
+//! paging, buckets in other regions, targets failing behind instances that
+//! Auto Scaling calls healthy, throttling bursts, shared ACM validation
+//! records, and the instance refresh APIs the emulator lacks.
+//!
+//! Each behaviour is switchable ([`Behaviours`]); AWS's minutes are scaled
+//! down to seconds ([`Timing`]). Each is counted when it bites
+//! ([`Realism::injected`]), so a test can prove the behaviour it names was
+//! really met. Every answer the proxy makes itself uses the service's own
+//! error format, code and message, as the AWS API references give them.
+
+//!
+//! This module holds the proxy itself: which behaviours, at what pace,
+//! what it saw, and how it answers a request (understand it, refuse it as
+//! AWS would, or forward it and make the emulator's answer look like
+//! AWS's). Each service's behaviours live in a module of their own.
+
+mod acm;
+mod autoscaling;
+mod consistency;
+mod ec2;
+mod efs;
+mod elb;
+mod errors;
+mod iam;
+mod logs;
+mod paging;
+mod rds;
+mod refresh;
+mod request;
+mod s3;
+mod ssm;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::http::{self, Request, Response};
+
+use errors::{code_of, error};
+use request::{understand, Call};
+
+// What tests may name, as when this was one file.
+#[allow(unused_imports)]
+pub use s3::Gate;
+#[allow(unused_imports)]
+pub use ssm::{Agent, Invocation};
+
+/// Which of AWS's behaviours the proxy adds. Instance refresh (an API the
+/// emulator lacks) is always served.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Behaviours {
+    /// An id just returned by a create is not found for a moment.
+    pub consistency: bool,
+    /// Databases, NAT gateways, load balancers and file systems take time
+    /// to become available and to go away.
+    pub lifecycles: bool,
+    /// Network interfaces of deleted load balancers, NAT gateways, mount
+    /// targets and databases linger and block their subnets, groups, VPC.
+    pub dependencies: bool,
+    /// List calls answer one item a page.
+    pub paging: bool,
+    /// Buckets of other regions answer 301 PermanentRedirect.
+    pub other_region: bool,
+    /// New targets are `initial`, then `unhealthy`, before `healthy`.
+    pub target_health: bool,
+    /// Bursts of throttling longer than one call's standard retry budget.
+    pub throttling: bool,
+    /// ACM gives every certificate for a name the same validation record.
+    pub shared_validation: bool,
+}
+
+impl Behaviours {
+    pub fn all() -> Self {
+        Behaviours {
+            consistency: true,
+            lifecycles: true,
+            dependencies: true,
+            paging: true,
+            other_region: true,
+            target_health: true,
+            throttling: true,
+            shared_validation: true,
+        }
+    }
+
+    pub fn none() -> Self {
+        Behaviours::default()
+    }
+}
+
+/// AWS's durations, scaled to seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// How long a new id stays invisible (EC2: "a few seconds" to minutes).
+    pub visible: Duration,
+    /// RDS `creating` (a Multi-AZ MySQL takes tens of minutes), then `backing-up`.
+    pub db_creating: Duration,
+    pub db_backing_up: Duration,
+    /// RDS `modifying` after ModifyDBInstance, and the time a lifted
+    /// deletion protection takes to apply.
+    pub db_modifying: Duration,
+    /// RDS `deleting`.
+    pub db_deleting: Duration,
+    /// NAT gateway `pending` (minutes) and `deleting`.
+    pub nat_pending: Duration,
+    pub nat_deleting: Duration,
+    /// Load balancer `provisioning`.
+    pub lb_provisioning: Duration,
+    /// EFS file system and mount target `creating`.
+    pub efs_creating: Duration,
+    pub mount_creating: Duration,
+    /// How long network interfaces of deleted resources linger.
+    pub linger: Duration,
+    /// A new target's `initial`, then `unhealthy`, phases.
+    pub target_initial: Duration,
+    pub target_unhealthy: Duration,
+    /// An instance refresh's `Pending`, then time per instance replaced.
+    pub refresh_pending: Duration,
+    pub refresh_per_instance: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        let s = Duration::from_secs_f64;
+        Timing {
+            visible: s(1.5),
+            db_creating: s(3.0),
+            db_backing_up: s(1.5),
+            db_modifying: s(1.0),
+            db_deleting: s(2.0),
+            nat_pending: s(2.0),
+            nat_deleting: s(1.5),
+            lb_provisioning: s(2.0),
+            efs_creating: s(1.0),
+            mount_creating: s(1.5),
+            linger: s(3.0),
+            target_initial: s(1.0),
+            target_unhealthy: s(1.5),
+            refresh_pending: s(0.5),
+            refresh_per_instance: s(1.5),
+        }
+    }
+}
+
+/// Consecutive throttled answers in one burst: more than the 8 attempts of
+/// a standard SDK retry budget configured for 8, so a client that relies on
+/// that budget alone fails.
+pub const THROTTLE_BURST: u32 = 12;
+/// A burst starts at an operation's first request and every this many after.
+pub const THROTTLE_EVERY: u32 = 40;
+
+/// One request the proxy saw, and what it answered.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub service: String,
+    pub op: String,
+    /// Query-protocol form fields (or the query string, for REST APIs).
+    pub form: BTreeMap<String, String>,
+    pub status: u16,
+    /// The error code of an error answer.
+    pub code: Option<String>,
+    /// The request's path (REST APIs name the resource there: an S3 key).
+    pub path: String,
+}
+
+#[derive(Default)]
+struct State {
+    /// Ids not visible yet.
+    invisible: Vec<consistency::Invisible>,
+    /// When an instance profile last got its role, and its name.
+    profile: Option<(Instant, String)>,
+    cert_issued: HashMap<String, Instant>,
+    db: HashMap<String, rds::Db>,
+    nat_created: HashMap<String, Instant>,
+    nat_deleted: HashMap<String, Instant>,
+    lb_created: HashMap<String, Instant>,
+    efs_created: HashMap<String, Instant>,
+    linger_until: Option<Instant>,
+    targets: HashMap<String, Instant>,
+    op_count: HashMap<String, u32>,
+    throttle_left: HashMap<String, u32>,
+    bucket_region: HashMap<String, String>,
+    refreshes: Vec<refresh::Refresh>,
+    fail_refreshes: Option<String>,
+    hold_certificates: bool,
+    injected: BTreeMap<String, usize>,
+    log: Vec<Seen>,
+}
+
+impl State {
+    fn count(&mut self, what: &str) {
+        *self.injected.entry(what.to_string()).or_default() += 1;
+    }
+}
+
+struct Inner {
+    upstream: String,
+    b: Behaviours,
+    t: Timing,
+    page_size: usize,
+    state: Mutex<State>,
+}
+
+/// The proxy. Point the tool's `AWS_ENDPOINT_URL` at [`Realism::endpoint`].
+#[derive(Clone)]
+pub struct Realism {
+    pub endpoint: String,
+    inner: Arc<Inner>,
+}
+
+impl Realism {
+    pub fn start(upstream: &str, b: Behaviours) -> Self {
+        Self::start_with(upstream, b, Timing::default())
+    }
+
+    pub fn start_with(upstream: &str, b: Behaviours, t: Timing) -> Self {
+        let inner = Arc::new(Inner {
+            upstream: upstream.trim_start_matches("http://").to_string(),
+            b,
+            t,
+            page_size: 1,
+            state: Mutex::new(State::default()),
+        });
+        let h = inner.clone();
+        let endpoint = http::serve(Arc::new(move |req| h.handle(req)));
+        Realism { endpoint, inner }
+    }
+
+    /// How often each behaviour bit, by name.
+    pub fn injected(&self) -> BTreeMap<String, usize> {
+        self.inner.state.lock().unwrap().injected.clone()
+    }
+
+    /// How often `what` bit.
+    pub fn bit(&self, what: &str) -> usize {
+        self.injected().get(what).copied().unwrap_or(0)
+    }
+
+    /// Every request seen so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.inner.state.lock().unwrap().log.clone()
+    }
+
+    /// The requests of operation `op` that were answered with success.
+    pub fn accepted(&self, op: &str) -> Vec<Seen> {
+        self.seen()
+            .into_iter()
+            .filter(|s| s.op == op && s.status < 300)
+            .collect()
+    }
+}
+
+fn within(since: Option<Instant>, d: Duration) -> bool {
+    since.is_some_and(|s| s.elapsed() < d)
+}
+
+/// A refusal AWS would answer before the emulator is asked, if it applies.
+type Refusal = fn(&Call, &mut State, &Timing) -> Option<Response>;
+
+impl Inner {
+    fn handle(&self, req: Request) -> Response {
+        let c = understand(&req);
+        self.advance_refreshes();
+        let path = req.target.split('?').next().unwrap_or_default().to_string();
+        let resp = self.respond(&c, req);
+        let code = code_of(&resp);
+        self.state.lock().unwrap().log.push(Seen {
+            service: c.service.clone(),
+            op: c.op.clone(),
+            form: c.form.iter().cloned().collect(),
+            status: resp.status,
+            code,
+            path,
+        });
+        resp
+    }
+
+    fn respond(&self, c: &Call, mut req: Request) -> Response {
+        if let Some(r) = self.throttle(c) {
+            return r;
+        }
+        if let Some(r) = self.refresh_api(c) {
+            return r;
+        }
+        if let Some(r) = self.run_command(c, &req) {
+            return r;
+        }
+        self.page_log_events(c, &mut req);
+        if let Some(r) = self.refuse(c) {
+            return r;
+        }
+        // Paging: ask the emulator for everything, then cut.
+        let paging = self.unpage(c, &mut req);
+        let mut resp = match self.forward_atomic(c, &req) {
+            Ok(r) => r,
+            Err(e) => return error(&c.service, 500, "InternalFailure", &e.to_string()),
+        };
+        self.after(c, &mut resp);
+        self.repage(paging, &mut resp);
+        resp
+    }
+
+    /// Answers AWS would give before the emulator is asked: the first
+    /// refusal that applies, of the behaviours switched on.
+    fn refuse(&self, c: &Call) -> Option<Response> {
+        let b = self.b;
+        let refusals: [(bool, Refusal); 9] = [
+            (b.consistency, consistency::not_visible_yet),
+            (b.consistency, iam::profile_propagating),
+            (b.consistency, acm::certificate_propagating),
+            (b.dependencies, ec2::dependency_violation),
+            (b.dependencies, ec2::address_held),
+            (b.dependencies, rds::protection_lifting),
+            (b.dependencies, rds::subnet_group_in_use),
+            (b.other_region, s3::bucket_elsewhere),
+            (true, autoscaling::refresh_owns_template),
+        ];
+        let mut st = self.state.lock().unwrap();
+        refusals
+            .iter()
+            .filter(|(on, _)| *on)
+            .find_map(|(_, refusal)| refusal(c, &mut st, &self.t))
+    }
+
+    /// Learns from the emulator's answer and makes it look like AWS's.
+    fn after(&self, c: &Call, resp: &mut Response) {
+        let ok = resp.status < 300;
+        let now = Instant::now();
+        let t = &self.t;
+        let mut st = self.state.lock().unwrap();
+        let body = resp.text();
+        if ok {
+            match c.service.as_str() {
+                "ec2" => ec2::learn(c, &body, &mut st, t, now),
+                "s3" => s3::learn(c, &mut st, now),
+                "iam" => iam::learn(c, &mut st, now),
+                "acm" => acm::learn(c, &body, &mut st, now),
+                "rds" => rds::learn(c, &body, &mut st, t, now),
+                "elasticloadbalancing" => elb::learn(c, &body, &mut st, t, now),
+                "elasticfilesystem" => efs::learn(c, &body, &mut st, t, now),
+                _ => {}
+            }
+        }
+        if !self.b.consistency {
+            st.invisible.clear();
+            st.profile = None;
+            st.cert_issued.clear();
+        }
+        drop(st);
+        if self.b.lifecycles {
+            self.lifecycles(c, resp);
+        }
+        if self.b.target_health && ok && c.op == "DescribeTargetHealth" {
+            self.target_health(resp);
+        }
+        if ok && c.op == "DescribeCertificate" && self.state.lock().unwrap().hold_certificates {
+            acm::hold_validation(resp);
+        }
+        if self.b.shared_validation
+            && ok
+            && c.op == "DescribeCertificate"
+            && acm::shared_validation(resp)
+        {
+            self.state.lock().unwrap().count("shared_validation");
+        }
+        if self.b.other_region && ok && c.op == "ListBuckets" {
+            self.bucket_regions(resp);
+        }
+    }
+
+    /// States AWS passes through that the emulator skips (each service's
+    /// `lifecycle`).
+    fn lifecycles(&self, c: &Call, resp: &mut Response) {
+        let t = &self.t;
+        let mut st = self.state.lock().unwrap();
+        let body = resp.text();
+        let out = match (c.service.as_str(), c.op.as_str()) {
+            ("rds", "DescribeDBInstances") => rds::lifecycle(c, &body, resp, &st, t),
+            ("ec2", "DescribeNatGateways") => ec2::nat_lifecycle(&body, &st, t),
+            ("elasticloadbalancing", "DescribeLoadBalancers") => elb::lifecycle(&body, &st, t),
+            ("elasticfilesystem", "DescribeFileSystems")
+            | ("elasticfilesystem", "DescribeMountTargets") => efs::lifecycle(c, &body, &st, t),
+            _ => None,
+        };
+        if let Some(out) = out {
+            st.count("lifecycles");
+            resp.body = out.into_bytes();
+        }
+    }
+
+    /// This proxy, for state kept across proxies (by the address of its
+    /// state).
+    fn me(&self) -> usize {
+        self as *const Inner as usize
+    }
+
+    /// A query request of our own to the emulator: `action` of `service`
+    /// (EC2 or Auto Scaling) with `params`.
+    fn upstream_query(&self, service: &str, action: &str, params: &[(&str, String)]) -> Response {
+        let auth = format!(
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"
+        );
+        let version = if service == "ec2" {
+            "2016-11-15"
+        } else {
+            "2011-01-01"
+        };
+        let head = [("Action", action), ("Version", version)];
+        let body = head
+            .into_iter()
+            .chain(params.iter().map(|(k, v)| (*k, v.as_str())))
+            .map(|(k, v)| format!("{}={}", http::encode(k), http::encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let req = Request {
+            method: "POST".into(),
+            target: "/".into(),
+            headers: vec![
+                ("Host".into(), self.upstream.clone()),
+                (
+                    "Content-Type".into(),
+                    "application/x-www-form-urlencoded; charset=utf-8".into(),
+                ),
+                ("Authorization".into(), auth),
+            ],
+            body: body.into_bytes(),
+        };
+        http::forward(&self.upstream, &req)
+            .unwrap_or_else(|e| error(service, 500, "InternalFailure", &e.to_string()))
+    }
+}
