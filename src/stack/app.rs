@@ -122,11 +122,9 @@ pub(super) fn parse(src: &Source, app: RawApp) -> Result<App, StackError> {
     )?;
     let ami = match &app.ami {
         Some(a) => Some(src.parse(a, "app.ami", |s| {
-            if s.starts_with("ami-") && aws_id(s) {
-                Ok(s.to_string())
-            } else {
-                Err(Invalid::NotA("an AMI id (ami-...)"))
-            }
+            (s.starts_with("ami-") && aws_id(s))
+                .then(|| s.to_string())
+                .ok_or(Invalid::NotA("an AMI id (ami-...)"))
         })?),
         None => None,
     };

@@ -17,13 +17,9 @@ impl SqlName {
             && s.len() <= 16
             && s.starts_with(|c: char| c.is_ascii_alphabetic())
             && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if ok {
-            Ok(SqlName(s.to_string()))
-        } else {
-            Err(Invalid::Rule(
-                "1 to 16 letters, digits or _, starting with a letter",
-            ))
-        }
+        ok.then(|| SqlName(s.to_string())).ok_or(Invalid::Rule(
+            "1 to 16 letters, digits or _, starting with a letter",
+        ))
     }
 }
 

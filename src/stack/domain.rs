@@ -23,11 +23,8 @@ impl DomainName {
                     && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
                     || (i == 0 && l == "*")
             });
-        if ok {
-            Ok(DomainName(s))
-        } else {
-            Err(Invalid::NotA("a domain name"))
-        }
+        ok.then_some(DomainName(s))
+            .ok_or(Invalid::NotA("a domain name"))
     }
 
     /// Whether this name is `zone` or a name under it.

@@ -73,13 +73,7 @@ impl Source<'_> {
         rule: &'static str,
         default: &str,
     ) -> Result<String, StackError> {
-        let parse = |s: &str| {
-            if ok(s) {
-                Ok(s.to_string())
-            } else {
-                Err(Invalid::Rule(rule))
-            }
-        };
+        let parse = |s: &str| ok(s).then(|| s.to_string()).ok_or(Invalid::Rule(rule));
         self.parse_or(value, key, parse, default)
     }
 

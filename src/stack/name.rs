@@ -18,13 +18,9 @@ impl StackName {
             && s.starts_with(|c: char| c.is_ascii_lowercase())
             && s.chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if ok {
-            Ok(StackName(s.to_string()))
-        } else {
-            Err(Invalid::Rule(
-                "use 1 to 32 lowercase letters, digits or '-', starting with a letter",
-            ))
-        }
+        ok.then(|| StackName(s.to_string())).ok_or(Invalid::Rule(
+            "use 1 to 32 lowercase letters, digits or '-', starting with a letter",
+        ))
     }
 }
 
