@@ -35,11 +35,11 @@ pub async fn run(ctx: &Ctx, a: &ExecArgs) -> Result<u8> {
     let instance = match &a.instance {
         Some(i) if healthy.contains(i) => i.clone(),
         Some(i) => {
-            return Err(ExecError::NoHealthyInstance(s.name, format!(" with id {i}")).into())
+            return Err(ExecError::NoHealthyInstance(s.name.into(), format!(" with id {i}")).into())
         }
         None => match healthy.first() {
             Some(i) => i.clone(),
-            None => return Err(ExecError::NoHealthyInstance(s.name, String::new()).into()),
+            None => return Err(ExecError::NoHealthyInstance(s.name.into(), String::new()).into()),
         },
     };
     eprintln!("running on {instance}: {}", a.command.join(" "));

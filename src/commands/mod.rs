@@ -299,7 +299,7 @@ pub async fn saved_plan(
 ) -> Result<SavedPlan> {
     Ok(SavedPlan::new(
         Fingerprint {
-            stack: s.name.clone(),
+            stack: s.name.to_string(),
             stack_sha256: planfile::sha256_file(stack_file)?,
             binary_sha256: binary.map(|(_, sha)| sha.clone()),
             account: cloud.account().await?,

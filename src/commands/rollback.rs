@@ -49,13 +49,13 @@ pub async fn run(ctx: &Ctx, a: &RollbackArgs) -> Result<u8> {
 async fn rollback(cloud: &Cloud, fence: Fence, s: &Stack, a: &RollbackArgs) -> Result<u8> {
     let listing = releases::list(cloud, &s.name).await?;
     let Some(lt) = listing.launch_template_id.clone() else {
-        return Err(releases::ReleaseError::NoTemplate(s.name.clone()).into());
+        return Err(releases::ReleaseError::NoTemplate(s.name.to_string()).into());
     };
     let target = releases::rollback_target(&listing, a.to)?.clone();
     let group = listing
         .group
         .clone()
-        .ok_or_else(|| releases::ReleaseError::NoGroup(s.name.clone()))?;
+        .ok_or_else(|| releases::ReleaseError::NoGroup(s.name.to_string()))?;
     let from = group
         .rolled_out
         .or(group.version)

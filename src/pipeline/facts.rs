@@ -80,7 +80,11 @@ async fn app_facts(
             .ok_or_else(|| CloudError::invalid("ami", format!("{AL2023_PARAMETER} has no value")))
     };
     let zone = async {
-        let Some(zone) = stack.domain.as_ref().and_then(|d| d.hosted_zone.clone()) else {
+        let Some(zone) = stack
+            .domain
+            .as_ref()
+            .and_then(|d| d.hosted_zone.as_ref().map(|z| z.to_string()))
+        else {
             return Ok(None);
         };
         let want = format!("{}.", zone.trim_end_matches('.'));

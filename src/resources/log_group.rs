@@ -25,15 +25,6 @@ pub fn app_group(stack: &str) -> String {
     format!("{}app", prefix(stack))
 }
 
-/// The retention periods, in days, CloudWatch Logs accepts (CloudWatch Logs
-/// API reference, PutRetentionPolicy, `retentionInDays`: "Valid values are:
-/// 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096,
-/// 1827, 2192, 2557, 2922, 3288, and 3653").
-pub const RETENTION_DAYS: &[u32] = &[
-    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
-    3288, 3653,
-];
-
 /// A log group's ARN without the `:*` DescribeLogGroups appends to `arn`:
 /// IAM policies name log streams as `<group ARN>:log-stream:<name>`.
 fn bare_arn(arn: &str) -> &str {
@@ -218,6 +209,7 @@ async fn put_retention(cloud: &Cloud, id: &str, name: &str, days: i64) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stack::LOG_RETENTION_DAYS as RETENTION_DAYS;
 
     #[test]
     fn names_and_arns() {
