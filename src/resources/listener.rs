@@ -6,6 +6,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, Certificate, ProtocolEnum, RedirectActionConfig,
     RedirectActionStatusCodeEnum,
 };
+use futures::future::try_join_all;
 use serde_json::{json, Value};
 
 use super::target_group::{elb_tags, owned};
@@ -112,35 +113,24 @@ impl ResourceKind for Listener {
     }
 
     async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
-        let lbs = cloud
-            .elbv2
-            .describe_load_balancers()
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .ctx(KIND, "DescribeLoadBalancers")?;
-        let arns = lbs
-            .iter()
-            .filter_map(|l| l.load_balancer_arn().map(str::to_string))
-            .collect();
-        let lbs = owned(cloud, KIND, stack, arns).await?;
-        // Listeners are listed per load balancer.
-        let mut all = Vec::new();
-        for lb in lbs.keys() {
-            let listeners = cloud
-                .elbv2
-                .describe_listeners()
-                .load_balancer_arn(lb)
-                .into_paginator()
-                .items()
-                .send()
-                .try_collect()
-                .await
-                .ctx(KIND, "DescribeListeners")?;
-            all.extend(listeners);
-        }
+        let lbs = super::load_balancer::read_owned(cloud, KIND, stack).await?;
+        // Listeners are listed per load balancer, all at once.
+        let per_lb = try_join_all(lbs.iter().filter_map(|(_, lb)| lb.load_balancer_arn()).map(
+            |lb| async move {
+                cloud
+                    .elbv2
+                    .describe_listeners()
+                    .load_balancer_arn(lb)
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .try_collect()
+                    .await
+                    .ctx(KIND, "DescribeListeners")
+            },
+        ))
+        .await?;
+        let all: Vec<_> = per_lb.into_iter().flatten().collect();
         let mine = owned(
             cloud,
             KIND,

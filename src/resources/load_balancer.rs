@@ -53,6 +53,34 @@ fn observed(id: &str, lb: &aws_sdk_elasticloadbalancingv2::types::LoadBalancer) 
         .pending(lb.state().and_then(|s| s.code()) != Some(&LoadBalancerStateEnum::Active))
 }
 
+/// The stack's load balancers, with their logical ids. ELBv2 cannot filter
+/// by tag: all load balancers (paged at 400), then their tags. `kind`
+/// names the reader in errors (the listeners read them too).
+pub(crate) async fn read_owned(
+    cloud: &Cloud,
+    kind: &str,
+    stack: &str,
+) -> Result<Vec<(String, aws_sdk_elasticloadbalancingv2::types::LoadBalancer)>, CloudError> {
+    let all = cloud
+        .elbv2
+        .describe_load_balancers()
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .ctx(kind, "DescribeLoadBalancers")?;
+    let arns = all
+        .iter()
+        .filter_map(|l| l.load_balancer_arn().map(str::to_string))
+        .collect();
+    let mine = owned(cloud, kind, stack, arns).await?;
+    Ok(all
+        .into_iter()
+        .filter_map(|l| Some((mine.get(l.load_balancer_arn()?)?.clone(), l)))
+        .collect())
+}
+
 #[async_trait]
 impl ResourceKind for LoadBalancer {
     fn kind(&self) -> &'static str {
@@ -77,24 +105,10 @@ impl ResourceKind for LoadBalancer {
     }
 
     async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
-        // ELBv2 cannot filter by tag: all load balancers (paged at 400), then their tags.
-        let all = cloud
-            .elbv2
-            .describe_load_balancers()
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .ctx(KIND, "DescribeLoadBalancers")?;
-        let arns = all
+        Ok(read_owned(cloud, KIND, stack)
+            .await?
             .iter()
-            .filter_map(|l| l.load_balancer_arn().map(str::to_string))
-            .collect();
-        let mine = owned(cloud, KIND, stack, arns).await?;
-        Ok(all
-            .iter()
-            .filter_map(|l| Some(observed(mine.get(l.load_balancer_arn()?)?, l)))
+            .map(|(id, l)| observed(id, l))
             .collect())
     }
 

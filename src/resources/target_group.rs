@@ -27,16 +27,19 @@ pub(crate) async fn owned(
     stack: &str,
     arns: Vec<String>,
 ) -> Result<BTreeMap<String, String>, CloudError> {
-    let mut out = BTreeMap::new();
-    for chunk in arns.chunks(20) {
-        let d = cloud
+    // DescribeTags takes 20 ARNs a call; the calls go out at once.
+    let pages = futures::future::try_join_all(arns.chunks(20).map(|chunk| {
+        cloud
             .elbv2
             .describe_tags()
             .set_resource_arns(Some(chunk.to_vec()))
             .send()
-            .await
-            .ctx(kind, "DescribeTags")?;
-        // DescribeTags answers every ARN asked for in one page (no Marker).
+    }))
+    .await
+    .ctx(kind, "DescribeTags")?;
+    let mut out = BTreeMap::new();
+    // DescribeTags answers every ARN asked for in one page (no Marker).
+    for d in pages {
         for td in d.tag_descriptions() {
             let tags = td
                 .tags()
