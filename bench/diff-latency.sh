@@ -5,7 +5,8 @@
 # that answers each request LATENCY_MS late and records when each started
 # and ended (bench/latency.py). Round trips are the requests made one
 # after another; the wall time is about round trips x latency.
-# Usage: bench/diff-latency.sh [LATENCY_MS] [ROUNDS] [STACK]
+# Usage: bench/diff-latency.sh [LATENCY_MS] [ROUNDS] [STACK]; CHAIN=1 also
+# prints the longest chain of requests made one after another.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 latency="${1:-60}"
@@ -43,5 +44,5 @@ for _ in $(seq 1 "$rounds"); do
         exit "$code"
     }
     end=$(date +%s%N)
-    echo "diff: $(python3 bench/latency.py report "$log") process_ms=$(((end - start) / 1000000))"
+    echo "diff: $(python3 bench/latency.py report "$log" ${CHAIN:+--chain}) process_ms=$(((end - start) / 1000000))"
 done

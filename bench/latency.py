@@ -5,7 +5,7 @@ region), and records when each request started and ended; `report` reads
 that record: requests, round trips one after another, wall time.
 
     latency.py serve PORT UPSTREAM_PORT LATENCY_MS LOG
-    latency.py report LOG
+    latency.py report LOG [--chain]
 
 Round trips: the longest chain of requests each of which started only
 after the one before it had ended (the critical path, in requests). With
@@ -65,24 +65,33 @@ def serve(port, upstream, latency_ms, log_path):
     ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
 
 
-def report(log_path):
+def report(log_path, chain=False):
     calls = [json.loads(line) for line in open(log_path) if line.strip()]
     if not calls:
         print("requests=0 round_trips=0 wall_ms=0")
         return
     calls.sort(key=lambda c: c["start"])
-    depth = []
+    depth, prev = [], []
     for i, c in enumerate(calls):
-        before = [depth[j] for j in range(i) if calls[j]["end"] <= c["start"]]
-        depth.append(1 + max(before, default=0))
+        before = [j for j in range(i) if calls[j]["end"] <= c["start"]]
+        j = max(before, key=lambda j: depth[j], default=None)
+        depth.append(1 + (depth[j] if j is not None else 0))
+        prev.append(j)
     wall = max(c["end"] for c in calls) - calls[0]["start"]
     print(f"requests={len(calls)} round_trips={max(depth)} wall_ms={wall * 1000:.0f}")
+    if chain:
+        i = max(range(len(calls)), key=lambda i: depth[i])
+        path = []
+        while i is not None:
+            path.append(calls[i]["op"])
+            i = prev[i]
+        print("  longest chain: " + " -> ".join(reversed(path)))
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "serve":
         serve(int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5])
     elif sys.argv[1] == "report":
-        report(sys.argv[2])
+        report(sys.argv[2], chain="--chain" in sys.argv[3:])
     else:
         sys.exit(__doc__)
