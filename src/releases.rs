@@ -25,16 +25,14 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use aws_sdk_autoscaling::types::Filter as AsgFilter;
-use aws_smithy_types::base64;
 use aws_smithy_types::date_time::Format;
 use serde::Serialize;
 
-use crate::cloud::{api_error, Cloud, CloudError, SdkResultExt};
-use crate::engine::{TAG_ID, TAG_STACK};
-use crate::resources::autoscaling_group::{TAG_ROLLED_BACK, TAG_ROLLED_OUT};
-use crate::resources::{launch_template, logical_id, s3, stack_filter};
-use crate::userdata;
+use crate::cloud::{api_error, Cloud, CloudError};
+use crate::resources::{autoscaling_group, launch_template, s3};
+
+pub use crate::resources::autoscaling_group::GroupState;
+pub use crate::resources::launch_template::{description, parse_description};
 
 /// Errors of the release commands that are not the cloud's.
 #[derive(Debug, thiserror::Error)]
@@ -70,18 +68,6 @@ pub struct Release {
     pub rolled_out: bool,
 }
 
-/// The group's side of the releases.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct GroupState {
-    pub name: String,
-    /// The launch template version the group names.
-    pub version: Option<i64>,
-    /// The version recorded as rolled out.
-    pub rolled_out: Option<i64>,
-    /// Set by `rollback`: `<version> from <version>`.
-    pub rolled_back: Option<String>,
-}
-
 /// Every release of a stack, newest first.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Listing {
@@ -111,53 +97,17 @@ pub fn git_commit(dir: &Path) -> Option<String> {
     (out.status.success() && c.len() >= 40 && c.chars().all(|c| c.is_ascii_hexdigit())).then_some(c)
 }
 
-/// The launch template version description of a release (at most 255
-/// characters, CreateLaunchTemplateVersion `VersionDescription`).
-pub fn description(sha256: &str, commit: Option<&str>) -> String {
-    let mut d = format!("release sha256={sha256} commit={}", commit.unwrap_or("-"));
-    d.truncate(255);
-    d
-}
-
-/// (sha256, commit) from a description [`description`] wrote.
-pub fn parse_description(d: &str) -> (Option<String>, Option<String>) {
-    let Some(rest) = d.strip_prefix("release ") else {
-        return (None, None);
-    };
-    let mut sha = None;
-    let mut commit = None;
-    for w in rest.split_whitespace() {
-        match w.split_once('=') {
-            Some(("sha256", v)) if !v.is_empty() => sha = Some(v.to_string()),
-            Some(("commit", v)) if !v.is_empty() && v != "-" => commit = Some(v.to_string()),
-            _ => {}
-        }
-    }
-    (sha, commit)
-}
-
 /// Reads the stack's releases: its launch template's versions, the
 /// artifacts in its bucket, and its group.
 pub async fn list(cloud: &Cloud, stack: &str) -> Result<Listing, CloudError> {
     const ID: &str = "releases";
-    let templates = cloud
-        .ec2
-        .describe_launch_templates()
-        .filters(stack_filter(stack))
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .ctx(ID, "DescribeLaunchTemplates")?;
-    let template = templates
-        .iter()
-        .find(|t| logical_id(t.tags(), stack).is_some() && t.launch_template_id().is_some());
+    let templates = launch_template::stack_templates(cloud, ID, stack).await?;
+    let template = templates.first().map(|(_, t)| t);
     let mut listing = Listing {
         stack: stack.to_string(),
         launch_template_id: None,
         bucket: None,
-        group: group_state(cloud, stack).await?,
+        group: autoscaling_group::group_state(cloud, ID, stack).await?,
         releases: Vec::new(),
     };
     let Some(t) = template else {
@@ -166,26 +116,14 @@ pub async fn list(cloud: &Cloud, stack: &str) -> Result<Listing, CloudError> {
     let lt = t.launch_template_id().unwrap_or_default();
     listing.launch_template_id = Some(lt.to_string());
     let default = t.default_version_number();
-    let versions = cloud
-        .ec2
-        .describe_launch_template_versions()
-        .launch_template_id(lt)
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .ctx(ID, "DescribeLaunchTemplateVersions")?;
+    let versions = launch_template::versions(cloud, ID, lt, None).await?;
     for v in &versions {
         let Some(n) = v.version_number() else {
             continue;
         };
         let vars = v
             .launch_template_data()
-            .and_then(|d| d.user_data())
-            .and_then(|b| base64::decode(b).ok())
-            .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|s| userdata::read_back(&s))
+            .and_then(launch_template::user_data_of)
             .map(|(_, vars)| vars);
         if listing.bucket.is_none() {
             listing.bucket = vars.as_ref().map(|v| v.bucket.clone());
@@ -248,45 +186,6 @@ async fn artifacts(cloud: &Cloud, bucket: &str) -> Result<BTreeSet<String>, Clou
         .collect())
 }
 
-/// The stack's group: its name, version and release tags.
-async fn group_state(cloud: &Cloud, stack: &str) -> Result<Option<GroupState>, CloudError> {
-    let pages = cloud
-        .autoscaling
-        .describe_auto_scaling_groups()
-        .filters(
-            AsgFilter::builder()
-                .name(format!("tag:{TAG_STACK}"))
-                .values(stack)
-                .build(),
-        )
-        .into_paginator()
-        .send()
-        .try_collect()
-        .await
-        .ctx("releases", "DescribeAutoScalingGroups")?;
-    for g in pages.iter().flat_map(|p| p.auto_scaling_groups()) {
-        let get = |k: &str| {
-            g.tags()
-                .iter()
-                .find(|t| t.key() == Some(k))
-                .and_then(|t| t.value())
-        };
-        if get(TAG_STACK) != Some(stack) || get(TAG_ID).is_none() {
-            continue;
-        }
-        return Ok(Some(GroupState {
-            name: g.auto_scaling_group_name().unwrap_or_default().to_string(),
-            version: g
-                .launch_template()
-                .and_then(|l| l.version())
-                .and_then(|v| v.parse().ok()),
-            rolled_out: get(TAG_ROLLED_OUT).and_then(|v| v.parse().ok()),
-            rolled_back: get(TAG_ROLLED_BACK).map(str::to_string),
-        }));
-    }
-    Ok(None)
-}
-
 /// The release `rollback` left the group on, while the stack file still
 /// ships `current`, the binary of the release rolled back from: `up` keeps
 /// the group there (rolling forward again to the binary that was rolled
@@ -339,47 +238,16 @@ pub fn kept_artifacts(listing: &Listing, current: &str, keep: u32) -> Vec<String
 /// The launch template versions beyond the newest `keep`, except the
 /// default one and those the group names or runs.
 pub fn prunable_versions(listing: &Listing, keep: u32) -> Vec<i64> {
-    let g = listing.group.as_ref();
-    let protected = [
-        g.and_then(|g| g.version),
-        g.and_then(|g| g.rolled_out),
-        g.and_then(|g| {
-            g.rolled_back
-                .as_deref()
-                .and_then(|t| t.split_whitespace().next())
-                .and_then(|v| v.parse().ok())
-        }),
-    ];
-    listing
-        .releases
-        .iter()
-        .skip(keep as usize)
-        .filter(|r| !r.default && !protected.contains(&Some(r.version)))
-        .map(|r| r.version)
-        .collect()
-}
-
-/// Deletes the launch template versions beyond the newest `keep`
-/// (DeleteLaunchTemplateVersions: up to 200 a call; "You can't delete the
-/// default version of a launch template", EC2 API reference). Returns the
-/// versions deleted.
-pub async fn prune_versions(cloud: &Cloud, stack: &str, keep: u32) -> Result<Vec<i64>, CloudError> {
-    let listing = list(cloud, stack).await?;
-    let Some(lt) = &listing.launch_template_id else {
-        return Ok(Vec::new());
-    };
-    let gone = prunable_versions(&listing, keep);
-    for chunk in gone.chunks(200) {
-        cloud
-            .ec2
-            .delete_launch_template_versions()
-            .launch_template_id(lt)
-            .set_versions(Some(chunk.iter().map(|v| v.to_string()).collect()))
-            .send()
-            .await
-            .ctx(launch_template::KIND, "DeleteLaunchTemplateVersions")?;
-    }
-    Ok(gone)
+    let in_use = listing
+        .group
+        .as_ref()
+        .map(GroupState::versions_in_use)
+        .unwrap_or_default();
+    launch_template::prunable(
+        listing.releases.iter().map(|r| (r.version, r.default)),
+        keep,
+        &in_use,
+    )
 }
 
 /// The release `rollback` goes to: `to`, or the newest one older than the
@@ -484,22 +352,6 @@ mod tests {
         // A tag naming a release no longer listed pins nothing.
         l.group.as_mut().unwrap().rolled_back = Some("1 from 7".into());
         assert_eq!(pinned(&l, "bbb"), None);
-    }
-
-    #[test]
-    fn descriptions_read_back_and_fit() {
-        let d = description(&"a".repeat(64), Some(&"c".repeat(40)));
-        assert!(d.len() <= 255);
-        assert_eq!(
-            parse_description(&d),
-            (Some("a".repeat(64)), Some("c".repeat(40)))
-        );
-        assert_eq!(
-            parse_description(&description("ab", None)),
-            (Some("ab".into()), None)
-        );
-        assert_eq!(parse_description("made by hand"), (None, None));
-        assert!(description(&"a".repeat(300), None).len() == 255);
     }
 
     #[test]

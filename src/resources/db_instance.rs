@@ -7,8 +7,9 @@
 
 use async_trait::async_trait;
 use aws_sdk_rds::types::{DbInstance, Tag};
-use serde_json::{json, Value};
+use serde_json::json;
 
+use super::attrs::sorted_strings;
 use super::db_subnet_group::{owner, rds_tags};
 use crate::cloud::{api_error, Cloud, CloudError, Phase, SdkResultExt};
 use crate::engine::{in_place, replace, AttrSpec, Observed, ReplacePolicy, Resolved, ResourceKind};
@@ -27,20 +28,6 @@ fn tag_value<'a>(d: &'a DbInstance, k: &str) -> Option<&'a str> {
         .iter()
         .find(|t| t.key() == Some(k))
         .and_then(|t| t.value())
-}
-
-fn sorted(v: Option<&Value>) -> Vec<String> {
-    let mut s: Vec<String> = v
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
-    s.sort();
-    s
 }
 
 /// The instance as props. Changes waiting for the maintenance window count
@@ -247,7 +234,7 @@ impl ResourceKind for Database {
             .publicly_accessible(r.bool("publicly_accessible"))
             .deletion_protection(r.bool("deletion_protection"))
             .db_subnet_group_name(r.str("db_subnet_group")?)
-            .set_vpc_security_group_ids(Some(sorted(r.props.get("security_group_ids"))))
+            .set_vpc_security_group_ids(Some(sorted_strings(r.props.get("security_group_ids"))))
             .db_name(r.str("db_name")?)
             .master_username(r.str("master_username")?)
             .manage_master_user_password(true)
@@ -339,7 +326,9 @@ impl ResourceKind for Database {
                 m = m.deletion_protection(r.bool("deletion_protection"));
             }
             if has("security_group_ids") {
-                m = m.set_vpc_security_group_ids(Some(sorted(r.props.get("security_group_ids"))));
+                m = m.set_vpc_security_group_ids(Some(sorted_strings(
+                    r.props.get("security_group_ids"),
+                )));
             }
             modify(cloud, &r.id, m).await?;
         }

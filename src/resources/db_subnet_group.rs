@@ -5,8 +5,9 @@
 
 use async_trait::async_trait;
 use aws_sdk_rds::types::Tag;
-use serde_json::{json, Value};
+use serde_json::json;
 
+use super::attrs::sorted_strings;
 use crate::cloud::{api_error, Cloud, CloudError, SdkResultExt};
 use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind};
 
@@ -28,17 +29,7 @@ pub(crate) fn owner(tags: &[Tag], stack: &str) -> Option<String> {
 }
 
 fn subnet_ids(r: &Resolved) -> Vec<String> {
-    let mut v: Vec<String> = r.props["subnet_ids"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
+    sorted_strings(&r.props["subnet_ids"])
 }
 
 #[async_trait]

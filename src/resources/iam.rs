@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use aws_sdk_iam::types::Tag;
 use serde_json::{json, Value};
 
+use super::attrs::sorted_strings;
 use super::gone_ok;
 use crate::cloud::{Cloud, CloudError, SdkResultExt};
 use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind};
@@ -290,19 +291,7 @@ async fn put_policy(cloud: &Cloud, id: &str, role: &str, policy: &Value) -> Resu
 
 /// The ARNs of the managed policies the role should have attached.
 fn wanted_managed(r: &Resolved) -> Vec<String> {
-    let mut v: Vec<String> = r
-        .props
-        .get("managed_policies")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
+    sorted_strings(r.props.get("managed_policies"))
 }
 
 /// The managed policies attached to a role, sorted. Paged by Marker

@@ -3,18 +3,19 @@
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{
-    InstanceType, LaunchTemplateHttpTokensState,
+    InstanceType, LaunchTemplate as Template, LaunchTemplateHttpTokensState,
     LaunchTemplateIamInstanceProfileSpecificationRequest,
     LaunchTemplateInstanceMetadataEndpointState, LaunchTemplateInstanceMetadataOptionsRequest,
-    RequestLaunchTemplateData, ResourceType,
+    LaunchTemplateVersion, RequestLaunchTemplateData, ResourceType, ResponseLaunchTemplateData,
 };
 use aws_smithy_types::base64;
 use serde_json::{json, Value};
 
+use super::attrs::strings;
+use super::autoscaling_group::{self, GroupState};
 use super::{gone_ok, logical_id, stack_filter, tag_spec};
 use crate::cloud::{Cloud, CloudError, SdkResultExt};
 use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind};
-use crate::releases;
 use crate::userdata::{self, UserDataVars};
 
 pub const KIND: &str = "ec2:launch-template";
@@ -38,15 +39,7 @@ fn data(r: &Resolved) -> Result<RequestLaunchTemplateData, CloudError> {
     let vars: UserDataVars = serde_json::from_value(ud["vars"].clone())
         .map_err(|e| CloudError::invalid(&r.id, format!("user data settings: {e}")))?;
     let script = userdata::render(&vars).map_err(|e| CloudError::invalid(&r.id, e.to_string()))?;
-    let sgs: Vec<String> = r.props["security_group_ids"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
+    let sgs = strings(&r.props["security_group_ids"]);
     Ok(RequestLaunchTemplateData::builder()
         .image_id(r.str("image_id")?)
         .instance_type(InstanceType::from(r.str("instance_type")?))
@@ -74,7 +67,148 @@ fn release_description(r: &Resolved) -> String {
         .as_str()
         .unwrap_or_default();
     let commit = r.props.get("release").and_then(|x| x["commit"].as_str());
-    releases::description(sha, commit)
+    description(sha, commit)
+}
+
+/// The version description of a release (at most 255 characters,
+/// CreateLaunchTemplateVersion `VersionDescription`): `release
+/// sha256=<binary sha256> commit=<git commit or ->`.
+pub fn description(sha256: &str, commit: Option<&str>) -> String {
+    let mut d = format!("release sha256={sha256} commit={}", commit.unwrap_or("-"));
+    d.truncate(255);
+    d
+}
+
+/// (sha256, commit) from a description [`description`] wrote.
+pub fn parse_description(d: &str) -> (Option<String>, Option<String>) {
+    let Some(rest) = d.strip_prefix("release ") else {
+        return (None, None);
+    };
+    let mut sha = None;
+    let mut commit = None;
+    for w in rest.split_whitespace() {
+        match w.split_once('=') {
+            Some(("sha256", v)) if !v.is_empty() => sha = Some(v.to_string()),
+            Some(("commit", v)) if !v.is_empty() && v != "-" => commit = Some(v.to_string()),
+            _ => {}
+        }
+    }
+    (sha, commit)
+}
+
+/// The stack's launch templates, each with its logical id: those
+/// DescribeLaunchTemplates lists by the stack's tag (every page) whose tags
+/// name the stack and an id. `ctx` names the reader in errors. The one
+/// reading of the stack's templates, for the plan and for the releases.
+pub(crate) async fn stack_templates(
+    cloud: &Cloud,
+    ctx: &str,
+    stack: &str,
+) -> Result<Vec<(String, Template)>, CloudError> {
+    let templates = cloud
+        .ec2
+        .describe_launch_templates()
+        .filters(stack_filter(stack))
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .ctx(ctx, "DescribeLaunchTemplates")?;
+    Ok(templates
+        .into_iter()
+        .filter_map(|t| {
+            t.launch_template_id()?;
+            Some((logical_id(t.tags(), stack)?, t))
+        })
+        .collect())
+}
+
+/// The versions of template `lt`: `only` that one, or every version. A
+/// paged answer may hold even a single version on a later page: every page.
+pub(crate) async fn versions(
+    cloud: &Cloud,
+    ctx: &str,
+    lt: &str,
+    only: Option<i64>,
+) -> Result<Vec<LaunchTemplateVersion>, CloudError> {
+    cloud
+        .ec2
+        .describe_launch_template_versions()
+        .launch_template_id(lt)
+        .set_versions(only.map(|v| vec![v.to_string()]))
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .ctx(ctx, "DescribeLaunchTemplateVersions")
+}
+
+/// A version's user data read back: the template digest and the settings
+/// (None when it is not user data this tool wrote).
+pub(crate) fn user_data_of(d: &ResponseLaunchTemplateData) -> Option<(String, UserDataVars)> {
+    d.user_data()
+        .and_then(|b| base64::decode(b).ok())
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| userdata::read_back(&s))
+}
+
+/// The versions `up` deletes: those beyond the newest `keep` (`versions`
+/// is newest first, each with whether it is the default), except the
+/// default one and those `in_use` by the group.
+pub fn prunable(
+    versions: impl IntoIterator<Item = (i64, bool)>,
+    keep: u32,
+    in_use: &[Option<i64>],
+) -> Vec<i64> {
+    versions
+        .into_iter()
+        .skip(keep as usize)
+        .filter(|(v, default)| !default && !in_use.contains(&Some(*v)))
+        .map(|(v, _)| v)
+        .collect()
+}
+
+/// Deletes the stack's launch template versions beyond the newest `keep`
+/// releases ([`prunable`]; DeleteLaunchTemplateVersions: up to 200 a call;
+/// "You can't delete the default version of a launch template", EC2 API
+/// reference). Returns the versions deleted.
+pub async fn prune_versions(cloud: &Cloud, stack: &str, keep: u32) -> Result<Vec<i64>, CloudError> {
+    const ID: &str = "releases";
+    let templates = stack_templates(cloud, ID, stack).await?;
+    let group = autoscaling_group::group_state(cloud, ID, stack).await?;
+    let Some((_, t)) = templates.first() else {
+        return Ok(Vec::new());
+    };
+    let lt = t.launch_template_id().unwrap_or_default();
+    let default = t.default_version_number();
+    let mut numbers: Vec<i64> = versions(cloud, ID, lt, None)
+        .await?
+        .iter()
+        .filter_map(|v| v.version_number())
+        .collect();
+    numbers.sort_by_key(|n| std::cmp::Reverse(*n));
+    let in_use = group
+        .as_ref()
+        .map(GroupState::versions_in_use)
+        .unwrap_or_default();
+    let gone = prunable(
+        numbers.iter().map(|n| (*n, default == Some(*n))),
+        keep,
+        &in_use,
+    );
+    for chunk in gone.chunks(200) {
+        cloud
+            .ec2
+            .delete_launch_template_versions()
+            .launch_template_id(lt)
+            .set_versions(Some(chunk.iter().map(|v| v.to_string()).collect()))
+            .send()
+            .await
+            .ctx(KIND, "DeleteLaunchTemplateVersions")?;
+    }
+    Ok(gone)
 }
 
 fn observed(r: &Resolved, id: &str, name: &str, version: i64) -> Observed {
@@ -119,41 +253,15 @@ impl ResourceKind for LaunchTemplate {
     }
 
     async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
-        let templates = cloud
-            .ec2
-            .describe_launch_templates()
-            .filters(stack_filter(stack))
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .ctx(KIND, "DescribeLaunchTemplates")?;
         let mut res = Vec::new();
-        for t in &templates {
-            let (Some(id), Some(lt)) = (logical_id(t.tags(), stack), t.launch_template_id()) else {
-                continue;
-            };
+        for (id, t) in &stack_templates(cloud, KIND, stack).await? {
+            let lt = t.launch_template_id().unwrap_or_default();
             let latest = t.latest_version_number().unwrap_or(1);
             // The template list does not carry version data: one read per template.
-            // One version asked for, but a paged answer may still hold it on a later page.
-            let versions = cloud
-                .ec2
-                .describe_launch_template_versions()
-                .launch_template_id(lt)
-                .versions(latest.to_string())
-                .into_paginator()
-                .items()
-                .send()
-                .try_collect()
-                .await
-                .ctx(&id, "DescribeLaunchTemplateVersions")?;
-            let d = versions.first().and_then(|v| v.launch_template_data());
+            let read = versions(cloud, id, lt, Some(latest)).await?;
+            let d = read.first().and_then(|v| v.launch_template_data());
             let user_data = d
-                .and_then(|d| d.user_data())
-                .and_then(|b| base64::decode(b).ok())
-                .and_then(|b| String::from_utf8(b).ok())
-                .and_then(|s| userdata::read_back(&s))
+                .and_then(user_data_of)
                 .map(|(template, vars)| json!({"template": template, "vars": vars}))
                 .unwrap_or(Value::Null);
             let name = t.launch_template_name().unwrap_or_default();
@@ -262,7 +370,7 @@ impl ResourceKind for LaunchTemplate {
             .get("release")
             .and_then(|x| x["keep"].as_u64())
             .unwrap_or(5) as u32;
-        match releases::prune_versions(cloud, &r.stack, keep).await {
+        match prune_versions(cloud, &r.stack, keep).await {
             Ok(gone) if !gone.is_empty() => cloud.reporter.note(&format!(
                 "{}: deleted launch template versions {gone:?} (beyond the newest {keep} releases)",
                 r.id
@@ -288,5 +396,26 @@ impl ResourceKind for LaunchTemplate {
                 .map(|_| ())
                 .ctx(&current.id, "DeleteLaunchTemplate"),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptions_read_back_and_fit() {
+        let d = description(&"a".repeat(64), Some(&"c".repeat(40)));
+        assert!(d.len() <= 255);
+        assert_eq!(
+            parse_description(&d),
+            (Some("a".repeat(64)), Some("c".repeat(40)))
+        );
+        assert_eq!(
+            parse_description(&description("ab", None)),
+            (Some("ab".into()), None)
+        );
+        assert_eq!(parse_description("made by hand"), (None, None));
+        assert!(description(&"a".repeat(300), None).len() == 255);
     }
 }

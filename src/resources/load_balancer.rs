@@ -4,8 +4,9 @@ use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::types::{
     LoadBalancerSchemeEnum, LoadBalancerStateEnum, LoadBalancerTypeEnum,
 };
-use serde_json::{json, Value};
+use serde_json::json;
 
+use super::attrs::sorted_strings;
 use super::target_group::{elb_tags, owned};
 use crate::cloud::{api_error, Cloud, CloudError, Phase, SdkResultExt};
 use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind};
@@ -14,20 +15,6 @@ use crate::lifecycle::{self, Readiness};
 pub const KIND: &str = "elbv2:load-balancer";
 
 pub struct LoadBalancer;
-
-fn strings(v: Option<&Value>) -> Vec<String> {
-    let mut s: Vec<String> = v
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
-    s.sort();
-    s
-}
 
 fn observed(id: &str, lb: &aws_sdk_elasticloadbalancingv2::types::LoadBalancer) -> Observed {
     let arn = lb.load_balancer_arn().unwrap_or_default();
@@ -124,8 +111,8 @@ impl ResourceKind for LoadBalancer {
             .name(r.str("name")?)
             .r#type(LoadBalancerTypeEnum::Application)
             .scheme(LoadBalancerSchemeEnum::from(r.str("scheme")?))
-            .set_subnets(Some(strings(r.props.get("subnets"))))
-            .set_security_groups(Some(strings(r.props.get("security_groups"))))
+            .set_subnets(Some(sorted_strings(r.props.get("subnets"))))
+            .set_security_groups(Some(sorted_strings(r.props.get("security_groups"))))
             .set_tags(Some(elb_tags(&r.tags)));
         let out = cloud
             .settle(&r.id, "CreateLoadBalancer", || req.clone().send())
@@ -150,7 +137,7 @@ impl ResourceKind for LoadBalancer {
                 .elbv2
                 .set_subnets()
                 .load_balancer_arn(arn)
-                .set_subnets(Some(strings(r.props.get("subnets"))));
+                .set_subnets(Some(sorted_strings(r.props.get("subnets"))));
             cloud
                 .settle(&r.id, "SetSubnets", || req.clone().send())
                 .await?;
@@ -160,17 +147,17 @@ impl ResourceKind for LoadBalancer {
                 .elbv2
                 .set_security_groups()
                 .load_balancer_arn(arn)
-                .set_security_groups(Some(strings(r.props.get("security_groups"))));
+                .set_security_groups(Some(sorted_strings(r.props.get("security_groups"))));
             cloud
                 .settle(&r.id, "SetSecurityGroups", || req.clone().send())
                 .await?;
         }
         Ok(current
             .clone()
-            .prop("subnets", json!(strings(r.props.get("subnets"))))
+            .prop("subnets", json!(sorted_strings(r.props.get("subnets"))))
             .prop(
                 "security_groups",
-                json!(strings(r.props.get("security_groups"))),
+                json!(sorted_strings(r.props.get("security_groups"))),
             ))
     }
 

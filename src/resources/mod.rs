@@ -1,6 +1,7 @@
 //! Resource kinds: the only code that calls the provider's API.
 //! One module per kind; [`registry`] lists them all.
 
+mod attrs;
 pub mod autoscaling_group;
 pub mod certificate;
 pub mod db_instance;

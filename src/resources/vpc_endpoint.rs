@@ -5,8 +5,8 @@
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{ResourceType, VpcEndpointType};
-use serde_json::Value;
 
+use super::attrs::{sorted_strings, strings};
 use super::{logical_id, stack_filter, tag_spec};
 use crate::cloud::{Cloud, CloudError, Phase, SdkResultExt};
 use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind};
@@ -22,14 +22,7 @@ fn sorted(v: impl IntoIterator<Item = impl Into<String>>) -> Vec<String> {
 }
 
 fn list(r: &Resolved, key: &str) -> Vec<String> {
-    sorted(
-        r.props
-            .get(key)
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str),
-    )
+    sorted_strings(r.props.get(key))
 }
 
 fn observed(id: &str, e: &aws_sdk_ec2::types::VpcEndpoint) -> Option<Observed> {
@@ -160,16 +153,7 @@ impl ResourceKind for VpcEndpoint {
         current: &Observed,
         _: &[String],
     ) -> Result<Observed, CloudError> {
-        let have = |k: &str| -> Vec<String> {
-            current
-                .props
-                .get(k)
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        };
+        let have = |k: &str| strings(current.props.get(k));
         let diff = |k: &str| {
             let (want, have) = (list(r, k), have(k));
             let add: Vec<String> = want.iter().filter(|x| !have.contains(x)).cloned().collect();

@@ -16,6 +16,7 @@ use aws_sdk_acm::types::{
 use aws_sdk_route53::types::ChangeAction;
 use serde_json::{json, Value};
 
+use super::attrs::strings;
 use crate::cloud::{api_error, Cloud, CloudError, Phase, SdkResultExt};
 use crate::engine::{replace, AttrSpec, Observed, Resolved, ResourceKind};
 use crate::lifecycle::{self, Readiness};
@@ -153,15 +154,7 @@ impl ResourceKind for Certificate {
 
     async fn create(&self, cloud: &Cloud, r: &Resolved) -> Result<Observed, CloudError> {
         let domain = r.str("domain")?;
-        let alt: Vec<String> = r.props["alternative_names"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let alt = strings(&r.props["alternative_names"]);
         let mut tags: Vec<(String, String)> = r.tags.clone();
         if let Some(z) = r.opt_str("hosted_zone_id") {
             tags.push((TAG_ZONE.into(), z.into()));
