@@ -21,7 +21,7 @@ MOTO_ACM_VALIDATION_WAIT=1 BOOKSTORE_INFRA_POLL_MS=50 source scripts/emulator.sh
 # A domain's hosted zone exists before the stack, as a real domain's would.
 zone=$(sed -n 's/^hosted_zone = "\(.*\)"/\1/p' "$stack")
 if [[ -n "$zone" ]]; then
-    .venv/bin/python -c "import boto3,sys; boto3.client('route53', endpoint_url=sys.argv[1]).create_hosted_zone(Name=sys.argv[2], CallerReference='bench')" \
+    .venv/bin/python -c "import boto3,sys; boto3.client('route53', endpoint_url=sys.argv[1], region_name='us-east-1').create_hosted_zone(Name=sys.argv[2], CallerReference='bench')" \
         "$AWS_ENDPOINT_URL" "$zone" >/dev/null
 fi
 if ! out=$("$bin" up "$stack" --yes 2>&1); then
