@@ -116,20 +116,22 @@ impl ResourceKind for Role {
             .try_collect()
             .await
             .ctx(ROLE, "ListRoles")?;
-        let mut out = Vec::new();
-        for r in &roles {
+        // Each role's tags, then its policies, all roles at once.
+        let read = roles.iter().map(|r| async move {
             let tags = role_tags(cloud, ROLE, r.role_name()).await?;
             let Some(id) = owner(&tags, stack) else {
-                continue;
+                return Ok(None);
             };
-            let policy = match cloud
-                .iam
-                .get_role_policy()
-                .role_name(r.role_name())
-                .policy_name(POLICY_NAME)
-                .send()
-                .await
-            {
+            let (policy, managed) = tokio::join!(
+                cloud
+                    .iam
+                    .get_role_policy()
+                    .role_name(r.role_name())
+                    .policy_name(POLICY_NAME)
+                    .send(),
+                attached(cloud, ROLE, r.role_name()),
+            );
+            let policy = match policy {
                 Ok(p) => decode_policy(p.policy_document()),
                 Err(_) => Value::Null,
             };
@@ -142,18 +144,21 @@ impl ResourceKind for Role {
                         .map(str::to_string)
                 })
                 .unwrap_or_default();
-            let managed = attached(cloud, ROLE, r.role_name()).await?;
-            out.push(
+            Ok::<_, CloudError>(Some(
                 Observed::new(ROLE, id, r.role_name())
                     .prop("name", r.role_name())
                     .prop("path", r.path())
                     .prop("assume_service", service)
                     .prop("policy", policy)
-                    .prop("managed_policies", managed)
+                    .prop("managed_policies", managed?)
                     .attr("arn", r.arn()),
-            );
-        }
-        Ok(out)
+            ))
+        });
+        Ok(futures::future::try_join_all(read)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect())
     }
 
     async fn create(&self, cloud: &Cloud, r: &Resolved) -> Result<Observed, CloudError> {

@@ -275,13 +275,19 @@ impl ResourceKind for Bucket {
     async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
         let mut out = Vec::new();
         for (id, name) in owned_buckets(cloud, stack).await? {
-            let versioning = match versioning_enabled(cloud, &id, &name).await {
+            // A bucket's settings are three reads, asked at once.
+            let (versioning, encryption, blocked) = tokio::join!(
+                versioning_enabled(cloud, &id, &name),
+                cloud.s3.get_bucket_encryption().bucket(&name).send(),
+                cloud.s3.get_public_access_block().bucket(&name).send(),
+            );
+            let versioning = match versioning {
                 Ok(v) => v,
                 // Deleted or moved since the list: not ours here after all.
                 Err(e) if not_ours(&e, None) => continue,
                 Err(e) => return Err(e),
             };
-            let encryption = match cloud.s3.get_bucket_encryption().bucket(&name).send().await {
+            let encryption = match encryption {
                 Ok(e) => e
                     .server_side_encryption_configuration()
                     .and_then(|c| c.rules().first())
@@ -290,13 +296,7 @@ impl ResourceKind for Bucket {
                     .unwrap_or_default(),
                 Err(_) => String::new(),
             };
-            let blocked = match cloud
-                .s3
-                .get_public_access_block()
-                .bucket(&name)
-                .send()
-                .await
-            {
+            let blocked = match blocked {
                 Ok(p) => p.public_access_block_configuration().is_some_and(|c| {
                     c.block_public_acls() == Some(true)
                         && c.ignore_public_acls() == Some(true)
