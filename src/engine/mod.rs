@@ -6,6 +6,7 @@
 //! particular AWS resource: a kind of resource is one implementation of
 //! [`ResourceKind`] in `crate::resources`.
 
+pub mod calls;
 pub mod executor;
 pub mod graph;
 pub mod markdown;
@@ -229,6 +230,13 @@ pub trait ResourceKind: Send + Sync {
 
     fn replace_policy(&self) -> ReplacePolicy {
         ReplacePolicy::Allow
+    }
+
+    /// The API calls this kind makes (its file's own rows of the CI
+    /// policy's table, see `iam_policy`); calls shared with other parts of
+    /// the tool are in that table's shared rows.
+    fn calls(&self) -> &'static [calls::Call] {
+        &[]
     }
 
     /// How long a wait on a resource of this kind may last in `phase`,

@@ -1,7 +1,7 @@
 //! The least-privilege IAM policy a CI role needs to run the tool: read-only
 //! for `diff`, everything for `up` and `destroy`.
 //!
-//! The policy is derived from [`CALLS`], one row per AWS SDK call the tool
+//! The policy is derived from [`table`], one row per AWS SDK call the tool
 //! makes (a unit test scans `src/` and fails when a call is missing from the
 //! table, or when a row names a call the tool no longer makes). Each row
 //! gives the API operation and the IAM actions AWS authorizes it against,
@@ -50,29 +50,6 @@ impl Scope {
     }
 }
 
-/// Whether a call only reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    Read,
-    Write,
-}
-
-/// One SDK call the tool makes.
-#[derive(Debug, Clone, Copy)]
-pub struct Call {
-    /// The field of [`crate::cloud::Cloud`] holding the client (`ec2`, `elbv2`...).
-    pub client: &'static str,
-    /// The SDK's method (`describe_vpcs`).
-    pub method: &'static str,
-    /// The API operation, as on the wire (`DescribeVpcs`).
-    pub operation: &'static str,
-    /// The IAM actions AWS authorizes the call against: the operation's own
-    /// first, then those it also requires (tagging on create, passing a role,
-    /// the service-linked role on first use).
-    pub actions: &'static [&'static str],
-    pub access: Access,
-}
-
 /// The IAM service prefix (also the SigV4 signing name) of a client.
 pub fn service(client: &str) -> Option<&'static str> {
     Some(match client {
@@ -92,8 +69,9 @@ pub fn service(client: &str) -> Option<&'static str> {
     })
 }
 
+pub use crate::engine::calls::{Access, Call};
 use calls::TAG_ON_CREATE;
-pub use calls::{actions, call, CALLS};
+pub use calls::{actions, call, table};
 use document::statement;
 pub use document::{allows, covers, document_actions, INLINE_POLICY_LIMIT};
 
@@ -121,7 +99,7 @@ fn artifact_bucket(stack: &str, account: &str, region: &str) -> String {
 
 /// The actions of `scope` that belong to `service` and are read or written.
 fn of(scope: Scope, service_prefix: &str, access: Access) -> Vec<&'static str> {
-    let mut out: Vec<&'static str> = CALLS
+    let mut out: Vec<&'static str> = table()
         .iter()
         .filter(|c| c.access == access)
         .filter(|c| scope == Scope::Apply || c.access == Access::Read)
@@ -249,7 +227,7 @@ pub fn policy(stack: &Stack, account: Option<&str>, scope: Scope) -> Value {
         "ec2:ModifyNetworkInterfaceAttribute",
         "ec2:DescribeNetworkInterfaces",
     ];
-    let creates: Vec<&str> = CALLS
+    let creates: Vec<&str> = table()
         .iter()
         .filter(|c| {
             c.access == Access::Write
@@ -485,7 +463,7 @@ mod tests {
         );
         files
             .iter()
-            .filter(|p| !p.ends_with("iam_policy.rs"))
+            .filter(|p| !p.to_string_lossy().contains("iam_policy"))
             .flat_map(|p| calls_in(&std::fs::read_to_string(p).unwrap()))
             .collect()
     }
@@ -518,27 +496,27 @@ mod tests {
         assert!(calls.len() > 100, "the scan found only {calls:?}");
         let missing: Vec<_> = calls
             .iter()
-            .filter(|(c, m)| !CALLS.iter().any(|k| k.client == c && k.method == m))
+            .filter(|(c, m)| !table().iter().any(|k| k.client == c && k.method == m))
             .collect();
         assert!(
             missing.is_empty(),
-            "SDK calls in src/ without a row in iam_policy::CALLS (add the IAM actions they need): {missing:?}"
+            "SDK calls in src/ without a row in the call tables (add the IAM actions they need): {missing:?}"
         );
     }
 
     #[test]
     fn every_row_is_a_call_the_tool_makes() {
         let calls = calls_in_src();
-        let stale: Vec<_> = CALLS
+        let stale: Vec<_> = table()
             .iter()
             .filter(|k| !calls.contains(&(k.client.to_string(), k.method.to_string())))
             .map(|k| format!("{}.{}", k.client, k.method))
             .collect();
         assert!(
             stale.is_empty(),
-            "rows of iam_policy::CALLS for calls src/ no longer makes: {stale:?}"
+            "rows of the call tables for calls src/ no longer makes: {stale:?}"
         );
-        for k in CALLS {
+        for k in table() {
             assert_eq!(
                 k.operation.to_lowercase(),
                 k.method.replace('_', ""),
@@ -549,7 +527,7 @@ mod tests {
             );
             assert!(service(k.client).is_some(), "{}: unknown client", k.client);
             assert_eq!(
-                CALLS
+                table()
                     .iter()
                     .filter(|o| o.client == k.client && o.method == k.method)
                     .count(),
@@ -572,7 +550,7 @@ mod tests {
 
     #[test]
     fn reads_grant_no_writes() {
-        for k in CALLS.iter().filter(|k| k.access == Access::Read) {
+        for k in table().iter().filter(|k| k.access == Access::Read) {
             for a in k.actions {
                 let name = a.split_once(':').unwrap().1;
                 assert!(
@@ -586,7 +564,7 @@ mod tests {
             }
         }
         // Every write has its own action among the writes.
-        for k in CALLS.iter().filter(|k| k.access == Access::Write) {
+        for k in table().iter().filter(|k| k.access == Access::Write) {
             assert!(actions(Scope::Apply).contains(k.actions[0]));
         }
         let plan = actions(Scope::Plan);

@@ -12,6 +12,7 @@ use serde_json::json;
 use super::attrs::sorted_strings;
 use super::db_subnet_group::{owner, rds_tags};
 use crate::cloud::{api_error, Cloud, CloudError, Phase, SdkResultExt};
+use crate::engine::calls::{w, Call};
 use crate::engine::{in_place, replace, AttrSpec, Observed, ReplacePolicy, Resolved, ResourceKind};
 use crate::lifecycle::{self, Readiness};
 
@@ -148,10 +149,23 @@ async fn describe(cloud: &Cloud, id: &str, ident: &str) -> Result<Option<DbInsta
     }
 }
 
+/// The API calls this kind makes, and the IAM actions behind them.
+#[rustfmt::skip]
+const CALLS: &[Call] = &[
+    w("rds", "add_tags_to_resource", "AddTagsToResource", &["rds:AddTagsToResource"]),
+    w("rds", "create_db_instance", "CreateDBInstance", &["rds:CreateDBInstance", "rds:AddTagsToResource", "iam:CreateServiceLinkedRole"]),
+    w("rds", "delete_db_instance", "DeleteDBInstance", &["rds:DeleteDBInstance", "rds:CreateDBSnapshot"]),
+    w("rds", "modify_db_instance", "ModifyDBInstance", &["rds:ModifyDBInstance"]),
+];
+
 #[async_trait]
 impl ResourceKind for Database {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    fn calls(&self) -> &'static [Call] {
+        CALLS
     }
 
     fn timeout(&self, t: &crate::stack::Timeouts, phase: Phase) -> std::time::Duration {

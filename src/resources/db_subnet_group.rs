@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::attrs::sorted_strings;
 use crate::cloud::{api_error, Cloud, CloudError, SdkResultExt};
+use crate::engine::calls::{r, w, Call};
 use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind};
 
 pub const KIND: &str = "rds:db-subnet-group";
@@ -32,10 +33,24 @@ fn subnet_ids(r: &Resolved) -> Vec<String> {
     sorted_strings(&r.props["subnet_ids"])
 }
 
+/// The API calls this kind makes, and the IAM actions behind them.
+#[rustfmt::skip]
+const CALLS: &[Call] = &[
+    r("rds", "describe_db_subnet_groups", "DescribeDBSubnetGroups", &["rds:DescribeDBSubnetGroups"]),
+    r("rds", "list_tags_for_resource", "ListTagsForResource", &["rds:ListTagsForResource"]),
+    w("rds", "create_db_subnet_group", "CreateDBSubnetGroup", &["rds:CreateDBSubnetGroup", "rds:AddTagsToResource"]),
+    w("rds", "delete_db_subnet_group", "DeleteDBSubnetGroup", &["rds:DeleteDBSubnetGroup"]),
+    w("rds", "modify_db_subnet_group", "ModifyDBSubnetGroup", &["rds:ModifyDBSubnetGroup"]),
+];
+
 #[async_trait]
 impl ResourceKind for DbSubnetGroup {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    fn calls(&self) -> &'static [Call] {
+        CALLS
     }
 
     fn attributes(&self) -> &'static [AttrSpec] {

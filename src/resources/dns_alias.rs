@@ -11,6 +11,7 @@ use aws_sdk_route53::types::{
 };
 
 use crate::cloud::{Cloud, CloudError, SdkResultExt};
+use crate::engine::calls::{r, Call};
 use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind};
 
 pub const KIND: &str = "route53:alias";
@@ -110,10 +111,20 @@ async fn records(
     super::record_sets(cloud, id, zone).await
 }
 
+/// The API calls this kind makes, and the IAM actions behind them.
+#[rustfmt::skip]
+const CALLS: &[Call] = &[
+    r("route53", "list_hosted_zones", "ListHostedZones", &["route53:ListHostedZones"]),
+];
+
 #[async_trait]
 impl ResourceKind for DnsAlias {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    fn calls(&self) -> &'static [Call] {
+        CALLS
     }
 
     fn attributes(&self) -> &'static [AttrSpec] {

@@ -6,6 +6,7 @@ use aws_sdk_efs::types::{CreationInfo, PosixUser, RootDirectory};
 
 use super::efs_file_system::{efs_tags, owner};
 use crate::cloud::{api_error, Cloud, CloudError, SdkResultExt};
+use crate::engine::calls::{r, w, Call};
 use crate::engine::{replace, AttrSpec, Observed, Resolved, ResourceKind};
 
 pub const KIND: &str = "efs:access-point";
@@ -16,10 +17,22 @@ fn bad(id: &str, e: impl std::fmt::Display) -> CloudError {
     CloudError::invalid(id, e.to_string())
 }
 
+/// The API calls this kind makes, and the IAM actions behind them.
+#[rustfmt::skip]
+const CALLS: &[Call] = &[
+    r("efs", "describe_access_points", "DescribeAccessPoints", &["elasticfilesystem:DescribeAccessPoints"]),
+    w("efs", "create_access_point", "CreateAccessPoint", &["elasticfilesystem:CreateAccessPoint", "elasticfilesystem:TagResource"]),
+    w("efs", "delete_access_point", "DeleteAccessPoint", &["elasticfilesystem:DeleteAccessPoint"]),
+];
+
 #[async_trait]
 impl ResourceKind for AccessPoint {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    fn calls(&self) -> &'static [Call] {
+        CALLS
     }
 
     fn attributes(&self) -> &'static [AttrSpec] {

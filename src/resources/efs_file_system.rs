@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::cloud::{api_error, Cloud, CloudError, Phase, SdkResultExt};
+use crate::engine::calls::{r, w, Call};
 use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind};
 use crate::lifecycle::{self, Readiness};
 
@@ -149,10 +150,27 @@ impl FileSystem {
     }
 }
 
+/// The API calls this kind makes, and the IAM actions behind them.
+#[rustfmt::skip]
+const CALLS: &[Call] = &[
+    r("efs", "describe_file_systems", "DescribeFileSystems", &["elasticfilesystem:DescribeFileSystems"]),
+    r("efs", "describe_mount_target_security_groups", "DescribeMountTargetSecurityGroups", &["elasticfilesystem:DescribeMountTargetSecurityGroups"]),
+    r("efs", "describe_mount_targets", "DescribeMountTargets", &["elasticfilesystem:DescribeMountTargets"]),
+    w("efs", "create_file_system", "CreateFileSystem", &["elasticfilesystem:CreateFileSystem", "elasticfilesystem:TagResource", "iam:CreateServiceLinkedRole"]),
+    w("efs", "create_mount_target", "CreateMountTarget", &["elasticfilesystem:CreateMountTarget", "ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces"]),
+    w("efs", "delete_file_system", "DeleteFileSystem", &["elasticfilesystem:DeleteFileSystem"]),
+    w("efs", "delete_mount_target", "DeleteMountTarget", &["elasticfilesystem:DeleteMountTarget", "ec2:DeleteNetworkInterface"]),
+    w("efs", "modify_mount_target_security_groups", "ModifyMountTargetSecurityGroups", &["elasticfilesystem:ModifyMountTargetSecurityGroups", "ec2:ModifyNetworkInterfaceAttribute"]),
+];
+
 #[async_trait]
 impl ResourceKind for FileSystem {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    fn calls(&self) -> &'static [Call] {
+        CALLS
     }
 
     fn timeout(&self, t: &crate::stack::Timeouts, phase: Phase) -> std::time::Duration {

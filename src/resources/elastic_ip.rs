@@ -5,16 +5,29 @@ use aws_sdk_ec2::types::{DomainType, ResourceType};
 
 use super::{gone_ok, logical_id, stack_filter, tag_spec};
 use crate::cloud::{Cloud, CloudError, SdkResultExt};
+use crate::engine::calls::{r, w, Call};
 use crate::engine::{AttrSpec, Observed, Resolved, ResourceKind};
 
 pub const KIND: &str = "ec2:eip";
 
 pub struct ElasticIp;
 
+/// The API calls this kind makes, and the IAM actions behind them.
+#[rustfmt::skip]
+const CALLS: &[Call] = &[
+    r("ec2", "describe_addresses", "DescribeAddresses", &["ec2:DescribeAddresses"]),
+    w("ec2", "allocate_address", "AllocateAddress", &["ec2:AllocateAddress", "ec2:CreateTags"]),
+    w("ec2", "release_address", "ReleaseAddress", &["ec2:ReleaseAddress"]),
+];
+
 #[async_trait]
 impl ResourceKind for ElasticIp {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    fn calls(&self) -> &'static [Call] {
+        CALLS
     }
 
     fn attributes(&self) -> &'static [AttrSpec] {

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use super::attrs::sorted_strings;
 use super::gone_ok;
 use crate::cloud::{Cloud, CloudError, SdkResultExt};
+use crate::engine::calls::{r, w, Call};
 use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind};
 
 pub const ROLE: &str = "iam:role";
@@ -82,10 +83,36 @@ async fn role_tags(cloud: &Cloud, id: &str, role: &str) -> Result<Vec<Tag>, Clou
 
 pub struct Role;
 
+/// The API calls this kind makes, and the IAM actions behind them.
+#[rustfmt::skip]
+const CALLS: &[Call] = &[
+    r("iam", "get_instance_profile", "GetInstanceProfile", &["iam:GetInstanceProfile"]),
+    r("iam", "get_role", "GetRole", &["iam:GetRole"]),
+    r("iam", "get_role_policy", "GetRolePolicy", &["iam:GetRolePolicy"]),
+    r("iam", "list_instance_profiles", "ListInstanceProfiles", &["iam:ListInstanceProfiles"]),
+    r("iam", "list_role_tags", "ListRoleTags", &["iam:ListRoleTags"]),
+    r("iam", "list_roles", "ListRoles", &["iam:ListRoles"]),
+    r("iam", "list_attached_role_policies", "ListAttachedRolePolicies", &["iam:ListAttachedRolePolicies"]),
+    w("iam", "attach_role_policy", "AttachRolePolicy", &["iam:AttachRolePolicy"]),
+    w("iam", "detach_role_policy", "DetachRolePolicy", &["iam:DetachRolePolicy"]),
+    w("iam", "add_role_to_instance_profile", "AddRoleToInstanceProfile", &["iam:AddRoleToInstanceProfile", "iam:PassRole"]),
+    w("iam", "create_instance_profile", "CreateInstanceProfile", &["iam:CreateInstanceProfile", "iam:TagInstanceProfile"]),
+    w("iam", "create_role", "CreateRole", &["iam:CreateRole", "iam:TagRole"]),
+    w("iam", "delete_instance_profile", "DeleteInstanceProfile", &["iam:DeleteInstanceProfile"]),
+    w("iam", "delete_role", "DeleteRole", &["iam:DeleteRole"]),
+    w("iam", "delete_role_policy", "DeleteRolePolicy", &["iam:DeleteRolePolicy"]),
+    w("iam", "put_role_policy", "PutRolePolicy", &["iam:PutRolePolicy"]),
+    w("iam", "remove_role_from_instance_profile", "RemoveRoleFromInstanceProfile", &["iam:RemoveRoleFromInstanceProfile"]),
+];
+
 #[async_trait]
 impl ResourceKind for Role {
     fn kind(&self) -> &'static str {
         ROLE
+    }
+
+    fn calls(&self) -> &'static [Call] {
+        CALLS
     }
 
     fn attributes(&self) -> &'static [AttrSpec] {

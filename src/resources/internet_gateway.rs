@@ -5,6 +5,7 @@ use aws_sdk_ec2::types::ResourceType;
 
 use super::{gone_ok, logical_id, stack_filter, tag_spec};
 use crate::cloud::{Cloud, CloudError, SdkResultExt};
+use crate::engine::calls::{r, w, Call};
 use crate::engine::{in_place, AttrSpec, Observed, Resolved, ResourceKind};
 
 pub const KIND: &str = "ec2:internet-gateway";
@@ -47,10 +48,24 @@ async fn detach(cloud: &Cloud, id: &str, igw: &str, vpc: &str) -> Result<(), Clo
     }
 }
 
+/// The API calls this kind makes, and the IAM actions behind them.
+#[rustfmt::skip]
+const CALLS: &[Call] = &[
+    r("ec2", "describe_internet_gateways", "DescribeInternetGateways", &["ec2:DescribeInternetGateways"]),
+    w("ec2", "attach_internet_gateway", "AttachInternetGateway", &["ec2:AttachInternetGateway"]),
+    w("ec2", "create_internet_gateway", "CreateInternetGateway", &["ec2:CreateInternetGateway", "ec2:CreateTags"]),
+    w("ec2", "delete_internet_gateway", "DeleteInternetGateway", &["ec2:DeleteInternetGateway"]),
+    w("ec2", "detach_internet_gateway", "DetachInternetGateway", &["ec2:DetachInternetGateway"]),
+];
+
 #[async_trait]
 impl ResourceKind for InternetGateway {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    fn calls(&self) -> &'static [Call] {
+        CALLS
     }
 
     fn attributes(&self) -> &'static [AttrSpec] {

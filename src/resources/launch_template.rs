@@ -15,6 +15,7 @@ use super::attrs::strings;
 use super::autoscaling_group::{self, GroupState};
 use super::{gone_ok, logical_id, stack_filter, tag_spec};
 use crate::cloud::{Cloud, CloudError, SdkResultExt};
+use crate::engine::calls::{r, w, Call};
 use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind};
 use crate::userdata::{self, UserDataVars};
 
@@ -224,10 +225,26 @@ fn observed(r: &Resolved, id: &str, name: &str, version: i64) -> Observed {
     o
 }
 
+/// The API calls this kind makes, and the IAM actions behind them.
+#[rustfmt::skip]
+const CALLS: &[Call] = &[
+    r("ec2", "describe_launch_template_versions", "DescribeLaunchTemplateVersions", &["ec2:DescribeLaunchTemplateVersions"]),
+    r("ec2", "describe_launch_templates", "DescribeLaunchTemplates", &["ec2:DescribeLaunchTemplates"]),
+    w("ec2", "create_launch_template", "CreateLaunchTemplate", &["ec2:CreateLaunchTemplate", "ec2:CreateTags"]),
+    w("ec2", "create_launch_template_version", "CreateLaunchTemplateVersion", &["ec2:CreateLaunchTemplateVersion"]),
+    w("ec2", "delete_launch_template", "DeleteLaunchTemplate", &["ec2:DeleteLaunchTemplate"]),
+    w("ec2", "delete_launch_template_versions", "DeleteLaunchTemplateVersions", &["ec2:DeleteLaunchTemplateVersions"]),
+    w("ec2", "modify_launch_template", "ModifyLaunchTemplate", &["ec2:ModifyLaunchTemplate"]),
+];
+
 #[async_trait]
 impl ResourceKind for LaunchTemplate {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    fn calls(&self) -> &'static [Call] {
+        CALLS
     }
 
     fn attributes(&self) -> &'static [AttrSpec] {

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use super::target_group::{elb_tags, owned};
 use crate::cloud::{api_error, Cloud, CloudError, SdkResultExt};
+use crate::engine::calls::{r, w, Call};
 use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind};
 
 pub const KIND: &str = "elbv2:listener";
@@ -94,10 +95,23 @@ fn certificates(r: &Resolved) -> Option<Vec<Certificate>> {
         .map(|c| vec![Certificate::builder().certificate_arn(c).build()])
 }
 
+/// The API calls this kind makes, and the IAM actions behind them.
+#[rustfmt::skip]
+const CALLS: &[Call] = &[
+    r("elbv2", "describe_listeners", "DescribeListeners", &["elasticloadbalancing:DescribeListeners"]),
+    w("elbv2", "create_listener", "CreateListener", &["elasticloadbalancing:CreateListener", "elasticloadbalancing:AddTags"]),
+    w("elbv2", "delete_listener", "DeleteListener", &["elasticloadbalancing:DeleteListener"]),
+    w("elbv2", "modify_listener", "ModifyListener", &["elasticloadbalancing:ModifyListener"]),
+];
+
 #[async_trait]
 impl ResourceKind for Listener {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    fn calls(&self) -> &'static [Call] {
+        CALLS
     }
 
     fn attributes(&self) -> &'static [AttrSpec] {

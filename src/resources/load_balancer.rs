@@ -9,6 +9,7 @@ use serde_json::json;
 use super::attrs::sorted_strings;
 use super::target_group::{elb_tags, owned};
 use crate::cloud::{api_error, Cloud, CloudError, Phase, SdkResultExt};
+use crate::engine::calls::{r, w, Call};
 use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind};
 use crate::lifecycle::{self, Readiness};
 
@@ -68,10 +69,24 @@ pub(crate) async fn read_owned(
         .collect())
 }
 
+/// The API calls this kind makes, and the IAM actions behind them.
+#[rustfmt::skip]
+const CALLS: &[Call] = &[
+    r("elbv2", "describe_load_balancers", "DescribeLoadBalancers", &["elasticloadbalancing:DescribeLoadBalancers"]),
+    w("elbv2", "create_load_balancer", "CreateLoadBalancer", &["elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:AddTags", "iam:CreateServiceLinkedRole"]),
+    w("elbv2", "delete_load_balancer", "DeleteLoadBalancer", &["elasticloadbalancing:DeleteLoadBalancer"]),
+    w("elbv2", "set_security_groups", "SetSecurityGroups", &["elasticloadbalancing:SetSecurityGroups"]),
+    w("elbv2", "set_subnets", "SetSubnets", &["elasticloadbalancing:SetSubnets"]),
+];
+
 #[async_trait]
 impl ResourceKind for LoadBalancer {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    fn calls(&self) -> &'static [Call] {
+        CALLS
     }
 
     fn timeout(&self, t: &crate::stack::Timeouts, phase: Phase) -> std::time::Duration {

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::gone_ok;
 use crate::cloud::{api_error, Cloud, CloudError, SdkResultExt};
+use crate::engine::calls::{r, w, Call};
 use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind};
 
 pub const KIND: &str = "logs:log-group";
@@ -33,10 +34,24 @@ fn bare_arn(arn: &str) -> &str {
 
 pub struct LogGroup;
 
+/// The API calls this kind makes, and the IAM actions behind them.
+#[rustfmt::skip]
+const CALLS: &[Call] = &[
+    r("logs", "describe_log_groups", "DescribeLogGroups", &["logs:DescribeLogGroups"]),
+    r("logs", "list_tags_for_resource", "ListTagsForResource", &["logs:ListTagsForResource"]),
+    w("logs", "create_log_group", "CreateLogGroup", &["logs:CreateLogGroup", "logs:TagResource"]),
+    w("logs", "delete_log_group", "DeleteLogGroup", &["logs:DeleteLogGroup"]),
+    w("logs", "put_retention_policy", "PutRetentionPolicy", &["logs:PutRetentionPolicy"]),
+];
+
 #[async_trait]
 impl ResourceKind for LogGroup {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    fn calls(&self) -> &'static [Call] {
+        CALLS
     }
 
     fn attributes(&self) -> &'static [AttrSpec] {

@@ -5,6 +5,7 @@ use aws_sdk_ec2::types::{NatGatewayState, ResourceType};
 
 use super::{logical_id, stack_filter, tag_spec};
 use crate::cloud::{Cloud, CloudError, Phase, SdkResultExt};
+use crate::engine::calls::{r, w, Call};
 use crate::engine::{client_token, replace, AttrSpec, Observed, Resolved, ResourceKind};
 use crate::lifecycle::{self, Readiness};
 
@@ -152,10 +153,22 @@ async fn wait_deleted(cloud: &Cloud, id: &str, nat: &str) -> Result<(), CloudErr
         .await
 }
 
+/// The API calls this kind makes, and the IAM actions behind them.
+#[rustfmt::skip]
+const CALLS: &[Call] = &[
+    r("ec2", "describe_nat_gateways", "DescribeNatGateways", &["ec2:DescribeNatGateways"]),
+    w("ec2", "create_nat_gateway", "CreateNatGateway", &["ec2:CreateNatGateway", "ec2:CreateTags"]),
+    w("ec2", "delete_nat_gateway", "DeleteNatGateway", &["ec2:DeleteNatGateway"]),
+];
+
 #[async_trait]
 impl ResourceKind for NatGateway {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    fn calls(&self) -> &'static [Call] {
+        CALLS
     }
 
     fn timeout(&self, t: &crate::stack::Timeouts, phase: Phase) -> std::time::Duration {

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use super::{gone_ok, logical_id, stack_filter, tag_spec};
 use crate::cloud::{Cloud, CloudError, SdkResultExt};
+use crate::engine::calls::{r, w, Call};
 use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind};
 
 pub const KIND: &str = "ec2:route-table";
@@ -190,10 +191,27 @@ fn current_assoc(o: &Observed) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
+/// The API calls this kind makes, and the IAM actions behind them.
+#[rustfmt::skip]
+const CALLS: &[Call] = &[
+    r("ec2", "describe_route_tables", "DescribeRouteTables", &["ec2:DescribeRouteTables"]),
+    w("ec2", "associate_route_table", "AssociateRouteTable", &["ec2:AssociateRouteTable"]),
+    w("ec2", "create_route", "CreateRoute", &["ec2:CreateRoute"]),
+    w("ec2", "create_route_table", "CreateRouteTable", &["ec2:CreateRouteTable", "ec2:CreateTags"]),
+    w("ec2", "delete_route", "DeleteRoute", &["ec2:DeleteRoute"]),
+    w("ec2", "delete_route_table", "DeleteRouteTable", &["ec2:DeleteRouteTable"]),
+    w("ec2", "disassociate_route_table", "DisassociateRouteTable", &["ec2:DisassociateRouteTable"]),
+    w("ec2", "replace_route", "ReplaceRoute", &["ec2:ReplaceRoute"]),
+];
+
 #[async_trait]
 impl ResourceKind for RouteTable {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    fn calls(&self) -> &'static [Call] {
+        CALLS
     }
 
     fn attributes(&self) -> &'static [AttrSpec] {

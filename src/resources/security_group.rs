@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::{gone_ok, logical_id, stack_filter, tag_spec};
 use crate::cloud::{Cloud, CloudError, SdkResultExt};
+use crate::engine::calls::{r, w, Call};
 use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind};
 
 pub const KIND: &str = "ec2:security-group";
@@ -168,10 +169,24 @@ fn current_rules(current: &Observed) -> Vec<Rule> {
         .unwrap_or_default()
 }
 
+/// The API calls this kind makes, and the IAM actions behind them.
+#[rustfmt::skip]
+const CALLS: &[Call] = &[
+    r("ec2", "describe_security_groups", "DescribeSecurityGroups", &["ec2:DescribeSecurityGroups"]),
+    w("ec2", "authorize_security_group_ingress", "AuthorizeSecurityGroupIngress", &["ec2:AuthorizeSecurityGroupIngress"]),
+    w("ec2", "create_security_group", "CreateSecurityGroup", &["ec2:CreateSecurityGroup", "ec2:CreateTags"]),
+    w("ec2", "delete_security_group", "DeleteSecurityGroup", &["ec2:DeleteSecurityGroup"]),
+    w("ec2", "revoke_security_group_ingress", "RevokeSecurityGroupIngress", &["ec2:RevokeSecurityGroupIngress"]),
+];
+
 #[async_trait]
 impl ResourceKind for SecurityGroup {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    fn calls(&self) -> &'static [Call] {
+        CALLS
     }
 
     fn attributes(&self) -> &'static [AttrSpec] {

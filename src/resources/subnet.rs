@@ -5,16 +5,29 @@ use aws_sdk_ec2::types::ResourceType;
 
 use super::{gone_ok, logical_id, stack_filter, tag_spec};
 use crate::cloud::{Cloud, CloudError, SdkResultExt};
+use crate::engine::calls::{r, w, Call};
 use crate::engine::{replace, AttrSpec, Observed, Resolved, ResourceKind};
 
 pub const KIND: &str = "ec2:subnet";
 
 pub struct Subnet;
 
+/// The API calls this kind makes, and the IAM actions behind them.
+#[rustfmt::skip]
+const CALLS: &[Call] = &[
+    r("ec2", "describe_subnets", "DescribeSubnets", &["ec2:DescribeSubnets"]),
+    w("ec2", "create_subnet", "CreateSubnet", &["ec2:CreateSubnet", "ec2:CreateTags"]),
+    w("ec2", "delete_subnet", "DeleteSubnet", &["ec2:DeleteSubnet"]),
+];
+
 #[async_trait]
 impl ResourceKind for Subnet {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    fn calls(&self) -> &'static [Call] {
+        CALLS
     }
 
     fn attributes(&self) -> &'static [AttrSpec] {

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, Tag, TargetGroupAttribute};
 
 use crate::cloud::{api_error, Cloud, CloudError, SdkResultExt};
+use crate::engine::calls::{r, w, Call};
 use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind};
 
 pub const KIND: &str = "elbv2:target-group";
@@ -53,10 +54,26 @@ pub(crate) async fn owned(
     Ok(out)
 }
 
+/// The API calls this kind makes, and the IAM actions behind them.
+#[rustfmt::skip]
+const CALLS: &[Call] = &[
+    r("elbv2", "describe_tags", "DescribeTags", &["elasticloadbalancing:DescribeTags"]),
+    r("elbv2", "describe_target_group_attributes", "DescribeTargetGroupAttributes", &["elasticloadbalancing:DescribeTargetGroupAttributes"]),
+    r("elbv2", "describe_target_groups", "DescribeTargetGroups", &["elasticloadbalancing:DescribeTargetGroups"]),
+    w("elbv2", "create_target_group", "CreateTargetGroup", &["elasticloadbalancing:CreateTargetGroup", "elasticloadbalancing:AddTags"]),
+    w("elbv2", "delete_target_group", "DeleteTargetGroup", &["elasticloadbalancing:DeleteTargetGroup"]),
+    w("elbv2", "modify_target_group", "ModifyTargetGroup", &["elasticloadbalancing:ModifyTargetGroup"]),
+    w("elbv2", "modify_target_group_attributes", "ModifyTargetGroupAttributes", &["elasticloadbalancing:ModifyTargetGroupAttributes"]),
+];
+
 #[async_trait]
 impl ResourceKind for TargetGroup {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    fn calls(&self) -> &'static [Call] {
+        CALLS
     }
 
     fn attributes(&self) -> &'static [AttrSpec] {

@@ -6,6 +6,7 @@ use futures::future::try_join_all;
 
 use super::{gone_ok, logical_id, stack_filter, tag_spec};
 use crate::cloud::{Cloud, CloudError, SdkResultExt};
+use crate::engine::calls::{r, w, Call};
 use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind};
 
 pub const KIND: &str = "ec2:vpc";
@@ -66,10 +67,24 @@ async fn set_dns(
     Ok(())
 }
 
+/// The API calls this kind makes, and the IAM actions behind them.
+#[rustfmt::skip]
+const CALLS: &[Call] = &[
+    r("ec2", "describe_vpc_attribute", "DescribeVpcAttribute", &["ec2:DescribeVpcAttribute"]),
+    r("ec2", "describe_vpcs", "DescribeVpcs", &["ec2:DescribeVpcs"]),
+    w("ec2", "create_vpc", "CreateVpc", &["ec2:CreateVpc", "ec2:CreateTags"]),
+    w("ec2", "delete_vpc", "DeleteVpc", &["ec2:DeleteVpc"]),
+    w("ec2", "modify_vpc_attribute", "ModifyVpcAttribute", &["ec2:ModifyVpcAttribute"]),
+];
+
 #[async_trait]
 impl ResourceKind for Vpc {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    fn calls(&self) -> &'static [Call] {
+        CALLS
     }
 
     fn attributes(&self) -> &'static [AttrSpec] {

@@ -9,6 +9,7 @@ use aws_sdk_ec2::types::{ResourceType, VpcEndpointType};
 use super::attrs::{sorted_strings, strings};
 use super::{logical_id, stack_filter, tag_spec};
 use crate::cloud::{Cloud, CloudError, Phase, SdkResultExt};
+use crate::engine::calls::{r, w, Call};
 use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind};
 
 pub const KIND: &str = "ec2:vpc-endpoint";
@@ -74,10 +75,23 @@ async fn state(cloud: &Cloud, id: &str, vpce: &str) -> Result<Option<String>, Cl
     }
 }
 
+/// The API calls this kind makes, and the IAM actions behind them.
+#[rustfmt::skip]
+const CALLS: &[Call] = &[
+    r("ec2", "describe_vpc_endpoints", "DescribeVpcEndpoints", &["ec2:DescribeVpcEndpoints"]),
+    w("ec2", "create_vpc_endpoint", "CreateVpcEndpoint", &["ec2:CreateVpcEndpoint", "ec2:CreateTags"]),
+    w("ec2", "delete_vpc_endpoints", "DeleteVpcEndpoints", &["ec2:DeleteVpcEndpoints"]),
+    w("ec2", "modify_vpc_endpoint", "ModifyVpcEndpoint", &["ec2:ModifyVpcEndpoint"]),
+];
+
 #[async_trait]
 impl ResourceKind for VpcEndpoint {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    fn calls(&self) -> &'static [Call] {
+        CALLS
     }
 
     fn attributes(&self) -> &'static [AttrSpec] {

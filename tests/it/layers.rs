@@ -189,7 +189,10 @@ fn the_graph_reader_sees_a_cycle_it_is_shown() {
         named("use crate::x::{self, Y};\nuse crate::{a, b::c, d as e};\nf(crate::z::w)"),
         ["a", "b", "d", "x", "z"].map(String::from).into()
     );
-    assert_eq!(code("a\n// crate::x\n#[cfg(test)]\nmod tests { crate::y }"), "a");
+    assert_eq!(
+        code("a\n// crate::x\n#[cfg(test)]\nmod tests { crate::y }"),
+        "a"
+    );
 }
 
 #[test]
@@ -228,7 +231,11 @@ fn no_source_file_holds_more_than_one_purposes_worth_of_lines() {
     let long: Vec<String> = files
         .iter()
         .filter(|f| {
-            let rel = f.strip_prefix(root()).unwrap().to_string_lossy().to_string();
+            let rel = f
+                .strip_prefix(root())
+                .unwrap()
+                .to_string_lossy()
+                .to_string();
             !DATA_TABLES.contains(&rel.as_str())
         })
         .filter_map(|f| {

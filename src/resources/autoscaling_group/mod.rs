@@ -47,6 +47,7 @@ use serde_json::{json, Value};
 use super::attrs::{csv, sorted_strings, strings};
 use super::owner_id;
 use crate::cloud::{api_error, Cloud, CloudError, Phase, SdkResultExt};
+use crate::engine::calls::{r, w, Call};
 use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind, TAG_STACK};
 
 pub const KIND: &str = "autoscaling:group";
@@ -262,10 +263,30 @@ fn wanted_props(o: Observed, r: &Resolved) -> Result<Observed, CloudError> {
         ))
 }
 
+/// The API calls this kind makes, and the IAM actions behind them.
+#[rustfmt::skip]
+const CALLS: &[Call] = &[
+    r("autoscaling", "describe_policies", "DescribePolicies", &["autoscaling:DescribePolicies"]),
+    w("autoscaling", "attach_load_balancer_target_groups", "AttachLoadBalancerTargetGroups", &["autoscaling:AttachLoadBalancerTargetGroups"]),
+    w("autoscaling", "cancel_instance_refresh", "CancelInstanceRefresh", &["autoscaling:CancelInstanceRefresh"]),
+    w("autoscaling", "create_auto_scaling_group", "CreateAutoScalingGroup", &["autoscaling:CreateAutoScalingGroup", "autoscaling:CreateOrUpdateTags", "ec2:RunInstances", "iam:PassRole", "iam:CreateServiceLinkedRole"]),
+    w("autoscaling", "create_or_update_tags", "CreateOrUpdateTags", &["autoscaling:CreateOrUpdateTags"]),
+    w("autoscaling", "delete_auto_scaling_group", "DeleteAutoScalingGroup", &["autoscaling:DeleteAutoScalingGroup"]),
+    w("autoscaling", "delete_tags", "DeleteTags", &["autoscaling:DeleteTags"]),
+    w("autoscaling", "detach_load_balancer_target_groups", "DetachLoadBalancerTargetGroups", &["autoscaling:DetachLoadBalancerTargetGroups"]),
+    w("autoscaling", "put_scaling_policy", "PutScalingPolicy", &["autoscaling:PutScalingPolicy"]),
+    w("autoscaling", "start_instance_refresh", "StartInstanceRefresh", &["autoscaling:StartInstanceRefresh", "ec2:RunInstances", "iam:PassRole"]),
+    w("autoscaling", "update_auto_scaling_group", "UpdateAutoScalingGroup", &["autoscaling:UpdateAutoScalingGroup", "ec2:RunInstances", "iam:PassRole"]),
+];
+
 #[async_trait]
 impl ResourceKind for AutoScalingGroup {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    fn calls(&self) -> &'static [Call] {
+        CALLS
     }
 
     fn timeout(&self, t: &crate::stack::Timeouts, phase: Phase) -> std::time::Duration {

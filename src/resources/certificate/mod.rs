@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 
 use super::attrs::strings;
 use crate::cloud::{api_error, Cloud, CloudError, Phase, SdkResultExt};
+use crate::engine::calls::{r, w, Call};
 use crate::engine::{replace, AttrSpec, Observed, Resolved, ResourceKind};
 use crate::lifecycle::{self, Readiness};
 
@@ -86,10 +87,24 @@ fn sans(c: &aws_sdk_acm::types::CertificateDetail) -> Vec<String> {
     v
 }
 
+/// The API calls this kind makes, and the IAM actions behind them.
+#[rustfmt::skip]
+const CALLS: &[Call] = &[
+    r("ec2", "describe_regions", "DescribeRegions", &["ec2:DescribeRegions"]),
+    r("acm", "list_certificates", "ListCertificates", &["acm:ListCertificates"]),
+    r("acm", "list_tags_for_certificate", "ListTagsForCertificate", &["acm:ListTagsForCertificate"]),
+    w("acm", "delete_certificate", "DeleteCertificate", &["acm:DeleteCertificate"]),
+    w("acm", "request_certificate", "RequestCertificate", &["acm:RequestCertificate", "acm:AddTagsToCertificate"]),
+];
+
 #[async_trait]
 impl ResourceKind for Certificate {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    fn calls(&self) -> &'static [Call] {
+        CALLS
     }
 
     fn timeout(&self, t: &crate::stack::Timeouts, phase: Phase) -> std::time::Duration {

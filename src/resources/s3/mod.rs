@@ -14,7 +14,11 @@ use aws_sdk_s3::types::{
 };
 
 use crate::cloud::{api_error, Cloud, CloudError, SdkResultExt};
+use crate::engine::calls::{r, w, Call};
 use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind, TAG_STACK};
+
+mod artifact;
+pub use artifact::Artifact;
 
 pub const BUCKET: &str = "s3:bucket";
 pub const ARTIFACT: &str = "s3:artifact";
@@ -256,10 +260,31 @@ impl Bucket {
     }
 }
 
+/// The API calls this kind makes, and the IAM actions behind them.
+#[rustfmt::skip]
+const CALLS: &[Call] = &[
+    r("s3", "get_bucket_encryption", "GetBucketEncryption", &["s3:GetEncryptionConfiguration"]),
+    r("s3", "get_bucket_location", "GetBucketLocation", &["s3:GetBucketLocation"]),
+    r("s3", "get_bucket_tagging", "GetBucketTagging", &["s3:GetBucketTagging"]),
+    r("s3", "get_bucket_versioning", "GetBucketVersioning", &["s3:GetBucketVersioning"]),
+    r("s3", "get_public_access_block", "GetPublicAccessBlock", &["s3:GetBucketPublicAccessBlock"]),
+    r("s3", "head_object", "HeadObject", &["s3:GetObject"]),
+    r("s3", "list_buckets", "ListBuckets", &["s3:ListAllMyBuckets"]),
+    r("s3", "list_object_versions", "ListObjectVersions", &["s3:ListBucketVersions"]),
+    w("s3", "delete_bucket", "DeleteBucket", &["s3:DeleteBucket"]),
+    w("s3", "delete_objects", "DeleteObjects", &["s3:DeleteObject", "s3:DeleteObjectVersion"]),
+    w("s3", "put_bucket_tagging", "PutBucketTagging", &["s3:PutBucketTagging"]),
+    w("s3", "put_bucket_versioning", "PutBucketVersioning", &["s3:PutBucketVersioning"]),
+];
+
 #[async_trait]
 impl ResourceKind for Bucket {
     fn kind(&self) -> &'static str {
         BUCKET
+    }
+
+    fn calls(&self) -> &'static [Call] {
+        CALLS
     }
 
     fn attributes(&self) -> &'static [AttrSpec] {
@@ -444,146 +469,6 @@ impl ResourceKind for Bucket {
                 .await
                 .map(|_| ())
                 .ctx(&current.id, "DeleteBucket"),
-        )
-    }
-}
-
-pub struct Artifact;
-
-#[async_trait]
-impl ResourceKind for Artifact {
-    fn kind(&self) -> &'static str {
-        ARTIFACT
-    }
-
-    fn attributes(&self) -> &'static [AttrSpec] {
-        const A: &[AttrSpec] = &[replace("bucket"), replace("key"), replace("sha256")];
-        A
-    }
-
-    async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
-        let mut out = Vec::new();
-        for (_, bucket) in owned_buckets(cloud, stack).await? {
-            // Paged at 1000 keys by ContinuationToken.
-            let pages = cloud
-                .s3
-                .list_objects_v2()
-                .bucket(&bucket)
-                .prefix(KEY_PREFIX)
-                .into_paginator()
-                .send()
-                .try_collect()
-                .await
-                .ctx(ARTIFACT, "ListObjectsV2")?;
-            for o in pages.iter().flat_map(|p| p.contents()) {
-                let Some(key) = o.key() else { continue };
-                let Some(sha) = key
-                    .strip_prefix(KEY_PREFIX)
-                    .and_then(|k| k.strip_suffix("/bookstore"))
-                    .filter(|s| s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit()))
-                else {
-                    continue;
-                };
-                out.push(
-                    Observed::new(ARTIFACT, artifact_id(sha), format!("s3://{bucket}/{key}"))
-                        .prop("bucket", bucket.clone())
-                        .prop("key", key)
-                        .prop("sha256", sha)
-                        .attr("key", key)
-                        .attr("bucket", bucket.clone()),
-                );
-            }
-        }
-        Ok(out)
-    }
-
-    async fn create(&self, cloud: &Cloud, r: &Resolved) -> Result<Observed, CloudError> {
-        let (bucket, key, sha) = (r.str("bucket")?, r.str("key")?, r.str("sha256")?);
-        let exists = match cloud.s3.head_object().bucket(bucket).key(key).send().await {
-            Ok(_) => true,
-            Err(e) => {
-                let e = api_error(&r.id, "HeadObject", e);
-                if matches!(e.code(), Some("NotFound") | Some("NoSuchKey")) {
-                    false
-                } else {
-                    return Err(e);
-                }
-            }
-        };
-        if !exists {
-            let file = r.str("file")?;
-            let body = ByteStream::from_path(file)
-                .await
-                .map_err(|e| CloudError::invalid(&r.id, format!("cannot read {file}: {e}")))?;
-            cloud.status(&r.id, &format!("uploading {file}"));
-            // The bucket may have been created moments before (`NoSuchBucket`).
-            let mut body = Some(body);
-            cloud
-                .settle_ctx(&r.id, "PutObject", || {
-                    let body = body.take();
-                    async move {
-                        let body = match body {
-                            Some(b) => b,
-                            None => ByteStream::from_path(file).await.map_err(|e| {
-                                CloudError::invalid(&r.id, format!("cannot read {file}: {e}"))
-                            })?,
-                        };
-                        cloud
-                            .s3
-                            .put_object()
-                            .bucket(bucket)
-                            .key(key)
-                            .body(body)
-                            .metadata("sha256", sha)
-                            .server_side_encryption(ServerSideEncryption::Aes256)
-                            .send()
-                            .await
-                            .ctx(&r.id, "PutObject")
-                    }
-                })
-                .await?;
-        }
-        Ok(
-            Observed::new(ARTIFACT, &r.id, format!("s3://{bucket}/{key}"))
-                .prop("bucket", bucket)
-                .prop("key", key)
-                .prop("sha256", sha)
-                .attr("key", key)
-                .attr("bucket", bucket),
-        )
-    }
-
-    async fn update(
-        &self,
-        _: &Cloud,
-        _: &Resolved,
-        current: &Observed,
-        _: &[String],
-    ) -> Result<Observed, CloudError> {
-        Ok(current.clone())
-    }
-
-    async fn delete(&self, cloud: &Cloud, current: &Observed) -> Result<(), CloudError> {
-        let bucket = current
-            .props
-            .get("bucket")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default();
-        let key = current
-            .props
-            .get("key")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default();
-        super::gone_ok(
-            cloud
-                .s3
-                .delete_object()
-                .bucket(bucket)
-                .key(key)
-                .send()
-                .await
-                .map(|_| ())
-                .ctx(&current.id, "DeleteObject"),
         )
     }
 }
