@@ -62,6 +62,15 @@ impl CloudError {
         }
     }
 
+    /// The provider answered that the thing named does not exist (see
+    /// [`not_found`]).
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            CloudError::Api { code, message, .. } => not_found(code, message),
+            _ => false,
+        }
+    }
+
     /// A throttling, server-side or network failure (see [`is_transient`]).
     pub fn is_transient(&self) -> bool {
         self.code().is_some_and(is_transient)
@@ -129,6 +138,22 @@ pub fn not_yet_visible(code: &str, message: &str) -> bool {
         || (matches!(code, "ValidationError" | "InvalidParameterValue")
             && (message.contains("Invalid IamInstanceProfile")
                 || message.contains("Invalid IAM Instance Profile")))
+}
+
+/// Whether an answer says the thing named does not exist, in any of the
+/// services' words: EC2's `Invalid*ID.NotFound` and `NatGatewayNotFound`,
+/// ELBv2's `LoadBalancerNotFound`, RDS's `DBInstanceNotFound(Fault)`, EFS's
+/// `FileSystemNotFound` ("Error codes" of each API reference), IAM's and
+/// S3's `NoSuch*`, ACM's and CloudWatch Logs' `ResourceNotFoundException`,
+/// and Auto Scaling's `ValidationError` "AutoScalingGroup name not found"
+/// (Auto Scaling has no not-found code; Terraform's provider matches the
+/// same message).
+pub fn not_found(code: &str, message: &str) -> bool {
+    code.ends_with("NotFound")
+        || code.ends_with("NotFoundFault")
+        || code.ends_with("NotFoundException")
+        || code.starts_with("NoSuch")
+        || (code == "ValidationError" && message.contains("not found"))
 }
 
 /// Throttling codes: AWS limits request rates per action per account

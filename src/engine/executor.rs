@@ -15,7 +15,7 @@ use thiserror::Error;
 
 use super::plan::{Action, Plan, Step};
 use super::refs::{resolve, Resolution};
-use super::{client_token, owner_tags, Attrs, Desired, Observed, Registry, Resolved};
+use super::{client_token, owner_tags, Attrs, Desired, Observed, Registry, Resolved, ResourceKind};
 use crate::cloud::{Cloud, CloudError, Phase};
 
 pub use super::retry::{
@@ -335,7 +335,14 @@ impl Executor<'_> {
             |msg| rep.status(&o.id, msg),
             || async {
                 self.fenced(&o.id).await?;
-                kind.delete(self.cloud, o).await
+                match kind.delete(self.cloud, o).await {
+                    // The thing may be gone though the answer was lost (the
+                    // SDK's retry of this very delete meets the first
+                    // attempt's work) or it went another way: a delete is
+                    // done when a read no longer finds it.
+                    Err(e) if e.is_not_found() && self.gone(kind, o).await? => Ok(()),
+                    other => other,
+                }
             },
         )
         .await;
@@ -344,6 +351,14 @@ impl Executor<'_> {
             Err(e) => rep.finish(&o.id, false, &e.to_string()),
         }
         result
+    }
+}
+
+impl Executor<'_> {
+    /// Whether a read of `o`'s kind no longer finds it.
+    async fn gone(&self, kind: &dyn ResourceKind, o: &Observed) -> Result<bool, CloudError> {
+        let now = kind.read_all(self.cloud, self.stack).await?;
+        Ok(!now.iter().any(|x| x.physical_id == o.physical_id))
     }
 }
 
@@ -767,5 +782,112 @@ mod tests {
             .any(|f| f.contains("b: skipped because a failed")));
         assert!(ran.lock().unwrap().contains(&"c".to_string()));
         assert!(!ran.lock().unwrap().contains(&"b".to_string()));
+    }
+
+    /// A kind whose delete answers NotFound (the answer to a first attempt
+    /// was lost, or someone else deleted it), and whose read finds `left`.
+    struct LostAnswer {
+        left: Vec<Observed>,
+        deletes: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    #[async_trait::async_trait]
+    impl ResourceKind for LostAnswer {
+        fn kind(&self) -> &'static str {
+            "test:thing"
+        }
+        fn attributes(&self) -> &'static [super::super::AttrSpec] {
+            &[]
+        }
+        async fn read_all(&self, _: &Cloud, _: &str) -> Result<Vec<Observed>, CloudError> {
+            Ok(self.left.clone())
+        }
+        async fn create(&self, _: &Cloud, r: &Resolved) -> Result<Observed, CloudError> {
+            Err(CloudError::invalid(&r.id, "not in this test"))
+        }
+        async fn update(
+            &self,
+            _: &Cloud,
+            r: &Resolved,
+            _: &Observed,
+            _: &[String],
+        ) -> Result<Observed, CloudError> {
+            Err(CloudError::invalid(&r.id, "not in this test"))
+        }
+        async fn delete(&self, _: &Cloud, o: &Observed) -> Result<(), CloudError> {
+            self.deletes
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err(CloudError::Api {
+                id: o.id.clone(),
+                op: "DeleteThing".into(),
+                code: "InvalidThingID.NotFound".into(),
+                message: format!("The thing '{}' does not exist", o.physical_id),
+            })
+        }
+    }
+
+    async fn destroy_with(left: Vec<Observed>) -> Result<usize, ExecError> {
+        let conf = aws_types::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .build();
+        let cloud = Cloud::from_conf(
+            &conf,
+            Arc::new(crate::cloud::Silent),
+            Duration::from_millis(1),
+        );
+        let deletes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let kind = LostAnswer {
+            left,
+            deletes: deletes.clone(),
+        };
+        let mut registry = Registry::new();
+        registry.register(Box::new(kind));
+        let observed = vec![Observed::new("test:thing", "thing", "thing-1")];
+        let plan = super::super::plan::destroy_plan("t", &registry, &observed);
+        let exec = Executor {
+            cloud: &cloud,
+            registry: &registry,
+            stack: "t",
+            concurrency: 1,
+            fence: None,
+        };
+        exec.apply(&plan, &[], &observed, &["thing".to_string()])
+            .await?;
+        Ok(deletes.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    #[tokio::test]
+    async fn a_delete_answered_not_found_is_done_once_a_read_no_longer_finds_it() {
+        // Gone: the NotFound answer ends the delete, which is not tried again.
+        assert_eq!(destroy_with(vec![]).await.unwrap(), 1);
+        // Still there (the NotFound named something else): the delete fails
+        // with AWS's answer.
+        let e = destroy_with(vec![Observed::new("test:thing", "thing", "thing-1")])
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("InvalidThingID.NotFound"), "{e}");
+    }
+
+    #[test]
+    fn not_found_in_every_services_words() {
+        for (code, message) in [
+            ("InvalidVpcID.NotFound", ""),
+            ("NatGatewayNotFound", ""),
+            ("DBInstanceNotFoundFault", ""),
+            ("ResourceNotFoundException", ""),
+            ("NoSuchEntity", ""),
+            ("NoSuchBucket", ""),
+            ("ValidationError", "AutoScalingGroup name not found - x"),
+        ] {
+            assert!(crate::cloud::not_found(code, message), "{code}");
+        }
+        for (code, message) in [
+            ("DependencyViolation", "not found"),
+            ("ValidationError", "bad parameter"),
+            ("AccessDenied", ""),
+        ] {
+            assert!(!crate::cloud::not_found(code, message), "{code}");
+        }
     }
 }
