@@ -135,6 +135,25 @@ mod tests {
     }
 
     #[test]
+    fn a_name_that_would_make_names_aws_refuses_is_an_error_at_its_value() {
+        for (name, says) in [
+            ("shop-", "RDS identifiers allow neither"),
+            ("a--b", "RDS identifiers allow neither"),
+            ("xn--shop", "RDS identifiers allow neither"),
+            ("internal", "AWS reserves them"),
+            ("sthree-shop", "AWS reserves them"),
+            ("amzn-s3-demo-x", "AWS reserves them"),
+        ] {
+            let e = err(&format!("name = \"{name}\"\n"));
+            assert!(e.contains(says), "{name}: {e}");
+            assert!(e.starts_with("stacks/t.toml:1:8"), "{name}: {e}");
+        }
+        for name in ["shop", "internals", "my-shop-2", "sthreex"] {
+            assert!(p(&format!("name = \"{name}\"\n")).is_ok(), "{name}");
+        }
+    }
+
+    #[test]
     fn minimal_stack_gets_every_default() {
         let s = p("name = \"demo\"\n").unwrap();
         assert_eq!(s.name, "demo");

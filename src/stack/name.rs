@@ -7,7 +7,13 @@ use super::error::{Source, StackError};
 use super::field::{string_newtype, Invalid};
 
 /// A stack's name: 1 to 32 lowercase letters, digits or '-', starting with
-/// a letter. It names and tags every resource the stack owns.
+/// a letter. It names and tags every resource the stack owns, so it also
+/// obeys what AWS asks of the names made from it: RDS identifiers
+/// (`<name>-db`) "can't end with a hyphen or contain two consecutive
+/// hyphens" (CreateDBInstance, `DBInstanceIdentifier`); S3 reserves the
+/// bucket name prefixes `xn--`, `sthree-` and `amzn-s3-demo-` ("General
+/// purpose bucket naming rules"), and ELB load balancer names must not
+/// begin with `internal-` (CreateLoadBalancer, `Name`).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StackName(String);
 
@@ -18,9 +24,26 @@ impl StackName {
             && s.starts_with(|c: char| c.is_ascii_lowercase())
             && s.chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        ok.then(|| StackName(s.to_string())).ok_or(Invalid::Rule(
-            "use 1 to 32 lowercase letters, digits or '-', starting with a letter",
-        ))
+        if !ok {
+            return Err(Invalid::Rule(
+                "use 1 to 32 lowercase letters, digits or '-', starting with a letter",
+            ));
+        }
+        if s.ends_with('-') || s.contains("--") {
+            return Err(Invalid::Rule(
+                "end with a letter or digit and hold no '--': the database is named `<name>-db`, and RDS identifiers allow neither",
+            ));
+        }
+        let reserved = ["internal", "sthree", "amzn-s3-demo"];
+        if reserved
+            .iter()
+            .any(|r| s == *r || s.starts_with(&format!("{r}-")))
+        {
+            return Err(Invalid::Rule(
+                "do not start with `internal`, `sthree` or `amzn-s3-demo`: AWS reserves them in load balancer and bucket names",
+            ));
+        }
+        Ok(StackName(s.to_string()))
     }
 }
 
