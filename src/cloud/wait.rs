@@ -57,11 +57,10 @@ impl WaitLimits {
     }
 
     /// How long a wait on a resource of `kind` may last in `phase`.
-    pub fn for_kind(&self, kind: &str, phase: Phase) -> Duration {
+    pub fn for_kind(&self, kind: &'static str, phase: Phase) -> Duration {
         self.limits
-            .iter()
-            .find(|((k, p), _)| *k == kind && *p == phase)
-            .map(|(_, d)| *d)
+            .get(&(kind, phase))
+            .copied()
             .unwrap_or(match phase {
                 Phase::Create | Phase::Rollout => self.create,
                 Phase::Delete => self.delete,
