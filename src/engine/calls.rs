@@ -49,10 +49,7 @@ pub const fn w(
     actions: &'static [&'static str],
 ) -> Call {
     Call {
-        client,
-        method,
-        operation,
-        actions,
         access: Access::Write,
+        ..r(client, method, operation, actions)
     }
 }
