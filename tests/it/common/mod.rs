@@ -27,11 +27,36 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A loopback port nobody listens on, for a server a test starts.
+///
+/// Not one the kernel hands out itself (`bind` to port 0): those come from
+/// the ephemeral range, the same range every outgoing connection's local
+/// port is taken from, so between this call and the server's `bind` a
+/// database or HTTP client connection of a parallel test could be given
+/// it ("Address already in use"). The ports below that range are given out
+/// only by this counter, each once per test process.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    let (low, high) = (
+        ephemeral_low.saturating_sub(20_000).max(1024),
+        ephemeral_low,
+    );
+    let span = high - low;
+    // Spread test processes of one machine apart; step through the rest.
+    let start = std::process::id().wrapping_mul(7919) % span;
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (low + (start + n) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {low}..{high}")
 }
 
 /// A moto server of our own, stopped when dropped.
@@ -61,7 +86,7 @@ impl Emulator {
         let port = free_port();
         let dir = tempfile::tempdir().expect("temp dir");
         let log = std::fs::File::create(dir.path().join("moto.log")).expect("log file");
-        let child = Command::new(&bin)
+        let mut child = Command::new(&bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             // AWS managed policies exist in every account (the instance role
             // attaches AmazonSSMManagedInstanceCore); the emulator loads them
@@ -74,6 +99,12 @@ impl Emulator {
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
         let start = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "the emulator exited ({status}) before it listened on port {port}:\n{}",
+                    std::fs::read_to_string(dir.path().join("moto.log")).unwrap_or_default()
+                );
+            }
             assert!(
                 start.elapsed() < Duration::from_secs(60),
                 "the emulator did not start on port {port}"
