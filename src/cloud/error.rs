@@ -71,6 +71,15 @@ impl CloudError {
         }
     }
 
+    /// The provider answered that what a create makes exists already (see
+    /// [`already_exists`]).
+    pub fn is_already_exists(&self) -> bool {
+        match self {
+            CloudError::Api { code, message, .. } => already_exists(code, message),
+            _ => false,
+        }
+    }
+
     /// A throttling, server-side or network failure (see [`is_transient`]).
     pub fn is_transient(&self) -> bool {
         self.code().is_some_and(is_transient)
@@ -154,6 +163,55 @@ pub fn not_found(code: &str, message: &str) -> bool {
         || code.ends_with("NotFoundException")
         || code.starts_with("NoSuch")
         || (code == "ValidationError" && message.contains("not found"))
+}
+
+/// Answers that say the thing a create would make is there already, in each
+/// service's words ("Error codes" of each API reference): a name or CIDR
+/// taken, a rule or route present, a resource already attached. After a
+/// create whose answer was lost (the SDK retries the same request, which
+/// meets the first attempt's work) this is how AWS says "done"; it is also
+/// how it says someone else holds the name. [`CloudError::is_already_exists`].
+/// - EC2: `InvalidSubnet.Conflict` (the CIDR is taken), `InvalidGroup.Duplicate`,
+///   `InvalidPermission.Duplicate`, `RouteAlreadyExists`,
+///   `Resource.AlreadyAssociated`, `InvalidLaunchTemplateName.AlreadyExistsException`.
+/// - RDS: `DBInstanceAlreadyExists(Fault)`, `DBSubnetGroupAlreadyExists(Fault)`.
+/// - ELBv2: `DuplicateLoadBalancerName`, `DuplicateTargetGroupName`,
+///   `DuplicateListener`.
+/// - IAM: `EntityAlreadyExists`; CloudWatch Logs: `ResourceAlreadyExistsException`;
+///   Auto Scaling: `AlreadyExists`; EFS: `FileSystemAlreadyExists`,
+///   `AccessPointAlreadyExists`, `MountTargetConflict`; S3:
+///   `BucketAlreadyOwnedByYou`; SSM: `ParameterAlreadyExists`.
+pub const ALREADY_EXISTS: &[&str] = &[
+    "InvalidSubnet.Conflict",
+    "InvalidGroup.Duplicate",
+    "InvalidPermission.Duplicate",
+    "RouteAlreadyExists",
+    "Resource.AlreadyAssociated",
+    "InvalidLaunchTemplateName.AlreadyExistsException",
+    "DBInstanceAlreadyExists",
+    "DBInstanceAlreadyExistsFault",
+    "DBSubnetGroupAlreadyExists",
+    "DBSubnetGroupAlreadyExistsFault",
+    "DuplicateLoadBalancerName",
+    "DuplicateTargetGroupName",
+    "DuplicateListener",
+    "EntityAlreadyExists",
+    "ResourceAlreadyExistsException",
+    "AlreadyExists",
+    "FileSystemAlreadyExists",
+    "AccessPointAlreadyExists",
+    "MountTargetConflict",
+    "BucketAlreadyOwnedByYou",
+    "ParameterAlreadyExists",
+];
+
+/// Whether an answer says the thing made already exists (see
+/// [`ALREADY_EXISTS`]); Route 53 says it in an `InvalidChangeBatch`
+/// message ("Tried to create resource record set ... but it already
+/// exists").
+pub fn already_exists(code: &str, message: &str) -> bool {
+    ALREADY_EXISTS.contains(&code)
+        || (code == "InvalidChangeBatch" && message.contains("already exists"))
 }
 
 /// Throttling codes: AWS limits request rates per action per account

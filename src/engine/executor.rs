@@ -15,7 +15,9 @@ use thiserror::Error;
 
 use super::plan::{Action, Plan, Step};
 use super::refs::{resolve, Resolution};
-use super::{client_token, owner_tags, Attrs, Desired, Observed, Registry, Resolved, ResourceKind};
+use super::{
+    client_token, owner_tags, Attrs, Desired, Observed, Registry, Repeat, Resolved, ResourceKind,
+};
 use crate::cloud::{Cloud, CloudError, Phase};
 
 pub use super::retry::{
@@ -214,7 +216,9 @@ impl Executor<'_> {
                             tags: owner_tags(self.stack, &d.id),
                             token: client_token(self.stack, &d.id),
                         };
-                        let o = self.create_or_update(d, &r, current.as_ref()).await?;
+                        let o = self
+                            .create_or_update(d, &r, current.as_ref(), by_physical)
+                            .await?;
                         known.lock().unwrap().insert(d.id.clone(), o.attrs);
                         Ok(())
                     }
@@ -264,11 +268,13 @@ impl Executor<'_> {
         }
     }
 
+    /// Creates or updates `d`; `before` is what existed when the run began.
     async fn create_or_update(
         &self,
         d: &Desired,
         r: &Resolved,
         current: Option<&Observed>,
+        before: &BTreeMap<&str, &Observed>,
     ) -> Result<Observed, CloudError> {
         let kind = self
             .registry
@@ -281,21 +287,20 @@ impl Executor<'_> {
             let o = match current {
                 None => {
                     rep.start(&d.id, "creating");
-                    kind.create(self.cloud, r).await?
+                    match kind.create(self.cloud, r).await {
+                        Ok(o) => {
+                            if kind.on_repeat() == Repeat::Twin {
+                                self.delete_twins(kind, &o, before).await?;
+                            }
+                            o
+                        }
+                        Err(e) if e.is_already_exists() => self.adopt(kind, r, e, before).await?,
+                        Err(e) => return Err(e),
+                    }
                 }
                 Some(cur) => {
                     rep.start(&d.id, "updating");
-                    let changed: Vec<String> = kind
-                        .attributes()
-                        .iter()
-                        .filter(|a| {
-                            r.props
-                                .get(a.name)
-                                .is_some_and(|want| !super::same(want, cur.props.get(a.name)))
-                        })
-                        .map(|a| a.name.to_string())
-                        .collect();
-                    kind.update(self.cloud, r, cur, &changed).await?
+                    self.update(kind, r, cur).await?
                 }
             };
             rep.status(&d.id, &format!("{} waiting until ready", o.physical_id));
@@ -354,7 +359,159 @@ impl Executor<'_> {
     }
 }
 
+/// The attributes of `kind` whose wanted value in `r` differs from `cur`'s.
+fn changed(kind: &dyn ResourceKind, r: &Resolved, cur: &Observed) -> Vec<String> {
+    kind.attributes()
+        .iter()
+        .filter(|a| {
+            r.props
+                .get(a.name)
+                .is_some_and(|want| !super::same(want, cur.props.get(a.name)))
+        })
+        .map(|a| a.name.to_string())
+        .collect()
+}
+
 impl Executor<'_> {
+    /// How long a resource just made may stay missing from its kind's
+    /// list (AWS's lists lag behind its creates): the propagation window,
+    /// scaled like every wait by the poll interval.
+    fn list_lag(&self) -> Duration {
+        (self.cloud.poll * 24).min(crate::cloud::PROPAGATION_WINDOW)
+    }
+
+    /// A create refused because what it makes exists already: the work of
+    /// this very create whose answer was lost, of an interrupted run, or
+    /// someone else's. Reads the kind until the thing shows; adopts it
+    /// (updating what differs) when its tags say it is this resource of
+    /// this stack; otherwise refuses, naming the answer.
+    async fn adopt(
+        &self,
+        kind: &dyn ResourceKind,
+        r: &Resolved,
+        refused: CloudError,
+        before: &BTreeMap<&str, &Observed>,
+    ) -> Result<Observed, CloudError> {
+        let rep = &self.cloud.reporter;
+        rep.status(
+            &r.id,
+            &format!(
+                "exists already ({}): looking for it among the stack's",
+                refused.code().unwrap_or_default()
+            ),
+        );
+        let start = Instant::now();
+        loop {
+            let mut found: Vec<Observed> = kind
+                .read_all(self.cloud, self.stack)
+                .await?
+                .into_iter()
+                .filter(|o| o.id == r.id)
+                .collect();
+            // Of twins (a create that made one, then failed in a later
+            // step), the one most like the wanted resource.
+            found.sort_by_key(|o| changed(kind, r, o).len());
+            if !found.is_empty() {
+                let cur = found.remove(0);
+                rep.status(
+                    &r.id,
+                    &format!("{} carries its tags: adopted", cur.physical_id),
+                );
+                if kind.on_repeat() == Repeat::Twin {
+                    self.delete_twins(kind, &cur, before).await?;
+                }
+                if changed(kind, r, &cur).is_empty() {
+                    return Ok(cur);
+                }
+                return self.update(kind, r, &cur).await;
+            }
+            if start.elapsed() >= self.list_lag() {
+                return Err(CloudError::invalid(
+                    &r.id,
+                    format!(
+                        "{refused}; nothing of stack {} carries this resource's tags, so what \
+                         exists is someone else's and is left alone: remove it, or change the \
+                         stack file so that the names differ",
+                        self.stack
+                    ),
+                ));
+            }
+            tokio::time::sleep(self.cloud.poll).await;
+        }
+    }
+
+    /// Brings `cur` to `r`'s properties. A change answered "already exists"
+    /// (a rule, a route: the SDK's retry of a change whose answer was lost
+    /// met the change itself) is done once a read shows no difference left;
+    /// otherwise AWS's answer stands.
+    async fn update(
+        &self,
+        kind: &dyn ResourceKind,
+        r: &Resolved,
+        cur: &Observed,
+    ) -> Result<Observed, CloudError> {
+        let refused = match kind
+            .update(self.cloud, r, cur, &changed(kind, r, cur))
+            .await
+        {
+            Err(e) if e.is_already_exists() => e,
+            other => return other,
+        };
+        let start = Instant::now();
+        loop {
+            let now = kind
+                .read_all(self.cloud, self.stack)
+                .await?
+                .into_iter()
+                .find(|o| o.physical_id == cur.physical_id);
+            if let Some(now) = now.filter(|o| changed(kind, r, o).is_empty()) {
+                self.cloud.reporter.status(
+                    &r.id,
+                    &format!(
+                        "{}: the change is in place",
+                        refused.code().unwrap_or_default()
+                    ),
+                );
+                return Ok(now);
+            }
+            if start.elapsed() >= self.list_lag() {
+                return Err(refused);
+            }
+            tokio::time::sleep(self.cloud.poll).await;
+        }
+    }
+
+    /// After a create of a kind whose repeat makes a second resource (see
+    /// [`Repeat::Twin`]): deletes what carries `made`'s tags but is neither
+    /// `made` nor something that existed `before` the run.
+    async fn delete_twins(
+        &self,
+        kind: &dyn ResourceKind,
+        made: &Observed,
+        before: &BTreeMap<&str, &Observed>,
+    ) -> Result<(), CloudError> {
+        let twins: Vec<Observed> = kind
+            .read_all(self.cloud, self.stack)
+            .await?
+            .into_iter()
+            .filter(|o| {
+                o.id == made.id
+                    && o.physical_id != made.physical_id
+                    && !before.contains_key(o.physical_id.as_str())
+            })
+            .collect();
+        for twin in twins {
+            // Reported on a line of its own.
+            let twin = Observed {
+                id: format!("{} (twin)", twin.id),
+                ..twin
+            };
+            self.delete(&twin, "a repeated create made a second one: deleting")
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Whether a read of `o`'s kind no longer finds it.
     async fn gone(&self, kind: &dyn ResourceKind, o: &Observed) -> Result<bool, CloudError> {
         let now = kind.read_all(self.cloud, self.stack).await?;
@@ -867,6 +1024,132 @@ mod tests {
             .await
             .unwrap_err();
         assert!(e.to_string().contains("InvalidThingID.NotFound"), "{e}");
+    }
+
+    /// A kind whose create meets a repeat's outcome (`repeat`): refused as
+    /// a conflict, or answered with `thing-2` while the read lists `listed`.
+    struct Repeated {
+        repeat: Repeat,
+        listed: Vec<Observed>,
+        deleted: Arc<Mutex<Vec<String>>>,
+    }
+
+    #[async_trait::async_trait]
+    impl ResourceKind for Repeated {
+        fn kind(&self) -> &'static str {
+            "test:thing"
+        }
+        fn attributes(&self) -> &'static [super::super::AttrSpec] {
+            &[]
+        }
+        fn on_repeat(&self) -> Repeat {
+            self.repeat
+        }
+        async fn read_all(&self, _: &Cloud, _: &str) -> Result<Vec<Observed>, CloudError> {
+            Ok(self.listed.clone())
+        }
+        async fn create(&self, _: &Cloud, r: &Resolved) -> Result<Observed, CloudError> {
+            match self.repeat {
+                Repeat::Refused => Err(CloudError::Api {
+                    id: r.id.clone(),
+                    op: "CreateThing".into(),
+                    code: "InvalidSubnet.Conflict".into(),
+                    message: "The CIDR '10.0.0.0/24' conflicts with another subnet".into(),
+                }),
+                _ => Ok(Observed::new("test:thing", &r.id, "thing-2")),
+            }
+        }
+        async fn update(
+            &self,
+            _: &Cloud,
+            _: &Resolved,
+            current: &Observed,
+            _: &[String],
+        ) -> Result<Observed, CloudError> {
+            Ok(current.clone())
+        }
+        async fn delete(&self, _: &Cloud, o: &Observed) -> Result<(), CloudError> {
+            self.deleted.lock().unwrap().push(o.physical_id.clone());
+            Ok(())
+        }
+    }
+
+    /// `up` of one `thing` against an account holding `before` (the
+    /// plan's observed), with `listed` read after the create: the outcome
+    /// and the physical ids deleted.
+    async fn create_with(
+        repeat: Repeat,
+        before: Vec<Observed>,
+        listed: Vec<Observed>,
+    ) -> (Result<(), ExecError>, Vec<String>) {
+        let conf = aws_types::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .build();
+        let cloud = Cloud::from_conf(
+            &conf,
+            Arc::new(crate::cloud::Silent),
+            Duration::from_millis(1),
+        );
+        let deleted = Arc::new(Mutex::new(Vec::new()));
+        let mut registry = Registry::new();
+        registry.register(Box::new(Repeated {
+            repeat,
+            listed,
+            deleted: deleted.clone(),
+        }));
+        let desired = vec![Desired::new("test:thing", "thing", serde_json::json!({}))];
+        let plan = super::super::plan::plan("t", &registry, &desired, &before).unwrap();
+        let exec = Executor {
+            cloud: &cloud,
+            registry: &registry,
+            stack: "t",
+            concurrency: 1,
+            fence: None,
+        };
+        let r = exec.apply(&plan, &desired, &before, &[]).await;
+        let d = deleted.lock().unwrap().clone();
+        (r, d)
+    }
+
+    fn thing(id: &str, physical: &str) -> Observed {
+        Observed::new("test:thing", id, physical)
+    }
+
+    #[tokio::test]
+    async fn a_create_refused_as_existing_adopts_what_carries_its_tags_or_refuses() {
+        // The first attempt's work, tagged as this resource: adopted.
+        let (r, deleted) =
+            create_with(Repeat::Refused, vec![], vec![thing("thing", "thing-1")]).await;
+        r.unwrap();
+        assert!(deleted.is_empty());
+        // Nothing of the stack carries its tags: someone else's, refused
+        // with AWS's answer and the reason.
+        let (r, _) = create_with(Repeat::Refused, vec![], vec![thing("other", "thing-9")]).await;
+        let e = r.unwrap_err().to_string();
+        assert!(
+            e.contains("InvalidSubnet.Conflict") && e.contains("someone else's"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_create_that_makes_twins_deletes_the_twin_only() {
+        // thing-1 appeared during the create (the lost first attempt);
+        // thing-2 is the one the create returned; thing-3 is another
+        // resource's.
+        let listed = vec![
+            thing("thing", "thing-1"),
+            thing("thing", "thing-2"),
+            thing("other", "thing-3"),
+        ];
+        let (r, deleted) = create_with(Repeat::Twin, vec![], listed.clone()).await;
+        r.unwrap();
+        assert_eq!(deleted, ["thing-1"]);
+        // A kind whose repeat is answered with the first answer reads nothing.
+        let (r, deleted) = create_with(Repeat::Answered, vec![], listed).await;
+        r.unwrap();
+        assert!(deleted.is_empty(), "{deleted:?}");
     }
 
     #[test]

@@ -214,6 +214,25 @@ impl Resolved {
     }
 }
 
+/// What a create repeated after a lost answer meets, by kind. In every case
+/// the executor ends up with one resource per logical id:
+/// - `Answered`: AWS answers the repeat with the first answer (a client
+///   token, or an API that is idempotent by name and settings).
+/// - `Refused`: AWS refuses the repeat as "already exists" or a conflict (a
+///   name or CIDR unique in its scope); the executor reads the kind and
+///   adopts what carries this resource's tags, refusing anything else.
+/// - `Twin`: AWS makes a second resource (CreateVpc, AllocateAddress have
+///   no token and no unique name); the executor reads the kind after the
+///   create and deletes the resources carrying this resource's tags that
+///   neither existed before the run nor are the one the create returned.
+///   One a list does not show yet is surplus to the next plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repeat {
+    Answered,
+    Refused,
+    Twin,
+}
+
 /// A kind of resource: the only code that talks to the provider's API.
 ///
 /// `read_all` reads every resource of the kind owned by the stack in one
@@ -271,6 +290,14 @@ pub trait ResourceKind: Send + Sync {
     /// them changes too), like a launch template's latest version.
     fn attrs_changed_by_update(&self) -> &'static [&'static str] {
         &[]
+    }
+
+    /// What AWS does when this kind's create is sent again after its
+    /// answer was lost (the SDK retries the very same request); the
+    /// executor makes every create safe to repeat from it (see [`Repeat`]).
+    /// The default assumes the worst: a second resource.
+    fn on_repeat(&self) -> Repeat {
+        Repeat::Twin
     }
 
     /// Every resource of this kind tagged with the stack's name.

@@ -13,7 +13,9 @@ use super::attrs::sorted_strings;
 use super::db_subnet_group::{owner, rds_tags};
 use crate::cloud::{api_error, Cloud, CloudError, Phase, SdkResultExt};
 use crate::engine::calls::{w, Call};
-use crate::engine::{in_place, replace, AttrSpec, Observed, ReplacePolicy, Resolved, ResourceKind};
+use crate::engine::{
+    in_place, replace, AttrSpec, Observed, Repeat, ReplacePolicy, Resolved, ResourceKind,
+};
 use crate::lifecycle::{self, Readiness};
 
 pub const KIND: &str = "rds:db-instance";
@@ -162,6 +164,11 @@ const CALLS: &[Call] = &[
 impl ResourceKind for Database {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    /// Identifiers are unique: `DBInstanceAlreadyExists`.
+    fn on_repeat(&self) -> Repeat {
+        Repeat::Refused
     }
 
     fn calls(&self) -> &'static [Call] {

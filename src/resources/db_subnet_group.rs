@@ -10,7 +10,7 @@ use serde_json::json;
 use super::attrs::sorted_strings;
 use crate::cloud::{api_error, Cloud, CloudError, SdkResultExt};
 use crate::engine::calls::{r, w, Call};
-use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind};
+use crate::engine::{in_place, replace, AttrSpec, Observed, Repeat, Resolved, ResourceKind};
 
 pub const KIND: &str = "rds:db-subnet-group";
 
@@ -47,6 +47,11 @@ const CALLS: &[Call] = &[
 impl ResourceKind for DbSubnetGroup {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    /// Names are unique: `DBSubnetGroupAlreadyExists`.
+    fn on_repeat(&self) -> Repeat {
+        Repeat::Refused
     }
 
     fn calls(&self) -> &'static [Call] {

@@ -12,7 +12,7 @@ use aws_sdk_route53::types::{
 
 use crate::cloud::{Cloud, CloudError, SdkResultExt};
 use crate::engine::calls::{r, Call};
-use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind};
+use crate::engine::{in_place, replace, AttrSpec, Observed, Repeat, Resolved, ResourceKind};
 
 pub const KIND: &str = "route53:alias";
 
@@ -121,6 +121,11 @@ const CALLS: &[Call] = &[
 impl ResourceKind for DnsAlias {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    /// The record is written with UPSERT.
+    fn on_repeat(&self) -> Repeat {
+        Repeat::Answered
     }
 
     fn calls(&self) -> &'static [Call] {

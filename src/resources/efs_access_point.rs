@@ -7,7 +7,7 @@ use aws_sdk_efs::types::{CreationInfo, PosixUser, RootDirectory};
 use super::efs_file_system::{efs_tags, owner};
 use crate::cloud::{api_error, Cloud, CloudError, SdkResultExt};
 use crate::engine::calls::{r, w, Call};
-use crate::engine::{replace, AttrSpec, Observed, Resolved, ResourceKind};
+use crate::engine::{replace, AttrSpec, Observed, Repeat, Resolved, ResourceKind};
 
 pub const KIND: &str = "efs:access-point";
 
@@ -29,6 +29,11 @@ const CALLS: &[Call] = &[
 impl ResourceKind for AccessPoint {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    /// CreateAccessPoint carries a client token.
+    fn on_repeat(&self) -> Repeat {
+        Repeat::Answered
     }
 
     fn calls(&self) -> &'static [Call] {

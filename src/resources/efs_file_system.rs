@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::cloud::{api_error, Cloud, CloudError, Phase, SdkResultExt};
 use crate::engine::calls::{r, w, Call};
-use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind};
+use crate::engine::{in_place, replace, AttrSpec, Observed, Repeat, Resolved, ResourceKind};
 use crate::lifecycle::{self, Readiness};
 
 pub const KIND: &str = "efs:file-system";
@@ -167,6 +167,11 @@ const CALLS: &[Call] = &[
 impl ResourceKind for FileSystem {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    /// The creation token is unique: `FileSystemAlreadyExists`.
+    fn on_repeat(&self) -> Repeat {
+        Repeat::Refused
     }
 
     fn calls(&self) -> &'static [Call] {

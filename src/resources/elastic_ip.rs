@@ -6,7 +6,7 @@ use aws_sdk_ec2::types::{DomainType, ResourceType};
 use super::{gone_ok, logical_id, stack_filter, tag_spec};
 use crate::cloud::{Cloud, CloudError, SdkResultExt};
 use crate::engine::calls::{r, w, Call};
-use crate::engine::{AttrSpec, Observed, Resolved, ResourceKind};
+use crate::engine::{AttrSpec, Observed, Repeat, Resolved, ResourceKind};
 
 pub const KIND: &str = "ec2:eip";
 
@@ -24,6 +24,11 @@ const CALLS: &[Call] = &[
 impl ResourceKind for ElasticIp {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    /// AllocateAddress has no client token: a repeat allocates a second address.
+    fn on_repeat(&self) -> Repeat {
+        Repeat::Twin
     }
 
     fn calls(&self) -> &'static [Call] {

@@ -13,7 +13,7 @@ use super::attrs::sorted_strings;
 use super::gone_ok;
 use crate::cloud::{Cloud, CloudError, SdkResultExt};
 use crate::engine::calls::{r, w, Call};
-use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind};
+use crate::engine::{in_place, replace, AttrSpec, Observed, Repeat, Resolved, ResourceKind};
 
 pub const ROLE: &str = "iam:role";
 pub const PROFILE: &str = "iam:instance-profile";
@@ -109,6 +109,11 @@ const CALLS: &[Call] = &[
 impl ResourceKind for Role {
     fn kind(&self) -> &'static str {
         ROLE
+    }
+
+    /// Names are unique: `EntityAlreadyExists`.
+    fn on_repeat(&self) -> Repeat {
+        Repeat::Refused
     }
 
     fn calls(&self) -> &'static [Call] {
@@ -209,18 +214,13 @@ impl ResourceKind for Role {
                 if e.code() != Some("EntityAlreadyExists") {
                     return Err(e);
                 }
-                // Ours from an interrupted run, or someone else's: the tags tell.
-                let tags = cloud
-                    .iam
-                    .list_role_tags()
-                    .role_name(name)
-                    .send()
-                    .await
-                    .ctx(&r.id, "ListRoleTags")?;
+                // Ours from an interrupted run, or someone else's: the tags
+                // (every page of them) tell.
+                let tags = role_tags(cloud, &r.id, name).await?;
                 super::adopt_if_ours(
                     r,
                     &format!("an IAM role named {name}"),
-                    owner(tags.tags(), &r.stack),
+                    owner(&tags, &r.stack),
                 )?;
                 let got = cloud
                     .iam
@@ -389,6 +389,11 @@ pub struct InstanceProfile;
 impl ResourceKind for InstanceProfile {
     fn kind(&self) -> &'static str {
         PROFILE
+    }
+
+    /// Names are unique: `EntityAlreadyExists`.
+    fn on_repeat(&self) -> Repeat {
+        Repeat::Refused
     }
 
     fn attributes(&self) -> &'static [AttrSpec] {

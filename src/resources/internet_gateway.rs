@@ -6,7 +6,7 @@ use aws_sdk_ec2::types::ResourceType;
 use super::{gone_ok, logical_id, stack_filter, tag_spec};
 use crate::cloud::{Cloud, CloudError, SdkResultExt};
 use crate::engine::calls::{r, w, Call};
-use crate::engine::{in_place, AttrSpec, Observed, Resolved, ResourceKind};
+use crate::engine::{in_place, AttrSpec, Observed, Repeat, Resolved, ResourceKind};
 
 pub const KIND: &str = "ec2:internet-gateway";
 
@@ -62,6 +62,11 @@ const CALLS: &[Call] = &[
 impl ResourceKind for InternetGateway {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    /// CreateInternetGateway makes a second gateway when repeated.
+    fn on_repeat(&self) -> Repeat {
+        Repeat::Twin
     }
 
     fn calls(&self) -> &'static [Call] {

@@ -16,7 +16,7 @@ use super::autoscaling_group::{self, GroupState};
 use super::{gone_ok, logical_id, stack_filter, tag_spec};
 use crate::cloud::{Cloud, CloudError, SdkResultExt};
 use crate::engine::calls::{r, w, Call};
-use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind};
+use crate::engine::{in_place, replace, AttrSpec, Observed, Repeat, Resolved, ResourceKind};
 use crate::userdata::{self, UserDataVars};
 
 pub const KIND: &str = "ec2:launch-template";
@@ -241,6 +241,11 @@ const CALLS: &[Call] = &[
 impl ResourceKind for LaunchTemplate {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    /// CreateLaunchTemplate carries a client token (and names are unique).
+    fn on_repeat(&self) -> Repeat {
+        Repeat::Answered
     }
 
     fn calls(&self) -> &'static [Call] {

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use super::target_group::{elb_tags, owned};
 use crate::cloud::{api_error, Cloud, CloudError, SdkResultExt};
 use crate::engine::calls::{r, w, Call};
-use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind};
+use crate::engine::{in_place, replace, AttrSpec, Observed, Repeat, Resolved, ResourceKind};
 
 pub const KIND: &str = "elbv2:listener";
 
@@ -108,6 +108,11 @@ const CALLS: &[Call] = &[
 impl ResourceKind for Listener {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    /// CreateListener with the same settings returns the existing one ("This operation is idempotent").
+    fn on_repeat(&self) -> Repeat {
+        Repeat::Answered
     }
 
     fn calls(&self) -> &'static [Call] {

@@ -10,7 +10,7 @@ use super::attrs::sorted_strings;
 use super::target_group::{elb_tags, owned};
 use crate::cloud::{api_error, Cloud, CloudError, Phase, SdkResultExt};
 use crate::engine::calls::{r, w, Call};
-use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind};
+use crate::engine::{in_place, replace, AttrSpec, Observed, Repeat, Resolved, ResourceKind};
 use crate::lifecycle::{self, Readiness};
 
 pub const KIND: &str = "elbv2:load-balancer";
@@ -83,6 +83,11 @@ const CALLS: &[Call] = &[
 impl ResourceKind for LoadBalancer {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    /// CreateLoadBalancer with the same name and settings returns the existing one ("This operation is idempotent").
+    fn on_repeat(&self) -> Repeat {
+        Repeat::Answered
     }
 
     fn calls(&self) -> &'static [Call] {

@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::gone_ok;
 use crate::cloud::{api_error, Cloud, CloudError, SdkResultExt};
 use crate::engine::calls::{r, w, Call};
-use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind};
+use crate::engine::{in_place, replace, AttrSpec, Observed, Repeat, Resolved, ResourceKind};
 
 pub const KIND: &str = "logs:log-group";
 
@@ -48,6 +48,11 @@ const CALLS: &[Call] = &[
 impl ResourceKind for LogGroup {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    /// Names are unique: `ResourceAlreadyExistsException`.
+    fn on_repeat(&self) -> Repeat {
+        Repeat::Refused
     }
 
     fn calls(&self) -> &'static [Call] {

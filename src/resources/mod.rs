@@ -192,16 +192,12 @@ pub(crate) async fn record_sets(
     .await
 }
 
-/// A deletion that finds the resource already gone has done its job.
+/// A deletion that finds the resource already gone, in any service's words
+/// ([`CloudError::is_not_found`]), has done its job: the steps after it
+/// (a certificate's validation records) still run.
 pub(crate) fn gone_ok(r: Result<(), CloudError>) -> Result<(), CloudError> {
     match r {
-        Err(e)
-            if e.code().is_some_and(|c| {
-                c.ends_with("NotFound") || c.ends_with("NotFoundFault") || c.starts_with("NoSuch")
-            }) =>
-        {
-            Ok(())
-        }
+        Err(e) if e.is_not_found() => Ok(()),
         other => other,
     }
 }

@@ -6,7 +6,7 @@ use aws_sdk_ec2::types::{NatGatewayState, ResourceType};
 use super::{logical_id, stack_filter, tag_spec};
 use crate::cloud::{Cloud, CloudError, Phase, SdkResultExt};
 use crate::engine::calls::{r, w, Call};
-use crate::engine::{client_token, replace, AttrSpec, Observed, Resolved, ResourceKind};
+use crate::engine::{client_token, replace, AttrSpec, Observed, Repeat, Resolved, ResourceKind};
 use crate::lifecycle::{self, Readiness};
 
 pub const KIND: &str = "ec2:nat-gateway";
@@ -165,6 +165,11 @@ const CALLS: &[Call] = &[
 impl ResourceKind for NatGateway {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    /// CreateNatGateway carries a client token.
+    fn on_repeat(&self) -> Repeat {
+        Repeat::Answered
     }
 
     fn calls(&self) -> &'static [Call] {

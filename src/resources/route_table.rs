@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use super::{gone_ok, logical_id, stack_filter, tag_spec};
 use crate::cloud::{Cloud, CloudError, SdkResultExt};
 use crate::engine::calls::{r, w, Call};
-use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind};
+use crate::engine::{in_place, replace, AttrSpec, Observed, Repeat, Resolved, ResourceKind};
 
 pub const KIND: &str = "ec2:route-table";
 
@@ -208,6 +208,11 @@ const CALLS: &[Call] = &[
 impl ResourceKind for RouteTable {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    /// CreateRouteTable is sent without a client token: a repeat makes a second table.
+    fn on_repeat(&self) -> Repeat {
+        Repeat::Twin
     }
 
     fn calls(&self) -> &'static [Call] {

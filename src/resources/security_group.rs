@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::{gone_ok, logical_id, stack_filter, tag_spec};
 use crate::cloud::{Cloud, CloudError, SdkResultExt};
 use crate::engine::calls::{r, w, Call};
-use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind};
+use crate::engine::{in_place, replace, AttrSpec, Observed, Repeat, Resolved, ResourceKind};
 
 pub const KIND: &str = "ec2:security-group";
 
@@ -183,6 +183,11 @@ const CALLS: &[Call] = &[
 impl ResourceKind for SecurityGroup {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    /// Group names are unique in a VPC: `InvalidGroup.Duplicate`.
+    fn on_repeat(&self) -> Repeat {
+        Repeat::Refused
     }
 
     fn calls(&self) -> &'static [Call] {

@@ -6,7 +6,7 @@ use aws_sdk_ec2::types::ResourceType;
 use super::{gone_ok, logical_id, stack_filter, tag_spec};
 use crate::cloud::{Cloud, CloudError, SdkResultExt};
 use crate::engine::calls::{r, w, Call};
-use crate::engine::{replace, AttrSpec, Observed, Resolved, ResourceKind};
+use crate::engine::{replace, AttrSpec, Observed, Repeat, Resolved, ResourceKind};
 
 pub const KIND: &str = "ec2:subnet";
 
@@ -24,6 +24,11 @@ const CALLS: &[Call] = &[
 impl ResourceKind for Subnet {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    /// A repeated CreateSubnet meets its own CIDR: `InvalidSubnet.Conflict`.
+    fn on_repeat(&self) -> Repeat {
+        Repeat::Refused
     }
 
     fn calls(&self) -> &'static [Call] {

@@ -8,7 +8,7 @@ use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, Tag, TargetGroupAttrib
 
 use crate::cloud::{api_error, Cloud, CloudError, SdkResultExt};
 use crate::engine::calls::{r, w, Call};
-use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind};
+use crate::engine::{in_place, replace, AttrSpec, Observed, Repeat, Resolved, ResourceKind};
 
 pub const KIND: &str = "elbv2:target-group";
 
@@ -70,6 +70,11 @@ const CALLS: &[Call] = &[
 impl ResourceKind for TargetGroup {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    /// CreateTargetGroup with the same name and settings returns the existing group ("This operation is idempotent").
+    fn on_repeat(&self) -> Repeat {
+        Repeat::Answered
     }
 
     fn calls(&self) -> &'static [Call] {

@@ -7,7 +7,7 @@ use futures::future::try_join_all;
 use super::{gone_ok, logical_id, stack_filter, tag_spec};
 use crate::cloud::{Cloud, CloudError, SdkResultExt};
 use crate::engine::calls::{r, w, Call};
-use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind};
+use crate::engine::{in_place, replace, AttrSpec, Observed, Repeat, Resolved, ResourceKind};
 
 pub const KIND: &str = "ec2:vpc";
 
@@ -81,6 +81,11 @@ const CALLS: &[Call] = &[
 impl ResourceKind for Vpc {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    /// CreateVpc has neither a client token nor a unique name: a repeat makes a second VPC.
+    fn on_repeat(&self) -> Repeat {
+        Repeat::Twin
     }
 
     fn calls(&self) -> &'static [Call] {

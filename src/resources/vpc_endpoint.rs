@@ -10,7 +10,7 @@ use super::attrs::{sorted_strings, strings};
 use super::{logical_id, stack_filter, tag_spec};
 use crate::cloud::{Cloud, CloudError, Phase, SdkResultExt};
 use crate::engine::calls::{r, w, Call};
-use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind};
+use crate::engine::{in_place, replace, AttrSpec, Observed, Repeat, Resolved, ResourceKind};
 
 pub const KIND: &str = "ec2:vpc-endpoint";
 
@@ -88,6 +88,11 @@ const CALLS: &[Call] = &[
 impl ResourceKind for VpcEndpoint {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    /// CreateVpcEndpoint carries a client token.
+    fn on_repeat(&self) -> Repeat {
+        Repeat::Answered
     }
 
     fn calls(&self) -> &'static [Call] {

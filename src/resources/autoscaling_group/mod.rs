@@ -48,7 +48,9 @@ use super::attrs::{csv, sorted_strings, strings};
 use super::owner_id;
 use crate::cloud::{api_error, Cloud, CloudError, Phase, SdkResultExt};
 use crate::engine::calls::{r, w, Call};
-use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind, TAG_STACK};
+use crate::engine::{
+    in_place, replace, AttrSpec, Observed, Repeat, Resolved, ResourceKind, TAG_STACK,
+};
 
 pub const KIND: &str = "autoscaling:group";
 pub const TAG_ROLLED_OUT: &str = "bookstore-infra:rolled-out";
@@ -283,6 +285,11 @@ const CALLS: &[Call] = &[
 impl ResourceKind for AutoScalingGroup {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    /// Group names are unique: `AlreadyExists`.
+    fn on_repeat(&self) -> Repeat {
+        Repeat::Refused
     }
 
     fn calls(&self) -> &'static [Call] {

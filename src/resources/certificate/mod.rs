@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use super::attrs::strings;
 use crate::cloud::{api_error, Cloud, CloudError, Phase, SdkResultExt};
 use crate::engine::calls::{r, w, Call};
-use crate::engine::{replace, AttrSpec, Observed, Resolved, ResourceKind};
+use crate::engine::{replace, AttrSpec, Observed, Repeat, Resolved, ResourceKind};
 use crate::lifecycle::{self, Readiness};
 
 mod validation;
@@ -101,6 +101,11 @@ const CALLS: &[Call] = &[
 impl ResourceKind for Certificate {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    /// RequestCertificate carries an idempotency token (an hour long).
+    fn on_repeat(&self) -> Repeat {
+        Repeat::Answered
     }
 
     fn calls(&self) -> &'static [Call] {

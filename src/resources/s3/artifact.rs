@@ -11,6 +11,11 @@ impl ResourceKind for Artifact {
         ARTIFACT
     }
 
+    /// A PutObject to the same key writes the same object.
+    fn on_repeat(&self) -> Repeat {
+        Repeat::Answered
+    }
+
     fn attributes(&self) -> &'static [AttrSpec] {
         const A: &[AttrSpec] = &[replace("bucket"), replace("key"), replace("sha256")];
         A

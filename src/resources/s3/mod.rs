@@ -15,7 +15,9 @@ use aws_sdk_s3::types::{
 
 use crate::cloud::{api_error, Cloud, CloudError, SdkResultExt};
 use crate::engine::calls::{r, w, Call};
-use crate::engine::{in_place, replace, AttrSpec, Observed, Resolved, ResourceKind, TAG_STACK};
+use crate::engine::{
+    in_place, replace, AttrSpec, Observed, Repeat, Resolved, ResourceKind, TAG_STACK,
+};
 
 mod artifact;
 pub use artifact::Artifact;
@@ -281,6 +283,11 @@ const CALLS: &[Call] = &[
 impl ResourceKind for Bucket {
     fn kind(&self) -> &'static str {
         BUCKET
+    }
+
+    /// Bucket names are unique: `BucketAlreadyOwnedByYou` (200 in us-east-1).
+    fn on_repeat(&self) -> Repeat {
+        Repeat::Refused
     }
 
     fn calls(&self) -> &'static [Call] {
