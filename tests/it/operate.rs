@@ -401,7 +401,7 @@ fn logs_reads_the_stacks_group_page_by_page() {
 
 #[test]
 fn exec_runs_the_apps_command_on_a_healthy_instance() {
-    let env = up(&|t| t);
+    let env = up(&|t| t.replace("desired_capacity = 1", "desired_capacity = 2"));
     let e = &env.e;
     let proxy = Realism::start(&e.endpoint, Behaviours::none());
     proxy.ssm_agent(|_instance, lines| {
@@ -419,13 +419,22 @@ fn exec_runs_the_apps_command_on_a_healthy_instance() {
         }
     });
     let cloud = e.cloud_via(&proxy.endpoint);
+    let ids = instances(e);
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    // Both are InService and Healthy to Auto Scaling; one fails the load
+    // balancer's health checks (a broken app on a running instance).
+    let both = e.block_on(exec::healthy_instances(&cloud, STACK)).unwrap();
+    assert_eq!(both, ids);
+    for failing in [0, 1] {
+        proxy.fail_target(&ids[failing]);
+        let healthy = e.block_on(exec::healthy_instances(&cloud, STACK)).unwrap();
+        assert_eq!(healthy, [ids[1 - failing].clone()], "{failing} fails");
+        proxy.pass_target(&ids[failing]);
+    }
+    proxy.fail_target(&ids[0]);
     let healthy = e.block_on(exec::healthy_instances(&cloud, STACK)).unwrap();
-    assert_eq!(
-        healthy,
-        instances(e),
-        "the one instance, InService and healthy"
-    );
     let instance = &healthy[0];
+    assert_eq!(instance, &ids[1]);
 
     let args: Vec<String> = ["bookstore", "admin", "grant", "o'neil@example.com"]
         .map(String::from)
@@ -562,11 +571,21 @@ fn exec_runs_the_apps_command_on_a_healthy_instance() {
         stderr.contains("exec runs the app's command only"),
         "{stderr}"
     );
-    assert_eq!(
-        proxy.invocations().len(),
-        before + 2,
-        "the refused one was not sent"
+    let sent = proxy.invocations();
+    assert_eq!(sent.len(), before + 2, "the refused one was not sent");
+    assert!(
+        sent[before..].iter().all(|i| &i.instance == instance),
+        "sent to the instance passing its health checks only: {sent:?}"
     );
+    // No instance passes: a clear refusal, nothing sent.
+    proxy.fail_target(&ids[1]);
+    let (code, _, stderr) = cli(&["exec", &env.stack, "--", "bookstore", "migrate"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no instance both InService and healthy"),
+        "{stderr}"
+    );
+    assert_eq!(proxy.invocations().len(), before + 2);
 }
 
 #[test]

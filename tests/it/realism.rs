@@ -33,6 +33,8 @@ struct World {
     neighbour: BTreeMap<String, Vec<String>>,
     /// Another certificate of the account for the stack's domain.
     other_cert: String,
+    /// Each run of the tool: its verb, when it began and ended.
+    runs: std::cell::RefCell<Vec<(String, Instant, Instant)>>,
 }
 
 /// An account that already holds other things: a neighbour stack of every
@@ -104,6 +106,7 @@ fn world(b: Behaviours, t: Timing) -> World {
         stack,
         neighbour,
         other_cert,
+        runs: Default::default(),
     }
 }
 
@@ -118,6 +121,7 @@ impl World {
             .append(true)
             .open(self.e.dir.path().join("all-runs.log"))
             .unwrap();
+        let began = Instant::now();
         let out = self
             .e
             .cmd()
@@ -126,6 +130,9 @@ impl World {
             .stderr(err)
             .output()
             .unwrap();
+        self.runs
+            .borrow_mut()
+            .push((args[0].to_string(), began, Instant::now()));
         let run = Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -148,6 +155,16 @@ impl World {
             self.proxy.injected()
         );
         r
+    }
+
+    /// When each run of `verb` began and ended.
+    fn runs_of(&self, verb: &str) -> Vec<(Instant, Instant)> {
+        self.runs
+            .borrow()
+            .iter()
+            .filter(|(v, _, _)| v == verb)
+            .map(|(_, a, b)| (*a, *b))
+            .collect()
     }
 
     /// `diff` finds nothing to do.
@@ -387,7 +404,7 @@ fn only(f: impl Fn(&mut Behaviours)) -> Behaviours {
     b
 }
 
-fn life_under(b: Behaviours, bites: &[&str]) {
+fn life_under(b: Behaviours, bites: &[&str]) -> World {
     let w = world(b, Timing::default());
     let start = Instant::now();
     lifecycle(&w);
@@ -403,6 +420,7 @@ fn life_under(b: Behaviours, bites: &[&str]) {
             w.proxy.injected()
         );
     }
+    w
 }
 
 #[test]
@@ -410,9 +428,13 @@ fn lifecycle_with_eventual_consistency() {
     life_under(only(|b| b.consistency = true), &["consistency"]);
 }
 
+/// The tool waited: no call was made on a database or file system still
+/// `creating` (AWS refuses those; the proxy counts each refusal as
+/// `transitional`, see `the_model_refuses_calls_on_resources_not_available`).
 #[test]
 fn lifecycle_with_slow_lifecycles() {
-    life_under(only(|b| b.lifecycles = true), &["lifecycles"]);
+    let w = life_under(only(|b| b.lifecycles = true), &["lifecycles"]);
+    assert_eq!(w.proxy.bit("transitional"), 0, "{:?}", w.proxy.injected());
 }
 
 #[test]
@@ -430,9 +452,31 @@ fn lifecycle_with_a_bucket_of_our_prefix_in_another_region() {
     life_under(only(|b| b.other_region = true), &["other_region"]);
 }
 
+/// Each `up` that brought instances in saw their targets fail first, and
+/// ended on an answer with every target healthy: it waited, and no longer
+/// than needed.
 #[test]
 fn lifecycle_with_unhealthy_targets_behind_in_service_instances() {
-    life_under(only(|b| b.target_health = true), &["target_health"]);
+    let w = life_under(only(|b| b.target_health = true), &["target_health"]);
+    let answers = w.proxy.health_answers();
+    let ups = w.runs_of("up");
+    assert_eq!(ups.len(), 3);
+    for (i, (began, ended)) in ups.iter().enumerate() {
+        let during: Vec<bool> = answers
+            .iter()
+            .filter(|(at, _)| at > began && at < ended)
+            .map(|(_, healthy)| *healthy)
+            .collect();
+        assert!(
+            during.iter().any(|healthy| !healthy),
+            "up {i} never read a failing target: {during:?}"
+        );
+        assert_eq!(
+            during.last(),
+            Some(&true),
+            "up {i} ended without reading every target healthy: {during:?}"
+        );
+    }
 }
 
 #[test]
@@ -443,6 +487,38 @@ fn lifecycle_with_throttling_bursts() {
 #[test]
 fn lifecycle_with_shared_validation_records() {
     life_under(only(|b| b.shared_validation = true), &[]);
+}
+
+/// Creates and deletes whose work was done and whose answer was lost: the
+/// SDK's retry meets "already exists", a CIDR conflict, NotFound, a client
+/// token's first answer, or makes a second VPC. The lifecycle's empty
+/// `diff`s and empty account prove each ended with exactly one resource, or
+/// none.
+#[test]
+fn lifecycle_with_lost_answers_and_client_tokens() {
+    let w = world(only(|b| b.lost_answers = true), Timing::default());
+    lifecycle(&w);
+    let lost = w.proxy.lost();
+    for op in [
+        // A twin (no token, no unique name).
+        "ec2:CreateVpc",
+        "ec2:AllocateAddress",
+        // A conflict or "already exists".
+        "ec2:CreateSubnet",
+        "ec2:CreateSecurityGroup",
+        "rds:CreateDBInstance",
+        "iam:CreateRole",
+        // A client token.
+        "ec2:CreateNatGateway",
+        "ec2:CreateLaunchTemplate",
+        // NotFound on the repeat of a delete.
+        "ec2:DeleteSubnet",
+        "ec2:DeleteVpc",
+        "rds:DeleteDBInstance",
+    ] {
+        assert!(lost.contains(op), "{op} never lost an answer: {lost:?}");
+    }
+    assert!(w.proxy.bit("client_token") > 0, "{:?}", w.proxy.injected());
 }
 
 #[test]
@@ -457,6 +533,7 @@ fn lifecycle_with_all_behaviours_at_once() {
             "other_region",
             "target_health",
             "throttling",
+            "lost_answers",
         ],
     );
 }
@@ -643,4 +720,79 @@ fn the_modelled_refresh_api_refuses_what_aws_refuses() {
         )
         .unwrap_err();
     assert_eq!(err.code(), Some("ActiveInstanceRefreshNotFound"));
+}
+
+/// The model itself: a file system still `creating` refuses mount targets
+/// as EFS does; a lost answer's work is done; a client token's repeat gets
+/// the first answer and a reuse with other parameters is refused.
+#[test]
+fn the_model_refuses_calls_on_resources_not_available_and_keeps_tokens() {
+    let e = Emulator::start();
+    let b = Behaviours {
+        lifecycles: true,
+        lost_answers: true,
+        ..Behaviours::none()
+    };
+    // Long enough that a loaded machine cannot outrun it.
+    let t = Timing {
+        efs_creating: Duration::from_secs(60),
+        ..Timing::default()
+    };
+    let proxy = Realism::start_with(&e.endpoint, b, t);
+    let conf = e
+        .conf()
+        .clone()
+        .into_builder()
+        .endpoint_url(&proxy.endpoint)
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .build();
+    use aws_sdk_ec2::error::ProvideErrorMetadata;
+    let efs = aws_sdk_efs::Client::new(&conf);
+    let fs = e
+        .block_on(efs.create_file_system().creation_token("model").send())
+        .map(|o| o.file_system_id)
+        .or_else(|err| {
+            // The first create's answer is lost: the file system exists.
+            assert_eq!(err.code(), Some("InternalFailure"), "{err:?}");
+            e.block_on(efs.describe_file_systems().creation_token("model").send())
+                .map(|o| o.file_systems()[0].file_system_id.clone())
+        })
+        .unwrap();
+    let err = e
+        .block_on(
+            efs.create_mount_target()
+                .file_system_id(&fs)
+                .subnet_id("subnet-0123456789abcdef0")
+                .send(),
+        )
+        .unwrap_err();
+    assert_eq!(err.code(), Some("IncorrectFileSystemLifeCycleState"));
+    assert_eq!(proxy.bit("transitional"), 1);
+
+    let ec2 = aws_sdk_ec2::Client::new(&conf);
+    let create = |name: &str| {
+        e.block_on(
+            ec2.create_launch_template()
+                .launch_template_name(name)
+                .client_token("token-1")
+                .launch_template_data(
+                    aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+                        .instance_type(aws_sdk_ec2::types::InstanceType::T3Small)
+                        .build(),
+                )
+                .send(),
+        )
+    };
+    let lost = create("model").unwrap_err();
+    assert_eq!(lost.code(), Some("InternalError"), "{lost:?}");
+    assert!(proxy.lost().contains("ec2:CreateLaunchTemplate"));
+    let first = create("model").unwrap();
+    let again = create("model").unwrap();
+    assert_eq!(
+        first.launch_template().unwrap().launch_template_id,
+        again.launch_template().unwrap().launch_template_id
+    );
+    assert_eq!(proxy.bit("client_token"), 2);
+    let reuse = create("other").unwrap_err();
+    assert_eq!(reuse.code(), Some("IdempotentParameterMismatch"));
 }

@@ -11,6 +11,9 @@ use super::{Call, State, Timing};
 
 /// An id just created, and what AWS answers to a call naming it meanwhile.
 pub(super) struct Invisible {
+    /// The operation that made it: its repeat (the SDK's retry after a lost
+    /// answer) meets the made thing as AWS answers it, not this.
+    pub(super) made_by: String,
     pub(super) id: String,
     pub(super) since: Instant,
     pub(super) service: &'static str,
@@ -36,6 +39,7 @@ pub(super) fn not_visible_yet(c: &Call, st: &mut State, t: &Timing) -> Option<Re
         .filter(|_| !deleting)
         .find(|v| {
             v.service == c.service
+                && v.made_by != c.op
                 && v.only_op.is_none_or(|o| o == c.op)
                 && c.values().any(|x| x == v.id)
         })

@@ -72,6 +72,7 @@ pub(super) fn learn(c: &Call, body: &str, st: &mut State, t: &Timing, now: Insta
             for (_, tag, code, msg) in EC2_IDS.iter().filter(|x| x.0 == op) {
                 if let Some(id) = xml::text(body, tag) {
                     st.invisible.push(Invisible {
+                        made_by: c.op.clone(),
                         id: id.to_string(),
                         since: now,
                         service: "ec2",

@@ -5,6 +5,8 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
+use super::super::http::Response;
+use super::errors::error;
 use super::{within, Call, State, Timing};
 
 /// Learns from a successful answer: file systems and mount targets created,
@@ -46,4 +48,25 @@ pub(super) fn lifecycle(c: &Call, body: &str, st: &State, t: &Timing) -> Option<
         }
     }
     rewrote.then(|| v.to_string())
+}
+
+/// A mount target or access point asked of a file system still `creating`
+/// is refused: "IncorrectFileSystemLifeCycleState: Returned if the file
+/// system's lifecycle state is not 'available'" (CreateMountTarget,
+/// CreateAccessPoint, Amazon EFS API reference).
+pub(super) fn not_available_yet(c: &Call, st: &mut State, t: &Timing) -> Option<Response> {
+    if !matches!(c.op.as_str(), "CreateMountTarget" | "CreateAccessPoint") {
+        return None;
+    }
+    let fs = c.get("FileSystemId")?;
+    if !within(st.efs_created.get(fs).copied(), t.efs_creating) {
+        return None;
+    }
+    st.count("transitional");
+    Some(error(
+        "elasticfilesystem",
+        409,
+        "IncorrectFileSystemLifeCycleState",
+        &format!("File system '{fs}' is not in the 'available' state"),
+    ))
 }

@@ -77,5 +77,36 @@ impl Inner {
             st.count("target_health");
             resp.body = out.into_bytes();
         }
+        let answer = resp.text();
+        let states: Vec<&str> = answer
+            .match_indices("<State>")
+            .filter_map(|(i, _)| answer[i + 7..].split('<').next())
+            .collect();
+        let all_healthy = !states.is_empty() && states.iter().all(|s| *s == "healthy");
+        st.health_answers.push((Instant::now(), all_healthy));
+    }
+
+    /// Targets a test has made fail their health checks for good: a broken
+    /// instance that Auto Scaling still calls InService.
+    pub(super) fn failing_targets(&self, resp: &mut Response) {
+        let st = self.state.lock().unwrap();
+        if st.failing.is_empty() {
+            return;
+        }
+        let body = resp.text();
+        let out = rewrite_items(&body, "TargetHealthDescriptions", |e| {
+            let target = xml::find(e, "Target", 0)?;
+            let id = xml::text(&e[target.open..target.end], "Id")?;
+            if !st.failing.contains(id) {
+                return None;
+            }
+            let th = xml::find(e, "TargetHealth", 0)?;
+            Some(format!(
+                "{}<TargetHealth><State>unhealthy</State><Reason>Target.ResponseCodeMismatch</Reason><Description>Health checks failed with these codes: [502]</Description></TargetHealth>{}",
+                &e[..th.open],
+                &e[th.end..]
+            ))
+        });
+        resp.body = out.into_bytes();
     }
 }

@@ -17,6 +17,7 @@ pub(super) fn learn(c: &Call, st: &mut State, now: Instant) {
                 // Terraform's iam instance_profile.go retries exactly
                 // this for its 2-minute propagation timeout.
                 st.invisible.push(Invisible {
+                    made_by: c.op.clone(),
                     id: r.to_string(),
                     since: now,
                     service: "iam",

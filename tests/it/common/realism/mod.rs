@@ -27,6 +27,7 @@ mod elb;
 mod errors;
 mod iam;
 mod logs;
+mod lost;
 mod paging;
 mod rds;
 mod refresh;
@@ -34,7 +35,7 @@ mod request;
 mod s3;
 mod ssm;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -71,6 +72,9 @@ pub struct Behaviours {
     pub throttling: bool,
     /// ACM gives every certificate for a name the same validation record.
     pub shared_validation: bool,
+    /// The first answer of each changing operation is lost after the work
+    /// was done, and the SDK's retry meets that work.
+    pub lost_answers: bool,
 }
 
 impl Behaviours {
@@ -84,6 +88,7 @@ impl Behaviours {
             target_health: true,
             throttling: true,
             shared_validation: true,
+            lost_answers: true,
         }
     }
 
@@ -189,6 +194,16 @@ struct State {
     hold_certificates: bool,
     injected: BTreeMap<String, usize>,
     log: Vec<Seen>,
+    /// The first answer to each client token, with the request's other
+    /// parameters.
+    tokens: HashMap<String, (BTreeMap<String, String>, Response)>,
+    /// The operations whose answer was lost once.
+    lost: BTreeSet<String>,
+    /// Each DescribeTargetHealth answer given while targets fail at first:
+    /// when, and whether every target in it was healthy.
+    health_answers: Vec<(Instant, bool)>,
+    /// Instances whose targets fail their health checks for good.
+    failing: BTreeSet<String>,
 }
 
 impl State {
@@ -238,6 +253,32 @@ impl Realism {
     /// How often `what` bit.
     pub fn bit(&self, what: &str) -> usize {
         self.injected().get(what).copied().unwrap_or(0)
+    }
+
+    /// The operations (`service:Op`) whose first answer was lost.
+    pub fn lost(&self) -> BTreeSet<String> {
+        self.inner.state.lock().unwrap().lost.clone()
+    }
+
+    /// Each DescribeTargetHealth answer given with `target_health` on:
+    /// when, and whether it named targets, all healthy.
+    pub fn health_answers(&self) -> Vec<(Instant, bool)> {
+        self.inner.state.lock().unwrap().health_answers.clone()
+    }
+
+    /// Makes `instance`'s targets fail their health checks from now on.
+    pub fn fail_target(&self, instance: &str) {
+        self.inner
+            .state
+            .lock()
+            .unwrap()
+            .failing
+            .insert(instance.to_string());
+    }
+
+    /// Makes `instance`'s targets pass their health checks again.
+    pub fn pass_target(&self, instance: &str) {
+        self.inner.state.lock().unwrap().failing.remove(instance);
     }
 
     /// Every request seen so far.
@@ -293,6 +334,9 @@ impl Inner {
         if let Some(r) = self.refuse(c) {
             return r;
         }
+        if let Some(r) = lost::repeated(c, &mut self.state.lock().unwrap()) {
+            return r;
+        }
         // Paging: ask the emulator for everything, then cut.
         let paging = self.unpage(c, &mut req);
         let mut resp = match self.forward_atomic(c, &req) {
@@ -301,6 +345,13 @@ impl Inner {
         };
         self.after(c, &mut resp);
         self.repage(paging, &mut resp);
+        let mut st = self.state.lock().unwrap();
+        lost::remember(c, &resp, &mut st);
+        if self.b.lost_answers {
+            if let Some(lost) = lost::lose(c, &resp, &mut st) {
+                return lost;
+            }
+        }
         resp
     }
 
@@ -308,7 +359,9 @@ impl Inner {
     /// refusal that applies, of the behaviours switched on.
     fn refuse(&self, c: &Call) -> Option<Response> {
         let b = self.b;
-        let refusals: [(bool, Refusal); 9] = [
+        let refusals: [(bool, Refusal); 11] = [
+            (b.lifecycles, efs::not_available_yet),
+            (b.lifecycles, rds::not_available_yet),
             (b.consistency, consistency::not_visible_yet),
             (b.consistency, iam::profile_propagating),
             (b.consistency, acm::certificate_propagating),
@@ -353,6 +406,9 @@ impl Inner {
         drop(st);
         if self.b.lifecycles {
             self.lifecycles(c, resp);
+        }
+        if ok && c.op == "DescribeTargetHealth" {
+            self.failing_targets(resp);
         }
         if self.b.target_health && ok && c.op == "DescribeTargetHealth" {
             self.target_health(resp);

@@ -82,6 +82,30 @@ pub(super) fn protection_lifting(c: &Call, st: &mut State, t: &Timing) -> Option
     None
 }
 
+/// A database still `creating` or `backing-up` refuses changes: "The
+/// specified DB instance isn't in the available state"
+/// (`InvalidDBInstanceState`, ModifyDBInstance and RebootDBInstance, Amazon
+/// RDS API reference).
+pub(super) fn not_available_yet(c: &Call, st: &mut State, t: &Timing) -> Option<Response> {
+    if !matches!(c.op.as_str(), "ModifyDBInstance" | "RebootDBInstance") {
+        return None;
+    }
+    let id = c.get("DBInstanceIdentifier")?;
+    if !within(
+        st.db.get(id).and_then(|d| d.created),
+        t.db_creating + t.db_backing_up,
+    ) {
+        return None;
+    }
+    st.count("transitional");
+    Some(error(
+        "rds",
+        400,
+        "InvalidDBInstanceState",
+        &format!("Database instance {id} is not in available state."),
+    ))
+}
+
 /// A subnet group is in use while a database of it is deleting.
 pub(super) fn subnet_group_in_use(c: &Call, st: &mut State, t: &Timing) -> Option<Response> {
     if c.op == "DeleteDBSubnetGroup" {

@@ -28,6 +28,7 @@ pub(super) fn learn(c: &Call, st: &mut State, now: Instant) {
     if c.op == "CreateBucket" {
         if let Some(b) = c.get("Bucket") {
             st.invisible.push(Invisible {
+                made_by: c.op.clone(),
                 id: b.to_string(),
                 since: now,
                 service: "s3",

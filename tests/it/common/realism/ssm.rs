@@ -32,7 +32,7 @@ use super::{Call, Inner, Realism};
 pub type Agent = Arc<dyn Fn(&str, &[String]) -> (i32, String, String) + Send + Sync>;
 
 /// One command sent to one instance.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Invocation {
     pub command_id: String,
     pub instance: String,
