@@ -12,6 +12,7 @@ pub mod graph;
 pub mod markdown;
 pub mod plan;
 pub mod refs;
+mod repeat;
 pub mod retry;
 
 use std::collections::BTreeMap;
