@@ -290,7 +290,7 @@ impl Executor<'_> {
                     match kind.create(self.cloud, r).await {
                         Ok(o) => {
                             if kind.on_repeat() == Repeat::Twin {
-                                self.delete_twins(kind, &o, before).await?;
+                                self.sweep_twins(kind, &o, before).await?;
                             }
                             o
                         }
@@ -922,12 +922,10 @@ mod tests {
         }
     }
 
-    /// `up` of one `thing` against an account holding `before` (the
-    /// plan's observed), with `listed` read after the create: the outcome
-    /// and the physical ids deleted.
+    /// `up` of one `thing` in an empty account, with `listed` read after
+    /// the create: the outcome and the physical ids deleted.
     async fn create_with(
         repeat: Repeat,
-        before: Vec<Observed>,
         listed: Vec<Observed>,
     ) -> (Result<(), ExecError>, Vec<String>) {
         let conf = aws_types::SdkConfig::builder()
@@ -947,7 +945,7 @@ mod tests {
             deleted: deleted.clone(),
         }));
         let desired = vec![Desired::new("test:thing", "thing", serde_json::json!({}))];
-        let plan = super::super::plan::plan("t", &registry, &desired, &before).unwrap();
+        let plan = super::super::plan::plan("t", &registry, &desired, &[]).unwrap();
         let exec = Executor {
             cloud: &cloud,
             registry: &registry,
@@ -955,7 +953,7 @@ mod tests {
             concurrency: 1,
             fence: None,
         };
-        let r = exec.apply(&plan, &desired, &before, &[]).await;
+        let r = exec.apply(&plan, &desired, &[], &[]).await;
         let d = deleted.lock().unwrap().clone();
         (r, d)
     }
@@ -967,13 +965,12 @@ mod tests {
     #[tokio::test]
     async fn a_create_refused_as_existing_adopts_what_carries_its_tags_or_refuses() {
         // The first attempt's work, tagged as this resource: adopted.
-        let (r, deleted) =
-            create_with(Repeat::Refused, vec![], vec![thing("thing", "thing-1")]).await;
+        let (r, deleted) = create_with(Repeat::Refused, vec![thing("thing", "thing-1")]).await;
         r.unwrap();
         assert!(deleted.is_empty());
         // Nothing of the stack carries its tags: someone else's, refused
         // with AWS's answer and the reason.
-        let (r, _) = create_with(Repeat::Refused, vec![], vec![thing("other", "thing-9")]).await;
+        let (r, _) = create_with(Repeat::Refused, vec![thing("other", "thing-9")]).await;
         let e = r.unwrap_err().to_string();
         assert!(
             e.contains("InvalidSubnet.Conflict") && e.contains("someone else's"),
@@ -991,11 +988,11 @@ mod tests {
             thing("thing", "thing-2"),
             thing("other", "thing-3"),
         ];
-        let (r, deleted) = create_with(Repeat::Twin, vec![], listed.clone()).await;
+        let (r, deleted) = create_with(Repeat::Twin, listed.clone()).await;
         r.unwrap();
         assert_eq!(deleted, ["thing-1"]);
         // A kind whose repeat is answered with the first answer reads nothing.
-        let (r, deleted) = create_with(Repeat::Answered, vec![], listed).await;
+        let (r, deleted) = create_with(Repeat::Answered, listed).await;
         r.unwrap();
         assert!(deleted.is_empty(), "{deleted:?}");
     }

@@ -304,9 +304,10 @@ pub trait ResourceKind: Send + Sync {
     /// Every resource of this kind tagged with the stack's name.
     async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError>;
 
-    /// Creates the resource and returns it as observed. Must be idempotent:
-    /// tag at creation, or use `r.token`, so that a retried create after an
-    /// interrupted run never makes a second resource.
+    /// Creates the resource and returns it as observed. Tag at creation, and
+    /// send `r.token` where the API takes a client token: what a repeated
+    /// create meets is then [`ResourceKind::on_repeat`]'s to say, and the
+    /// executor's to handle.
     async fn create(&self, cloud: &Cloud, r: &Resolved) -> Result<Observed, CloudError>;
 
     /// Applies in-place changes; `changed` lists the attribute names that differ.
