@@ -38,23 +38,46 @@ fn token_of(c: &Call) -> Option<&str> {
     }
 }
 
-/// The key an ELBv2 create is idempotent by, and the code refusing the
-/// same key with other settings.
-fn natural_key(c: &Call) -> Option<(String, &'static str)> {
-    if c.service != "elasticloadbalancing" {
-        return None;
-    }
-    match c.op.as_str() {
-        "CreateLoadBalancer" => Some((
+/// What makes a request idempotent, and how AWS refuses the same key with
+/// other parameters.
+struct Idempotent {
+    key: String,
+    /// The error code and message of a reuse with other parameters.
+    mismatch: (&'static str, &'static str),
+    /// What a repeat answered with the first answer is counted as.
+    counted: &'static str,
+}
+
+/// A client token; or, for ELBv2's creates, the name (the load balancer
+/// and port for a listener).
+fn idempotent(c: &Call) -> Option<Idempotent> {
+    const OTHER_SETTINGS: &str = "A resource with the same name or port exists with other settings";
+    let by_name = |key: String, code| Idempotent {
+        key,
+        mismatch: (code, OTHER_SETTINGS),
+        counted: "idempotent_create",
+    };
+    match (c.service.as_str(), c.op.as_str()) {
+        ("elasticloadbalancing", "CreateLoadBalancer") => Some(by_name(
             format!("lb:{}", c.get("Name")?),
             "DuplicateLoadBalancerName",
         )),
-        "CreateTargetGroup" => Some((format!("tg:{}", c.get("Name")?), "DuplicateTargetGroupName")),
-        "CreateListener" => Some((
+        ("elasticloadbalancing", "CreateTargetGroup") => Some(by_name(
+            format!("tg:{}", c.get("Name")?),
+            "DuplicateTargetGroupName",
+        )),
+        ("elasticloadbalancing", "CreateListener") => Some(by_name(
             format!("listener:{}:{}", c.get("LoadBalancerArn")?, c.get("Port")?),
             "DuplicateListener",
         )),
-        _ => None,
+        _ => Some(Idempotent {
+            key: format!("{}:{}:{}", c.service, c.op, token_of(c)?),
+            mismatch: (
+                "IdempotentParameterMismatch",
+                "The client token you have provided is associated with a resource that is already deleted or with different parameters. Please use a different client token.",
+            ),
+            counted: "client_token",
+        }),
     }
 }
 
@@ -72,65 +95,38 @@ fn fingerprint(c: &Call) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// A token already answered: its first answer, or AWS's refusal when the
-/// parameters differ.
+/// An idempotent request already answered: its first answer, or AWS's
+/// refusal when the parameters differ.
 pub(super) fn repeated(c: &Call, st: &mut State) -> Option<Response> {
-    if let Some((key, duplicate)) = natural_key(c) {
-        let (params, first) = st.tokens.get(&key)?.clone();
-        if params != fingerprint(c) {
-            return Some(error(
-                &c.service,
-                400,
-                duplicate,
-                "A resource with the same name or port exists with other settings",
-            ));
-        }
-        st.count("idempotent_create");
-        return Some(first);
-    }
-    let token = token_of(c)?;
-    let key = format!("{}:{}:{token}", c.service, c.op);
-    let (params, first) = st.tokens.get(&key)?.clone();
+    let i = idempotent(c)?;
+    let (params, first) = st.answered.get(&i.key)?.clone();
     if params != fingerprint(c) {
-        st.count("client_token_mismatch");
-        return Some(error(
-            &c.service,
-            400,
-            "IdempotentParameterMismatch",
-            "The client token you have provided is associated with a resource that is already deleted or with different parameters. Please use a different client token.",
-        ));
+        st.count("idempotent_mismatch");
+        let (code, message) = i.mismatch;
+        return Some(error(&c.service, 400, code, message));
     }
-    st.count("client_token");
+    st.count(i.counted);
     Some(first)
 }
 
-/// Remembers the answer to a request with a client token.
+/// Remembers the first answer to an idempotent request; a deleted load
+/// balancer, target group or listener frees its name or port (a load
+/// balancer's listeners go with it).
 pub(super) fn remember(c: &Call, resp: &Response, st: &mut State) {
     if resp.status >= 300 {
         return;
     }
-    if let Some((key, _)) = natural_key(c) {
-        st.tokens
-            .entry(key)
+    if let Some(i) = idempotent(c) {
+        st.answered
+            .entry(i.key)
             .or_insert_with(|| (fingerprint(c), resp.clone()));
-        return;
-    }
-    // A deleted load balancer, group or listener frees its name or port
-    // (a load balancer's listeners go with it).
-    if c.service == "elasticloadbalancing" && c.op.starts_with("Delete") {
+    } else if c.service == "elasticloadbalancing" && c.op.starts_with("Delete") {
         let arn = ["LoadBalancerArn", "TargetGroupArn", "ListenerArn"]
             .iter()
             .find_map(|k| c.get(k));
         if let Some(arn) = arn {
-            st.tokens.retain(|_, (_, r)| !r.text().contains(arn));
+            st.answered.retain(|_, (_, r)| !r.text().contains(arn));
         }
-        return;
-    }
-    if let Some(token) = token_of(c) {
-        let key = format!("{}:{}:{token}", c.service, c.op);
-        st.tokens
-            .entry(key)
-            .or_insert_with(|| (fingerprint(c), resp.clone()));
     }
 }
 
@@ -165,15 +161,15 @@ pub(super) fn lose(c: &Call, resp: &Response, st: &mut State) -> Option<Response
         return None;
     }
     st.count("lost_answers");
-    let (status, code) = match c.service.as_str() {
-        "ec2" => (500, "InternalError"),
-        "s3" => (500, "InternalError"),
-        "acm" | "ssm" | "logs" | "elasticfilesystem" => (500, "InternalFailure"),
-        _ => (500, "InternalFailure"),
+    // EC2 and S3 call it InternalError, the other services InternalFailure.
+    let code = if matches!(c.service.as_str(), "ec2" | "s3") {
+        "InternalError"
+    } else {
+        "InternalFailure"
     };
     Some(error(
         &c.service,
-        status,
+        500,
         code,
         "We encountered an internal error. Please try again.",
     ))

@@ -194,9 +194,9 @@ struct State {
     hold_certificates: bool,
     injected: BTreeMap<String, usize>,
     log: Vec<Seen>,
-    /// The first answer to each client token, with the request's other
-    /// parameters.
-    tokens: HashMap<String, (BTreeMap<String, String>, Response)>,
+    /// The first answer to each idempotent request (a client token, an
+    /// ELBv2 name), with the request's other parameters.
+    answered: HashMap<String, (BTreeMap<String, String>, Response)>,
     /// The operations whose answer was lost once.
     lost: BTreeSet<String>,
     /// Each DescribeTargetHealth answer given while targets fail at first:
