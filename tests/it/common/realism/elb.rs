@@ -37,6 +37,29 @@ pub(super) fn lifecycle(body: &str, st: &State, t: &Timing) -> Option<String> {
     rewrote.then_some(out)
 }
 
+/// A DescribeTargetHealth answer with the health of each target for which
+/// `health(id)` gives a state, reason and description rewritten; `None`
+/// when none was.
+fn rewrite_health<'a>(
+    body: &str,
+    mut health: impl FnMut(&str) -> Option<(&'a str, &'a str, &'a str)>,
+) -> Option<String> {
+    let mut rewrote = false;
+    let out = rewrite_items(body, "TargetHealthDescriptions", |e| {
+        let target = xml::find(e, "Target", 0)?;
+        let id = xml::text(&e[target.open..target.end], "Id")?;
+        let (state, reason, desc) = health(id)?;
+        let th = xml::find(e, "TargetHealth", 0)?;
+        rewrote = true;
+        Some(format!(
+            "{}<TargetHealth><State>{state}</State><Reason>{reason}</Reason><Description>{desc}</Description></TargetHealth>{}",
+            &e[..th.open],
+            &e[th.end..]
+        ))
+    });
+    rewrote.then_some(out)
+}
+
 impl Inner {
     /// Targets pass `initial` and `unhealthy` before `healthy` (ELB
     /// "Target health status"), while Auto Scaling reports the instances
@@ -44,36 +67,28 @@ impl Inner {
     pub(super) fn target_health(&self, resp: &mut Response) {
         let t = self.t;
         let mut st = self.state.lock().unwrap();
-        let body = resp.text();
-        let mut rewrote = false;
-        let out = rewrite_items(&body, "TargetHealthDescriptions", |e| {
-            let target = xml::find(e, "Target", 0)?;
-            let id = xml::text(&e[target.open..target.end], "Id")?.to_string();
-            let since = *st.targets.entry(id).or_insert_with(Instant::now);
-            let (state, reason, desc) = if since.elapsed() < t.target_initial {
-                (
+        let out = rewrite_health(&resp.text(), |id| {
+            let since = *st
+                .targets
+                .entry(id.to_string())
+                .or_insert_with(Instant::now);
+            if since.elapsed() < t.target_initial {
+                Some((
                     "initial",
                     "Elb.RegistrationInProgress",
                     "Target registration is in progress",
-                )
+                ))
             } else if since.elapsed() < t.target_initial + t.target_unhealthy {
-                (
+                Some((
                     "unhealthy",
                     "Target.FailedHealthChecks",
                     "Health checks failed",
-                )
+                ))
             } else {
-                return None;
-            };
-            let th = xml::find(e, "TargetHealth", 0)?;
-            rewrote = true;
-            Some(format!(
-                "{}<TargetHealth><State>{state}</State><Reason>{reason}</Reason><Description>{desc}</Description></TargetHealth>{}",
-                &e[..th.open],
-                &e[th.end..]
-            ))
+                None
+            }
         });
-        if rewrote {
+        if let Some(out) = out {
             st.count("target_health");
             resp.body = out.into_bytes();
         }
@@ -90,23 +105,15 @@ impl Inner {
     /// instance that Auto Scaling still calls InService.
     pub(super) fn failing_targets(&self, resp: &mut Response) {
         let st = self.state.lock().unwrap();
-        if st.failing.is_empty() {
-            return;
-        }
-        let body = resp.text();
-        let out = rewrite_items(&body, "TargetHealthDescriptions", |e| {
-            let target = xml::find(e, "Target", 0)?;
-            let id = xml::text(&e[target.open..target.end], "Id")?;
-            if !st.failing.contains(id) {
-                return None;
-            }
-            let th = xml::find(e, "TargetHealth", 0)?;
-            Some(format!(
-                "{}<TargetHealth><State>unhealthy</State><Reason>Target.ResponseCodeMismatch</Reason><Description>Health checks failed with these codes: [502]</Description></TargetHealth>{}",
-                &e[..th.open],
-                &e[th.end..]
+        let out = rewrite_health(&resp.text(), |id| {
+            st.failing.contains(id).then_some((
+                "unhealthy",
+                "Target.ResponseCodeMismatch",
+                "Health checks failed with these codes: [502]",
             ))
         });
-        resp.body = out.into_bytes();
+        if let Some(out) = out {
+            resp.body = out.into_bytes();
+        }
     }
 }
