@@ -63,6 +63,16 @@ impl<'a> Source<'a> {
         }
     }
 
+    /// The name the file goes by in messages.
+    pub(super) fn path(&self) -> &Path {
+        self.path
+    }
+
+    /// The text being parsed.
+    pub(super) fn source_text(&self) -> &str {
+        self.text
+    }
+
     /// An error at the start of a value as written.
     pub(super) fn at_value<T>(&self, value: &Spanned<T>, message: impl Into<String>) -> StackError {
         self.at(value.span().start, message)
@@ -70,7 +80,7 @@ impl<'a> Source<'a> {
 }
 
 /// 1-based line and column of a byte offset.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
+pub(super) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;

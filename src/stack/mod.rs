@@ -22,6 +22,7 @@ mod field;
 mod logs;
 mod name;
 mod network;
+mod origin;
 mod timeouts;
 
 pub use app::{App, ScalingMetric, DEFAULT_APP_PORT};
@@ -33,6 +34,7 @@ pub use field::Invalid;
 pub use logs::{Logs, DEFAULT_LOG_RETENTION_DAYS, LOG_RETENTION_DAYS};
 pub use name::StackName;
 pub use network::{Nat, Network, DEFAULT_AZ_COUNT, DEFAULT_CIDR};
+pub use origin::Origin;
 pub use timeouts::Timeouts;
 
 use error::Source;
@@ -63,6 +65,9 @@ pub struct Stack {
     pub logs: Logs,
     /// The directory holding the stack file: relative paths in it start here.
     pub dir: PathBuf,
+    /// Where each key is written, for the checks that run on the whole
+    /// stack (`file:line:column` of the key a refusal is about).
+    pub origin: Origin,
 }
 
 /// The file as written: one field per top-level key or table.
@@ -119,6 +124,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Stack, StackError> {
         timeouts,
         logs,
         dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        origin: Origin::read(&src),
     })
 }
 
