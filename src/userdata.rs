@@ -49,17 +49,26 @@ pub fn template_digest() -> String {
     hex::encode(Sha256::digest(TEMPLATE.as_bytes()))
 }
 
+/// The longest value the boot script takes.
+pub const MAX_VALUE_LEN: usize = 2048;
+
 fn safe(name: &'static str, value: &str) -> Result<String, UserDataError> {
-    let ok = !value.is_empty()
-        && value.len() <= 2048
-        && value
+    let why = if value.len() > MAX_VALUE_LEN {
+        Some("use at most 2048 characters")
+    } else if value.is_empty()
+        || !value
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._:/@+=,!-".contains(c));
-    if !ok {
+            .all(|c| c.is_ascii_alphanumeric() || "._:/@+=,!-".contains(c))
+    {
+        Some("use letters, digits and ._:/@+=,!- only")
+    } else {
+        None
+    };
+    if let Some(why) = why {
         return Err(UserDataError::Unsafe {
             name,
             value: value.into(),
-            why: "use letters, digits and ._:/@+=,!- only",
+            why,
         });
     }
     Ok(format!("'{value}'"))

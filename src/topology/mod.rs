@@ -2,9 +2,13 @@
 //! looked-up facts (zone names, account, AMI). No API calls here.
 //!
 //! A shape is composed of parts: [`network`] is every shape's ground,
-//! [`scaled`] the load-balanced application on it.
+//! [`scaled`] the load-balanced application on it. Every name and value
+//! they compose obeys AWS's rules ([`rules`]), which [`check`] verifies
+//! before any API call.
 
+pub mod check;
 pub mod network;
+pub mod rules;
 pub mod scaled;
 
 use serde_json::Value;
