@@ -32,7 +32,7 @@ pub struct DiffArgs {
 }
 
 pub async fn run(ctx: &Ctx, a: &DiffArgs) -> Result<u8> {
-    let s = super::load(&a.stack)?;
+    let s = super::load_checked(&a.stack)?;
     let binary = pipeline::binary(&s)?;
     let cloud = ctx.connect(&s, true).await;
     let p = pipeline::plan_stack(&cloud, &s, binary.clone(), a.roll_forward).await?;

@@ -30,6 +30,7 @@ use bookstore_infra::pipeline::{self, PipelineError, Planned};
 use bookstore_infra::planfile::{self, Fingerprint, SavedPlan};
 use bookstore_infra::progress::{Bars, Lines, Reporter};
 use bookstore_infra::stack::{self, Stack};
+use bookstore_infra::topology;
 
 /// The exit codes of every verb (the README's table).
 pub mod exit {
@@ -192,6 +193,17 @@ impl Ctx {
 
 pub fn load(path: &Path) -> Result<Stack> {
     Ok(stack::load(path)?)
+}
+
+/// Loads the stack and checks every name and value it composes against
+/// AWS's rules, located at the key that caused a refusal: what `validate`,
+/// `diff` and `up` run before any API call. The other verbs only load, so
+/// that a stack made before a rule was checked can still be read and
+/// destroyed.
+pub fn load_checked(path: &Path) -> Result<Stack> {
+    let s = stack::load(path)?;
+    topology::check::composed(&s)?;
+    Ok(s)
 }
 
 /// Asks on the terminal; refuses without one.

@@ -41,7 +41,7 @@ pub struct UpArgs {
 }
 
 pub async fn run(ctx: &Ctx, a: &UpArgs) -> Result<u8> {
-    let s = super::load(&a.stack)?;
+    let s = super::load_checked(&a.stack)?;
     // A saved plan is read, and refused when it is for another stack,
     // before any API call.
     let saved = match &a.plan {

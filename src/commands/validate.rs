@@ -1,4 +1,5 @@
-//! `validate STACK`: checks the stack file without calling AWS.
+//! `validate STACK`: checks the stack file, and every name and value it
+//! composes, without calling AWS.
 
 use std::path::PathBuf;
 
@@ -11,7 +12,7 @@ pub struct ValidateArgs {
 }
 
 pub fn run(a: &ValidateArgs) -> Result<u8> {
-    let s = super::load(&a.stack)?;
+    let s = super::load_checked(&a.stack)?;
     println!(
         "{}: valid. Stack `{}`: {} zones, VPC {}, NAT {:?}, app port {}.",
         a.stack.display(),

@@ -925,3 +925,55 @@ fn without_a_hosted_zone_up_prints_the_validation_records_and_says_how_to_resume
     assert_eq!(certs, 1, "the same certificate, not a second one");
     assert_eq!(run(&["diff", &stack, "--detailed-exitcode"]).code, 0);
 }
+
+#[test]
+fn a_composed_name_aws_refuses_is_located_at_its_key_and_calls_nothing() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    // A stack named `sg-...` makes security group names EC2 refuses; a
+    // reserved word is no MySQL user name. Each parses: only the names
+    // composed from it break AWS's rules.
+    for (file, text, at, says) in [
+        (
+            "sg.toml",
+            "# security groups are named <name>-sg-lb...\nname = \"sg-net\"\nregion = \"us-east-1\"\ntopology = \"network\"\n",
+            "2:8",
+            "`name` = \"sg-net\" makes the name of sg-lb (ec2:security-group) \"sg-net-sg-lb\", which EC2 CreateSecurityGroup `GroupName` refuses: it must not start with \"sg-\"; change `name`",
+        ),
+        (
+            "user.toml",
+            "name = \"shop\"\n\n[database]\nname = \"shop\"\nusername  = \"select\"\n",
+            "5:13",
+            "`database.username` = \"select\" makes the master_username of db (rds:db-instance) \"select\", which RDS CreateDBInstance `MasterUsername` (MySQL) refuses: it is a word MySQL reserves; change `database.username`",
+        ),
+    ] {
+        let path = dir.path().join(file);
+        std::fs::write(&path, text).unwrap();
+        let path = path.to_string_lossy().into_owned();
+        for verb in [&["validate"][..], &["diff"], &["up", "--yes"]] {
+            let out = std::process::Command::new(common::BIN)
+                .args(&verb[..1])
+                .arg(&path)
+                .args(&verb[1..])
+                .env("AWS_ENDPOINT_URL", &endpoint)
+                .env("AWS_ACCESS_KEY_ID", "x")
+                .env("AWS_SECRET_ACCESS_KEY", "x")
+                .env("AWS_REGION", "us-east-1")
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{verb:?} {file}: {err}");
+            assert_eq!(
+                err.trim_end(),
+                format!("error: {path}:{at}: {says}"),
+                "{verb:?} {file}"
+            );
+        }
+    }
+    assert!(
+        matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "no API call may be made for a stack whose composed names AWS refuses"
+    );
+}
