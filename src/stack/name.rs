@@ -13,7 +13,10 @@ use super::field::{string_newtype, Invalid};
 /// hyphens" (CreateDBInstance, `DBInstanceIdentifier`); S3 reserves the
 /// bucket name prefixes `xn--`, `sthree-` and `amzn-s3-demo-` ("General
 /// purpose bucket naming rules"), and ELB load balancer names must not
-/// begin with `internal-` (CreateLoadBalancer, `Name`).
+/// begin with `internal-` (CreateLoadBalancer, `Name`). Every name made
+/// from it is checked in full later, against the rules of the value it
+/// becomes (`topology::check`); these stay here for their early, specific
+/// messages.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StackName(String);
 
