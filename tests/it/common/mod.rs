@@ -23,6 +23,24 @@ pub fn bin() -> String {
 }
 pub const REGION: &str = "us-east-1";
 
+/// The tool's exit codes, as the README's table gives them.
+pub mod exit {
+    /// An error: the stack file, AWS, a refused confirmation.
+    pub const ERROR: i32 = 1;
+    /// `diff --detailed-exitcode`: there are changes.
+    pub const CHANGES: i32 = 2;
+    /// The stack's lock is held by another run, or was taken over.
+    pub const LOCK_HELD: i32 = 3;
+    /// A data-bearing resource would be replaced or deleted.
+    pub const CONSENT_NEEDED: i32 = 4;
+    /// `up --plan`: the saved plan is stale or for somewhere else.
+    pub const STALE_PLAN: i32 = 5;
+    /// The estimated monthly cost rises by more than allowed.
+    pub const COST_LIMIT: i32 = 6;
+    /// `status`: the stack is not healthy.
+    pub const UNHEALTHY: i32 = 7;
+}
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -151,6 +169,27 @@ impl Emulator {
             r.stderr
         );
         r
+    }
+
+    /// [`Emulator::run_via`], and requires the exit code `code` (one of
+    /// [`exit`]).
+    pub fn fails_with_via(&self, code: i32, endpoint: &str, args: &[&str]) -> Run {
+        let r = self.run_via(endpoint, args);
+        assert_eq!(
+            r.code,
+            code,
+            "`{}` exited {} instead of {code}:\n{}\n{}",
+            args.join(" "),
+            r.code,
+            r.stdout,
+            r.stderr
+        );
+        r
+    }
+
+    /// Runs and requires the exit code `code` (one of [`exit`]).
+    pub fn fails_with(&self, code: i32, args: &[&str]) -> Run {
+        self.fails_with_via(code, &self.endpoint, args)
     }
 
     /// The plan of `diff STACK --json`.
