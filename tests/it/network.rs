@@ -8,11 +8,20 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::types::{Filter, VpcAttributeName};
-use common::{changes, set, spawn_until, step, Emulator};
+use common::{changes, exit, set, spawn_until, step, Emulator};
 use serde_json::Value;
 
 const STACK: &str = "net";
 const DEMO: &str = "stacks/network.toml";
+/// How many resources the network stack has.
+const RESOURCES: usize = 15;
+/// What `diff` and `up` print when the network is as its file says.
+const NO_CHANGES: &str = "No changes. Stack `net` matches its file (15 resources).";
+
+/// Whether `out` has the line `line`, whole.
+fn has_line(out: &str, line: &str) -> bool {
+    out.lines().any(|l| l == line)
+}
 
 fn owned() -> Filter {
     Filter::builder()
@@ -372,12 +381,11 @@ fn up_from_empty_creates_the_network_then_converges() {
     let e = Emulator::start();
     let first = e.plan_json(DEMO);
     assert_eq!(first["summary"]["add"], 15);
-    assert_eq!(e.run(&["diff", DEMO, "--detailed-exitcode"]).code, 2);
+    e.fails_with(exit::CHANGES, &["diff", DEMO, "--detailed-exitcode"]);
 
     let up = e.ok(&["up", DEMO, "--yes"]);
     assert!(
-        up.stdout
-            .contains("Plan: 15 to add, 0 to change, 0 to destroy."),
+        has_line(&up.stdout, "Plan: 15 to add, 0 to change, 0 to destroy."),
         "{}",
         up.stdout
     );
@@ -397,12 +405,12 @@ fn up_from_empty_creates_the_network_then_converges() {
 
     let diff = e.run(&["diff", DEMO, "--detailed-exitcode"]);
     assert_eq!(diff.code, 0, "{}{}", diff.stdout, diff.stderr);
-    assert!(diff.stdout.contains("No changes."), "{}", diff.stdout);
+    assert!(has_line(&diff.stdout, NO_CHANGES), "{}", diff.stdout);
     assert!(changes(&e.plan_json(DEMO)).is_empty());
 
     // A second `up` reads and changes nothing.
     let again = e.ok(&["--stats", "up", DEMO, "--yes"]);
-    assert!(again.stdout.contains("No changes."), "{}", again.stdout);
+    assert!(has_line(&again.stdout, NO_CHANGES), "{}", again.stdout);
     let stats = again
         .stderr
         .lines()
@@ -510,8 +518,12 @@ fn drift_shows_in_diff_and_up_repairs_it() {
         rules(&[(3306, "0.0.0.0/0"), (1000, "::/0 up to 2000")])
     );
 
-    let diff = e.run(&["diff", DEMO, "--detailed-exitcode"]);
-    assert_eq!(diff.code, 2, "{}", diff.stdout);
+    let diff = e.fails_with(exit::CHANGES, &["diff", DEMO, "--detailed-exitcode"]);
+    assert!(
+        has_line(&diff.stdout, "Plan: 0 to add, 1 to change, 0 to destroy."),
+        "{}",
+        diff.stdout
+    );
     assert!(
         diff.stdout.contains("~ sg-db (ec2:security-group)"),
         "{}",
@@ -648,7 +660,7 @@ fn destroy_leaves_nothing_tagged() {
     assert!(!tagged(&e).is_empty());
     let d = e.ok(&["destroy", DEMO, "--yes"]);
     assert!(
-        d.stdout.contains("0 to add, 0 to change, 15 to destroy"),
+        has_line(&d.stdout, "Plan: 0 to add, 0 to change, 15 to destroy."),
         "{}",
         d.stdout
     );
@@ -660,7 +672,14 @@ fn destroy_leaves_nothing_tagged() {
     assert!(lock.is_none(), "the run lock is gone too: {lock:?}");
     // Destroying again has nothing to do.
     let again = e.ok(&["destroy", DEMO, "--yes"]);
-    assert!(again.stdout.contains("No changes."), "{}", again.stdout);
+    assert!(
+        has_line(
+            &again.stdout,
+            "No changes. Stack `net` matches its file (0 resources)."
+        ),
+        "{}",
+        again.stdout
+    );
 }
 
 #[test]
@@ -692,7 +711,7 @@ fn a_bad_stack_file_names_its_line_and_calls_nothing() {
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(out.status.code(), Some(exit::ERROR), "{args:?}: {err}");
         assert!(err.contains(&format!("{bad}:4:1:")), "{args:?}: {err}");
         assert!(err.contains("subnet_count"), "{args:?}: {err}");
     }
@@ -740,8 +759,20 @@ fn killed_runs_converge_to_one_of_everything() {
         );
         child.kill().expect("SIGKILL");
         child.wait().unwrap();
+        // What the dead run left: everything else is to be made, nothing
+        // is made twice (there is no duplicate to remove).
+        let plan = e.plan_json(DEMO);
         let t = tagged(&e);
         assert!(!t.is_empty() || pat == "creating", "{t:?}");
+        let made: usize = t.values().map(Vec::len).sum();
+        let summary = &plan["summary"];
+        assert_eq!(
+            (summary["add"].as_u64(), summary["destroy"].as_u64()),
+            (Some((RESOURCES - made) as u64), Some(0)),
+            "{t:?}\n{plan:#}"
+        );
+        let change = summary["change"].as_u64().unwrap();
+        assert!(change as usize <= made, "{plan:#}");
 
         let up = e.ok(&["up", DEMO, "--yes"]);
         assert!(
@@ -749,8 +780,15 @@ fn killed_runs_converge_to_one_of_everything() {
             "{}",
             up.stderr
         );
-        // Nothing was created twice: there is no duplicate to remove.
-        assert!(up.stdout.contains(", 0 to destroy."), "{}", up.stdout);
+        let line = format!(
+            "Plan: {} to add, {change} to change, 0 to destroy.",
+            RESOURCES - made
+        );
+        assert!(
+            has_line(&up.stdout, &line),
+            "no {line:?} in:\n{}",
+            up.stdout
+        );
         check_network(&e, false);
         assert_eq!(e.run(&["diff", DEMO, "--detailed-exitcode"]).code, 0);
         e.ok(&["destroy", DEMO, "--yes"]);
@@ -772,27 +810,59 @@ fn a_second_concurrent_run_is_refused() {
         .unwrap()
         .success());
 
-    let second = e.run(&["up", DEMO, "--yes"]);
-    // Its own exit code: the lock is held.
-    assert_eq!(second.code, 3, "{}", second.stdout);
-    assert!(
-        second.stderr.contains("is locked by another run"),
-        "{}",
-        second.stderr
+    // The loser: its own exit code, naming the winner, and nothing on stdout
+    // (it planned nothing).
+    let held = format!(
+        "error: stack `net` is locked by another run: `up` (pid {pid} on {}, started ",
+        bookstore_infra::lock::hostname()
     );
-    assert!(
-        second.stderr.contains(&format!("pid {pid}")),
-        "{}",
-        second.stderr
-    );
-    let destroy = e.run(&["destroy", DEMO, "--yes"]);
-    assert_eq!(destroy.code, 3);
-    assert!(destroy.stderr.contains("is locked"), "{}", destroy.stderr);
+    let refused = |r: &common::Run| {
+        assert_eq!(r.stdout, "");
+        assert!(
+            r.stderr.lines().any(|l| l.starts_with(&held)
+                && l.ends_with("run again with --lock-wait, or with --force-unlock")),
+            "{}",
+            r.stderr
+        );
+    };
+    refused(&e.fails_with(exit::LOCK_HELD, &["up", DEMO, "--yes"]));
+    refused(&e.fails_with(exit::LOCK_HELD, &["destroy", DEMO, "--yes"]));
     // `diff` only reads, and is never blocked: it sees the half-made
-    // network and says there are changes (2), not an error (1).
-    let diff = e.run(&["diff", DEMO, "--detailed-exitcode"]);
-    assert_eq!(diff.code, 2, "{}\n{}", diff.stdout, diff.stderr);
-    assert!(diff.stdout.contains("to add"), "{}", diff.stdout);
+    // network and says there are changes (2), not an error (1). The winner
+    // was stopped as it began its first creation (a VPC or an address,
+    // which need nothing), one at a time: that one exists or not.
+    let diff = e.fails_with(exit::CHANGES, &["diff", DEMO, "--detailed-exitcode"]);
+    let plan = e.plan_json(DEMO);
+    let t = tagged(&e);
+    let made: usize = t.values().map(Vec::len).sum();
+    assert!(made <= 1, "one creation at a time: {t:?}");
+    let c = changes(&plan);
+    let updates: Vec<_> = c.iter().filter(|(_, a)| a != "create").collect();
+    if made == 0 {
+        assert!(updates.is_empty(), "{c:?}");
+    } else {
+        // Made, perhaps not yet set up (a VPC's DNS attributes).
+        let (kind, ids) = t.iter().next().unwrap();
+        assert!(kind == "vpc" || kind == "elastic-ip", "{t:?}");
+        assert!(
+            updates.len() <= 1
+                && updates
+                    .iter()
+                    .all(|(id, a)| a == "update"
+                        && step(&plan, id)["physical_id"] == ids[0].as_str()),
+            "{c:?}"
+        );
+    }
+    let line = format!(
+        "Plan: {} to add, {} to change, 0 to destroy.",
+        RESOURCES - made,
+        updates.len()
+    );
+    assert!(
+        has_line(&diff.stdout, &line),
+        "no {line:?} in:\n{}",
+        diff.stdout
+    );
 
     assert!(std::process::Command::new("kill")
         .args(["-CONT", &pid])
@@ -810,8 +880,10 @@ fn a_second_concurrent_run_is_refused() {
         );
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert!(status.success());
-    // Released: the next run proceeds.
-    e.ok(&["up", DEMO, "--yes"]);
+    // The winner: done, its work whole, and the lock given back, so the
+    // next run proceeds and finds nothing to do.
+    assert_eq!(status.code(), Some(0), "{status}");
+    let next = e.ok(&["up", DEMO, "--yes"]);
+    assert!(has_line(&next.stdout, NO_CHANGES), "{}", next.stdout);
     check_network(&e, false);
 }
