@@ -127,6 +127,24 @@ fn plant(e: &Emulator, cloud: &Cloud, stack: &str, h: &Holder) {
     });
 }
 
+/// The ETag of the stack's lock object.
+fn etag_of(e: &Emulator, cloud: &Cloud, stack: &str) -> String {
+    e.block_on(async {
+        let p = lock::place(cloud, stack).await.unwrap();
+        cloud
+            .s3
+            .get_object()
+            .bucket(&p.bucket)
+            .key(&p.key)
+            .send()
+            .await
+            .unwrap()
+            .e_tag()
+            .expect("an ETag")
+            .to_string()
+    })
+}
+
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -192,15 +210,29 @@ fn racing_runs_over_one_stale_or_free_lock_let_exactly_one_proceed() {
                 assert_eq!(r, &format!("held pid={wpid}"), "round {round}: {results:?}");
             }
         }
-        // The lock is the winner's.
+        // The lock is the winner's: the object it wrote, untouched since.
         let h = e
             .block_on(lock::holder(&cloud, "race"))
             .unwrap()
             .expect("a lock");
-        assert_eq!(h.pid, wpid, "round {round}");
+        assert_eq!(
+            (h.pid, h.command.as_str(), h.host.clone()),
+            (wpid, "contender", lock::hostname()),
+            "round {round}"
+        );
+        assert_eq!(
+            results[w],
+            format!("acquired pid={wpid} etag={}", etag_of(&e, &cloud, "race")),
+            "round {round}"
+        );
         let mut finals: Vec<String> = all.into_iter().map(Contender::finish).collect();
         let released = finals.remove(w);
         assert_eq!(released, "released", "round {round}");
+        // A loser says nothing more: it never held the lock to release.
+        assert!(
+            finals.iter().all(String::is_empty),
+            "round {round}: {finals:?}"
+        );
         assert!(e.block_on(lock::holder(&cloud, "race")).unwrap().is_none());
     }
     eprintln!(
@@ -249,7 +281,10 @@ fn lock_wait_proceeds_once_the_holder_finishes() {
     let let_go = Instant::now();
     assert_eq!(holder.finish(), "released");
     let r = waiter.result();
-    assert!(r.starts_with("acquired"), "{r}");
+    assert!(
+        r.starts_with(&format!("acquired pid={} ", waiter.child.id())),
+        "{r}"
+    );
     let took = let_go.elapsed();
     assert!(took < Duration::from_secs(10), "{took:?}");
     assert_eq!(waiter.finish(), "released");
@@ -375,7 +410,7 @@ fn a_run_stopped_past_its_lease_stops_without_touching_anything_after_a_takeover
     };
     let stderr = String::from_utf8_lossy(&out.stderr);
     // Its own exit code: the lock is held by another run.
-    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert_eq!(out.status.code(), Some(common::exit::LOCK_HELD), "{stderr}");
     assert!(stderr.contains("lost the lock of stack `net`"), "{stderr}");
     assert!(
         stderr.contains(&format!("pid {other_pid}")),
@@ -569,23 +604,31 @@ fn up_with_lock_wait_queues_behind_another_run_and_proceeds_when_it_finishes() {
         c
     };
 
-    // Without --lock-wait: refused at once with the lock-held code.
-    let out = tool(&["up", &stack, "--yes"]).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    // Refused with the lock-held code, naming the holder, having planned
+    // nothing.
+    let held = format!(
+        "error: stack `net` is locked by another run: `contender` (pid {hpid} on {}, started ",
+        lock::hostname()
     );
-    // Waiting too short: refused after the wait, naming the holder.
+    let refused = |out: &std::process::Output| {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(common::exit::LOCK_HELD), "{err}");
+        assert!(
+            err.lines().any(|l| l.starts_with(&held)),
+            "no {held:?} in:\n{err}"
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    };
+    // Without --lock-wait: at once.
+    refused(&tool(&["up", &stack, "--yes"]).output().unwrap());
+    // Waiting too short: after the wait.
     let t = Instant::now();
-    let out = tool(&["up", &stack, "--yes", "--lock-wait", "1"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{err}");
+    refused(
+        &tool(&["up", &stack, "--yes", "--lock-wait", "1"])
+            .output()
+            .unwrap(),
+    );
     assert!(t.elapsed() >= Duration::from_secs(1), "{:?}", t.elapsed());
-    assert!(err.contains(&format!("pid {hpid}")), "{err}");
 
     // Waiting long enough: still waiting while the holder runs, then applies.
     let mut waiting = tool(&["up", &stack, "--yes", "--lock-wait", "60"])
@@ -601,11 +644,26 @@ fn up_with_lock_wait_queues_behind_another_run_and_proceeds_when_it_finishes() {
     );
     assert_eq!(holder.finish(), "released");
     let out = waiting.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let waited = format!(
+        "s for the lock of stack `net`, held by `contender` (pid {hpid} on {}, started ",
+        lock::hostname()
+    );
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("waiting up to ") && l.contains(&waited)),
+        "{err}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|l| l == "Plan: 15 to add, 0 to change, 0 to destroy."),
         "{}",
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&out.stdout)
     );
     assert_eq!(proxy.accepted("CreateVpc").len(), 1);
+    // And it gave the lock back.
+    let cloud = e.cloud_via(&proxy.endpoint);
+    assert_eq!(e.block_on(lock::holder(&cloud, "net")).unwrap(), None);
 }
