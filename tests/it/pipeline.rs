@@ -1,7 +1,8 @@
 //! The tool in a CI pipeline: `diff --out PLAN` then `up --plan PLAN`
 //! (what was reviewed is what is applied, and a plan the cloud or the file
 //! has moved away from is refused with its own exit code before anything
-//! changes), the cost limit, and the job summary.
+//! changes), the cost limit, the job summary, and that no plan or output
+//! holds the database's password.
 //!
 //! The tool talks to the emulator through the realism proxy (paging,
 //! eventual consistency, slow lifecycles on), which records every request:
@@ -11,11 +12,10 @@ use crate::common;
 
 use std::path::Path;
 
+use common::exit::{COST_LIMIT, ERROR, STALE_PLAN};
 use common::realism::{Behaviours, Realism, Seen};
 use common::{Emulator, Run};
-use serde_json::Value;
-
-const STALE_PLAN: i32 = 5;
+use serde_json::{json, Value};
 
 fn network_stack(e: &Emulator) -> String {
     let text = std::fs::read_to_string(common::root().join("stacks/network.toml")).unwrap();
@@ -60,8 +60,12 @@ fn a_saved_plan_is_applied_as_reviewed_without_asking_again() {
     assert_eq!(saved["region"], common::REGION);
     assert_eq!(saved["account"].as_str().unwrap().len(), 12, "{saved}");
     assert_eq!(saved["stack_sha256"].as_str().unwrap().len(), 64);
-    let creates = saved["plan"]["summary"]["add"].as_u64().unwrap();
-    assert!(creates > 10, "{saved}");
+    // From nothing: every resource of the network stack is made.
+    assert_eq!(
+        saved["plan"]["summary"],
+        json!({"add": 15, "change": 0, "destroy": 0}),
+        "{saved}"
+    );
     assert!(
         writes(&proxy.seen()).is_empty(),
         "diff wrote: {:?}",
@@ -72,7 +76,7 @@ fn a_saved_plan_is_applied_as_reviewed_without_asking_again() {
     let applied = ok(&e, &proxy, &["up", &stack, "--plan", &plan_s, "--json"]);
     let out: Value = serde_json::from_str(&applied.stdout).unwrap();
     assert_eq!(out["applied"], true);
-    assert_eq!(out["plan"]["summary"]["add"].as_u64(), Some(creates));
+    assert_eq!(out["plan"]["summary"], saved["plan"]["summary"]);
     let after = run(&e, &proxy, &["diff", &stack, "--detailed-exitcode"]);
     assert_eq!(after.code, 0, "{}\n{}", after.stdout, after.stderr);
 }
@@ -126,8 +130,15 @@ fn a_plan_overtaken_by_another_run_or_a_change_behind_the_tools_back_is_refused_
     std::fs::write(&stack, text.replace("port = 8080", "port = 8081")).unwrap();
     ok(&e, &proxy, &["diff", &stack, "--out", &plan]);
     let saved = read_plan(Path::new(&plan));
-    assert!(
-        saved["plan"]["summary"]["change"].as_u64().unwrap() >= 1,
+    // The app's port is what the load balancer may reach it on.
+    assert_eq!(
+        common::changes(&saved["plan"]),
+        common::set(&[("sg-app", "update")]),
+        "{saved}"
+    );
+    assert_eq!(
+        saved["plan"]["summary"],
+        json!({"add": 0, "change": 1, "destroy": 0}),
         "{saved}"
     );
     let vpc = common::step(&saved["plan"], "vpc")["physical_id"]
@@ -251,7 +262,7 @@ fn a_plan_for_another_file_stack_account_or_region_is_refused() {
     // Not a plan at all.
     std::fs::write(&plan, "{}").unwrap();
     let r = run(&e, &proxy, &["up", &stack, "--plan", &plan]);
-    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(r.code, ERROR, "{}", r.stderr);
     assert!(
         r.stderr.contains("is not a bookstore-infra plan"),
         "{}",
@@ -283,7 +294,7 @@ fn the_cost_limit_fails_the_run_before_anything_is_applied_and_the_summary_gets_
         .unwrap();
     assert_eq!(
         r.status.code(),
-        Some(6),
+        Some(COST_LIMIT),
         "{}",
         String::from_utf8_lossy(&r.stderr)
     );
@@ -302,7 +313,11 @@ fn the_cost_limit_fails_the_run_before_anything_is_applied_and_the_summary_gets_
     );
     assert_eq!(cost["before"]["total_max"].as_f64(), Some(0.0));
     let md = std::fs::read_to_string(&summary).unwrap();
-    assert!(md.contains("to add, 0 to change, 0 to destroy"), "{md}");
+    assert!(
+        md.lines()
+            .any(|l| l == "**Plan for `net`:** 15 to add, 0 to change, 0 to destroy"),
+        "{md}"
+    );
     assert!(md.contains(&format!("{want:.2}")), "{md}");
 
     let r = run(
@@ -310,7 +325,7 @@ fn the_cost_limit_fails_the_run_before_anything_is_applied_and_the_summary_gets_
         &proxy,
         &["up", &stack, "--yes", "--max-monthly-increase", "10"],
     );
-    assert_eq!(r.code, 6, "{}", r.stderr);
+    assert_eq!(r.code, COST_LIMIT, "{}", r.stderr);
     assert!(
         writes(&proxy.seen())
             .iter()
@@ -330,4 +345,130 @@ fn the_cost_limit_fails_the_run_before_anything_is_applied_and_the_summary_gets_
         &["diff", &stack, "--cost", "--max-monthly-increase", "0"],
     );
     assert!(r.stdout.contains(&format!("{want:.2}")), "{}", r.stdout);
+}
+
+/// The password RDS keeps for the stack's only database (it manages the
+/// master password in Secrets Manager; the tool never sets or reads it),
+/// read through the AWS CLI: (the secret's ARN, its JSON, the password).
+fn database_password(e: &Emulator) -> (String, String, String) {
+    let arn = e.block_on(async {
+        let d = aws_sdk_rds::Client::new(e.conf())
+            .describe_db_instances()
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(d.db_instances().len(), 1, "{d:?}");
+        d.db_instances()[0]
+            .master_user_secret()
+            .and_then(|s| s.secret_arn())
+            .expect("RDS keeps the database's password in a secret")
+            .to_string()
+    });
+    let aws = common::root().join(".venv/bin/aws");
+    assert!(
+        aws.exists(),
+        "{} is missing: run scripts/ensure-emulator (.ci/run does)",
+        aws.display()
+    );
+    let out = std::process::Command::new(aws)
+        .args(["secretsmanager", "get-secret-value", "--secret-id", &arn])
+        .args(["--query", "SecretString", "--output", "text"])
+        .env("AWS_ENDPOINT_URL", &e.endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_DEFAULT_REGION", common::REGION)
+        .env_remove("AWS_PROFILE")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let secret = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let doc: Value = serde_json::from_str(&secret).unwrap();
+    let password = doc["password"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no password in {secret}"))
+        .to_string();
+    (arn, secret, password)
+}
+
+#[test]
+fn no_plan_output_or_boot_script_holds_the_database_password() {
+    let e = Emulator::start();
+    let proxy = Realism::start(&e.endpoint, Behaviours::none());
+    let (bin, _) = e.binary("bookstore binary");
+    let text = std::fs::read_to_string(common::root().join("stacks/demo.toml")).unwrap();
+    let stack = e.stack("demo.toml", &common::with_binary(&text, &bin));
+    let plan = e.dir.path().join("plan.json");
+    let plan_s = plan.to_string_lossy().into_owned();
+    // Everything the tool printed or wrote, by what it was.
+    let mut seen: Vec<(String, String)> = Vec::new();
+    for args in [
+        vec!["up", &stack, "--yes"],
+        vec!["up", &stack, "--yes", "--json"],
+        vec!["diff", &stack, "--out", &plan_s],
+        vec!["diff", &stack, "--json", "--cost"],
+        vec!["diff", &stack, "--format", "markdown", "--cost"],
+        vec!["status", &stack, "--json"],
+        vec!["status", &stack],
+        vec!["outputs", &stack],
+        vec!["outputs", &stack, "--json"],
+        vec!["releases", &stack, "--json"],
+    ] {
+        let r = ok(&e, &proxy, &args);
+        let what = args.join(" ");
+        seen.push((format!("`{what}` stdout"), r.stdout));
+        seen.push((format!("`{what}` stderr"), r.stderr));
+    }
+    let saved = std::fs::read_to_string(&plan).unwrap();
+    seen.push(("the saved plan".into(), saved.clone()));
+    // The saved plan observed the database, so it could have held the
+    // password.
+    let saved: Value = serde_json::from_str(&saved).unwrap();
+    let db = common::step(&saved["plan"], "db");
+    assert_eq!(db["action"], "no_op", "{db}");
+
+    // The boot script the instances run: it names the secret, and fetches
+    // the password only on the instance.
+    let (arn, secret, password) = database_password(&e);
+    let outputs = ok(&e, &proxy, &["outputs", &stack, "--json"]).stdout;
+    let outputs: Value = serde_json::from_str(&outputs).unwrap();
+    assert_eq!(outputs["db_secret_arn"], arn.as_str());
+    let lt = common::step(&saved["plan"], "launch-template")["physical_id"]
+        .as_str()
+        .unwrap();
+    let boot = e.block_on(async {
+        let d = e
+            .ec2()
+            .describe_launch_template_versions()
+            .launch_template_id(lt)
+            .versions("$Latest")
+            .send()
+            .await
+            .unwrap();
+        let data = d.launch_template_versions()[0]
+            .launch_template_data()
+            .and_then(|d| d.user_data())
+            .expect("user data")
+            .to_string();
+        String::from_utf8(aws_smithy_types::base64::decode(data).unwrap()).unwrap()
+    });
+    assert!(boot.contains(&arn), "{boot}");
+    seen.push(("the boot script".into(), boot));
+
+    // The value is known, and the check finds it where it is.
+    assert!(!password.is_empty(), "{secret}");
+    let holds = |text: &str| text.contains(password.as_str());
+    assert!(holds(&secret));
+    let leaks: Vec<&str> = seen
+        .iter()
+        .filter(|(_, text)| holds(text))
+        .map(|(what, _)| what.as_str())
+        .collect();
+    assert!(leaks.is_empty(), "the database password is in {leaks:?}");
+
+    let destroyed = ok(&e, &proxy, &["destroy", &stack, "--yes"]);
+    assert!(!holds(&destroyed.stdout) && !holds(&destroyed.stderr));
 }
