@@ -338,7 +338,7 @@ fn keep_releases_is_validated_with_its_position() {
         let text = demo.replace("[app]\n", &format!("[app]\nkeep_releases = {bad}\n"));
         let stack = e.stack("bad.toml", &text);
         let r = e.run(&["validate", &stack]);
-        assert_eq!(r.code, 1, "{bad}: {}", r.stderr);
+        assert_eq!(r.code, common::exit::ERROR, "{bad}: {}", r.stderr);
         assert!(
             r.stderr.contains(&format!(
                 "`app.keep_releases` = {bad}: must be between 1 and 50"
@@ -376,9 +376,23 @@ fn the_releases_and_rollback_verbs() {
         "{text}"
     );
 
-    // No terminal, no --yes: refused, nothing done.
+    // No terminal, no --yes: asked, refused as an error, nothing done.
     let r = env.run(&["rollback", &env.stack]);
-    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert_eq!(r.code, common::exit::ERROR, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.stdout,
+        format!(
+            "Roll group demo-app back from release 2 to release 1 (binary {}, commit -)?\n",
+            &sha_a[..12]
+        )
+    );
+    assert!(
+        r.stderr.contains(
+            "error: there is no terminal to confirm on: review the plan with `diff`, then pass --yes"
+        ),
+        "{}",
+        r.stderr
+    );
     assert_eq!(env.group().0, "2");
 
     env.ok(&["rollback", &env.stack, "--yes"]);
@@ -388,7 +402,7 @@ fn the_releases_and_rollback_verbs() {
     let text = env.ok(&["releases", &env.stack]).stdout;
     assert!(text.contains("rolled back (1 from 2)"), "{text}");
     let r = env.run(&["rollback", &env.stack, "--to", "7", "--yes"]);
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, common::exit::ERROR, "{}", r.stderr);
     assert!(
         r.stderr.contains("release 7 does not exist"),
         "{}",

@@ -15,12 +15,10 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::exit::{ERROR, UNHEALTHY};
 use common::realism::{Behaviours, Realism, Timing};
 use common::{with_binary, Emulator};
 use serde_json::Value;
-
-/// The exit code of a stack that is not healthy.
-const UNHEALTHY: i32 = 7;
 
 /// A health check endpoint on loopback answering every request with the
 /// status code it is set to; it records the paths asked for.
@@ -281,6 +279,7 @@ fn production_status_lists_instances_targets_database_certificate_and_its_verdic
     assert_eq!(r["percentage_complete"], 0, "{r:#}");
     assert_eq!(r["target_version"], wanted);
     let text = env.run(&["status", &env.stack]);
+    assert_eq!(text.code, 0, "{}\n{}", text.stdout, text.stderr);
     assert!(
         text.stdout.contains(&format!(
             "InProgress, 0% done, 2 to update (to version {wanted})"
@@ -340,7 +339,7 @@ fn a_stack_that_does_not_exist_is_an_error() {
         &text.replace("name = \"demo\"", "name = \"nowhere\""),
     );
     let r = e.run(&["status", &stack, "--json"]);
-    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.code, ERROR, "{}\n{}", r.stdout, r.stderr);
     assert_eq!(r.stdout, "", "no document for a stack that does not exist");
     assert!(
         r.stderr
@@ -369,6 +368,7 @@ fn without_the_instance_refresh_api_status_reports_the_rest() {
     );
     assert!(r.stdout.contains("InService"), "{}", r.stdout);
     let j = e.run(&["status", &stack, "--json"]);
+    assert_eq!(j.code, 0, "{}\n{}", j.stdout, j.stderr);
     let doc: Value = serde_json::from_str(&j.stdout).unwrap();
     assert!(
         doc["group"]["refresh_unreadable"]
