@@ -428,6 +428,20 @@ async fn choosing_delivery_twice_keeps_the_first(db: &TestDb) {
     }
     let n = "SELECT COUNT(*) FROM delivery_assignments WHERE purchase_id = ?";
     assert_eq!(scalar(db, n, other).await, 1);
+    // Whichever came first, it is the one kept and the one shown.
+    let won = scalar(db, chosen, other).await;
+    let name = match won {
+        3 => "Envia",
+        4 => "Servientrega",
+        other => panic!("provider {other} was never chosen"),
+    };
+    let d = bob.c.get(&format!("/delivery/{other}")).await;
+    assert!(
+        d.body
+            .contains(&format!("ships with <strong>{name}</strong>")),
+        "{}",
+        d.body
+    );
     let status = {
         let mut conn = db.connect().await;
         sqlx::query("SELECT status FROM purchases WHERE id = ?")
