@@ -141,14 +141,26 @@ impl Executor<'_> {
     }
 
     /// After a create of a kind whose repeat makes a second resource (see
-    /// [`Repeat::Twin`]): reads the kind and deletes its twins.
+    /// [`Repeat::Twin`]): reads the kind until the list shows what was just
+    /// made (lists lag behind creates, and a twin made moments earlier by
+    /// the lost first attempt shows no sooner), then deletes its twins.
     pub(super) async fn sweep_twins(
         &self,
         kind: &dyn ResourceKind,
         made: &Observed,
         before: &BTreeMap<&str, &Observed>,
     ) -> Result<(), CloudError> {
-        let listed = kind.read_all(self.cloud, self.stack).await?;
+        let caught_up = self
+            .read_until(kind, |all| {
+                all.iter()
+                    .any(|o| o.physical_id == made.physical_id)
+                    .then_some(all)
+            })
+            .await?;
+        let listed = match caught_up {
+            Some(all) => all,
+            None => kind.read_all(self.cloud, self.stack).await?,
+        };
         self.delete_twins(made, listed, before).await
     }
 
