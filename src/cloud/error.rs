@@ -156,13 +156,15 @@ pub fn not_yet_visible(code: &str, message: &str) -> bool {
 /// S3's `NoSuch*`, ACM's and CloudWatch Logs' `ResourceNotFoundException`,
 /// and Auto Scaling's `ValidationError` "AutoScalingGroup name not found"
 /// (Auto Scaling has no not-found code; Terraform's provider matches the
-/// same message).
+/// same message), and Route 53's `InvalidChangeBatch` "Tried to delete
+/// resource record set ... but it was not found".
 pub fn not_found(code: &str, message: &str) -> bool {
     code.ends_with("NotFound")
         || code.ends_with("NotFoundFault")
         || code.ends_with("NotFoundException")
         || code.starts_with("NoSuch")
         || (code == "ValidationError" && message.contains("not found"))
+        || (code == "InvalidChangeBatch" && message.contains("but it was not found"))
 }
 
 /// Answers that say the thing a create would make is there already, in each

@@ -1007,12 +1007,24 @@ mod tests {
             ("NoSuchEntity", ""),
             ("NoSuchBucket", ""),
             ("ValidationError", "AutoScalingGroup name not found - x"),
+            ("DBSubnetGroupNotFoundFault", ""),
+            ("FileSystemNotFound", ""),
+            ("ListenerNotFound", ""),
+            ("ParameterNotFound", ""),
+            (
+                "InvalidChangeBatch",
+                "[Tried to delete resource record set [name='a.', type='A'] but it was not found]",
+            ),
         ] {
             assert!(crate::cloud::not_found(code, message), "{code}");
         }
         for (code, message) in [
             ("DependencyViolation", "not found"),
             ("ValidationError", "bad parameter"),
+            (
+                "InvalidChangeBatch",
+                "[RRSet of type A with DNS name a. is not permitted]",
+            ),
             ("AccessDenied", ""),
         ] {
             assert!(!crate::cloud::not_found(code, message), "{code}");
