@@ -59,6 +59,7 @@ const SHARED: &[Call] = &[
     r("route53", "list_hosted_zones_by_name", "ListHostedZonesByName", &["route53:ListHostedZonesByName"]),
     r("route53", "list_resource_record_sets", "ListResourceRecordSets", &["route53:ListResourceRecordSets"]),
     w("route53", "change_resource_record_sets", "ChangeResourceRecordSets", &["route53:ChangeResourceRecordSets"]),
+    r("route53", "get_change", "GetChange", &["route53:GetChange"]),
     // SSM: the public AMI parameter; `exec` runs a command on an instance.
     r("ssm", "get_parameter", "GetParameter", &["ssm:GetParameter"]),
     r("ssm", "get_command_invocation", "GetCommandInvocation", &["ssm:GetCommandInvocation"]),

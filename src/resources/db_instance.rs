@@ -352,6 +352,9 @@ impl ResourceKind for Database {
                 )));
             }
             modify(cloud, &r.id, m).await?;
+            if r.bool("apply_immediately") {
+                return applied(cloud, &r.id, ident).await;
+            }
         }
         match describe(cloud, &r.id, ident).await? {
             Some(d) => Ok(observed(&r.id, &d)),
@@ -461,6 +464,47 @@ async fn wait_deleted(cloud: &Cloud, id: &str, ident: &str) -> Result<(), CloudE
             },
         )
         .await
+}
+
+/// Waits until a modification applied immediately has taken effect: RDS
+/// accepts ModifyDBInstance at once, then shows the instance `modifying`
+/// with the asked values under `PendingModifiedValues` until it has applied
+/// them ("Modifying an Amazon RDS DB instance"; Terraform's provider waits
+/// for `available` likewise). Until then the old class, storage or
+/// Multi-AZ setting is what serves.
+async fn applied(cloud: &Cloud, id: &str, ident: &str) -> Result<Observed, CloudError> {
+    let nothing_pending = aws_sdk_rds::types::PendingModifiedValues::builder().build();
+    let d = cloud
+        .wait_until(
+            id,
+            "the modification applied",
+            cloud.timeouts.for_kind(KIND, Phase::Create),
+            || async {
+                let Some(d) = describe(cloud, id, ident).await? else {
+                    return Err(CloudError::invalid(
+                        id,
+                        format!("database {ident} disappeared"),
+                    ));
+                };
+                let status = d.db_instance_status().unwrap_or_default().to_string();
+                let pending = d
+                    .pending_modified_values()
+                    .is_some_and(|p| p != &nothing_pending);
+                // Storage optimization after a storage change runs for
+                // hours with the new size already in use; Terraform's
+                // provider counts it as available too.
+                let serving = matches!(status.as_str(), "available" | "storage-optimization");
+                Ok(if serving && !pending {
+                    (Some(d), status)
+                } else if pending {
+                    (None, format!("{status}, changes pending"))
+                } else {
+                    (None, status)
+                })
+            },
+        )
+        .await?;
+    Ok(observed(id, &d))
 }
 
 /// Sends a ModifyDBInstance, trying again while RDS answers

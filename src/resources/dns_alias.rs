@@ -87,7 +87,7 @@ async fn change(
                 .map_err(bad(id))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    cloud
+    let out = cloud
         .route53
         .change_resource_record_sets()
         .hosted_zone_id(zone)
@@ -100,7 +100,7 @@ async fn change(
         .send()
         .await
         .ctx(id, "ChangeResourceRecordSets")?;
-    Ok(())
+    super::dns_in_sync(cloud, id, out.change_info()).await
 }
 
 async fn records(
@@ -271,7 +271,7 @@ impl ResourceKind for DnsAlias {
                     .map_err(bad(&current.id))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        cloud
+        let deleted = cloud
             .route53
             .change_resource_record_sets()
             .hosted_zone_id(&zone)
@@ -283,8 +283,10 @@ impl ResourceKind for DnsAlias {
             )
             .send()
             .await
-            .ctx(&current.id, "ChangeResourceRecordSets")?;
-        Ok(())
+            .map(|_| ())
+            .ctx(&current.id, "ChangeResourceRecordSets");
+        // A repeated batch (its first answer lost) finds the records gone.
+        super::gone_ok(deleted)
     }
 }
 

@@ -155,6 +155,47 @@ where
     }
 }
 
+/// How long a Route 53 change may take to reach every name server of its
+/// zone (Terraform's `aws_route53_record` waits up to 30 minutes).
+const DNS_SYNC_LIMIT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// Waits until a Route 53 change has taken effect: ChangeResourceRecordSets
+/// answers `PENDING`, and GetChange answers `INSYNC` once the change "has
+/// propagated to all Amazon Route 53 DNS servers" (Route 53 API reference,
+/// GetChange). Until then a record just written may not resolve, and a
+/// certificate validated by it is not issued.
+pub(crate) async fn dns_in_sync(
+    cloud: &Cloud,
+    id: &str,
+    info: Option<&aws_sdk_route53::types::ChangeInfo>,
+) -> Result<(), CloudError> {
+    use crate::cloud::SdkResultExt;
+    use aws_sdk_route53::types::ChangeStatus;
+    let Some(info) = info else {
+        return Ok(());
+    };
+    if info.status() == &ChangeStatus::Insync {
+        return Ok(());
+    }
+    let change = info.id().to_string();
+    cloud
+        .wait_until(id, "the DNS change in sync", DNS_SYNC_LIMIT, || async {
+            let c = cloud
+                .route53
+                .get_change()
+                .id(&change)
+                .send()
+                .await
+                .ctx(id, "GetChange")?;
+            let status = c.change_info().map(|i| i.status().clone());
+            Ok(match status {
+                Some(ChangeStatus::Insync) => (Some(()), "INSYNC".to_string()),
+                s => (None, s.map(|s| s.as_str().to_string()).unwrap_or_default()),
+            })
+        })
+        .await
+}
+
 /// Every record set of a hosted zone. `ListResourceRecordSets` has no SDK
 /// paginator: a truncated answer names where the next page starts, by
 /// `NextRecordName`, `NextRecordType` and, for records sharing name and type

@@ -61,7 +61,7 @@ pub(super) async fn change_records(
                 .map_err(bad)?,
         );
     }
-    cloud
+    let out = cloud
         .route53
         .change_resource_record_sets()
         .hosted_zone_id(zone)
@@ -74,7 +74,7 @@ pub(super) async fn change_records(
         .send()
         .await
         .ctx(id, "ChangeResourceRecordSets")?;
-    Ok(())
+    crate::resources::dns_in_sync(cloud, id, out.change_info()).await
 }
 
 /// A certificate's DNS validation records, each with the domain it validates.
@@ -303,7 +303,7 @@ pub(super) async fn delete_record(
         return Ok(());
     };
     let bad = |e: aws_sdk_route53::error::BuildError| CloudError::invalid(id, e.to_string());
-    cloud
+    let deleted = cloud
         .route53
         .change_resource_record_sets()
         .hosted_zone_id(zone)
@@ -321,8 +321,10 @@ pub(super) async fn delete_record(
         )
         .send()
         .await
-        .ctx(id, "ChangeResourceRecordSets")?;
-    Ok(())
+        .map(|_| ())
+        .ctx(id, "ChangeResourceRecordSets");
+    // A repeated batch (its first answer lost) finds the record gone.
+    crate::resources::gone_ok(deleted)
 }
 
 #[cfg(test)]
