@@ -64,6 +64,7 @@ impl Inner {
         let num = |k: &str| c.get(k).and_then(|s| s.parse::<i64>().ok());
         let prefs = Prefs {
             min_healthy: num("Preferences.MinHealthyPercentage").unwrap_or(90),
+            max_healthy: num("Preferences.MaxHealthyPercentage"),
             warmup: num("Preferences.InstanceWarmup"),
             skip_matching: flag("Preferences.SkipMatching"),
             auto_rollback: flag("Preferences.AutoRollback"),
@@ -149,11 +150,13 @@ impl Inner {
             started_at: SystemTime::now(),
             desired,
             prefs,
+            capacity: instances.len(),
             to_update,
             fail,
             cancelled: None,
             rolled_back: None,
             applied: to_update == 0,
+            success_read: None,
         });
         answer(
             "StartInstanceRefresh",
@@ -171,14 +174,17 @@ impl Inner {
             .filter(|(k, _)| k.starts_with("InstanceRefreshIds.member."))
             .map(|(_, v)| v.as_str())
             .collect();
-        let st = self.state.lock().unwrap();
+        let mut st = self.state.lock().unwrap();
         let mut items: Vec<String> = Vec::new();
         // Newest first.
-        for r in st.refreshes.iter().rev() {
+        for r in st.refreshes.iter_mut().rev() {
             if r.group != group || (!ids.is_empty() && !ids.contains(&r.id.as_str())) {
                 continue;
             }
             let (status, pct, reason) = status(r, &self.t);
+            if status == "Successful" {
+                r.success_read.get_or_insert_with(Instant::now);
+            }
             let mut m = format!(
                 "<member><InstanceRefreshId>{}</InstanceRefreshId><AutoScalingGroupName>{}</AutoScalingGroupName><Status>{status}</Status>",
                 r.id, r.group

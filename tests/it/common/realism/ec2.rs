@@ -99,6 +99,74 @@ pub(super) fn learn(c: &Call, body: &str, st: &mut State, t: &Timing, now: Insta
     }
 }
 
+/// The lists that lag: (operation, list element, id element, the
+/// request parameter naming ids).
+const LISTS: &[(&str, &str, &str, &str)] = &[
+    ("DescribeVpcs", "vpcSet", "vpcId", "VpcId."),
+    ("DescribeSubnets", "subnetSet", "subnetId", "SubnetId."),
+    (
+        "DescribeSecurityGroups",
+        "securityGroupInfo",
+        "groupId",
+        "GroupId.",
+    ),
+    (
+        "DescribeInternetGateways",
+        "internetGatewaySet",
+        "internetGatewayId",
+        "InternetGatewayId.",
+    ),
+    (
+        "DescribeRouteTables",
+        "routeTableSet",
+        "routeTableId",
+        "RouteTableId.",
+    ),
+    (
+        "DescribeAddresses",
+        "addressesSet",
+        "allocationId",
+        "AllocationId.",
+    ),
+    (
+        "DescribeNatGateways",
+        "natGatewaySet",
+        "natGatewayId",
+        "NatGatewayId.",
+    ),
+];
+
+/// Lists and tag filters lag behind creates ("Eventual consistency in the
+/// Amazon EC2 API": "the results of ... describe ... operations might not
+/// immediately reflect" a resource just created): a list that names no id
+/// leaves out what was made within the last `list_lag`. The rewritten
+/// answer, if anything was left out.
+pub(super) fn lagging_list(c: &Call, body: &str, st: &mut State, t: &Timing) -> Option<String> {
+    let (_, list, id_tag, by_id) = LISTS.iter().find(|l| l.0 == c.op)?;
+    if c.form.iter().any(|(k, _)| k.starts_with(by_id)) {
+        return None;
+    }
+    let fresh: Vec<String> = st
+        .invisible
+        .iter()
+        .filter(|v| v.service == "ec2" && v.since.elapsed() < t.list_lag)
+        .map(|v| v.id.clone())
+        .collect();
+    let mut left_out = 0;
+    let out = xml::rewrite_items(body, list, |e| {
+        let id = xml::text(e, id_tag)?;
+        fresh.iter().any(|f| f == id).then(|| {
+            left_out += 1;
+            String::new()
+        })
+    });
+    if left_out == 0 {
+        return None;
+    }
+    st.count("list_lag");
+    Some(out)
+}
+
 /// "DependencyViolation" while the network interfaces of a deleted load
 /// balancer, NAT gateway, mount target or database are released (EC2 API
 /// error codes; Terraform retries these for 5 to 20 minutes).

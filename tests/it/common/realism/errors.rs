@@ -1,10 +1,12 @@
-//! Error answers, in each service's own protocol, and throttling bursts.
+//! Error answers, in each service's own protocol, and throttling by time.
 
 use serde_json::{json, Value};
 
 use super::super::http::Response;
 use super::super::xml::{self, escape};
-use super::{Call, Inner, THROTTLE_BURST, THROTTLE_EVERY};
+use std::time::Instant;
+
+use super::{Call, Inner, THROTTLE_CAPACITY, THROTTLE_REFILL};
 
 /// An error answer in the service's own protocol.
 pub(super) fn error(service: &str, status: u16, code: &str, message: &str) -> Response {
@@ -82,30 +84,64 @@ pub(super) fn code_of(r: &Response) -> Option<String> {
     })
 }
 
+/// One operation's token bucket ("Request throttling for the Amazon EC2
+/// API": each API has a bucket of tokens; each request takes one and is
+/// throttled when none is left; the bucket refills at a set rate per second
+/// up to its capacity, and refill tokens may be used as soon as they come).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    /// A bucket other callers of the account emptied just before.
+    pub(super) fn drained(now: Instant) -> Self {
+        Bucket {
+            tokens: 0.0,
+            at: now,
+        }
+    }
+
+    /// Takes a token if one is there at `now`, after refilling for the
+    /// time since the last request.
+    pub(super) fn take(&mut self, now: Instant) -> bool {
+        let refill = now.saturating_duration_since(self.at).as_secs_f64() * THROTTLE_REFILL;
+        self.tokens = (self.tokens + refill).min(THROTTLE_CAPACITY);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 impl Inner {
-    /// Throttling bursts (each operation has its own rate limit: "Request
-    /// throttling for the Amazon EC2 API", and the same per-action quotas
-    /// elsewhere).
+    /// Throttling by time, with a token bucket per operation (each
+    /// operation has its own rate limit: "Request throttling for the Amazon
+    /// EC2 API", and the same per-action quotas elsewhere), per region. Every bucket
+    /// starts empty, as when other tools of the account just used it up: a
+    /// client that tries again at once, or gives up after the SDK's default
+    /// three attempts, fails; one that backs off gets through at the refill
+    /// rate.
     pub(super) fn throttle(&self, c: &Call) -> Option<Response> {
         if !self.b.throttling {
             return None;
         }
-        let key = format!("{}:{}", c.service, c.op);
+        // Per account and region, as AWS throttles.
+        let key = format!("{}:{}:{}", c.region, c.service, c.op);
+        let now = Instant::now();
         let mut st = self.state.lock().unwrap();
-        let n = {
-            let n = st.op_count.entry(key.clone()).or_default();
-            *n += 1;
-            *n
-        };
-        if (n - 1) % THROTTLE_EVERY == 0 {
-            st.throttle_left.insert(key.clone(), THROTTLE_BURST);
+        let bucket = st
+            .buckets
+            .entry(key)
+            .or_insert_with(|| Bucket::drained(now));
+        if bucket.take(now) {
+            return None;
         }
-        let left = st.throttle_left.entry(key).or_default();
-        if *left > 0 {
-            *left -= 1;
-            st.count("throttling");
-            return Some(throttled(&c.service));
-        }
-        None
+        st.count("throttling");
+        Some(throttled(&c.service))
     }
 }

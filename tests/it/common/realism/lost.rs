@@ -21,6 +21,15 @@
 //! `DuplicateTargetGroupName`, `DuplicateListener`). The emulator ignores
 //! tokens and makes a second listener; this module answers repeats as AWS
 //! does.
+//!
+//! The repeat of a delete whose answer was lost meets a thing that is gone,
+//! and AWS says so in each service's own words ([`gone`]): EC2's
+//! `Invalid<Thing>ID.NotFound`, RDS's `DBInstanceNotFound`, EFS's
+//! `FileSystemNotFound`, IAM's `NoSuchEntity`, Auto Scaling's
+//! `ValidationError` ("AutoScalingGroup name not found"), Route 53's
+//! `InvalidChangeBatch` ("... but it was not found"). The emulator's
+//! answers differ (some succeed, some use other codes), so the proxy gives
+//! AWS's.
 
 use std::collections::BTreeMap;
 
@@ -130,6 +139,171 @@ pub(super) fn remember(c: &Call, resp: &Response, st: &mut State) {
     }
 }
 
+/// AWS's answer to a delete of something already gone: (status, code,
+/// message), from each API reference's "Errors" and the services' common
+/// errors. `None` where AWS documents that the delete succeeds anyway
+/// (DeleteLoadBalancer, DeleteTargetGroup, DeleteObject, DeleteVpcEndpoints
+/// which lists failures in its answer) or the tool does not delete that way.
+fn gone(c: &Call) -> Option<(u16, &'static str, String)> {
+    let id = |k: &str| c.get(k).unwrap_or_default().to_string();
+    let ec2 = |code, what: &str, k: &str| {
+        Some((
+            400,
+            code,
+            format!("The {what} ID '{}' does not exist", id(k)),
+        ))
+    };
+    match (c.service.as_str(), c.op.as_str()) {
+        ("ec2", "DeleteVpc") => ec2("InvalidVpcID.NotFound", "vpc", "VpcId"),
+        ("ec2", "DeleteSubnet") => ec2("InvalidSubnetID.NotFound", "subnet", "SubnetId"),
+        ("ec2", "DeleteSecurityGroup") => Some((
+            400,
+            "InvalidGroup.NotFound",
+            format!("The security group '{}' does not exist", id("GroupId")),
+        )),
+        ("ec2", "DeleteInternetGateway" | "DetachInternetGateway") => ec2(
+            "InvalidInternetGatewayID.NotFound",
+            "internetGateway",
+            "InternetGatewayId",
+        ),
+        ("ec2", "DeleteRouteTable") => {
+            ec2("InvalidRouteTableID.NotFound", "routeTable", "RouteTableId")
+        }
+        ("ec2", "DisassociateRouteTable") => ec2(
+            "InvalidAssociationID.NotFound",
+            "association",
+            "AssociationId",
+        ),
+        ("ec2", "ReleaseAddress") => {
+            ec2("InvalidAllocationID.NotFound", "allocation", "AllocationId")
+        }
+        ("ec2", "DeleteNatGateway") => Some((
+            400,
+            "NatGatewayNotFound",
+            format!("The Nat Gateway {} was not found", id("NatGatewayId")),
+        )),
+        ("ec2", "DeleteLaunchTemplate") => Some((
+            400,
+            "InvalidLaunchTemplateId.NotFound",
+            format!(
+                "The specified launch template, with template ID {}, does not exist.",
+                id("LaunchTemplateId")
+            ),
+        )),
+        ("ec2", "RevokeSecurityGroupIngress" | "RevokeSecurityGroupEgress") => Some((
+            400,
+            "InvalidPermission.NotFound",
+            "The specified rule does not exist in this security group.".into(),
+        )),
+        ("rds", "DeleteDBInstance") => Some((
+            404,
+            "DBInstanceNotFound",
+            format!("DBInstance {} not found.", id("DBInstanceIdentifier")),
+        )),
+        ("rds", "DeleteDBSubnetGroup") => Some((
+            404,
+            "DBSubnetGroupNotFoundFault",
+            format!("DB Subnet group '{}' not found.", id("DBSubnetGroupName")),
+        )),
+        ("elasticfilesystem", "DeleteFileSystem") => Some((
+            404,
+            "FileSystemNotFound",
+            format!("File system '{}' does not exist.", id("Id")),
+        )),
+        ("elasticfilesystem", "DeleteMountTarget") => Some((
+            404,
+            "MountTargetNotFound",
+            format!("Mount target '{}' does not exist.", id("Id")),
+        )),
+        ("elasticfilesystem", "DeleteAccessPoint") => Some((
+            404,
+            "AccessPointNotFound",
+            format!("Access point '{}' does not exist.", id("Id")),
+        )),
+        (
+            "iam",
+            "DeleteRole"
+            | "DeleteInstanceProfile"
+            | "RemoveRoleFromInstanceProfile"
+            | "DeleteRolePolicy"
+            | "DetachRolePolicy",
+        ) => Some((
+            404,
+            "NoSuchEntity",
+            format!(
+                "The role with name {} cannot be found.",
+                c.get("RoleName")
+                    .or(c.get("InstanceProfileName"))
+                    .unwrap_or_default()
+            ),
+        )),
+        ("acm", "DeleteCertificate") => Some((
+            400,
+            "ResourceNotFoundException",
+            format!("Could not find certificate {}.", id("CertificateArn")),
+        )),
+        ("autoscaling", "DeleteAutoScalingGroup") => Some((
+            400,
+            "ValidationError",
+            format!(
+                "AutoScalingGroup name not found - AutoScalingGroup {} not found",
+                id("AutoScalingGroupName")
+            ),
+        )),
+        ("logs", "DeleteLogGroup") => Some((
+            400,
+            "ResourceNotFoundException",
+            "The specified log group does not exist.".into(),
+        )),
+        ("ssm", "DeleteParameter") => Some((400, "ParameterNotFound", String::new())),
+        ("s3", "DeleteBucket") => Some((
+            404,
+            "NoSuchBucket",
+            "The specified bucket does not exist".into(),
+        )),
+        ("elasticloadbalancing", "DeleteListener") => Some((
+            400,
+            "ListenerNotFound",
+            "One or more listeners not found".into(),
+        )),
+        ("route53", "ChangeResourceRecordSets") if c.get("ChangeAction") == Some("DELETE") => {
+            Some((
+                400,
+                "InvalidChangeBatch",
+                "[Tried to delete resource record set but it was not found]".into(),
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// A request as a whole: what tells the repeat of a delete.
+fn whole(c: &Call) -> String {
+    let mut form = c.form.clone();
+    form.sort();
+    format!("{}:{}:{form:?}", c.service, c.op)
+}
+
+/// The repeat of a delete whose answer was lost: the thing is gone, and
+/// AWS answers so in the service's own words.
+pub(super) fn gone_again(c: &Call, st: &mut State) -> Option<Response> {
+    if !st.gone.contains(&whole(c)) {
+        return None;
+    }
+    let (status, code, message) = gone(c)?;
+    st.count("not_found_on_delete");
+    Some(error(&c.service, status, code, &message))
+}
+
+/// The key of a changing operation, for losing one answer of each: a Route
+/// 53 change batch counts by its action.
+fn op_key(c: &Call) -> String {
+    match c.get("ChangeAction") {
+        Some(a) => format!("{}:{}:{a}", c.service, c.op),
+        None => format!("{}:{}", c.service, c.op),
+    }
+}
+
 /// Whether `c` changes something, so that losing its answer matters: the
 /// creates and deletes, and what attaches, associates or authorizes.
 fn changes(c: &Call) -> bool {
@@ -156,11 +330,13 @@ pub(super) fn lose(c: &Call, resp: &Response, st: &mut State) -> Option<Response
     if resp.status >= 300 || !changes(c) {
         return None;
     }
-    let key = format!("{}:{}", c.service, c.op);
-    if !st.lost.insert(key) {
+    if !st.lost.insert(op_key(c)) {
         return None;
     }
     st.count("lost_answers");
+    if gone(c).is_some() {
+        st.gone.insert(whole(c));
+    }
     // EC2 and S3 call it InternalError, the other services InternalFailure.
     let code = if matches!(c.service.as_str(), "ec2" | "s3") {
         "InternalError"

@@ -32,6 +32,7 @@ mod paging;
 mod rds;
 mod refresh;
 mod request;
+mod route53;
 mod s3;
 mod ssm;
 
@@ -45,6 +46,8 @@ use errors::{code_of, error};
 use request::{understand, Call};
 
 // What tests may name, as when this was one file.
+#[allow(unused_imports)]
+pub use route53::Change;
 #[allow(unused_imports)]
 pub use s3::Gate;
 #[allow(unused_imports)]
@@ -68,7 +71,7 @@ pub struct Behaviours {
     pub other_region: bool,
     /// New targets are `initial`, then `unhealthy`, before `healthy`.
     pub target_health: bool,
-    /// Bursts of throttling longer than one call's standard retry budget.
+    /// Throttling by time: a token bucket per operation, empty at first.
     pub throttling: bool,
     /// ACM gives every certificate for a name the same validation record.
     pub shared_validation: bool,
@@ -126,6 +129,11 @@ pub struct Timing {
     /// An instance refresh's `Pending`, then time per instance replaced.
     pub refresh_pending: Duration,
     pub refresh_per_instance: Duration,
+    /// A Route 53 change `PENDING` before it is `INSYNC`.
+    pub dns_sync: Duration,
+    /// How long a resource just made is left out of lists and tag filters
+    /// (within the tool's own window for them, 120 s scaled like its polls).
+    pub list_lag: Duration,
 }
 
 impl Default for Timing {
@@ -146,17 +154,19 @@ impl Default for Timing {
             target_initial: s(1.0),
             target_unhealthy: s(1.5),
             refresh_pending: s(0.5),
-            refresh_per_instance: s(1.5),
+            refresh_per_instance: s(1.0),
+            dns_sync: s(1.0),
+            list_lag: s(1.0),
         }
     }
 }
 
-/// Consecutive throttled answers in one burst: more than the 8 attempts of
-/// a standard SDK retry budget configured for 8, so a client that relies on
-/// that budget alone fails.
-pub const THROTTLE_BURST: u32 = 12;
-/// A burst starts at an operation's first request and every this many after.
-pub const THROTTLE_EVERY: u32 = 40;
+/// Each operation's token bucket: at most this many tokens (AWS's are tens
+/// to hundreds of requests; the scale here is the tool's test pace, a poll
+/// every 50 ms instead of 5 s) ...
+pub const THROTTLE_CAPACITY: f64 = 5.0;
+/// ... refilled at this many tokens a second.
+pub const THROTTLE_REFILL: f64 = 4.0;
 
 /// One request the proxy saw, and what it answered.
 #[derive(Debug, Clone)]
@@ -170,6 +180,8 @@ pub struct Seen {
     pub code: Option<String>,
     /// The request's path (REST APIs name the resource there: an S3 key).
     pub path: String,
+    /// When it was answered.
+    pub at: Instant,
 }
 
 #[derive(Default)]
@@ -186,9 +198,11 @@ struct State {
     efs_created: HashMap<String, Instant>,
     linger_until: Option<Instant>,
     targets: HashMap<String, Instant>,
-    op_count: HashMap<String, u32>,
-    throttle_left: HashMap<String, u32>,
+    /// Each operation's token bucket (`region:service:Op`).
+    buckets: HashMap<String, errors::Bucket>,
     bucket_region: HashMap<String, String>,
+    /// ListBuckets answers without `BucketRegion`.
+    no_bucket_region: bool,
     refreshes: Vec<refresh::Refresh>,
     fail_refreshes: Option<String>,
     hold_certificates: bool,
@@ -199,11 +213,20 @@ struct State {
     answered: HashMap<String, (BTreeMap<String, String>, Response)>,
     /// The operations whose answer was lost once.
     lost: BTreeSet<String>,
+    /// Deletes whose answer was lost (the whole request): their repeat
+    /// meets a thing that is gone.
+    gone: BTreeSet<String>,
     /// Each DescribeTargetHealth answer given while targets fail at first:
     /// when, and whether every target in it was healthy.
     health_answers: Vec<(Instant, bool)>,
     /// Instances whose targets fail their health checks for good.
     failing: BTreeSet<String>,
+    /// Route 53 change batches answered `PENDING`.
+    dns_changes: Vec<route53::Change>,
+    /// Each database a DescribeDBInstances answer showed under
+    /// `lifecycles`: when, which, and whether it was `available` with
+    /// nothing pending.
+    db_reads: Vec<(Instant, String, bool)>,
 }
 
 impl State {
@@ -281,6 +304,18 @@ impl Realism {
         self.inner.state.lock().unwrap().failing.remove(instance);
     }
 
+    /// The Route 53 change batches answered `PENDING` (under `lifecycles`).
+    pub fn dns_changes(&self) -> Vec<route53::Change> {
+        self.inner.state.lock().unwrap().dns_changes.clone()
+    }
+
+    /// Each database a DescribeDBInstances answer showed (under
+    /// `lifecycles`): when, which, and whether `available` with nothing
+    /// pending.
+    pub fn db_reads(&self) -> Vec<(Instant, String, bool)> {
+        self.inner.state.lock().unwrap().db_reads.clone()
+    }
+
     /// Every request seen so far.
     pub fn seen(&self) -> Vec<Seen> {
         self.inner.state.lock().unwrap().log.clone()
@@ -316,6 +351,7 @@ impl Inner {
             status: resp.status,
             code,
             path,
+            at: Instant::now(),
         });
         resp
     }
@@ -330,11 +366,17 @@ impl Inner {
         if let Some(r) = self.run_command(c, &req) {
             return r;
         }
+        if let Some(r) = self.get_change(c) {
+            return r;
+        }
         self.page_log_events(c, &mut req);
         if let Some(r) = self.refuse(c) {
             return r;
         }
         if let Some(r) = lost::repeated(c, &mut self.state.lock().unwrap()) {
+            return r;
+        }
+        if let Some(r) = lost::gone_again(c, &mut self.state.lock().unwrap()) {
             return r;
         }
         // Paging: ask the emulator for everything, then cut.
@@ -398,6 +440,11 @@ impl Inner {
                 _ => {}
             }
         }
+        if self.b.consistency && ok && c.service == "ec2" {
+            if let Some(out) = ec2::lagging_list(c, &body, &mut st, t) {
+                resp.body = out.into_bytes();
+            }
+        }
         if !self.b.consistency {
             st.invisible.clear();
             st.profile = None;
@@ -406,6 +453,7 @@ impl Inner {
         drop(st);
         if self.b.lifecycles {
             self.lifecycles(c, resp);
+            route53::submitted(c, resp, &mut self.state.lock().unwrap(), now);
         }
         if ok && c.op == "DescribeTargetHealth" {
             self.failing_targets(resp);
@@ -445,6 +493,12 @@ impl Inner {
         if let Some(out) = out {
             st.count("lifecycles");
             resp.body = out.into_bytes();
+        }
+        if c.op == "DescribeDBInstances" && resp.status < 300 {
+            let reads = rds::reads(&resp.text());
+            let now = Instant::now();
+            st.db_reads
+                .extend(reads.into_iter().map(|(id, settled)| (now, id, settled)));
         }
     }
 

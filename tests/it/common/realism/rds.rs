@@ -17,6 +17,9 @@ pub(super) struct Db {
     created: Option<Instant>,
     modified: Option<Instant>,
     protection_lifted: Option<Instant>,
+    /// What the last modification applied immediately asked for
+    /// (`PendingModifiedValues` members), shown while `modifying`.
+    pending: Vec<(String, String)>,
     /// When deleted, and the instance's last XML (shown while `deleting`).
     deleted: Option<(Instant, String)>,
 }
@@ -35,6 +38,22 @@ pub(super) fn learn(c: &Call, body: &str, st: &mut State, t: &Timing, now: Insta
             if let Some(id) = c.get("DBInstanceIdentifier") {
                 let d = st.db.entry(id.into()).or_default();
                 d.modified = Some(now);
+                d.pending = if c.get("ApplyImmediately") == Some("true") {
+                    [
+                        ("DBInstanceClass", "DBInstanceClass"),
+                        ("AllocatedStorage", "AllocatedStorage"),
+                        ("MultiAZ", "MultiAZ"),
+                        ("EngineVersion", "EngineVersion"),
+                        ("BackupRetentionPeriod", "BackupRetentionPeriod"),
+                    ]
+                    .iter()
+                    .filter_map(|(asked, shown)| {
+                        Some((shown.to_string(), c.get(asked)?.to_string()))
+                    })
+                    .collect()
+                } else {
+                    Vec::new()
+                };
                 match c.get("DeletionProtection") {
                     // Lifting it takes effect once the modification
                     // is applied; lifting it again changes nothing.
@@ -130,6 +149,42 @@ pub(super) fn subnet_group_in_use(c: &Call, st: &mut State, t: &Timing) -> Optio
     None
 }
 
+/// The databases of a DescribeDBInstances answer: each identifier, and
+/// whether it is `available` with nothing pending.
+pub(super) fn reads(body: &str) -> Vec<(String, bool)> {
+    let Some(sp) = xml::find(body, "DBInstances", 0) else {
+        return Vec::new();
+    };
+    xml::children(body, sp.inner)
+        .into_iter()
+        .map(|item| {
+            let e = &body[item.open..item.end];
+            let pending = xml::find(e, "PendingModifiedValues", 0)
+                .is_some_and(|p| e[p.inner.0..p.inner.1].contains('<'));
+            let id = xml::text(e, "DBInstanceIdentifier").unwrap_or_default();
+            let available = xml::text(e, "DBInstanceStatus") == Some("available");
+            (id.to_string(), available && !pending)
+        })
+        .collect()
+}
+
+/// An instance's XML with `pending` as its `PendingModifiedValues`.
+fn with_pending(e: &str, pending: &[(String, String)]) -> String {
+    let e = xml::remove(e, "PendingModifiedValues");
+    let members: String = pending
+        .iter()
+        .map(|(k, v)| format!("<{k}>{v}</{k}>"))
+        .collect();
+    match e.rfind("</DBInstance>") {
+        Some(close) => format!(
+            "{}<PendingModifiedValues>{members}</PendingModifiedValues>{}",
+            &e[..close],
+            &e[close..]
+        ),
+        None => e,
+    }
+}
+
 /// DescribeDBInstances as RDS answers it, with databases being deleted
 /// still listed as `deleting`: the answer rewritten, if it changed.
 pub(super) fn lifecycle(
@@ -199,6 +254,9 @@ pub(super) fn lifecycle(
                             e = xml::set_text(&e, "DBInstanceStatus", state);
                             if state == "creating" {
                                 e = xml::remove(&e, "Endpoint");
+                            }
+                            if state == "modifying" && !d.pending.is_empty() {
+                                e = with_pending(&e, &d.pending);
                             }
                             rewrote = true;
                         }

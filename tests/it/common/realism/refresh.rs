@@ -17,17 +17,55 @@ pub(super) struct Refresh {
     /// (launch template id, version) asked for.
     pub(super) desired: Option<(String, String)>,
     pub(super) prefs: Prefs,
+    /// The group's instances when it started.
+    pub(super) capacity: usize,
     pub(super) to_update: usize,
     /// Why it will fail half way, if it will.
     pub(super) fail: Option<String>,
     pub(super) cancelled: Option<Instant>,
     pub(super) rolled_back: Option<Instant>,
     pub(super) applied: bool,
+    /// When a DescribeInstanceRefreshes first answered it `Successful`.
+    pub(super) success_read: Option<Instant>,
+}
+
+impl Refresh {
+    /// Instances replaced at a time, from the group's size when it started
+    /// and the preferences ("Understand the default values for an instance
+    /// refresh": `MinHealthyPercentage` of the desired capacity, rounded
+    /// up, stays in service, so the rest may be replaced at once, and at
+    /// least one is; with `MaxHealthyPercentage` above 100, new instances
+    /// are launched first, up to that percentage, before old ones go).
+    pub(super) fn batch(&self) -> usize {
+        let cap = self.capacity.max(1);
+        let batch = match self.prefs.max_healthy {
+            Some(max) if max > 100 => cap * (max - 100) as usize / 100,
+            _ => {
+                let keep = (cap * self.prefs.min_healthy as usize).div_ceil(100);
+                cap.saturating_sub(keep)
+            }
+        };
+        batch.clamp(1, self.to_update.max(1))
+    }
+
+    /// How many batches the refresh replaces in.
+    pub(super) fn batches(&self) -> usize {
+        self.to_update.div_ceil(self.batch()).max(1)
+    }
+
+    /// One batch: its instances launched, then warmed up (`InstanceWarmup`
+    /// seconds, scaled like the tool's polls: 1 s of AWS is 10 ms here)
+    /// before the next batch starts.
+    pub(super) fn per_batch(&self, t: &Timing) -> Duration {
+        let warmup = Duration::from_millis(self.prefs.warmup.unwrap_or(0).max(0) as u64 * 10);
+        t.refresh_per_instance + warmup
+    }
 }
 
 #[derive(Debug, Clone, Default)]
 pub(super) struct Prefs {
     pub(super) min_healthy: i64,
+    pub(super) max_healthy: Option<i64>,
     pub(super) warmup: Option<i64>,
     pub(super) skip_matching: bool,
     pub(super) auto_rollback: bool,
@@ -41,12 +79,14 @@ pub(super) fn is_active(status: &str) -> bool {
 }
 
 /// A refresh's status, percentage and reason now, from its timeline:
-/// Pending, InProgress (one instance at a time), then Successful; or, when
-/// it fails half way, Failed (or RollbackInProgress -> RollbackSuccessful
-/// with auto rollback); Cancelling -> Cancelled after a cancel.
+/// Pending, InProgress (batch after batch, each warmed up), then
+/// Successful; or, when the first batch's new instances stay unhealthy
+/// through their warm-up, Failed (or RollbackInProgress ->
+/// RollbackSuccessful with auto rollback); Cancelling -> Cancelled after a
+/// cancel.
 pub(super) fn status(r: &Refresh, t: &Timing) -> (String, i32, Option<String>) {
     let el = r.started.elapsed();
-    let run = t.refresh_per_instance * r.to_update.max(1) as u32;
+    let run = r.per_batch(t) * r.batches() as u32;
     let short = Duration::from_millis(300);
     if let Some(c) = r.cancelled {
         let pct = pct(
@@ -84,16 +124,17 @@ pub(super) fn status(r: &Refresh, t: &Timing) -> (String, i32, Option<String>) {
     }
     let into = el - t.refresh_pending;
     if let Some(reason) = &r.fail {
-        let fail_at = run / 2;
+        let fail_at = r.per_batch(t);
         if into >= fail_at {
             if !r.prefs.auto_rollback {
-                return ("Failed".into(), 50, Some(reason.clone()));
+                return ("Failed".into(), pct(fail_at, run), Some(reason.clone()));
             }
             let rb = into - fail_at;
+            let done = pct(fail_at, run);
             return if rb < fail_at {
                 (
                     "RollbackInProgress".into(),
-                    50 - pct(rb, fail_at * 2),
+                    done - pct(rb, fail_at).min(100) * done / 100,
                     Some(reason.clone()),
                 )
             } else {
@@ -106,7 +147,10 @@ pub(super) fn status(r: &Refresh, t: &Timing) -> (String, i32, Option<String>) {
         }
     }
     if into < run {
-        return ("InProgress".into(), pct(into, run), None);
+        // Progress moves batch by batch.
+        let whole = r.per_batch(t);
+        let done = (into.as_nanos() / whole.as_nanos().max(1)) as u32;
+        return ("InProgress".into(), pct(whole * done, run), None);
     }
     ("Successful".into(), 100, None)
 }
@@ -119,6 +163,16 @@ fn pct(part: Duration, whole: Duration) -> i32 {
 }
 
 impl Realism {
+    /// Each instance refresh started: its batches, and when the tool first
+    /// read it `Successful`.
+    pub fn refreshes(&self) -> Vec<(usize, Option<Instant>)> {
+        let st = self.inner.state.lock().unwrap();
+        st.refreshes
+            .iter()
+            .map(|r| (r.batches(), r.success_read))
+            .collect()
+    }
+
     /// Instance refreshes started from now on fail half way with `reason`
     /// (as when new instances fail their health checks); `None` lets them
     /// succeed again.

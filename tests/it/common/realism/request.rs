@@ -93,8 +93,27 @@ pub(super) fn understand(req: &Request) -> Call {
                 ("GET", Some("hostedzone"), 2) => "ListHostedZones".into(),
                 ("GET", Some("hostedzonesbyname"), _) => "ListHostedZonesByName".into(),
                 ("GET", Some("hostedzone"), 4) => "ListResourceRecordSets".into(),
-                ("POST", Some("hostedzone"), 4) => "ChangeResourceRecordSets".into(),
-                ("GET", Some("change"), _) => "GetChange".into(),
+                ("POST", Some("hostedzone"), 4) => {
+                    // What the batch does: its first change's action and
+                    // record name.
+                    for (tag, key) in [("Action", "ChangeAction"), ("Name", "RecordName")] {
+                        let open = format!("<{tag}>");
+                        if let Some(v) = body
+                            .split(open.as_str())
+                            .nth(1)
+                            .and_then(|a| a.split('<').next())
+                        {
+                            form.push((key.into(), v.to_string()));
+                        }
+                    }
+                    "ChangeResourceRecordSets".into()
+                }
+                ("GET", Some("change"), _) => {
+                    if let Some(id) = seg.get(2) {
+                        form.push(("Id".into(), id.to_string()));
+                    }
+                    "GetChange".into()
+                }
                 (m, w, _) => format!("{m}:{}", w.unwrap_or_default()),
             },
             "s3" => {

@@ -21,6 +21,13 @@ impl Realism {
             .bucket_region
             .insert(name.into(), region.into());
     }
+
+    /// From now on ListBuckets names no `BucketRegion`, as S3 did before
+    /// 2024 and S3-compatible endpoints still do: a client learns a
+    /// bucket's region only by calling it (and meeting the redirect).
+    pub fn lists_without_bucket_region(&self) {
+        self.inner.state.lock().unwrap().no_bucket_region = true;
+    }
 }
 
 /// Learns from a successful answer: buckets created.
@@ -49,6 +56,7 @@ pub(super) fn bucket_elsewhere(c: &Call, st: &mut State, _t: &Timing) -> Option<
         if let Some(r) = st.bucket_region.get(bucket).cloned() {
             if r != c.region {
                 st.count("other_region");
+                st.count("redirect");
                 let mut resp = error(
                     "s3",
                     301,
@@ -70,7 +78,12 @@ impl Inner {
         let mut st = self.state.lock().unwrap();
         let body = resp.text();
         let mut seen = false;
+        let bare = st.no_bucket_region;
         let out = rewrite_items(&body, "Buckets", |e| {
+            if bare {
+                seen = true;
+                return Some(xml::remove(e, "BucketRegion"));
+            }
             let name = xml::text(e, "Name")?;
             let region = st.bucket_region.get(name)?;
             seen = true;
