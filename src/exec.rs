@@ -31,6 +31,12 @@ pub enum ExecError {
     NoGroup(String),
     #[error("stack {0} has no instance both InService and healthy in its target group{1}")]
     NoHealthyInstance(String, String),
+    #[error("no healthy instance of stack {stack} has its Systems Manager agent online after {waited:?}: {states} (the agent registers shortly after boot; an instance whose agent lost its connection cannot take commands)")]
+    NoAgentOnline {
+        stack: String,
+        states: String,
+        waited: Duration,
+    },
     #[error("command {command_id} on {instance} did not finish within {waited:?} (last status {status})")]
     Timeout {
         command_id: String,
@@ -139,6 +145,106 @@ pub async fn healthy_instances(cloud: &Cloud, stack: &str) -> Result<Vec<String>
     }
     healthy.sort();
     Ok(healthy)
+}
+
+/// The Systems Manager agent's state on each of `instances`: `Online`,
+/// `ConnectionLost` or `Inactive` (DescribeInstanceInformation,
+/// `PingStatus`); an instance whose agent has not registered yet is not
+/// listed. Run Command takes only instances whose agent is online
+/// (SendCommand answers `InvalidInstanceId` otherwise).
+pub async fn agents(
+    cloud: &Cloud,
+    instances: &[String],
+) -> Result<Vec<(String, String)>, ExecError> {
+    use aws_sdk_ssm::types::InstanceInformationStringFilter as F;
+    if instances.is_empty() {
+        return Ok(Vec::new());
+    }
+    let filter = F::builder()
+        .key("InstanceIds")
+        .set_values(Some(instances.to_vec()))
+        .build()
+        .map_err(|e| CloudError::invalid("exec", e.to_string()))?;
+    let pages: Vec<_> = cloud
+        .ssm
+        .describe_instance_information()
+        .filters(filter)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Vec<_>>()
+        .await;
+    let mut out = Vec::new();
+    for info in pages {
+        let info = info.ctx("exec", "DescribeInstanceInformation")?;
+        if let Some(id) = info.instance_id() {
+            let ping = info
+                .ping_status()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_default();
+            out.push((id.to_string(), ping));
+        }
+    }
+    Ok(out)
+}
+
+/// The instance `exec` sends its command to: `wanted` if given, else the
+/// first of the stack's healthy instances (see [`healthy_instances`])
+/// whose Systems Manager agent is online. A healthy instance whose agent
+/// is not online yet is waited for, up to `wait`, polling every `poll`,
+/// with a report of each instance's state; then the refusal names them.
+pub async fn choose(
+    cloud: &Cloud,
+    stack: &str,
+    wanted: Option<&str>,
+    wait: Duration,
+    poll: Duration,
+    report: impl Fn(&str),
+) -> Result<String, ExecError> {
+    let start = tokio::time::Instant::now();
+    loop {
+        let healthy = healthy_instances(cloud, stack).await?;
+        let candidates: Vec<String> = match wanted {
+            Some(w) if healthy.iter().any(|h| h == w) => vec![w.to_string()],
+            Some(w) => {
+                return Err(ExecError::NoHealthyInstance(
+                    stack.into(),
+                    format!(" with id {w}"),
+                ))
+            }
+            None if healthy.is_empty() => {
+                return Err(ExecError::NoHealthyInstance(stack.into(), String::new()))
+            }
+            None => healthy,
+        };
+        let agents = agents(cloud, &candidates).await?;
+        let state = |i: &String| {
+            agents
+                .iter()
+                .find(|(a, _)| a == i)
+                .map(|(_, p)| p.clone())
+                .unwrap_or_else(|| "not registered".into())
+        };
+        if let Some(i) = candidates.iter().find(|i| state(i) == "Online") {
+            return Ok(i.clone());
+        }
+        let states = candidates
+            .iter()
+            .map(|i| format!("{i} {}", state(i)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if start.elapsed() >= wait {
+            return Err(ExecError::NoAgentOnline {
+                stack: stack.into(),
+                states,
+                waited: start.elapsed(),
+            });
+        }
+        report(&format!(
+            "waiting for a Systems Manager agent to be online: {states}"
+        ));
+        tokio::time::sleep(poll).await;
+    }
 }
 
 /// What a command did on the instance.

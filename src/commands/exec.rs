@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::Args;
 
-use bookstore_infra::exec::{self, ExecError};
+use bookstore_infra::exec;
 
 use super::Ctx;
 
@@ -31,17 +31,18 @@ pub async fn run(ctx: &Ctx, a: &ExecArgs) -> Result<u8> {
     // Refused before any API call.
     let line = exec::command_line(&a.command)?;
     let cloud = ctx.connect(&s, true).await;
-    let healthy = exec::healthy_instances(&cloud, &s.name).await?;
-    let instance = match &a.instance {
-        Some(i) if healthy.contains(i) => i.clone(),
-        Some(i) => {
-            return Err(ExecError::NoHealthyInstance(s.name.into(), format!(" with id {i}")).into())
-        }
-        None => match healthy.first() {
-            Some(i) => i.clone(),
-            None => return Err(ExecError::NoHealthyInstance(s.name.into(), String::new()).into()),
-        },
-    };
+    let poll = cloud.poll.min(Duration::from_secs(1));
+    // An agent registers within a minute or two of boot.
+    let agent_wait = (cloud.poll * 24).min(Duration::from_secs(120));
+    let instance = exec::choose(
+        &cloud,
+        &s.name,
+        a.instance.as_deref(),
+        agent_wait,
+        poll,
+        |m| eprintln!("{m}"),
+    )
+    .await?;
     eprintln!("running on {instance}: {}", a.command.join(" "));
     let out = exec::run(
         &cloud,
@@ -49,7 +50,7 @@ pub async fn run(ctx: &Ctx, a: &ExecArgs) -> Result<u8> {
         &instance,
         &line,
         Duration::from_secs(a.timeout),
-        cloud.poll.min(Duration::from_secs(1)),
+        poll,
     )
     .await?;
     print!("{}", out.stdout);

@@ -63,6 +63,7 @@ const SHARED: &[Call] = &[
     // SSM: the public AMI parameter; `exec` runs a command on an instance.
     r("ssm", "get_parameter", "GetParameter", &["ssm:GetParameter"]),
     r("ssm", "get_command_invocation", "GetCommandInvocation", &["ssm:GetCommandInvocation"]),
+    r("ssm", "describe_instance_information", "DescribeInstanceInformation", &["ssm:DescribeInstanceInformation"]),
     w("ssm", "send_command", "SendCommand", &["ssm:SendCommand"]),
     // CloudWatch Logs: the app's log group; `logs` reads its events.
     r("logs", "filter_log_events", "FilterLogEvents", &["logs:FilterLogEvents"]),
