@@ -431,7 +431,45 @@ fn exec_runs_the_apps_command_on_a_healthy_instance() {
         assert_eq!(healthy, [ids[1 - failing].clone()], "{failing} fails");
         proxy.pass_target(&ids[failing]);
     }
+    // Healthy everywhere but with its Systems Manager agent's connection
+    // lost, an instance cannot take commands: the other is chosen.
+    let poll = Duration::from_millis(50);
+    let choose = |wait: Duration, reports: &std::sync::Mutex<Vec<String>>| {
+        e.block_on(exec::choose(&cloud, STACK, None, wait, poll, |m| {
+            reports.lock().unwrap().push(m.to_string())
+        }))
+    };
+    let reports = std::sync::Mutex::new(Vec::new());
+    proxy.agent_state(&ids[0], Some("ConnectionLost"));
+    assert_eq!(choose(Duration::ZERO, &reports).unwrap(), ids[1]);
+    proxy.agent_state(&ids[0], None);
+    // One instance failing its target, the other's agent not registered
+    // yet: after the wait, a refusal naming each.
     proxy.fail_target(&ids[0]);
+    proxy.agent_state(&ids[1], Some(""));
+    let err = choose(Duration::from_millis(300), &reports).unwrap_err();
+    assert!(
+        matches!(&err, ExecError::NoAgentOnline { states, .. } if *states == format!("{} not registered", ids[1])),
+        "{err}"
+    );
+    // The agent comes online while `exec` waits: it waited, then chose it.
+    reports.lock().unwrap().clear();
+    let later = proxy.clone();
+    let id = ids[1].clone();
+    let online = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        later.agent_state(&id, None);
+    });
+    assert_eq!(choose(Duration::from_secs(20), &reports).unwrap(), ids[1]);
+    online.join().unwrap();
+    let waited = reports.lock().unwrap().clone();
+    assert!(
+        waited
+            .iter()
+            .any(|m| m.contains(&format!("{} not registered", ids[1]))),
+        "{waited:?}"
+    );
+    assert!(proxy.bit("agent_not_online") >= 3, "{:?}", proxy.injected());
     let healthy = e.block_on(exec::healthy_instances(&cloud, STACK)).unwrap();
     let instance = &healthy[0];
     assert_eq!(instance, &ids[1]);

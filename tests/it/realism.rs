@@ -7,7 +7,7 @@
 //! APIs the emulator lacks.
 //!
 //! Every test runs the production stack's whole life: `up` from empty, an
-//! empty `diff`, an instance type rolled out by an instance refresh, an
+//! `exec` of the app's command, an empty `diff`, an instance type rolled out by an instance refresh, an
 //! empty `diff`, a new binary rolled out the same way, an empty `diff`,
 //! `destroy` leaving nothing tagged; and proves the behaviour it names bit.
 
@@ -307,6 +307,21 @@ fn lifecycle(w: &World) {
     assert_eq!(types, ["t3.small", "t3.small"]);
     let first_artifacts = w.artifacts();
     assert_eq!(first_artifacts.len(), 1, "{first_artifacts:?}");
+
+    // The app's own command, on a healthy instance whose agent is online.
+    let before = w.proxy.accepted("SendCommand").len();
+    let exec = w.ok(&[
+        "exec",
+        &w.stack,
+        "--",
+        "bookstore",
+        "admin",
+        "grant",
+        "ops@example.com",
+    ]);
+    assert_eq!(exec.code, 0, "{}", exec.stderr);
+    let sent = w.proxy.accepted("SendCommand");
+    assert_eq!(sent.len(), before + 1, "one command sent");
 
     // A new instance type: a new launch template version, rolled out by
     // an instance refresh that the group only takes when it succeeds; and a

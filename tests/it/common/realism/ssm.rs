@@ -13,8 +13,16 @@
 //!   `StandardOutputContent` and `StandardErrorContent` hold at most the
 //!   first 24,000 characters.
 //!
+//! - an instance is a managed node once its agent has registered; its
+//!   agent's `PingStatus` (`Online`, `ConnectionLost`, `Inactive`) is what
+//!   DescribeInstanceInformation lists, and SendCommand refuses an
+//!   instance whose agent is not online with `InvalidInstanceId`. The
+//!   emulator has no DescribeInstanceInformation: the proxy serves it for
+//!   the emulator's running instances, with its `InstanceIds` filter.
+//!
 //! What the command does on the instance comes from a stand-in agent a test
-//! sets ([`Realism::ssm_agent`]).
+//! sets ([`Realism::ssm_agent`]); whether its agent is online, from
+//! [`Realism::agent_state`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -46,6 +54,9 @@ pub struct Invocation {
 struct RunCommands {
     agent: Option<Agent>,
     invocations: Vec<Invocation>,
+    /// Instances whose agent is not online: its `PingStatus`, or `None`
+    /// when it has not registered yet.
+    not_online: HashMap<String, Option<String>>,
 }
 
 /// Run Command state of each proxy, by the address of its state.
@@ -72,6 +83,23 @@ impl Realism {
         run_commands().lock().unwrap().entry(me).or_default().agent = Some(Arc::new(f));
     }
 
+    /// The agent of `instance` from now on: online (`None`), not registered
+    /// yet (`Some("")`), or with that `PingStatus` (`Some("ConnectionLost")`).
+    pub fn agent_state(&self, instance: &str, state: Option<&str>) {
+        let me = self.inner.me();
+        let mut all = run_commands().lock().unwrap();
+        let rc = all.entry(me).or_default();
+        match state {
+            None => {
+                rc.not_online.remove(instance);
+            }
+            Some(s) => {
+                rc.not_online
+                    .insert(instance.to_string(), (!s.is_empty()).then(|| s.to_string()));
+            }
+        }
+    }
+
     /// Every command AWS accepted through this proxy.
     pub fn invocations(&self) -> Vec<Invocation> {
         let me = self.inner.me();
@@ -90,6 +118,7 @@ impl Inner {
         match (c.service.as_str(), c.op.as_str()) {
             ("ssm", "SendCommand") => Some(self.send_command(req)),
             ("ssm", "GetCommandInvocation") => self.command_invocation(c),
+            ("ssm", "DescribeInstanceInformation") => Some(self.instance_information(req)),
             _ => None,
         }
     }
@@ -132,9 +161,12 @@ impl Inner {
                 "Either InstanceIds or Targets must be specified.",
             );
         }
+        let not_online = self.not_online();
         let invalid: Vec<&String> = instances
             .iter()
-            .filter(|i| self.instance_state(i).as_deref() != Some("running"))
+            .filter(|i| {
+                not_online.contains_key(*i) || self.instance_state(i).as_deref() != Some("running")
+            })
             .collect();
         if !invalid.is_empty() {
             self.state.lock().unwrap().count("invalid_instance");
@@ -180,6 +212,81 @@ impl Inner {
             });
         }
         Response::new(200, "application/x-amz-json-1.1", answer.to_string())
+    }
+
+    fn not_online(&self) -> HashMap<String, Option<String>> {
+        run_commands()
+            .lock()
+            .unwrap()
+            .get(&self.me())
+            .map(|r| r.not_online.clone())
+            .unwrap_or_default()
+    }
+
+    /// DescribeInstanceInformation: the managed nodes among the emulator's
+    /// running instances (those of the `InstanceIds` filter, if given),
+    /// with their agent's `PingStatus`.
+    fn instance_information(&self, req: &Request) -> Response {
+        let body: Value = serde_json::from_slice(&req.body).unwrap_or_default();
+        let mut asked: Option<Vec<String>> = None;
+        for f in body["Filters"].as_array().into_iter().flatten() {
+            match f["Key"].as_str() {
+                Some("InstanceIds") => asked = Some(strings(&f["Values"])),
+                Some(k) => {
+                    return error(
+                        "ssm",
+                        400,
+                        "InvalidInstanceInformationFilterValue",
+                        &format!("The filter key {k} is not handled here."),
+                    )
+                }
+                None => {}
+            }
+        }
+        let all = self.upstream_query("ec2", "DescribeInstances", &[]);
+        let text = all.text();
+        let mut running: Vec<String> = text
+            .split("<instanceId>")
+            .skip(1)
+            .filter_map(|rest| {
+                let id = rest.split('<').next()?;
+                let state = rest.split("<instanceState>").nth(1)?;
+                (xml::text(state, "name") == Some("running")).then(|| id.to_string())
+            })
+            .collect();
+        running.dedup();
+        let not_online = self.not_online();
+        let mut list = Vec::new();
+        for id in running {
+            if asked.as_ref().is_some_and(|a| !a.contains(&id)) {
+                continue;
+            }
+            let ping = match not_online.get(&id) {
+                None => "Online".to_string(),
+                Some(None) => {
+                    self.state.lock().unwrap().count("agent_not_online");
+                    continue;
+                }
+                Some(Some(p)) => {
+                    self.state.lock().unwrap().count("agent_not_online");
+                    p.clone()
+                }
+            };
+            list.push(json!({
+                "InstanceId": id,
+                "PingStatus": ping,
+                "ResourceType": "EC2Instance",
+                "PlatformType": "Linux",
+                "PlatformName": "Amazon Linux",
+                "AgentVersion": "3.3.0.0",
+                "IsLatestVersion": true,
+            }));
+        }
+        Response::new(
+            200,
+            "application/x-amz-json-1.1",
+            json!({ "InstanceInformationList": list }).to_string(),
+        )
     }
 
     fn command_invocation(&self, c: &Call) -> Option<Response> {
