@@ -156,9 +156,13 @@ pub fn policy(stack: &Stack, account: Option<&str>, scope: Scope) -> Value {
         reads.extend(of(scope, svc, Access::Read));
     }
     // DescribeLogGroups names no group (it lists them), GetCommandInvocation
-    // no resource ("Actions, resources, and condition keys" for CloudWatch
-    // Logs and for Systems Manager).
-    reads.extend(["logs:DescribeLogGroups", "ssm:GetCommandInvocation"]);
+    // and DescribeInstanceInformation no resource ("Actions, resources, and
+    // condition keys" for CloudWatch Logs and for Systems Manager).
+    reads.extend([
+        "logs:DescribeLogGroups",
+        "ssm:GetCommandInvocation",
+        "ssm:DescribeInstanceInformation",
+    ]);
     let log_groups = format!(
         "arn:aws:logs:{region}:{a}:log-group:{}*",
         crate::resources::log_group::prefix(name)
