@@ -19,10 +19,6 @@ impl Readiness {
     pub fn is_pending(&self) -> bool {
         matches!(self, Readiness::Pending)
     }
-
-    pub fn is_ready(&self) -> bool {
-        matches!(self, Readiness::Ready)
-    }
 }
 
 /// An RDS DB instance's `DBInstanceStatus` (RDS User Guide, "Viewing Amazon

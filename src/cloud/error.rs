@@ -307,3 +307,28 @@ where
         self.map_err(|e| api_error(id, op, e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(code: &str, message: &str) -> CloudError {
+        CloudError::Api {
+            id: "x".into(),
+            op: "Op".into(),
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn only_an_answer_of_the_provider_has_a_code_and_message() {
+        let e = api("DependencyViolation", "has dependent objects");
+        assert_eq!(e.code(), Some("DependencyViolation"));
+        assert_eq!(e.message(), Some("has dependent objects"));
+        let local = CloudError::invalid("x", "no such thing");
+        assert_eq!(local.code(), None);
+        assert_eq!(local.message(), None);
+        assert!(!local.is_not_found() && !local.is_transient() && !local.is_already_exists());
+    }
+}
