@@ -991,6 +991,27 @@ fn the_model_refuses_calls_on_resources_not_available_and_keeps_tokens() {
     assert_eq!(err.code(), Some("IncorrectFileSystemLifeCycleState"));
     assert_eq!(proxy.bit("transitional"), 1);
 
+    // A listener naming a certificate its caller never read ISSUED.
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&conf);
+    let cert =
+        "arn:aws:acm:us-east-1:123456789012:certificate/00000000-0000-0000-0000-000000000000";
+    let err = e
+        .block_on(
+            elb.create_listener()
+                .load_balancer_arn("arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/x/0123456789abcdef")
+                .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Https)
+                .port(443)
+                .certificates(
+                    aws_sdk_elasticloadbalancingv2::types::Certificate::builder()
+                        .certificate_arn(cert)
+                        .build(),
+                )
+                .send(),
+        )
+        .unwrap_err();
+    assert_eq!(err.code(), Some("CertificateNotFound"));
+    assert_eq!(proxy.bit("transitional"), 2);
+
     let ec2 = aws_sdk_ec2::Client::new(&conf);
     // Each answer, or its error code.
     let create = |name: &str| {

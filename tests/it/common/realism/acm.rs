@@ -24,6 +24,7 @@ pub(super) fn learn(c: &Call, body: &str, st: &mut State, now: Instant) {
     if c.op == "DescribeCertificate" && body.contains("\"ISSUED\"") {
         if let Some(arn) = c.get("CertificateArn") {
             st.cert_issued.entry(arn.to_string()).or_insert(now);
+            st.issued_seen.insert(arn.to_string());
         }
     }
 }
@@ -51,6 +52,32 @@ pub(super) fn certificate_propagating(c: &Call, st: &mut State, t: &Timing) -> O
         }
     }
     None
+}
+
+/// A listener naming a certificate not issued yet: the load balancer does
+/// not find it (`CertificateNotFound`; ACM hands a certificate to the
+/// integrated services only once it is ISSUED). "Not issued yet" is what
+/// the caller was told: a certificate it never read ISSUED. Counted as
+/// `transitional`: a call on a resource still on its way.
+pub(super) fn certificate_not_issued(c: &Call, st: &mut State, _t: &Timing) -> Option<Response> {
+    if !matches!(c.op.as_str(), "CreateListener" | "ModifyListener") {
+        return None;
+    }
+    let arn = c
+        .form
+        .iter()
+        .find(|(k, _)| k.ends_with("CertificateArn"))
+        .map(|(_, v)| v.clone())?;
+    if st.issued_seen.contains(&arn) {
+        return None;
+    }
+    st.count("transitional");
+    Some(error(
+        "elasticloadbalancing",
+        400,
+        "CertificateNotFound",
+        &format!("Certificate '{arn}' not found"),
+    ))
 }
 
 /// The certificate as ACM shows it before its validation records resolve.

@@ -191,6 +191,8 @@ struct State {
     /// When an instance profile last got its role, and its name.
     profile: Option<(Instant, String)>,
     cert_issued: HashMap<String, Instant>,
+    /// Certificates a DescribeCertificate answer showed ISSUED.
+    issued_seen: BTreeSet<String>,
     db: HashMap<String, rds::Db>,
     nat_created: HashMap<String, Instant>,
     nat_deleted: HashMap<String, Instant>,
@@ -401,9 +403,10 @@ impl Inner {
     /// refusal that applies, of the behaviours switched on.
     fn refuse(&self, c: &Call) -> Option<Response> {
         let b = self.b;
-        let refusals: [(bool, Refusal); 11] = [
+        let refusals: [(bool, Refusal); 12] = [
             (b.lifecycles, efs::not_available_yet),
             (b.lifecycles, rds::not_available_yet),
+            (b.lifecycles, acm::certificate_not_issued),
             (b.consistency, consistency::not_visible_yet),
             (b.consistency, iam::profile_propagating),
             (b.consistency, acm::certificate_propagating),
