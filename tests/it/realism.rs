@@ -446,7 +446,11 @@ fn only(f: impl Fn(&mut Behaviours)) -> Behaviours {
 }
 
 fn life_under(b: Behaviours, bites: &[&str]) -> World {
-    let w = world(b, Timing::default());
+    life_under_with(b, Timing::default(), bites)
+}
+
+fn life_under_with(b: Behaviours, t: Timing, bites: &[&str]) -> World {
+    let w = world(b, t);
     let start = Instant::now();
     lifecycle(&w);
     eprintln!(
@@ -479,7 +483,14 @@ fn lifecycle_with_eventual_consistency() {
 /// change to take effect, not only for the call to return.
 #[test]
 fn lifecycle_with_slow_lifecycles() {
-    let w = life_under(only(|b| b.lifecycles = true), &["lifecycles"]);
+    // A database modification that outlasts the rest of its `up` (the
+    // instance refresh beside it), so an `up` that did not wait for it
+    // would end while it is still pending.
+    let t = Timing {
+        db_modifying: Duration::from_secs(8),
+        ..Timing::default()
+    };
+    let w = life_under_with(only(|b| b.lifecycles = true), t, &["lifecycles"]);
     assert_eq!(w.proxy.bit("transitional"), 0, "{:?}", w.proxy.injected());
     let changes: Vec<_> = w
         .proxy
