@@ -350,7 +350,7 @@ fn the_cost_limit_fails_the_run_before_anything_is_applied_and_the_summary_gets_
 /// The password RDS keeps for the stack's only database (it manages the
 /// master password in Secrets Manager; the tool never sets or reads it),
 /// read through the AWS CLI: (the secret's ARN, its JSON, the password).
-fn database_password(e: &Emulator) -> (String, String, String) {
+pub(crate) fn database_password(e: &Emulator) -> (String, String, String) {
     let arn = e.block_on(async {
         let d = aws_sdk_rds::Client::new(e.conf())
             .describe_db_instances()
