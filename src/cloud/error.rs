@@ -331,4 +331,43 @@ mod tests {
         assert_eq!(local.message(), None);
         assert!(!local.is_not_found() && !local.is_transient() && !local.is_already_exists());
     }
+
+    #[test]
+    fn already_exists_in_every_services_words_and_only_those() {
+        for code in ALREADY_EXISTS {
+            assert!(already_exists(code, ""), "{code}");
+            assert!(api(code, "").is_already_exists(), "{code}");
+        }
+        let r53 =
+            "[Tried to create resource record set [name='a.', type='A'] but it already exists]";
+        assert!(already_exists("InvalidChangeBatch", r53));
+        for (code, message) in [
+            (
+                "InvalidChangeBatch",
+                "[RRSet of type A with DNS name a. is not permitted]",
+            ),
+            ("InvalidParameterValue", "already exists"),
+            ("DependencyViolation", ""),
+        ] {
+            assert!(!already_exists(code, message), "{code}: {message}");
+            assert!(!api(code, message).is_already_exists(), "{code}");
+        }
+    }
+
+    #[test]
+    fn transient_answers_are_throttling_server_failures_and_5xx_only() {
+        for code in THROTTLING.iter().chain(TRANSIENT) {
+            assert!(api(code, "").is_transient(), "{code}");
+        }
+        assert!(is_transient("HTTP 503"));
+        for code in [
+            "ValidationError",
+            "HTTP 404",
+            "AccessDenied",
+            "InvalidVpcID.NotFound",
+        ] {
+            assert!(!is_transient(code), "{code}");
+            assert!(!api(code, "").is_transient(), "{code}");
+        }
+    }
 }
