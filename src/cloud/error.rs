@@ -355,6 +355,29 @@ mod tests {
     }
 
     #[test]
+    fn failures_without_an_answer_are_named_by_what_happened() {
+        use aws_smithy_runtime_api::client::result::ConnectorError;
+        use aws_smithy_types::error::ErrorMetadata;
+        type E = SdkError<ErrorMetadata, ()>;
+        let why = || -> Box<dyn std::error::Error + Send + Sync> { "on the way".into() };
+        let named = |e: E| api_error("x", "Op", e);
+        let timeout = named(SdkError::timeout_error(why()));
+        assert_eq!(timeout.code(), Some("Timeout"));
+        assert!(timeout.is_transient());
+        let slow = named(SdkError::dispatch_failure(ConnectorError::timeout(why())));
+        assert_eq!(slow.code(), Some("Timeout"));
+        let dropped = named(SdkError::dispatch_failure(ConnectorError::io(why())));
+        assert_eq!(dropped.code(), Some("DispatchFailure"));
+        assert!(dropped.is_transient());
+        let other = named(SdkError::dispatch_failure(ConnectorError::other(
+            why(),
+            None,
+        )));
+        assert_eq!(other.code(), Some("Unknown"));
+        assert!(!other.is_transient());
+    }
+
+    #[test]
     fn transient_answers_are_throttling_server_failures_and_5xx_only() {
         for code in THROTTLING.iter().chain(TRANSIENT) {
             assert!(api(code, "").is_transient(), "{code}");

@@ -439,6 +439,10 @@ mod tests {
         assert_eq!(w.for_kind("a", Phase::Create), Duration::from_secs(1));
         assert_eq!(w.for_kind("a", Phase::Delete), Duration::from_secs(2));
         assert_eq!(w.for_kind("a", Phase::Rollout), DEFAULT_CREATE_TIMEOUT);
+        // The documented defaults: 10 minutes for a kind without its own
+        // key, 30 for `[timeouts] delete` (README, stack file reference).
+        assert_eq!(DEFAULT_CREATE_TIMEOUT, Duration::from_secs(600));
+        assert_eq!(DEFAULT_DELETE_TIMEOUT, Duration::from_secs(1800));
         assert_eq!(w.for_kind("b", Phase::Rollout), Duration::from_secs(3));
         assert_eq!(w.for_kind("c", Phase::Create), DEFAULT_CREATE_TIMEOUT);
         assert_eq!(w.for_kind("c", Phase::Delete), Duration::from_secs(5));
