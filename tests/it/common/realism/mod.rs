@@ -182,6 +182,11 @@ pub struct Seen {
     pub path: String,
     /// When it was answered.
     pub at: Instant,
+    /// The request's body, as text (its first 64 KiB): JSON requests keep
+    /// their lists and maps here.
+    pub body: String,
+    /// The answer's body, as text (its first 64 KiB).
+    pub answer: String,
 }
 
 #[derive(Default)]
@@ -344,6 +349,7 @@ impl Inner {
         let c = understand(&req);
         self.advance_refreshes();
         let path = req.target.split('?').next().unwrap_or_default().to_string();
+        let body = String::from_utf8_lossy(&req.body[..req.body.len().min(64 << 10)]).into_owned();
         let resp = self.respond(&c, req);
         let code = code_of(&resp);
         self.state.lock().unwrap().log.push(Seen {
@@ -354,6 +360,9 @@ impl Inner {
             code,
             path,
             at: Instant::now(),
+            body,
+            answer: String::from_utf8_lossy(&resp.body[..resp.body.len().min(64 << 10)])
+                .into_owned(),
         });
         resp
     }
