@@ -572,7 +572,7 @@ fn short(v: &Value) -> String {
 mod tests {
     use super::*;
     use crate::cloud::{Cloud, CloudError};
-    use crate::engine::refs::r;
+    use crate::engine::refs::{r, r_attr};
     use crate::engine::{in_place, replace, AttrSpec, Resolved, ResourceKind};
     use async_trait::async_trait;
     use serde_json::json;
@@ -590,8 +590,9 @@ mod tests {
         assert!(deps["shop-db-1"].is_empty());
     }
 
-    /// A kind; the flag says whether its replacements create first.
-    struct Fake(&'static str, ReplacePolicy, bool);
+    /// A kind; the flag says whether its replacements create first, the
+    /// list which attributes its updates give new values.
+    struct Fake(&'static str, ReplacePolicy, bool, &'static [&'static str]);
     #[async_trait]
     impl ResourceKind for Fake {
         fn kind(&self) -> &'static str {
@@ -606,6 +607,9 @@ mod tests {
         }
         fn create_before_destroy(&self, _: &[AttrDiff], _: &Observed) -> bool {
             self.2
+        }
+        fn attrs_changed_by_update(&self) -> &'static [&'static str] {
+            self.3
         }
         async fn read_all(&self, _: &Cloud, _: &str) -> Result<Vec<Observed>, CloudError> {
             unreachable!()
@@ -629,13 +633,20 @@ mod tests {
 
     fn registry() -> Registry {
         let mut r = Registry::new();
-        r.register(Box::new(Fake("net", ReplacePolicy::Allow, false)));
+        r.register(Box::new(Fake("net", ReplacePolicy::Allow, false, &[])));
         r.register(Box::new(Fake(
             "db",
             ReplacePolicy::RequireConfirmation,
             false,
+            &[],
         )));
-        r.register(Box::new(Fake("cbd", ReplacePolicy::Allow, true)));
+        r.register(Box::new(Fake("cbd", ReplacePolicy::Allow, true, &[])));
+        r.register(Box::new(Fake(
+            "tmpl",
+            ReplacePolicy::Allow,
+            false,
+            &["version"],
+        )));
         r
     }
 
@@ -836,6 +847,43 @@ mod tests {
         let p = plan("s", &registry(), &d, &o).unwrap();
         assert_eq!(p.unconsented(&[]).count(), 1);
         assert_eq!(p.unconsented(&["db".to_string()]).count(), 0);
+        // Changed in place, or left as it is, the data stays: no consent.
+        for name in ["renamed", "same"] {
+            let d = vec![Desired::new("db", "db", json!({"cidr": "a", "name": name}))];
+            let o = vec![Observed::new("db", "db", "db-1")
+                .prop("cidr", "a")
+                .prop("name", "same")];
+            let p = plan("s", &registry(), &d, &o).unwrap();
+            assert_ne!(p.steps[0].action, Action::Replace);
+            assert!(!p.steps[0].needs_consent, "{name}");
+            assert_eq!(p.unconsented(&[]).count(), 0);
+        }
+    }
+
+    #[test]
+    fn what_an_update_gives_new_values_is_unknown_to_dependents_until_made() {
+        // A template whose updates give it a new version, and what runs on
+        // that version.
+        let d = |name: &str| {
+            vec![
+                Desired::new("tmpl", "lt", json!({"name": name})),
+                Desired::new("net", "group", json!({"name": r_attr("lt", "version")})),
+            ]
+        };
+        let o = vec![
+            Observed::new("tmpl", "lt", "lt-1")
+                .prop("name", "a")
+                .attr("version", "1"),
+            Observed::new("net", "group", "g-1").prop("name", "1"),
+        ];
+        // Unchanged: the version is known, and the group is as wanted.
+        let p = plan("s", &registry(), &d("a"), &o).unwrap();
+        assert!(!p.has_changes(), "{}", p.render(false));
+        // Updated: the new version is known only once the update is made.
+        let p = plan("s", &registry(), &d("b"), &o).unwrap();
+        let group = p.steps.iter().find(|s| s.id == "group").unwrap();
+        assert_eq!(group.action, Action::Update, "{}", p.render(false));
+        assert_eq!(group.changes[0].after, None);
     }
 
     #[test]
