@@ -694,6 +694,31 @@ mod tests {
         let p = plan("s", &registry(), &desired(), &observed_all()).unwrap();
         assert!(!p.has_changes());
         assert!(p.render(false).starts_with("No changes."));
+        // Ready, and nothing to wait for.
+        assert!(p.steps.iter().all(|s| !s.pending), "{:?}", p.steps);
+    }
+
+    #[test]
+    fn deleting_data_needs_consent_and_only_data() {
+        let o = vec![
+            Observed::new("db", "db", "db-1").prop("cidr", "a"),
+            Observed::new("net", "parent", "p-1").prop("cidr", "a"),
+        ];
+        let consent = |p: &Plan| -> Vec<(String, bool)> {
+            p.steps
+                .iter()
+                .map(|s| (s.id.clone(), s.needs_consent))
+                .collect()
+        };
+        // Removed from the stack file...
+        let p = plan("s", &registry(), &[], &o).unwrap();
+        let mut got = consent(&p);
+        got.sort();
+        assert_eq!(got, [("db".into(), true), ("parent".into(), false)]);
+        // ... or destroyed.
+        let mut got = consent(&destroy_plan("s", &registry(), &o));
+        got.sort();
+        assert_eq!(got, [("db".into(), true), ("parent".into(), false)]);
     }
 
     #[test]
