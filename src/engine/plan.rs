@@ -590,6 +590,18 @@ mod tests {
         assert!(deps["shop-db-1"].is_empty());
     }
 
+    #[test]
+    fn references_inside_lists_and_maps_order_deletions() {
+        let sg = Observed::new("k:sg", "sg", "sg-1").prop("name", "web");
+        let listed = Observed::new("k:lb", "lb", "lb-1").prop("groups", json!(["sg-0", "sg-1"]));
+        let nested =
+            Observed::new("k:lt", "lt", "lt-1").prop("data", json!({"net": {"group": "sg-1"}}));
+        let deps = observed_deps(&[sg, listed, nested]);
+        let mut users = deps["sg-1"].clone();
+        users.sort();
+        assert_eq!(users, ["lb", "lt"]);
+    }
+
     /// A kind; the flag says whether its replacements create first, the
     /// list which attributes its updates give new values.
     struct Fake(&'static str, ReplacePolicy, bool, &'static [&'static str]);
@@ -870,6 +882,10 @@ mod tests {
         let d = vec![Desired::new("db", "db", json!({"cidr": "b"}))];
         let o = vec![Observed::new("db", "db", "db-1").prop("cidr", "a")];
         let p = plan("s", &registry(), &d, &o).unwrap();
+        assert_eq!(
+            p.summary_line(),
+            "Plan: 1 to add, 0 to change, 1 to destroy."
+        );
         assert_eq!(p.unconsented(&[]).count(), 1);
         assert_eq!(p.unconsented(&["db".to_string()]).count(), 0);
         // Changed in place, or left as it is, the data stays: no consent.
