@@ -165,8 +165,11 @@ impl Default for Timing {
 /// to hundreds of requests; the scale here is the tool's test pace, a poll
 /// every 50 ms instead of 5 s) ...
 pub const THROTTLE_CAPACITY: f64 = 5.0;
-/// ... refilled at this many tokens a second.
-pub const THROTTLE_REFILL: f64 = 4.0;
+/// ... refilled at this many tokens a second: a token every 100 ms, two
+/// of the tool's test-pace polls. (At 4 a second, five resources of one
+/// kind created at once could outlast the tool's scaled retry budget of
+/// about 4 s, a budget that is minutes against AWS.)
+pub const THROTTLE_REFILL: f64 = 10.0;
 
 /// One request the proxy saw, and what it answered.
 #[derive(Debug, Clone)]
