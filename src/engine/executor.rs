@@ -880,6 +880,11 @@ mod tests {
         repeat: Repeat,
         listed: Vec<Observed>,
         deleted: Arc<Mutex<Vec<String>>>,
+        /// Reads that list nothing yet (lists lag behind creates).
+        lag: usize,
+        reads: std::sync::atomic::AtomicUsize,
+        /// The attributes each update was asked to change.
+        updated: Arc<Mutex<Vec<Vec<String>>>>,
     }
 
     #[async_trait::async_trait]
@@ -888,13 +893,19 @@ mod tests {
             "test:thing"
         }
         fn attributes(&self) -> &'static [super::super::AttrSpec] {
-            &[]
+            const A: &[super::super::AttrSpec] = &[super::super::in_place("name")];
+            A
         }
         fn on_repeat(&self) -> Repeat {
             self.repeat
         }
         async fn read_all(&self, _: &Cloud, _: &str) -> Result<Vec<Observed>, CloudError> {
-            Ok(self.listed.clone())
+            let n = self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(if n < self.lag {
+                Vec::new()
+            } else {
+                self.listed.clone()
+            })
         }
         async fn create(&self, _: &Cloud, r: &Resolved) -> Result<Observed, CloudError> {
             match self.repeat {
@@ -912,8 +923,9 @@ mod tests {
             _: &Cloud,
             _: &Resolved,
             current: &Observed,
-            _: &[String],
+            changed: &[String],
         ) -> Result<Observed, CloudError> {
+            self.updated.lock().unwrap().push(changed.to_vec());
             Ok(current.clone())
         }
         async fn delete(&self, _: &Cloud, o: &Observed) -> Result<(), CloudError> {
@@ -928,6 +940,18 @@ mod tests {
         repeat: Repeat,
         listed: Vec<Observed>,
     ) -> (Result<(), ExecError>, Vec<String>) {
+        let (r, deleted, _) = create_lagging(repeat, listed, 0, serde_json::json!({})).await;
+        (r, deleted)
+    }
+
+    /// [`create_with`], the list empty for the first `lag` reads, `props`
+    /// wanted: also the attributes each update was asked to change.
+    async fn create_lagging(
+        repeat: Repeat,
+        listed: Vec<Observed>,
+        lag: usize,
+        props: serde_json::Value,
+    ) -> (Result<(), ExecError>, Vec<String>, Vec<Vec<String>>) {
         let conf = aws_types::SdkConfig::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new("us-east-1"))
@@ -938,13 +962,17 @@ mod tests {
             Duration::from_millis(1),
         );
         let deleted = Arc::new(Mutex::new(Vec::new()));
+        let updated = Arc::new(Mutex::new(Vec::new()));
         let mut registry = Registry::new();
         registry.register(Box::new(Repeated {
             repeat,
             listed,
             deleted: deleted.clone(),
+            lag,
+            reads: Default::default(),
+            updated: updated.clone(),
         }));
-        let desired = vec![Desired::new("test:thing", "thing", serde_json::json!({}))];
+        let desired = vec![Desired::new("test:thing", "thing", props)];
         let plan = super::super::plan::plan("t", &registry, &desired, &[]).unwrap();
         let exec = Executor {
             cloud: &cloud,
@@ -955,7 +983,8 @@ mod tests {
         };
         let r = exec.apply(&plan, &desired, &[], &[]).await;
         let d = deleted.lock().unwrap().clone();
-        (r, d)
+        let u = updated.lock().unwrap().clone();
+        (r, d, u)
     }
 
     fn thing(id: &str, physical: &str) -> Observed {
@@ -976,6 +1005,22 @@ mod tests {
             e.contains("InvalidSubnet.Conflict") && e.contains("someone else's"),
             "{e}"
         );
+    }
+
+    #[tokio::test]
+    async fn what_a_lagging_list_shows_late_is_adopted_and_brought_to_the_stack_file() {
+        let named = |n: &str| thing("thing", "thing-1").prop("name", n);
+        let want = serde_json::json!({"name": "want"});
+        // Shown on the fourth read: waited for, adopted, updated where it
+        // differs.
+        let (r, _, updated) =
+            create_lagging(Repeat::Refused, vec![named("old")], 3, want.clone()).await;
+        r.unwrap();
+        assert_eq!(updated, [vec!["name".to_string()]]);
+        // Already as wanted: adopted as it is.
+        let (r, _, updated) = create_lagging(Repeat::Refused, vec![named("want")], 3, want).await;
+        r.unwrap();
+        assert!(updated.is_empty(), "{updated:?}");
     }
 
     #[tokio::test]
