@@ -880,8 +880,11 @@ mod tests {
         repeat: Repeat,
         listed: Vec<Observed>,
         deleted: Arc<Mutex<Vec<String>>>,
-        /// Reads that list nothing yet (lists lag behind creates).
+        /// Reads that list only `early` yet (lists lag behind creates).
         lag: usize,
+        early: Vec<Observed>,
+        /// What an update answers instead of success, if anything.
+        update_error: Option<&'static str>,
         reads: std::sync::atomic::AtomicUsize,
         /// The attributes each update was asked to change.
         updated: Arc<Mutex<Vec<Vec<String>>>>,
@@ -902,7 +905,7 @@ mod tests {
         async fn read_all(&self, _: &Cloud, _: &str) -> Result<Vec<Observed>, CloudError> {
             let n = self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             Ok(if n < self.lag {
-                Vec::new()
+                self.early.clone()
             } else {
                 self.listed.clone()
             })
@@ -926,6 +929,14 @@ mod tests {
             changed: &[String],
         ) -> Result<Observed, CloudError> {
             self.updated.lock().unwrap().push(changed.to_vec());
+            if let Some(code) = self.update_error {
+                return Err(CloudError::Api {
+                    id: current.id.clone(),
+                    op: "AuthorizeThing".into(),
+                    code: code.into(),
+                    message: "the rule is there already".into(),
+                });
+            }
             Ok(current.clone())
         }
         async fn delete(&self, _: &Cloud, o: &Observed) -> Result<(), CloudError> {
@@ -940,18 +951,60 @@ mod tests {
         repeat: Repeat,
         listed: Vec<Observed>,
     ) -> (Result<(), ExecError>, Vec<String>) {
-        let (r, deleted, _) = create_lagging(repeat, listed, 0, serde_json::json!({})).await;
+        let setup = Setup {
+            repeat,
+            listed,
+            ..Setup::default()
+        };
+        let (r, deleted, _) = run(setup).await;
         (r, deleted)
     }
 
-    /// [`create_with`], the list empty for the first `lag` reads, `props`
-    /// wanted: also the attributes each update was asked to change.
+    /// One `thing` brought to `props` by `up`, through a [`Repeated`] kind.
+    struct Setup {
+        repeat: Repeat,
+        listed: Vec<Observed>,
+        lag: usize,
+        early: Vec<Observed>,
+        props: serde_json::Value,
+        /// What exists when the run begins (nothing: a create).
+        current: Vec<Observed>,
+        update_error: Option<&'static str>,
+    }
+
+    impl Default for Setup {
+        fn default() -> Self {
+            Setup {
+                repeat: Repeat::Twin,
+                listed: Vec::new(),
+                lag: 0,
+                early: Vec::new(),
+                props: serde_json::json!({}),
+                current: Vec::new(),
+                update_error: None,
+            }
+        }
+    }
+
     async fn create_lagging(
         repeat: Repeat,
         listed: Vec<Observed>,
         lag: usize,
         props: serde_json::Value,
     ) -> (Result<(), ExecError>, Vec<String>, Vec<Vec<String>>) {
+        run(Setup {
+            repeat,
+            listed,
+            lag,
+            props,
+            ..Setup::default()
+        })
+        .await
+    }
+
+    /// The run's outcome, the physical ids deleted, and the attributes each
+    /// update was asked to change.
+    async fn run(setup: Setup) -> (Result<(), ExecError>, Vec<String>, Vec<Vec<String>>) {
         let conf = aws_types::SdkConfig::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new("us-east-1"))
@@ -965,15 +1018,18 @@ mod tests {
         let updated = Arc::new(Mutex::new(Vec::new()));
         let mut registry = Registry::new();
         registry.register(Box::new(Repeated {
-            repeat,
-            listed,
+            repeat: setup.repeat,
+            listed: setup.listed,
             deleted: deleted.clone(),
-            lag,
+            lag: setup.lag,
+            early: setup.early,
+            update_error: setup.update_error,
             reads: Default::default(),
             updated: updated.clone(),
         }));
-        let desired = vec![Desired::new("test:thing", "thing", props)];
-        let plan = super::super::plan::plan("t", &registry, &desired, &[]).unwrap();
+        let desired = vec![Desired::new("test:thing", "thing", setup.props)];
+        let current = setup.current;
+        let plan = super::super::plan::plan("t", &registry, &desired, &current).unwrap();
         let exec = Executor {
             cloud: &cloud,
             registry: &registry,
@@ -981,7 +1037,7 @@ mod tests {
             concurrency: 1,
             fence: None,
         };
-        let r = exec.apply(&plan, &desired, &[], &[]).await;
+        let r = exec.apply(&plan, &desired, &current, &[]).await;
         let d = deleted.lock().unwrap().clone();
         let u = updated.lock().unwrap().clone();
         (r, d, u)
@@ -1021,6 +1077,78 @@ mod tests {
         let (r, _, updated) = create_lagging(Repeat::Refused, vec![named("want")], 3, want).await;
         r.unwrap();
         assert!(updated.is_empty(), "{updated:?}");
+    }
+
+    #[tokio::test]
+    async fn of_copies_of_a_kind_refused_as_existing_the_closest_is_adopted_and_none_deleted() {
+        let listed = vec![
+            thing("thing", "thing-1").prop("name", "old"),
+            thing("thing", "thing-2").prop("name", "want"),
+        ];
+        let (r, deleted, updated) = run(Setup {
+            repeat: Repeat::Refused,
+            listed,
+            props: serde_json::json!({"name": "want"}),
+            ..Setup::default()
+        })
+        .await;
+        r.unwrap();
+        assert!(
+            deleted.is_empty() && updated.is_empty(),
+            "{deleted:?} {updated:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_change_answered_already_there_is_done_once_a_read_shows_it_and_only_then() {
+        let current = vec![thing("thing", "thing-1").prop("name", "old")];
+        let setup = |listed: &str, code| Setup {
+            repeat: Repeat::Refused,
+            listed: vec![thing("thing", "thing-1").prop("name", listed)],
+            props: serde_json::json!({"name": "want"}),
+            current: current.clone(),
+            update_error: Some(code),
+            ..Setup::default()
+        };
+        // The lost first attempt made the change: done.
+        let (r, _, updated) = run(setup("want", "InvalidPermission.Duplicate")).await;
+        r.unwrap();
+        assert_eq!(updated, [vec!["name".to_string()]]);
+        // "Already there", but the read shows the change missing: AWS's answer stands.
+        let (r, _, _) = run(setup("old", "InvalidPermission.Duplicate")).await;
+        assert!(r
+            .unwrap_err()
+            .to_string()
+            .contains("InvalidPermission.Duplicate"));
+        // Another refusal stands whatever the read shows.
+        let (r, _, _) = run(setup("want", "InvalidParameterValue")).await;
+        assert!(r.unwrap_err().to_string().contains("InvalidParameterValue"));
+        // Only the thing itself counts, not another with the same wanted value.
+        let mut other = setup("old", "InvalidPermission.Duplicate");
+        other
+            .listed
+            .push(thing("thing", "thing-7").prop("name", "want"));
+        let (r, _, _) = run(other).await;
+        assert!(r.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_twin_is_found_once_the_list_shows_what_was_made() {
+        // The list first shows only another resource's thing, then all.
+        let (r, deleted, _) = run(Setup {
+            repeat: Repeat::Twin,
+            listed: vec![
+                thing("thing", "thing-1"),
+                thing("thing", "thing-2"),
+                thing("other", "thing-3"),
+            ],
+            early: vec![thing("other", "thing-3")],
+            lag: 3,
+            ..Setup::default()
+        })
+        .await;
+        r.unwrap();
+        assert_eq!(deleted, ["thing-1"]);
     }
 
     #[tokio::test]
