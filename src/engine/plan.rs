@@ -727,8 +727,17 @@ mod tests {
         let mut got = consent(&p);
         got.sort();
         assert_eq!(got, [("db".into(), true), ("parent".into(), false)]);
+        assert_eq!(
+            p.summary_line(),
+            "Plan: 0 to add, 0 to change, 2 to destroy."
+        );
         // ... or destroyed.
-        let mut got = consent(&destroy_plan("s", &registry(), &o));
+        let d = destroy_plan("s", &registry(), &o);
+        assert_eq!(
+            d.summary_line(),
+            "Plan: 0 to add, 0 to change, 2 to destroy."
+        );
+        let mut got = consent(&d);
         got.sort();
         assert_eq!(got, [("db".into(), true), ("parent".into(), false)]);
     }
@@ -748,6 +757,10 @@ mod tests {
                 after: Some(json!("renamed")),
                 forces_replacement: false
             }]
+        );
+        assert_eq!(
+            p.summary_line(),
+            "Plan: 0 to add, 1 to change, 0 to destroy."
         );
         assert!(p.render(false).contains("~ child (net) c-1"));
         assert!(p.render(false).contains("name: \"c\" -> \"renamed\""));
