@@ -309,10 +309,12 @@ where
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn api(code: &str, message: &str) -> CloudError {
+    /// An answer of the provider with `code` and `message` (shared with
+    /// the other tests of `cloud`).
+    pub(crate) fn api(code: &str, message: &str) -> CloudError {
         CloudError::Api {
             id: "x".into(),
             op: "Op".into(),

@@ -326,16 +326,8 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for Counted {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use error::tests::api;
     use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-
-    fn api(code: &str, message: &str) -> CloudError {
-        CloudError::Api {
-            id: "x".into(),
-            op: "Op".into(),
-            code: code.into(),
-            message: message.into(),
-        }
-    }
 
     fn cloud(poll: Duration) -> Cloud {
         let conf = aws_types::SdkConfig::builder()
