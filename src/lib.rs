@@ -17,5 +17,6 @@ pub mod releases;
 pub mod resources;
 pub mod stack;
 pub mod status;
+pub mod terminal;
 pub mod topology;
 pub mod userdata;

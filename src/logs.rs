@@ -3,7 +3,10 @@
 //!
 //! The app logs JSON lines (`tracing`'s JSON format: `timestamp`, `level`,
 //! `fields.message` and the other fields, `target`); they are shown as one
-//! readable line each, and anything else as it is.
+//! readable line each, and anything else as it is. Either way what an
+//! instance wrote reaches the terminal only through
+//! [`crate::terminal::visible`]: its control characters are shown, not
+//! obeyed.
 
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -13,6 +16,7 @@ use thiserror::Error;
 
 use crate::cloud::{Cloud, CloudError, SdkResultExt};
 use crate::resources::log_group;
+use crate::terminal::{visible, Shown};
 
 #[derive(Debug, Error)]
 pub enum LogsError {
@@ -157,8 +161,25 @@ fn time_of(ms: i64) -> String {
 
 /// One event as a readable line: time, instance, level, message, then the
 /// other fields as `key=value`. A message that is not the app's JSON is
-/// shown as it is, after the time and instance.
+/// shown as it is, after the time and instance. Control characters are
+/// shown as escapes, line feeds included: one event, one line.
 pub fn render(e: &Event) -> String {
+    visible(&readable(e), Shown::Line).into_owned()
+}
+
+/// An event's message as it was logged, for `--json`: the app's JSON line
+/// means the same but carries no character a terminal acts on (see
+/// [`Shown::Json`]); any other message is shown as [`render`] shows it.
+pub fn raw(e: &Event) -> String {
+    let m = e.message.trim_end();
+    if serde_json::from_str::<Value>(m).is_ok() {
+        visible(m, Shown::Json).replace('\n', " ")
+    } else {
+        visible(m, Shown::Line).into_owned()
+    }
+}
+
+fn readable(e: &Event) -> String {
     let head = format!("{} {}", time_of(e.timestamp), e.stream);
     let Ok(Value::Object(o)) = serde_json::from_str::<Value>(&e.message) else {
         return format!("{head} {}", e.message.trim_end());
@@ -235,5 +256,34 @@ mod tests {
             render(&ev("[1,2]")),
             "2023-11-14T22:13:20.123Z i-0abc [1,2]"
         );
+    }
+
+    #[test]
+    fn what_an_instance_wrote_cannot_drive_the_terminal() {
+        // A plain line hiding the previous one and writing the clipboard,
+        // then forging a second event on a line of its own.
+        let plain = "ok\x1b[1A\x1b[2K\x1b]52;c;ZWNobyBoaQ==\x07\r\n2023-11-14T22:13:21.000Z i-0other INFO  fake\n";
+        assert_eq!(
+            render(&ev(plain)),
+            "2023-11-14T22:13:20.123Z i-0abc ok\\x1b[1A\\x1b[2K\\x1b]52;c;ZWNobyBoaQ==\\x07\\r\\n2023-11-14T22:13:21.000Z i-0other INFO  fake"
+        );
+        // The same inside the app's JSON: in the message, in a field, in
+        // the level (JSON escapes decode to the raw characters).
+        let json = r#"{"level":"INFO\u001b[8m","fields":{"message":"a\u202eb\u009b2J","user":"x\u0007"},"target":"t"}"#;
+        let line = render(&ev(json));
+        assert_eq!(
+            line,
+            "2023-11-14T22:13:20.123Z i-0abc INFO\\x1b[8m a\\u{202e}b\\u{9b}2J user=x\\x07 target=t"
+        );
+        // --json: the app's JSON means the same, with nothing raw left.
+        let with_raw = "{\"m\":\"a\u{202e}b\u{9b}\"}\r\n";
+        let shown = raw(&ev(with_raw));
+        assert_eq!(shown, r#"{"m":"a\u202eb\u009b"}"#);
+        assert_eq!(
+            serde_json::from_str::<Value>(&shown).unwrap(),
+            serde_json::from_str::<Value>(with_raw).unwrap()
+        );
+        assert_eq!(raw(&ev("plain\x1b[31m red")), "plain\\x1b[31m red");
+        assert_eq!(raw(&ev(r#"{"a":1}"#)), r#"{"a":1}"#);
     }
 }

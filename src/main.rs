@@ -84,7 +84,12 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Errors quote the cloud (a provider's message, a lock's holder).
+            let text = format!("{e:#}");
+            eprintln!(
+                "error: {}",
+                bookstore_infra::terminal::visible(&text, bookstore_infra::terminal::Shown::Lines)
+            );
             ExitCode::from(commands::code_of(&e))
         }
     }

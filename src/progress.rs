@@ -44,9 +44,14 @@ impl Default for Lines {
     }
 }
 
+/// Progress quotes the cloud (states, reasons): shown, never obeyed.
 fn line(s: String) {
     let mut e = std::io::stderr().lock();
-    let _ = writeln!(e, "{s}");
+    let _ = writeln!(
+        e,
+        "{}",
+        crate::terminal::visible(&s, crate::terminal::Shown::Lines)
+    );
 }
 
 impl Reporter for Lines {
@@ -119,7 +124,9 @@ impl Reporter for Bars {
 
     fn status(&self, id: &str, msg: &str) {
         if let Some(pb) = self.bars.lock().unwrap().get(id) {
-            pb.set_message(msg.to_string());
+            pb.set_message(
+                crate::terminal::visible(msg, crate::terminal::Shown::Line).into_owned(),
+            );
         }
     }
 
@@ -130,11 +137,14 @@ impl Reporter for Bars {
                     .expect("static template"),
             );
             let mark = if ok { "✓" } else { "✗" };
+            let msg = crate::terminal::visible(msg, crate::terminal::Shown::Line);
             pb.finish_with_message(format!("{mark} {msg}"));
         }
     }
 
     fn note(&self, msg: &str) {
-        let _ = self.multi.println(msg);
+        let _ = self
+            .multi
+            .println(crate::terminal::visible(msg, crate::terminal::Shown::Lines));
     }
 }

@@ -9,6 +9,7 @@ use anyhow::Result;
 use clap::Args;
 
 use bookstore_infra::exec;
+use bookstore_infra::terminal::{visible, Shown};
 
 use super::Ctx;
 
@@ -53,8 +54,10 @@ pub async fn run(ctx: &Ctx, a: &ExecArgs) -> Result<u8> {
         poll,
     )
     .await?;
-    print!("{}", out.stdout);
-    eprint!("{}", out.stderr);
+    // What the instance printed: its control characters are shown, not
+    // obeyed by the operator's terminal.
+    print!("{}", visible(&out.stdout, Shown::Lines));
+    eprint!("{}", visible(&out.stderr, Shown::Lines));
     ctx.print_stats(&cloud);
     // An exit status beyond a process's 0-255 still fails.
     Ok(u8::try_from(out.exit_code).unwrap_or(super::exit::ERROR))

@@ -22,7 +22,8 @@ pub struct LogsArgs {
     /// Only this instance's events (its stream).
     #[arg(long, value_name = "ID")]
     pub instance: Option<String>,
-    /// Print each event's message as it was logged (the app's JSON lines).
+    /// Print each event's message as it was logged (the app's JSON lines;
+    /// characters a terminal would act on are escaped, as in the text).
     #[arg(long)]
     pub json: bool,
 }
@@ -34,7 +35,7 @@ const FOLLOW_EVERY: Duration = Duration::from_secs(2);
 fn print(events: &[Event], json: bool) {
     for e in events {
         if json {
-            println!("{}", e.message.trim_end());
+            println!("{}", logs::raw(e));
         } else {
             println!("{}", logs::render(e));
         }

@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use bookstore_infra::stack::Topology;
+use bookstore_infra::terminal::{visible, Shown};
 use bookstore_infra::{pipeline, status};
 
 use super::Ctx;
@@ -47,7 +48,10 @@ pub async fn run(ctx: &Ctx, a: &StatusArgs) -> Result<u8> {
     }
     status::judge(&mut st, s.topology == Topology::Full, s.domain.is_some());
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&st)?);
+        // Reasons and descriptions come from the cloud: JSON's encoder
+        // leaves DEL, C1 and bidirectional controls raw in strings.
+        let json = serde_json::to_string_pretty(&st)?;
+        println!("{}", visible(&json, Shown::Json));
     } else {
         print!("{}", status::text(&st));
     }

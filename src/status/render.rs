@@ -3,16 +3,19 @@
 use std::fmt::Write;
 
 use super::{Group, Status};
+use crate::terminal::{visible, Shown};
 
 fn or<'a>(v: &'a Option<String>, default: &'a str) -> &'a str {
     v.as_deref().unwrap_or(default)
 }
 
-/// The status as aligned lines, ending with the verdict.
+/// The status as aligned lines, ending with the verdict. Values come from
+/// the cloud (a target's health reason, a refresh's status): each line
+/// shows their control characters rather than obeying them.
 pub fn text(s: &Status) -> String {
     let mut out = String::new();
     let mut line = |k: &str, v: &str| {
-        let _ = writeln!(out, "{k:<16} {v}");
+        let _ = writeln!(out, "{k:<16} {}", visible(v, Shown::Line));
     };
     line("stack", &format!("{} ({})", s.stack, s.region));
     if let Some(u) = &s.url {
@@ -62,7 +65,7 @@ pub fn text(s: &Status) -> String {
     } else {
         out.push_str("not healthy:\n");
         for p in &s.problems {
-            let _ = writeln!(out, "  - {p}");
+            let _ = writeln!(out, "  - {}", visible(p, Shown::Line));
         }
     }
     out

@@ -170,7 +170,7 @@ fn the_log_group_is_the_stacks_and_the_role_writes_only_there() {
             ("logs:CreateLogStream".to_string(), group_arn.clone()),
             (
                 "logs:PutLogEvents".to_string(),
-                format!("{group_arn}:log-stream:*")
+                format!("{group_arn}:log-stream:i-*")
             ),
         ]
     );
@@ -390,6 +390,55 @@ fn logs_reads_the_stacks_group_page_by_page() {
             "plain line from the app",
             "just now"
         ]
+    );
+
+    // What an instance writes cannot drive the operator's terminal: a
+    // plain line that would write the clipboard, erase the line above and
+    // reorder the text, and the app's JSON carrying the same.
+    let hostile = "pwned\x1b]52;c;cm0gLXJmIH4=\x07\x1b[1A\x1b[2K\r\u{202e}txt.exe\u{9b}";
+    let hostile_json = r#"{"level":"INFO","fields":{"message":"x\u001b]0;title\u0007 \u202ey\u0085"},"target":"t"}"#;
+    put(
+        e,
+        &ids[0],
+        &[(now - 1_000, hostile), (now - 500, hostile_json)],
+    );
+    let text = run(&["logs", &env.stack, "--since", "10m", "--instance", &ids[0]]);
+    assert!(
+        !text
+            .chars()
+            .any(|c| c != '\n' && (c.is_control() || c == '\u{202e}')),
+        "{text:?}"
+    );
+    assert!(
+        text.contains(
+            "pwned\\x1b]52;c;cm0gLXJmIH4=\\x07\\x1b[1A\\x1b[2K\\r\\u{202e}txt.exe\\u{9b}\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("INFO  x\\x1b]0;title\\x07 \\u{202e}y\\u{85} target=t\n"),
+        "{text}"
+    );
+    let raw = run(&[
+        "logs",
+        &env.stack,
+        "--since",
+        "10m",
+        "--instance",
+        &ids[0],
+        "--json",
+    ]);
+    let lines: Vec<&str> = raw.lines().collect();
+    assert_eq!(lines.len(), 4, "{raw}");
+    assert!(
+        !raw.chars()
+            .any(|c| c != '\n' && (c.is_control() || c == '\u{202e}')),
+        "{raw:?}"
+    );
+    // The app's JSON still says the same.
+    assert_eq!(
+        serde_json::from_str::<Value>(lines[3]).unwrap(),
+        serde_json::from_str::<Value>(hostile_json).unwrap()
     );
 
     // Another stack has no group.
