@@ -128,7 +128,8 @@ EOF
 # follows the app's unit, a Python filter batches the entries into
 # `aws logs put-log-events` calls and records the cursor of the last entry
 # shipped, so a restart resumes after it (at least once, in order). The
-# instance role may write to this group only.
+# instance role may write to this group only, and only to streams named like
+# instance ids (AWS cannot tie a stream to the instance writing it).
 LOG_GROUP="/bookstore-infra/$STACK/app"
 imds_token="$(curl -sf -X PUT http://169.254.169.254/latest/api/token \
     -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' --retry 5 --retry-connrefused)"

@@ -246,7 +246,20 @@ pub fn desired(stack: &Stack, sfx: &[String], f: &AppFacts) -> Vec<Desired> {
                     },
                     // CreateLogStream is authorized on the log group,
                     // PutLogEvents on the stream ("Actions, resources, and
-                    // condition keys for Amazon CloudWatch Logs").
+                    // condition keys for Amazon CloudWatch Logs"). Each
+                    // instance writes the stream named by its id. AWS
+                    // offers no way to bind that stream to the calling
+                    // instance: the only policy variables that name it,
+                    // `${ec2:SourceInstanceARN}` (the instance's ARN) and
+                    // `${aws:userid}` (`role-id:instance-id`) ("IAM policy
+                    // elements: Variables and tags", IAM User Guide), both
+                    // contain ':', which a stream name cannot; a variable
+                    // cannot be cut down to the instance id; and CloudWatch
+                    // Logs has no condition key for a stream's name. The
+                    // strongest rule left is streams named like instance
+                    // ids (`i-*`) and nothing else: an instance (or whoever
+                    // runs code on it) can still write into another
+                    // instance's stream, as the README says.
                     {
                         "Sid": "CreateLogStream",
                         "Effect": "Allow",
@@ -257,7 +270,7 @@ pub fn desired(stack: &Stack, sfx: &[String], f: &AppFacts) -> Vec<Desired> {
                         "Sid": "PutLogEvents",
                         "Effect": "Allow",
                         "Action": "logs:PutLogEvents",
-                        "Resource": concat(vec![r_attr("logs", "arn"), json!(":log-stream:*")]),
+                        "Resource": concat(vec![r_attr("logs", "arn"), json!(":log-stream:i-*")]),
                     },
                 ],
             },

@@ -413,7 +413,7 @@ fn production_stack_from_empty_to_destroyed() {
                 assert!(
                     !resource.contains('*')
                         || resource.ends_with("/bookstore/*")
-                        || resource == format!("{log_group}:log-stream:*"),
+                        || resource == format!("{log_group}:log-stream:i-*"),
                     "{st}"
                 );
                 (actions, resource)
@@ -444,7 +444,7 @@ fn production_stack_from_empty_to_destroyed() {
             grants[2],
             (
                 vec!["logs:PutLogEvents".to_string()],
-                format!("{log_group}:log-stream:*")
+                format!("{log_group}:log-stream:i-*")
             )
         );
         assert_eq!(
