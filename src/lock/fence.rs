@@ -60,9 +60,9 @@ impl Shared {
             return Err(self.lost(h.clone()));
         }
         match read(&self.cloud, &self.place).await? {
-            Some((_, etag)) if etag == held.etag => {}
+            Some(seen) if seen.etag == held.etag => {}
             other => {
-                let h = other.map(|(h, _)| h);
+                let h = other.map(|seen| seen.holder);
                 held.lost = Some(h.clone());
                 return Err(self.lost(h));
             }
@@ -84,9 +84,9 @@ impl Shared {
                 return Ok(());
             }
             match read(&self.cloud, &self.place).await? {
-                Some((_, etag)) if etag == held.etag => continue,
+                Some(seen) if seen.etag == held.etag => continue,
                 other => {
-                    let h = other.map(|(h, _)| h);
+                    let h = other.map(|seen| seen.holder);
                     held.lost = Some(h.clone());
                     return Err(self.lost(h));
                 }

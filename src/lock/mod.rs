@@ -33,9 +33,11 @@
 //! `ParameterMaxVersionLimitExceeded` page of the SSM API reference), so a
 //! heartbeat every 30 s erases the history within an hour.
 //!
-//! A lock is stale when its heartbeat is older than the timeout, or when it
-//! was taken on this host by a process that no longer runs (a run killed
-//! with SIGKILL). `--force-unlock` removes any lock.
+//! A lock is stale when its heartbeat is older than the timeout by S3's
+//! clock, or when it was taken on this very machine (same host name, boot
+//! id and pid namespace) by a process that no longer runs (a run killed
+//! with SIGKILL); nothing else takes a lock from a run that may still be
+//! alive ([`liveness`]). `--force-unlock` removes any lock.
 //!
 //! Holding the lock is a lease ([`Fence`]): the holder may change resources
 //! only while its last *confirmed* heartbeat (a conditional write S3
@@ -46,6 +48,7 @@
 //! lock was taken over meanwhile, stops without changing anything.
 
 mod fence;
+mod liveness;
 mod store;
 
 use std::sync::Arc;
@@ -64,10 +67,12 @@ const HEARTBEAT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Error)]
 pub enum LockError {
-    #[error("stack `{stack}` is locked by another run: {holder}. If that run is dead, wait for the lock to go stale ({timeout}s after its last heartbeat), run again with --lock-wait, or with --force-unlock")]
+    #[error("stack `{stack}` is locked by another run: {holder}, {}. If that run is dead, wait for the lock to go stale ({timeout}s after its last heartbeat), run again with --lock-wait, or with --force-unlock", match .age { Some(a) => format!("last heartbeat {a}s ago by S3's clock"), None => "last heartbeat at an unknown time (S3's answer had no date)".to_string() })]
     Held {
         stack: String,
         holder: Holder,
+        /// Seconds since its last heartbeat, by S3's clock.
+        age: Option<u64>,
         timeout: u64,
     },
     #[error("lost the lock of stack `{stack}`: {}; stopping without changing anything more", match .holder { Some(h) => format!("it was taken over by {h}"), None => "it was removed (--force-unlock?)".to_string() })]
@@ -91,19 +96,34 @@ pub struct Holder {
     /// Random per write: no two writes have the same ETag.
     #[serde(default)]
     pub nonce: String,
+    /// The holder's kernel boot id, empty where it could not be read (or
+    /// written by an older version): see [`liveness`].
+    #[serde(default)]
+    pub boot_id: String,
+    /// The holder's pid namespace, likewise.
+    #[serde(default)]
+    pub pid_ns: String,
 }
 
+/// Seconds since the epoch as a UTC time.
+fn utc(secs: u64) -> String {
+    use aws_smithy_types::date_time::{DateTime, Format};
+    DateTime::from_secs(secs as i64)
+        .fmt(Format::DateTime)
+        .unwrap_or_else(|_| secs.to_string())
+}
+
+/// Names the run. Its start is shown as its own clock wrote it, never as
+/// an age against this machine's clock.
 impl std::fmt::Display for Holder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let age = now().saturating_sub(self.heartbeat);
         write!(
             f,
-            "`{}` (pid {} on {}, started {}s ago, last heartbeat {}s ago)",
+            "`{}` (pid {} on {}, started {} by its clock)",
             self.command,
             self.pid,
             self.host,
-            now().saturating_sub(self.started),
-            age
+            utc(self.started)
         )
     }
 }
@@ -126,14 +146,7 @@ pub fn hostname() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-fn pid_alive(pid: u32) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
-}
-
-/// Whether `h` no longer protects anything.
-pub fn is_stale(h: &Holder, timeout: Duration, here: &str, at: u64) -> bool {
-    at.saturating_sub(h.heartbeat) > timeout.as_secs() || (h.host == here && !pid_alive(h.pid))
-}
+pub use liveness::{stale, Host, Stale};
 
 /// The heartbeat interval for a stale timeout: `min(30 s, timeout / 4)`.
 pub fn heartbeat_interval(timeout: Duration) -> Duration {
@@ -141,8 +154,9 @@ pub fn heartbeat_interval(timeout: Duration) -> Duration {
 }
 
 /// How long a confirmed heartbeat lets the holder act: three quarters of the
-/// timeout, the last quarter a margin for clock skew between hosts and the
-/// time a request takes.
+/// timeout, the last quarter a margin for the time a request takes and the
+/// second-resolution of S3's timestamps, by which others measure the
+/// heartbeat's age.
 pub fn lease(timeout: Duration) -> Duration {
     timeout * 3 / 4
 }
@@ -153,7 +167,7 @@ pub fn lease(timeout: Duration) -> Duration {
 pub use fence::Fence;
 use fence::{Held, Shared};
 pub use store::{bucket_name, force_unlock, holder, object_key, place, Place};
-use store::{missing, read, refused, write, Cond};
+use store::{missing, read, refused, write, Cond, Seen};
 
 /// A held lock; [`Lock::release`] gives it back.
 pub struct Lock {
@@ -161,21 +175,23 @@ pub struct Lock {
     heartbeat: JoinHandle<()>,
 }
 
-/// One attempt: the lock, or who holds it.
+/// One attempt: the lock, or who holds it (and its heartbeat's age).
 async fn try_take(
     cloud: &Cloud,
     p: &Place,
     command: &str,
     timeout: Duration,
-) -> Result<Result<Held, Holder>, CloudError> {
-    let here = hostname();
+) -> Result<Result<Held, Seen>, CloudError> {
+    let here = Host::this();
     let mut me = Holder {
-        host: here.clone(),
+        host: here.name.clone(),
         pid: std::process::id(),
         command: command.into(),
         started: now(),
         heartbeat: now(),
         nonce: nonce(),
+        boot_id: here.boot_id.clone().unwrap_or_default(),
+        pid_ns: here.pid_ns.clone().unwrap_or_default(),
     };
     let mut cond = Cond::Absent;
     // Each pass either writes, or reads a lock another run wrote meanwhile.
@@ -196,16 +212,24 @@ async fn try_take(
         match read(cloud, p).await? {
             // Released between our two calls: try to create it again.
             None => cond = Cond::Absent,
-            Some((h, etag)) if is_stale(&h, timeout, &here, now()) => {
-                cloud
-                    .reporter
-                    .note(&format!("taking over the stale lock of {h}"));
-                cond = Cond::Is(etag);
-            }
-            Some((h, _)) => return Ok(Err(h)),
+            Some(seen) => match stale(&seen.holder, seen.age, timeout, &here) {
+                Some(why) => {
+                    cloud.reporter.note(&format!(
+                        "taking over the lock of {}: {why} (the timeout is {}s)",
+                        seen.holder,
+                        timeout.as_secs()
+                    ));
+                    cond = Cond::Is(seen.etag);
+                }
+                None => return Ok(Err(seen)),
+            },
         }
     }
-    Ok(Err(read(cloud, p).await?.map(|(h, _)| h).unwrap_or(me)))
+    Ok(Err(read(cloud, p).await?.unwrap_or(Seen {
+        holder: me,
+        etag: String::new(),
+        age: None,
+    })))
 }
 
 impl Lock {
@@ -236,12 +260,13 @@ impl Lock {
         let held = loop {
             match try_take(cloud, &p, command, stale_after).await? {
                 Ok(held) => break held,
-                Err(h) => {
+                Err(Seen { holder: h, age, .. }) => {
                     let waited = start.elapsed();
                     let Some(left) = wait.and_then(|w| w.checked_sub(waited)) else {
                         return Err(LockError::Held {
                             stack: stack.into(),
                             holder: h,
+                            age: age.map(|a| a.as_secs()),
                             timeout: stale_after.as_secs(),
                         });
                     };
@@ -319,7 +344,7 @@ impl Lock {
             Ok(_) => Ok(()),
             Err(e) if missing(&e) => Ok(()),
             Err(e) if refused(&e) => {
-                let h = read(&s.cloud, &s.place).await?.map(|(h, _)| h);
+                let h = read(&s.cloud, &s.place).await?.map(|seen| seen.holder);
                 Err(s.lost(h))
             }
             Err(e) => Err(e.into()),
@@ -339,21 +364,18 @@ mod tests {
             started: heartbeat,
             heartbeat,
             nonce: String::new(),
+            boot_id: String::new(),
+            pid_ns: String::new(),
         }
     }
 
     #[test]
-    fn staleness() {
-        let t = Duration::from_secs(600);
-        let me = std::process::id();
-        // Alive here and fresh: held.
-        assert!(!is_stale(&h("here", me, 1000), t, "here", 1100));
-        // Heartbeat too old: stale, wherever it runs.
-        assert!(is_stale(&h("elsewhere", me, 1000), t, "here", 1601));
-        // Fresh but elsewhere: cannot tell whether it runs, so held.
-        assert!(!is_stale(&h("elsewhere", u32::MAX, 1000), t, "here", 1100));
-        // Fresh, here, but the process is gone (killed): stale.
-        assert!(is_stale(&h("here", u32::MAX, 1000), t, "here", 1100));
+    fn a_holder_is_named_by_its_own_clock() {
+        let s = h("ci-2", 42, 1_767_225_600).to_string();
+        assert_eq!(
+            s,
+            "`up` (pid 42 on ci-2, started 2026-01-01T00:00:00Z by its clock)"
+        );
     }
 
     #[test]
@@ -387,6 +409,9 @@ mod tests {
         let v = r#"{"host":"a","pid":1,"command":"up","started":1,"heartbeat":2}"#;
         let h: Holder = serde_json::from_str(v).unwrap();
         assert_eq!(h.nonce, "");
+        // Nor a boot id: such a holder is never taken for local.
+        assert_eq!((h.boot_id.as_str(), h.pid_ns.as_str()), ("", ""));
+        assert!(!Host::this().is_local(&h));
         assert_ne!(nonce(), nonce());
     }
 

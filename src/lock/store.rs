@@ -1,12 +1,21 @@
 //! Where the lock lives: an S3 object in a bucket of its own, read and
 //! written with S3's conditional requests.
 
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     BucketLocationConstraint, CreateBucketConfiguration, PublicAccessBlockConfiguration,
     ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
     ServerSideEncryptionRule,
 };
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::date_time::{DateTime, Format};
 
 use crate::cloud::{api_error, Cloud, CloudError};
 
@@ -66,14 +75,58 @@ pub(super) enum Cond {
     Is(String),
 }
 
-/// Reads the lock: its holder and ETag.
-pub(super) async fn read(cloud: &Cloud, p: &Place) -> Result<Option<(Holder, String)>, CloudError> {
+/// The lock as read.
+#[derive(Debug, Clone)]
+pub(super) struct Seen {
+    pub(super) holder: Holder,
+    pub(super) etag: String,
+    /// Since the object was last written, by S3's clock: its
+    /// `Last-Modified` against the `Date` of the same answer. `None` when
+    /// either is missing: then the age is unknown, and the lock is never
+    /// taken for stale by age.
+    pub(super) age: Option<Duration>,
+}
+
+/// Keeps the `Date` header of a response: S3's clock when it answered.
+#[derive(Debug, Clone, Default)]
+struct ServerDate(Arc<Mutex<Option<String>>>);
+
+impl Intercept for ServerDate {
+    fn name(&self) -> &'static str {
+        "LockServerDate"
+    }
+
+    fn read_before_deserialization(
+        &self,
+        context: &BeforeDeserializationInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        // Each attempt overwrites: the answer read is the last one's.
+        *self.0.lock().unwrap() = context.response().headers().get("date").map(String::from);
+        Ok(())
+    }
+}
+
+/// The age of an object last modified at `modified`, by S3's clock at
+/// `date` (an HTTP date). Both are S3's, to the second.
+fn age_of(modified: Option<&DateTime>, date: Option<&str>) -> Option<Duration> {
+    let date = DateTime::from_str(date?, Format::HttpDate).ok()?;
+    let secs = date.secs().checked_sub(modified?.secs())?;
+    Some(Duration::from_secs(secs.max(0) as u64))
+}
+
+/// Reads the lock: its holder, ETag and heartbeat's age by S3's clock.
+pub(super) async fn read(cloud: &Cloud, p: &Place) -> Result<Option<Seen>, CloudError> {
+    let date = ServerDate::default();
     let got = cloud
         .s3
         .get_object()
         .bucket(&p.bucket)
         .key(&p.key)
         .expected_bucket_owner(&p.account)
+        .customize()
+        .interceptor(date.clone())
         .send()
         .await
         .map_err(|e| api_error("lock", "GetObject", e));
@@ -83,21 +136,24 @@ pub(super) async fn read(cloud: &Cloud, p: &Place) -> Result<Option<(Holder, Str
         Err(e) => return Err(e),
     };
     let etag = o.e_tag().unwrap_or_default().to_string();
+    let age = age_of(o.last_modified(), date.0.lock().unwrap().as_deref());
     let bytes = o
         .body
         .collect()
         .await
         .map_err(|e| CloudError::invalid("lock", format!("reading the lock: {e}")))?
         .into_bytes();
-    let h = serde_json::from_slice(&bytes).unwrap_or_else(|_| Holder {
+    let holder = serde_json::from_slice(&bytes).unwrap_or_else(|_| Holder {
         host: "?".into(),
         pid: 0,
         command: String::from_utf8_lossy(&bytes).into_owned(),
         started: 0,
         heartbeat: 0,
         nonce: String::new(),
+        boot_id: String::new(),
+        pid_ns: String::new(),
     });
-    Ok(Some((h, etag)))
+    Ok(Some(Seen { holder, etag, age }))
 }
 
 /// Writes `h` under `cond`: its new ETag, or `None` when the condition did
@@ -140,7 +196,7 @@ pub(super) async fn write(
         Ok(o) => Ok(Some(o.e_tag().unwrap_or_default().to_string())),
         Err(e) if refused(&e) || (missing(&e) && matches!(cond, Cond::Is(_))) => {
             match read(cloud, p).await? {
-                Some((now, etag)) if now.nonce == h.nonce => Ok(Some(etag)),
+                Some(now) if now.holder.nonce == h.nonce => Ok(Some(now.etag)),
                 _ => Ok(None),
             }
         }
@@ -226,7 +282,7 @@ pub(super) async fn ensure_bucket(cloud: &Cloud, p: &Place) -> Result<(), CloudE
 /// The current holder, if any.
 pub async fn holder(cloud: &Cloud, stack: &str) -> Result<Option<Holder>, CloudError> {
     let p = place(cloud, stack).await?;
-    Ok(read(cloud, &p).await?.map(|(h, _)| h))
+    Ok(read(cloud, &p).await?.map(|seen| seen.holder))
 }
 
 /// Removes the lock whoever holds it.
@@ -245,5 +301,25 @@ pub async fn force_unlock(cloud: &Cloud, stack: &str) -> Result<(), CloudError> 
         Ok(_) => Ok(()),
         Err(e) if missing(&e) || no_bucket(&e) => Ok(()),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_age_is_s3s_date_less_the_objects_last_modified() {
+        let modified = DateTime::from_str("2026-01-01T00:00:00Z", Format::DateTime).unwrap();
+        let age = |d: &str| age_of(Some(&modified), Some(d));
+        assert_eq!(
+            age("Thu, 01 Jan 2026 00:10:01 GMT"),
+            Some(Duration::from_secs(601))
+        );
+        // A date a second before the write (the two are to the second).
+        assert_eq!(age("Wed, 31 Dec 2025 23:59:59 GMT"), Some(Duration::ZERO));
+        assert_eq!(age("not a date"), None);
+        assert_eq!(age_of(None, Some("Thu, 01 Jan 2026 00:10:01 GMT")), None);
+        assert_eq!(age_of(Some(&modified), None), None);
     }
 }

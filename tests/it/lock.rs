@@ -1,7 +1,10 @@
 //! The run lock against the emulator, through the realism proxy (which makes
 //! S3's conditional writes atomic, as S3 does): racing runs in separate
 //! processes, waiting for a lock, a heartbeat that finds its lock taken
-//! over, and a run stopped past its lease that must not touch anything.
+//! over, a run stopped past its lease that must not touch anything, and
+//! which holders may be taken over: by the heartbeat's age on S3's clock,
+//! or at once when the holder's process is verifiably gone from this very
+//! machine.
 
 use crate::common;
 
@@ -160,6 +163,8 @@ fn elsewhere(heartbeat: u64) -> Holder {
         started: heartbeat,
         heartbeat,
         nonce: format!("planted-{heartbeat}"),
+        boot_id: "5b1c0f6e-0d5e-4a8e-9a59-3c1f00000000".into(),
+        pid_ns: "pid:[4026531836]".into(),
     }
 }
 
@@ -181,13 +186,14 @@ fn racing_runs_over_one_stale_or_free_lock_let_exactly_one_proceed() {
 
     let started = Instant::now();
     for round in 0..ROUNDS {
-        // Every third round the lock is free (a create race), otherwise a
-        // stale lock of a dead run elsewhere is there (a takeover race).
+        // Every third round the lock is free (a create race), otherwise the
+        // lock of a run of this machine killed with SIGKILL is there, stale
+        // at once to every contender (a takeover race).
         let free = round % 3 == 0;
         if free {
             e.block_on(lock::force_unlock(&cloud, "race")).unwrap();
         } else {
-            plant(&e, &cloud, "race", &elsewhere(now() - 3600));
+            plant(&e, &cloud, "race", &local(dead_pid(), now()));
         }
         let at = unix_ms() + 700;
         let mut all: Vec<Contender> = (0..PROCS)
@@ -666,4 +672,197 @@ fn up_with_lock_wait_queues_behind_another_run_and_proceeds_when_it_finishes() {
     // And it gave the lock back.
     let cloud = e.cloud_via(&proxy.endpoint);
     assert_eq!(e.block_on(lock::holder(&cloud, "net")).unwrap(), None);
+}
+
+/// Keeps the notes a run gives.
+#[derive(Default)]
+struct Notes(std::sync::Mutex<Vec<String>>);
+
+impl bookstore_infra::progress::Reporter for Notes {
+    fn start(&self, _: &str, _: &str) {}
+    fn status(&self, _: &str, _: &str) {}
+    fn finish(&self, _: &str, _: bool, _: &str) {}
+    fn note(&self, msg: &str) {
+        self.0.lock().unwrap().push(msg.to_string());
+    }
+}
+
+/// A cloud through `proxy` whose notes are kept, the lock bucket made (by
+/// a first lock, given back).
+fn noted(e: &Emulator, proxy: &Realism) -> (Cloud, Arc<Notes>) {
+    let notes = Arc::new(Notes::default());
+    let conf = e
+        .conf()
+        .clone()
+        .into_builder()
+        .endpoint_url(&proxy.endpoint)
+        .build();
+    let cloud = Cloud::from_conf(&conf, notes.clone(), Duration::from_millis(50));
+    let first = e.block_on(Lock::acquire(
+        &cloud,
+        "setup",
+        "setup",
+        Duration::from_secs(60),
+    ));
+    e.block_on(first.unwrap().release()).unwrap();
+    (cloud, notes)
+}
+
+/// A pid that ran on this machine and is gone.
+fn dead_pid() -> u32 {
+    let mut c = Command::new("true").spawn().unwrap();
+    let pid = c.id();
+    c.wait().unwrap();
+    pid
+}
+
+/// This machine's holder for `pid`, as a run here would write it.
+fn local(pid: u32, heartbeat: u64) -> Holder {
+    let here = lock::Host::this();
+    Holder {
+        host: here.name,
+        pid,
+        command: "up".into(),
+        started: heartbeat,
+        heartbeat,
+        nonce: format!("local-{pid}"),
+        boot_id: here.boot_id.expect("this machine's boot id"),
+        pid_ns: here.pid_ns.expect("this process's pid namespace"),
+    }
+}
+
+fn refused(r: Result<Lock, LockError>) -> (Holder, Option<u64>, String) {
+    match r {
+        Err(e @ LockError::Held { .. }) => {
+            let text = e.to_string();
+            let LockError::Held { holder, age, .. } = e else {
+                unreachable!()
+            };
+            (holder, age, text)
+        }
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("the lock was taken over"),
+    }
+}
+
+#[test]
+fn a_fresh_holder_elsewhere_is_never_taken_over_whatever_the_clocks_say() {
+    let e = Emulator::start();
+    let proxy = Realism::start(&e.endpoint, Behaviours::none());
+    let (cloud, notes) = noted(&e, &proxy);
+    let timeout = Duration::from_secs(60);
+    // The times in the lock are the holder's clock: ten hours behind this
+    // machine's (as if this clock ran ten hours ahead), then ten hours
+    // ahead. Only S3's clock, by which the object was just written, counts.
+    for skew in [-36_000i64, 36_000] {
+        let theirs = elsewhere(now().checked_add_signed(skew).unwrap());
+        plant(&e, &cloud, "skew", &theirs);
+        let (holder, age, text) = refused(e.block_on(Lock::acquire(&cloud, "skew", "up", timeout)));
+        assert_eq!(holder, theirs);
+        assert!(age.is_some_and(|a| a <= 5), "{age:?}");
+        assert!(
+            text.contains("last heartbeat ") && text.contains("s ago by S3's clock"),
+            "{text}"
+        );
+        assert_eq!(
+            e.block_on(lock::holder(&cloud, "skew")).unwrap(),
+            Some(theirs)
+        );
+    }
+    assert!(notes.0.lock().unwrap().is_empty(), "{:?}", notes.0.lock());
+}
+
+#[test]
+fn a_holder_with_this_host_name_but_another_boot_or_none_is_not_taken_for_dead() {
+    let e = Emulator::start();
+    let proxy = Realism::start(&e.endpoint, Behaviours::none());
+    let (cloud, _) = noted(&e, &proxy);
+    let gone = dead_pid();
+    // Same name, same pid namespace, its pid gone here, but another boot:
+    // another machine of the same name, or this one before a reboot.
+    let mut other_boot = local(gone, now());
+    other_boot.boot_id = "00000000-0000-4000-8000-000000000000".into();
+    // Same name and boot, another pid namespace: a container.
+    let mut container = local(gone, now());
+    container.pid_ns = "pid:[1]".into();
+    // Written where /proc could not be read (macOS) or by an older version.
+    let mut unknown = local(gone, now());
+    unknown.boot_id = String::new();
+    unknown.pid_ns = String::new();
+    for theirs in [other_boot, container, unknown] {
+        plant(&e, &cloud, "boot", &theirs);
+        let (holder, _, _) =
+            refused(e.block_on(Lock::acquire(&cloud, "boot", "up", Duration::from_secs(60))));
+        assert_eq!(holder, theirs);
+    }
+    // The same lock with this boot and namespace: dead, taken at once.
+    plant(&e, &cloud, "boot", &local(gone, now()));
+    let mine = e
+        .block_on(Lock::acquire(&cloud, "boot", "up", Duration::from_secs(60)))
+        .unwrap();
+    e.block_on(mine.release()).unwrap();
+}
+
+#[test]
+fn a_dead_local_run_is_taken_over_at_once_and_a_live_one_never() {
+    let e = Emulator::start();
+    let proxy = Realism::start(&e.endpoint, Behaviours::none());
+    let (cloud, notes) = noted(&e, &proxy);
+    let timeout = Duration::from_secs(600);
+    // A run of this machine killed with SIGKILL: its heartbeat is fresh.
+    let gone = dead_pid();
+    plant(&e, &cloud, "killed", &local(gone, now()));
+    let t = Instant::now();
+    let mine = e
+        .block_on(Lock::acquire(&cloud, "killed", "up", timeout))
+        .unwrap();
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    let said = notes.0.lock().unwrap().join("\n");
+    assert!(
+        said.contains(&format!("taking over the lock of `up` (pid {gone} on "))
+            && said.contains(
+                "it was taken on this machine, in this boot, by a process that no longer runs"
+            ),
+        "{said}"
+    );
+    let h = e.block_on(lock::holder(&cloud, "killed")).unwrap().unwrap();
+    assert_eq!(h.pid, std::process::id());
+    e.block_on(mine.release()).unwrap();
+
+    // A live process of this machine (this one, as another run) is held.
+    plant(&e, &cloud, "killed", &local(std::process::id(), now()));
+    refused(e.block_on(Lock::acquire(&cloud, "killed", "up", timeout)));
+}
+
+#[test]
+fn a_heartbeat_stale_by_s3s_clock_is_taken_over_with_a_clear_message() {
+    let e = Emulator::start();
+    let proxy = Realism::start(&e.endpoint, Behaviours::none());
+    let (cloud, notes) = noted(&e, &proxy);
+    // Its body claims a heartbeat ten hours from now, by its own clock.
+    let theirs = elsewhere(now() + 36_000);
+    plant(&e, &cloud, "silent", &theirs);
+    // Within the timeout by S3's clock: held.
+    let timeout = Duration::from_secs(2);
+    refused(e.block_on(Lock::acquire(&cloud, "silent", "up", timeout)));
+    std::thread::sleep(Duration::from_secs(4));
+    let mine = e
+        .block_on(Lock::acquire(&cloud, "silent", "up", timeout))
+        .unwrap();
+    let said = notes.0.lock().unwrap().join("\n");
+    let head = "taking over the lock of `up` (pid 4242 on ci-runner-elsewhere, started ";
+    let line = said
+        .lines()
+        .find(|l| l.starts_with(head))
+        .unwrap_or_else(|| panic!("{said}"));
+    let age: u64 = line
+        .split("its last heartbeat is ")
+        .nth(1)
+        .and_then(|r| r.strip_suffix("s old by S3's clock (the timeout is 2s)"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!((3..=6).contains(&age), "{line}");
+    let h = e.block_on(lock::holder(&cloud, "silent")).unwrap().unwrap();
+    assert_eq!(h.pid, std::process::id());
+    e.block_on(mine.release()).unwrap();
 }
