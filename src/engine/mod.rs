@@ -248,6 +248,14 @@ pub trait ResourceKind: Send + Sync {
     /// A property not listed here is still passed to create but never diffed.
     fn attributes(&self) -> &'static [AttrSpec];
 
+    /// Whether the live value `have` of attribute `attr` is what `want`
+    /// asks for: by default [`same`] (lists as multisets); a kind whose
+    /// values mean more than their JSON (policy documents, where a string
+    /// and a one-element list say the same) compares them its own way.
+    fn same(&self, _attr: &str, want: &Value, have: Option<&Value>) -> bool {
+        same(want, have)
+    }
+
     fn replace_policy(&self) -> ReplacePolicy {
         ReplacePolicy::Allow
     }

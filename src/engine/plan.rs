@@ -152,7 +152,7 @@ pub fn plan(
                     d.props
                         .get(a.name)
                         .and_then(|w| known_value(w, &BTreeMap::new()))
-                        .is_some_and(|w| !super::same(&w, o.props.get(a.name)))
+                        .is_some_and(|w| !kind.same(a.name, &w, o.props.get(a.name)))
                 })
                 .count();
             let users = referenced.get(&o.physical_id).map_or(0, Vec::len);
@@ -208,7 +208,7 @@ pub fn plan(
             let have = o.props.get(spec.name);
             let after = known_value(want, &known);
             let differs = match &after {
-                Some(v) => !super::same(v, have),
+                Some(v) => !kind.same(spec.name, v, have),
                 None => true,
             };
             if differs {

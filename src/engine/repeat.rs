@@ -16,7 +16,7 @@ fn changed(kind: &dyn ResourceKind, r: &Resolved, cur: &Observed) -> Vec<String>
         .filter(|a| {
             r.props
                 .get(a.name)
-                .is_some_and(|want| !super::same(want, cur.props.get(a.name)))
+                .is_some_and(|want| !kind.same(a.name, want, cur.props.get(a.name)))
         })
         .map(|a| a.name.to_string())
         .collect()

@@ -17,6 +17,7 @@ pub mod listener;
 pub mod load_balancer;
 pub mod log_group;
 pub mod nat_gateway;
+pub mod policy;
 pub mod route_table;
 pub mod s3;
 pub mod security_group;
