@@ -26,15 +26,33 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Cmd {
-    /// Run the web server (applies migrations first).
+    /// Run the web server. On SQLite it applies migrations first; on MySQL
+    /// it never changes the schema and waits for `migrate` to have applied
+    /// every migration it knows.
     Serve(Serve),
-    /// Apply database migrations and exit.
-    Migrate,
+    /// Apply database migrations and exit (on MySQL, with a user allowed to
+    /// change the schema; optionally making the web server's own user).
+    Migrate(Migrate),
+    /// Print the Amazon RDS certificate authorities (PEM) the app is built
+    /// with, to verify the database's certificate against (`ssl-ca`).
+    RdsCaBundle,
     /// Manage administrators.
     Admin {
         #[command(subcommand)]
         cmd: AdminCmd,
     },
+}
+
+#[derive(clap::Args, Clone, Default)]
+pub struct Migrate {
+    /// MySQL only: the user the web server connects as. Created if missing,
+    /// given the password in `--app-password-file`, and left with SELECT,
+    /// INSERT, UPDATE and DELETE on this database and nothing else.
+    #[arg(long, env = "BOOKSTORE_APP_DB_USER", requires = "app_password_file")]
+    pub app_user: Option<String>,
+    /// The file holding that user's password (its first line).
+    #[arg(long, env = "BOOKSTORE_APP_DB_PASSWORD_FILE", requires = "app_user")]
+    pub app_password_file: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Clone)]

@@ -20,7 +20,8 @@ use tower_http::trace::TraceLayer;
 use tracing::Span;
 
 use crate::config::{AdminCmd, Cli, Cmd, Serve};
-use crate::db::Db;
+use crate::db::app_user::AppUser;
+use crate::db::{Backend, Db};
 use crate::error::AppError;
 use crate::state::{AppState, S};
 
@@ -32,15 +33,31 @@ pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024;
 const REQUEST_ID: &str = "x-request-id";
 
 pub async fn run(cli: Cli) -> Result<()> {
+    if let Cmd::RdsCaBundle = cli.cmd {
+        print!("{}", crate::db::RDS_CA_BUNDLE);
+        return Ok(());
+    }
     let db = Db::open(&cli.database_url, cli.database_password_command.clone()).await?;
     match cli.cmd {
-        Cmd::Migrate => {
-            db.migrate().await.context("applying migrations")?;
-            println!("migrations applied");
+        Cmd::Migrate(m) => {
+            let user = match (&m.app_user, &m.app_password_file) {
+                (Some(name), Some(file)) => Some(AppUser::from_file(name, file)?),
+                _ => None,
+            };
+            db.migrate_and_grant(user.as_ref())
+                .await
+                .context("applying migrations")?;
+            match user {
+                Some(u) => println!(
+                    "migrations applied; user {} may read and write rows",
+                    u.name()
+                ),
+                None => println!("migrations applied"),
+            }
             Ok(())
         }
         Cmd::Admin { cmd } => {
-            db.migrate().await.context("applying migrations")?;
+            schema(&db, 0).await?;
             let (email, admin) = match &cmd {
                 AdminCmd::Grant { email } => (email, true),
                 AdminCmd::Revoke { email } => (email, false),
@@ -55,26 +72,43 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Serve(opts) => serve(db, opts).await,
+        Cmd::RdsCaBundle => unreachable!("answered before opening the database"),
+    }
+}
+
+/// Makes sure the schema is current before the app uses it. On SQLite (an
+/// embedded file, one machine) the app applies its migrations itself. On
+/// MySQL it never changes the schema: `bookstore migrate` does, as a user
+/// allowed to, before the server starts; the app checks that every
+/// migration it knows is applied, trying again once a second for `tries`
+/// more seconds (several instances starting at once, a database still
+/// starting, a migration under way).
+async fn schema(db: &Db, tries: u32) -> Result<()> {
+    let mut left = tries;
+    loop {
+        let done = match db.backend {
+            Backend::Sqlite => db.migrate().await,
+            Backend::MySql => db.check_migrated().await,
+        };
+        match done {
+            Ok(()) => return Ok(()),
+            Err(e) if left > 0 => {
+                left -= 1;
+                tracing::warn!(error = %e, "the schema is not ready yet, retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) if db.backend == Backend::Sqlite => {
+                return Err(e).context("applying migrations")
+            }
+            Err(e) => return Err(e).context("checking the schema"),
+        }
     }
 }
 
 async fn serve(db: Db, opts: Serve) -> Result<()> {
     std::fs::create_dir_all(&opts.data_dir)
         .with_context(|| format!("creating {}", opts.data_dir.display()))?;
-    // Keep trying: when several instances start at once, or the database
-    // is still starting, the app waits instead of failing.
-    let mut tries = 0;
-    loop {
-        match db.migrate().await {
-            Ok(()) => break,
-            Err(e) if tries < 30 => {
-                tries += 1;
-                tracing::warn!(error = %e, "migrations not applied yet, retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            Err(e) => return Err(e).context("applying migrations"),
-        }
-    }
+    schema(&db, 60).await?;
     let permits = opts
         .hash_permits
         .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))

@@ -2,6 +2,7 @@
 //! one pool. On MySQL the password can come from a command (the secret RDS
 //! manages); it is fetched again when the server refuses the old one.
 
+pub mod app_user;
 pub mod books;
 pub mod delivery;
 pub mod purchases;
@@ -27,7 +28,15 @@ pub enum DbError {
     Url(String),
     #[error("password command failed: {0}")]
     PasswordCommand(String),
+    #[error("the app's database user: {0}")]
+    AppUser(String),
+    #[error("the schema lacks migration {0}: run `bookstore migrate`")]
+    NotMigrated(i64),
 }
+
+/// The Amazon RDS certificate authorities (`certs/README.md` says where
+/// they come from), to verify the database's certificate against.
+pub const RDS_CA_BUNDLE: &str = include_str!("../../certs/rds-global-bundle.pem");
 
 /// Which SQL dialect the pool speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,8 +172,20 @@ impl Db {
 
     /// Applies pending migrations (one instance at a time on MySQL).
     pub async fn migrate(&self) -> Result<(), DbError> {
+        self.migrate_and_grant(None).await
+    }
+
+    /// Applies pending migrations and, on MySQL, makes the web server's
+    /// own user (see [`app_user`]), under one lock: instances starting at
+    /// once take turns.
+    pub async fn migrate_and_grant(&self, user: Option<&app_user::AppUser>) -> Result<(), DbError> {
         let migrator = migrator(self.backend);
         if self.backend == Backend::Sqlite {
+            if user.is_some() {
+                return Err(DbError::AppUser(
+                    "SQLite has no users: drop --app-user".into(),
+                ));
+            }
             migrator.run(&self.pool()).await?;
             return Ok(());
         }
@@ -182,7 +203,10 @@ impl Db {
         if got != Some(1) {
             return Err(DbError::MigrationLock(MIGRATION_LOCK_WAIT.as_secs()));
         }
-        let applied = migrator.run(&mut *conn).await;
+        let mut applied = migrator.run(&mut *conn).await.map_err(DbError::from);
+        if let (Ok(()), Some(user)) = (&applied, user) {
+            applied = self.grant(user).await;
+        }
         let released =
             sqlx::query("SELECT RELEASE_LOCK(CONCAT('bookstore-migrate-', SHA1(DATABASE())))")
                 .execute(&mut *conn)
@@ -190,6 +214,32 @@ impl Db {
         applied?;
         released?;
         Ok(())
+    }
+
+    async fn grant(&self, user: &app_user::AppUser) -> Result<(), DbError> {
+        let url = effective_url(&self.url, self.password_command.as_deref())?;
+        let mut conn = app_user::quiet_connection(&url).await?;
+        let done = app_user::ensure(&mut conn, user).await;
+        let _ = sqlx::Connection::close(conn).await;
+        done
+    }
+
+    /// Whether every migration this release knows is applied, without
+    /// changing anything: `Err(NotMigrated(version))` names the first one
+    /// missing (a server that only reads and writes rows waits for
+    /// `bookstore migrate` to apply them).
+    pub async fn check_migrated(&self) -> Result<(), DbError> {
+        let applied: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = TRUE")
+                .fetch_all(&self.pool())
+                .await?;
+        match migrator(self.backend)
+            .iter()
+            .find(|m| !applied.contains(&m.version))
+        {
+            Some(m) => Err(DbError::NotMigrated(m.version)),
+            None => Ok(()),
+        }
     }
 
     /// Called with a failed query's error: when the server refused the

@@ -7,6 +7,7 @@ mod common;
 mod account;
 mod app;
 mod books;
+mod database;
 mod browser;
 mod freshness;
 mod platform;

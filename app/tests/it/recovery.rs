@@ -245,9 +245,11 @@ fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
     (cert, key)
 }
 
-/// On AWS the app connects with `ssl-mode=required` (the boot script's
-/// database URL): against a server that refuses plain connections it works,
-/// and the same server really refuses a client that does not use TLS.
+/// With `ssl-mode=required` the app connects over TLS to a server that
+/// refuses plain connections (as the stack's parameter group makes RDS do,
+/// `require_secure_transport`), and the same server really refuses a client
+/// that does not use TLS. (On AWS the instances also verify the server's
+/// certificate: the next test.)
 #[tokio::test]
 async fn the_app_talks_to_the_database_over_tls() {
     let certs = tempfile::tempdir().unwrap();
@@ -292,4 +294,154 @@ async fn the_app_talks_to_the_database_over_tls() {
         err.contains("secure transport") || err.contains("Access denied"),
         "{err}"
     );
+}
+
+/// Runs `openssl ARGS`, and panics unless it succeeds.
+fn openssl(args: &[&str], dir: &Path) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl is needed");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A certificate authority of the test's own, and a server certificate it
+/// signed for the name `localhost` (and no other name or address).
+fn ca_and_server_cert(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    openssl(
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=bookstore test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign",
+        ],
+        dir,
+    );
+    openssl(
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+        dir,
+    );
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n\
+         keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.pem",
+        ],
+        dir,
+    );
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    )
+}
+
+/// The instances connect with `ssl-mode=VERIFY_IDENTITY` and the RDS
+/// authorities as `ssl-ca` (the boot script's URLs): the server's
+/// certificate must be signed by one of the given authorities and name the
+/// host connected to. Against a server whose certificate a test authority
+/// signed for `localhost`: with that authority, by that name, the app
+/// connects; with the shipped RDS authorities it refuses the certificate,
+/// and by another name (127.0.0.1) too. Nothing is sent in the clear.
+#[tokio::test]
+async fn the_database_certificate_is_verified_against_the_authorities_and_the_name() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = ca_and_server_cert(certs.path());
+    let server = MariaDb::install_with(vec![
+        format!("--ssl-cert={}", cert.display()),
+        format!("--ssl-key={}", key.display()),
+        "--require-secure-transport=ON".into(),
+    ]);
+    let mut root =
+        sqlx::MySqlConnection::connect(&format!("{}/?ssl-mode=required", server.root_url()))
+            .await
+            .unwrap_or_else(|e| panic!("{e}: {}", server.log()));
+    root.execute("CREATE DATABASE shop").await.unwrap();
+    let rds = certs.path().join("rds-ca.pem");
+    let bundle = Command::new(common::BIN)
+        .arg("rds-ca-bundle")
+        .output()
+        .unwrap();
+    std::fs::write(&rds, bundle.stdout).unwrap();
+
+    let migrate = |host: &str, ca: &Path| {
+        let url = format!(
+            "mysql://root@{host}:{}/shop?ssl-mode=VERIFY_IDENTITY&ssl-ca={}",
+            server.port,
+            ca.display()
+        );
+        Command::new(common::BIN)
+            .arg("migrate")
+            .env("BOOKSTORE_DATABASE_URL", &url)
+            .output()
+            .unwrap()
+    };
+    let ok = migrate("localhost", &ca);
+    assert!(
+        ok.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&ok.stderr),
+        server.log()
+    );
+    let stranger = migrate("localhost", &rds);
+    let said = String::from_utf8_lossy(&stranger.stderr);
+    assert!(
+        !stranger.status.success(),
+        "a certificate no RDS authority signed was accepted"
+    );
+    assert!(said.contains("UnknownIssuer"), "{said}");
+    let other_name = migrate("127.0.0.1", &ca);
+    let said = String::from_utf8_lossy(&other_name.stderr);
+    assert!(
+        !other_name.status.success(),
+        "a certificate for another name was accepted"
+    );
+    assert!(said.contains("not valid for name"), "{said}");
 }

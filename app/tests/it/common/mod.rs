@@ -151,6 +151,28 @@ fn rand_suffix() -> String {
     format!("{n:x}")
 }
 
+/// Runs `bookstore migrate ARGS` on `url` with `env`, and panics unless it succeeds.
+pub fn migrate_with(url: &str, env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
+    let out = Command::new(BIN)
+        .arg("migrate")
+        .args(args)
+        .env("BOOKSTORE_DATABASE_URL", url)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "bookstore migrate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Applies the migrations to `url` (with `env`), as the boot script does.
+pub fn migrate(url: &str, env: &[(&str, &str)]) {
+    migrate_with(url, env, &[]);
+}
+
 /// A running server, stopped (SIGTERM) when dropped.
 pub struct Server {
     child: Child,
@@ -164,7 +186,17 @@ impl Server {
         Self::start_with(db, &db.dir.path().join("data"), &[]).await
     }
 
+    /// On MySQL the server never changes the schema: `bookstore migrate`
+    /// runs first, as the boot script runs it on an instance.
     pub async fn start_with(db: &TestDb, data_dir: &Path, env: &[(&str, &str)]) -> Self {
+        if !db.url.starts_with("sqlite:") {
+            migrate(&db.url, env);
+        }
+        Self::spawn(db, data_dir, env).await
+    }
+
+    /// Starts the server without migrating first.
+    pub async fn spawn(db: &TestDb, data_dir: &Path, env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let log = db.dir.path().join(format!("server-{port}.log"));
         let child = Command::new(BIN)
