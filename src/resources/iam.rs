@@ -15,6 +15,8 @@ use crate::cloud::{Cloud, CloudError, SdkResultExt};
 use crate::engine::calls::{r, w, Call};
 use crate::engine::{in_place, replace, AttrSpec, Observed, Repeat, Resolved, ResourceKind};
 
+mod documents;
+
 pub const ROLE: &str = "iam:role";
 pub const PROFILE: &str = "iam:instance-profile";
 /// The inline policy holding the role's permissions.
@@ -59,12 +61,13 @@ fn decode_policy(doc: &str) -> Value {
     serde_json::from_str(&decoded).unwrap_or(Value::String(doc.to_string()))
 }
 
-fn trust(service: &str) -> String {
-    json!({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]
-    })
-    .to_string()
+/// The trust policy the role is to have, whole: it is compared with what
+/// IAM holds, so a statement added by hand shows as drift.
+fn trust_policy(r: &Resolved) -> Result<&Value, CloudError> {
+    r.props
+        .get("trust_policy")
+        .filter(|v| v.is_object())
+        .ok_or_else(|| CloudError::invalid(&r.id, "property `trust_policy` missing"))
 }
 
 /// Every tag of a role: ListRoles returns none, and ListRoleTags pages too.
@@ -92,6 +95,7 @@ const CALLS: &[Call] = &[
     r("iam", "list_instance_profiles", "ListInstanceProfiles", &["iam:ListInstanceProfiles"]),
     r("iam", "list_role_tags", "ListRoleTags", &["iam:ListRoleTags"]),
     r("iam", "list_roles", "ListRoles", &["iam:ListRoles"]),
+    r("iam", "list_role_policies", "ListRolePolicies", &["iam:ListRolePolicies"]),
     r("iam", "list_attached_role_policies", "ListAttachedRolePolicies", &["iam:ListAttachedRolePolicies"]),
     w("iam", "attach_role_policy", "AttachRolePolicy", &["iam:AttachRolePolicy"]),
     w("iam", "detach_role_policy", "DetachRolePolicy", &["iam:DetachRolePolicy"]),
@@ -102,6 +106,7 @@ const CALLS: &[Call] = &[
     w("iam", "delete_role", "DeleteRole", &["iam:DeleteRole"]),
     w("iam", "delete_role_policy", "DeleteRolePolicy", &["iam:DeleteRolePolicy"]),
     w("iam", "put_role_policy", "PutRolePolicy", &["iam:PutRolePolicy"]),
+    w("iam", "update_assume_role_policy", "UpdateAssumeRolePolicy", &["iam:UpdateAssumeRolePolicy"]),
     w("iam", "remove_role_from_instance_profile", "RemoveRoleFromInstanceProfile", &["iam:RemoveRoleFromInstanceProfile"]),
 ];
 
@@ -124,11 +129,22 @@ impl ResourceKind for Role {
         const A: &[AttrSpec] = &[
             replace("name"),
             replace("path"),
-            replace("assume_service"),
+            in_place("trust_policy"),
             in_place("policy"),
+            in_place("other_inline_policies"),
             in_place("managed_policies"),
         ];
         A
+    }
+
+    /// Policy documents are compared by what they say (see [`super::policy`]).
+    fn same(&self, attr: &str, want: &Value, have: Option<&Value>) -> bool {
+        match attr {
+            "trust_policy" | "policy" | "other_inline_policies" => {
+                super::policy::same_document(want, have)
+            }
+            _ => crate::engine::same(want, have),
+        }
     }
 
     // A policy naming a bucket, secret or file system does not keep them.
@@ -154,7 +170,7 @@ impl ResourceKind for Role {
             let Some(id) = owner(&tags, stack) else {
                 return Ok(None);
             };
-            let (policy, managed) = tokio::join!(
+            let (policy, managed, names) = tokio::join!(
                 cloud
                     .iam
                     .get_role_policy()
@@ -162,26 +178,24 @@ impl ResourceKind for Role {
                     .policy_name(POLICY_NAME)
                     .send(),
                 attached(cloud, ROLE, r.role_name()),
+                documents::inline_names(cloud, ROLE, r.role_name()),
             );
             let policy = match policy {
                 Ok(p) => decode_policy(p.policy_document()),
                 Err(_) => Value::Null,
             };
-            let service = r
-                .assume_role_policy_document()
-                .map(decode_policy)
-                .and_then(|d| {
-                    d["Statement"][0]["Principal"]["Service"]
-                        .as_str()
-                        .map(str::to_string)
-                })
-                .unwrap_or_default();
+            // Every inline policy besides the stack's own is drift.
+            let others = documents::others(cloud, ROLE, r.role_name(), &names?).await?;
             Ok::<_, CloudError>(Some(
                 Observed::new(ROLE, id, r.role_name())
                     .prop("name", r.role_name())
                     .prop("path", r.path())
-                    .prop("assume_service", service)
+                    .prop(
+                        "trust_policy",
+                        documents::trust_of(r.assume_role_policy_document()),
+                    )
                     .prop("policy", policy)
+                    .prop("other_inline_policies", others)
                     .prop("managed_policies", managed?)
                     .attr("arn", r.arn()),
             ))
@@ -203,7 +217,7 @@ impl ResourceKind for Role {
             .create_role()
             .role_name(name)
             .path(r.str("path")?)
-            .assume_role_policy_document(trust(r.str("assume_service")?))
+            .assume_role_policy_document(trust_policy(r)?.to_string())
             .set_tags(Some(iam_tags(&r.tags)))
             .send()
             .await
@@ -235,6 +249,12 @@ impl ResourceKind for Role {
         };
         let policy = r.props.get("policy").cloned().unwrap_or(Value::Null);
         put_policy(cloud, &r.id, name, &policy).await?;
+        if adopted {
+            // Made by an interrupted run, or changed since: its trust and
+            // inline policies become the stack's.
+            documents::put_trust(cloud, &r.id, name, trust_policy(r)?).await?;
+            documents::delete_others(cloud, &r.id, name, Some(POLICY_NAME)).await?;
+        }
         let managed = wanted_managed(r);
         let have = if adopted {
             attached(cloud, &r.id, name).await?
@@ -245,8 +265,9 @@ impl ResourceKind for Role {
         Ok(Observed::new(ROLE, &r.id, name)
             .prop("name", name)
             .prop("path", r.str("path")?)
-            .prop("assume_service", r.str("assume_service")?)
+            .prop("trust_policy", trust_policy(r)?.clone())
             .prop("policy", policy)
+            .prop("other_inline_policies", json!({}))
             .prop("managed_policies", managed)
             .attr("arn", arn))
     }
@@ -256,15 +277,25 @@ impl ResourceKind for Role {
         cloud: &Cloud,
         r: &Resolved,
         current: &Observed,
-        _: &[String],
+        changed: &[String],
     ) -> Result<Observed, CloudError> {
+        let role = &current.physical_id;
+        let mut current = current.clone();
+        if changed.iter().any(|c| c == "trust_policy") {
+            let trust = trust_policy(r)?;
+            documents::put_trust(cloud, &r.id, role, trust).await?;
+            current = current.prop("trust_policy", trust.clone());
+        }
+        if changed.iter().any(|c| c == "other_inline_policies") {
+            documents::delete_others(cloud, &r.id, role, Some(POLICY_NAME)).await?;
+            current = current.prop("other_inline_policies", json!({}));
+        }
         let policy = r.props.get("policy").cloned().unwrap_or(Value::Null);
         put_policy(cloud, &r.id, &current.physical_id, &policy).await?;
         let managed = wanted_managed(r);
         let have = attached(cloud, &r.id, &current.physical_id).await?;
         sync_managed(cloud, &r.id, &current.physical_id, &have, &managed).await?;
         Ok(current
-            .clone()
             .prop("policy", policy)
             .prop("managed_policies", managed))
     }
@@ -279,17 +310,12 @@ impl ResourceKind for Role {
             Err(e) if e.code() == Some("NoSuchEntity") => return Ok(()),
             Err(e) => return Err(e),
         }
-        let _ = gone_ok(
-            cloud
-                .iam
-                .delete_role_policy()
-                .role_name(name)
-                .policy_name(POLICY_NAME)
-                .send()
-                .await
-                .map(|_| ())
-                .ctx(&current.id, "DeleteRolePolicy"),
-        );
+        // DeleteRole refuses a role with inline policies too: every one
+        // goes, the stack's and any added by hand.
+        match documents::delete_others(cloud, &current.id, name, None).await {
+            Err(e) if e.code() == Some("NoSuchEntity") => return Ok(()),
+            other => other?,
+        }
         gone_ok(
             cloud
                 .iam

@@ -436,8 +436,13 @@ mod tests {
             ),
             (
                 "iam:role",
-                &["name", "path", "assume_service"],
-                &["policy", "managed_policies"],
+                &["name", "path"],
+                &[
+                    "trust_policy",
+                    "policy",
+                    "other_inline_policies",
+                    "managed_policies",
+                ],
             ),
             ("iam:instance-profile", &["name", "path"], &["role"]),
             (

@@ -221,7 +221,17 @@ pub fn desired(stack: &Stack, sfx: &[String], f: &AppFacts) -> Vec<Desired> {
         json!({
             "name": short_name(name, &format!("{}-app-role", f.region), 64),
             "path": iam::path(name),
-            "assume_service": "ec2.amazonaws.com",
+            // The whole trust policy: a statement added by hand is drift.
+            "trust_policy": {
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Effect": "Allow",
+                    "Principal": {"Service": "ec2.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }],
+            },
+            // No inline policy but the one above: one added by hand is drift.
+            "other_inline_policies": {},
             "policy": {
                 "Version": "2012-10-17",
                 "Statement": [
