@@ -448,7 +448,7 @@ mod tests {
             (
                 "s3:bucket",
                 &["name"],
-                &["versioning", "encryption", "block_public_access"],
+                &["versioning", "encryption", "block_public_access", "policy"],
             ),
             ("s3:artifact", &["bucket", "key", "sha256"], &[]),
             ("logs:log-group", &["name"], &["retention_days"]),

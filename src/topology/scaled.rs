@@ -182,6 +182,8 @@ pub fn desired(stack: &Stack, sfx: &[String], f: &AppFacts) -> Vec<Desired> {
             "versioning": true,
             "encryption": "AES256",
             "block_public_access": true,
+            // Requests without TLS are refused.
+            "policy": s3::tls_only_policy(&s3::bucket_name(name, &f.account, &f.region)),
         }),
     ));
     out.push(Desired::new(

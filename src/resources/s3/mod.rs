@@ -12,6 +12,7 @@ use aws_sdk_s3::types::{
     ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
     Tag, Tagging, VersioningConfiguration,
 };
+use serde_json::{json, Value};
 
 use crate::cloud::{api_error, Cloud, CloudError, SdkResultExt};
 use crate::engine::calls::{r, w, Call};
@@ -33,6 +34,26 @@ pub fn bucket_name(stack: &str, account: &str, region: &str) -> String {
     let tail = format!("-artifacts-{account}-{region}");
     let keep = 63usize.saturating_sub(tail.len()).min(stack.len());
     format!("{}{tail}", stack[..keep].trim_end_matches('-'))
+}
+
+/// The bucket policy refusing every request to `bucket` and its objects
+/// that does not come over TLS: the form AWS documents ("Enforce
+/// encryption in transit", Amazon S3 User Guide; the
+/// `s3-bucket-ssl-requests-only` Config rule), a Deny of `s3:*` when
+/// `aws:SecureTransport` is false. It grants nothing, so a public-access
+/// block that blocks public policies accepts it.
+pub fn tls_only_policy(bucket: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "RestrictToTLSRequestsOnly",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": [format!("arn:aws:s3:::{bucket}"), format!("arn:aws:s3:::{bucket}/*")],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }],
+    })
 }
 
 pub fn artifact_key(sha256: &str) -> String {
@@ -258,6 +279,20 @@ impl Bucket {
                 .settle(&r.id, "PutPublicAccessBlock", || req.clone().send())
                 .await?;
         }
+        // After the public-access block: the policy grants nothing, which
+        // a block of public policies lets through.
+        if let (true, Some(policy)) = (want("policy"), r.props.get("policy")) {
+            if policy.is_object() {
+                let req = cloud
+                    .s3
+                    .put_bucket_policy()
+                    .bucket(name)
+                    .policy(policy.to_string());
+                cloud
+                    .settle(&r.id, "PutBucketPolicy", || req.clone().send())
+                    .await?;
+            }
+        }
         Ok(())
     }
 }
@@ -267,6 +302,7 @@ impl Bucket {
 const CALLS: &[Call] = &[
     r("s3", "get_bucket_encryption", "GetBucketEncryption", &["s3:GetEncryptionConfiguration"]),
     r("s3", "get_bucket_location", "GetBucketLocation", &["s3:GetBucketLocation"]),
+    r("s3", "get_bucket_policy", "GetBucketPolicy", &["s3:GetBucketPolicy"]),
     r("s3", "get_bucket_tagging", "GetBucketTagging", &["s3:GetBucketTagging"]),
     r("s3", "get_bucket_versioning", "GetBucketVersioning", &["s3:GetBucketVersioning"]),
     r("s3", "get_public_access_block", "GetPublicAccessBlock", &["s3:GetBucketPublicAccessBlock"]),
@@ -275,6 +311,7 @@ const CALLS: &[Call] = &[
     r("s3", "list_object_versions", "ListObjectVersions", &["s3:ListBucketVersions"]),
     w("s3", "delete_bucket", "DeleteBucket", &["s3:DeleteBucket"]),
     w("s3", "delete_objects", "DeleteObjects", &["s3:DeleteObject", "s3:DeleteObjectVersion"]),
+    w("s3", "put_bucket_policy", "PutBucketPolicy", &["s3:PutBucketPolicy"]),
     w("s3", "put_bucket_tagging", "PutBucketTagging", &["s3:PutBucketTagging"]),
     w("s3", "put_bucket_versioning", "PutBucketVersioning", &["s3:PutBucketVersioning"]),
 ];
@@ -300,18 +337,28 @@ impl ResourceKind for Bucket {
             in_place("versioning"),
             in_place("encryption"),
             in_place("block_public_access"),
+            in_place("policy"),
         ];
         A
+    }
+
+    /// The bucket policy is compared by what it says (see [`super::policy`]).
+    fn same(&self, attr: &str, want: &Value, have: Option<&Value>) -> bool {
+        match attr {
+            "policy" => super::policy::same_document(want, have),
+            _ => crate::engine::same(want, have),
+        }
     }
 
     async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
         let mut out = Vec::new();
         for (id, name) in owned_buckets(cloud, stack).await? {
-            // A bucket's settings are three reads, asked at once.
-            let (versioning, encryption, blocked) = tokio::join!(
+            // A bucket's settings are four reads, asked at once.
+            let (versioning, encryption, blocked, policy) = tokio::join!(
                 versioning_enabled(cloud, &id, &name),
                 cloud.s3.get_bucket_encryption().bucket(&name).send(),
                 cloud.s3.get_public_access_block().bucket(&name).send(),
+                cloud.s3.get_bucket_policy().bucket(&name).send(),
             );
             let versioning = match versioning {
                 Ok(v) => v,
@@ -337,12 +384,27 @@ impl ResourceKind for Bucket {
                 }),
                 Err(_) => false,
             };
+            // No policy is `NoSuchBucketPolicy`: null, as a policy deleted by hand.
+            let policy = match policy {
+                Ok(p) => p
+                    .policy()
+                    .map(|p| serde_json::from_str(p).unwrap_or(Value::String(p.into())))
+                    .unwrap_or(Value::Null),
+                Err(e) => {
+                    let e = api_error(&id, "GetBucketPolicy", e);
+                    if e.code() != Some("NoSuchBucketPolicy") {
+                        return Err(e);
+                    }
+                    Value::Null
+                }
+            };
             out.push(
                 Observed::new(BUCKET, id, name.clone())
                     .prop("name", name.clone())
                     .prop("versioning", versioning)
                     .prop("encryption", encryption)
                     .prop("block_public_access", blocked)
+                    .prop("policy", policy)
                     .attr("arn", format!("arn:aws:s3:::{name}")),
             );
         }
@@ -399,6 +461,10 @@ impl ResourceKind for Bucket {
             .prop("versioning", r.bool("versioning"))
             .prop("encryption", r.str("encryption")?)
             .prop("block_public_access", r.bool("block_public_access"))
+            .prop(
+                "policy",
+                r.props.get("policy").cloned().unwrap_or(Value::Null),
+            )
             .attr("arn", format!("arn:aws:s3:::{name}")))
     }
 
@@ -415,7 +481,11 @@ impl ResourceKind for Bucket {
             .clone()
             .prop("versioning", r.bool("versioning"))
             .prop("encryption", r.str("encryption")?)
-            .prop("block_public_access", r.bool("block_public_access")))
+            .prop("block_public_access", r.bool("block_public_access"))
+            .prop(
+                "policy",
+                r.props.get("policy").cloned().unwrap_or(Value::Null),
+            ))
     }
 
     async fn delete(&self, cloud: &Cloud, current: &Observed) -> Result<(), CloudError> {
