@@ -141,12 +141,16 @@ pub const NOT_YET_VISIBLE: &[&str] = &[
 /// an instance profile created moments before with a `ValidationError` /
 /// `InvalidParameterValue` whose message says "Invalid IamInstanceProfile"
 /// or "Invalid IAM Instance Profile" (Terraform retries exactly these
-/// messages for its IAM propagation timeout).
+/// messages for its IAM propagation timeout). EFS refuses a file system
+/// policy naming a role created moments before with
+/// `InvalidPolicyException` "Policy contains invalid Principal block"
+/// (Terraform's file system policy retries that message the same way).
 pub fn not_yet_visible(code: &str, message: &str) -> bool {
     NOT_YET_VISIBLE.contains(&code)
         || (matches!(code, "ValidationError" | "InvalidParameterValue")
             && (message.contains("Invalid IamInstanceProfile")
                 || message.contains("Invalid IAM Instance Profile")))
+        || (code == "InvalidPolicyException" && message.contains("invalid Principal"))
 }
 
 /// Whether an answer says the thing named does not exist, in any of the

@@ -33,6 +33,7 @@ pub struct Cloud {
     pub route53: aws_sdk_route53::Client,
     pub ssm: aws_sdk_ssm::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub secretsmanager: aws_sdk_secretsmanager::Client,
     pub sts: aws_sdk_sts::Client,
     pub reporter: Arc<dyn Reporter>,
     /// Every API request made through these clients, by operation.
@@ -165,6 +166,7 @@ impl Cloud {
             route53: client!(aws_sdk_route53),
             ssm: client!(aws_sdk_ssm),
             logs: client!(aws_sdk_cloudwatchlogs),
+            secretsmanager: client!(aws_sdk_secretsmanager),
             sts: client!(aws_sdk_sts),
             reporter,
             calls,
@@ -364,6 +366,15 @@ mod tests {
         assert!(not_yet_visible(
             "ValidationError",
             "Invalid IamInstanceProfile: p"
+        ));
+        assert!(not_yet_visible(
+            "InvalidPolicyException",
+            "Policy contains invalid Principal block"
+        ));
+        // A policy EFS refuses for what it says is not retried.
+        assert!(!not_yet_visible(
+            "InvalidPolicyException",
+            "Policy must be valid JSON"
         ));
         // Other validation errors, and errors that can follow a create that
         // happened, are not retried.

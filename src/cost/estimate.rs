@@ -81,6 +81,7 @@ const FREE_KINDS: &[&str] = &[
     dns_alias::KIND,
     db_subnet_group::KIND,
     efs_access_point::KIND,
+    crate::resources::efs_policy::KIND,
     launch_template::KIND,
     s3::ARTIFACT,
     log_group::KIND,

@@ -9,6 +9,7 @@ pub mod db_subnet_group;
 pub mod dns_alias;
 pub mod efs_access_point;
 pub mod efs_file_system;
+pub mod efs_policy;
 pub mod elastic_ip;
 pub mod iam;
 pub mod internet_gateway;
@@ -53,6 +54,7 @@ pub fn registry() -> Registry {
     r.register(Box::new(dns_alias::DnsAlias));
     r.register(Box::new(iam::Role));
     r.register(Box::new(iam::InstanceProfile));
+    r.register(Box::new(efs_policy::FileSystemPolicy));
     r.register(Box::new(s3::Bucket));
     r.register(Box::new(s3::Artifact));
     r.register(Box::new(log_group::LogGroup));
@@ -445,6 +447,11 @@ mod tests {
                 ],
             ),
             ("iam:instance-profile", &["name", "path"], &["role"]),
+            (
+                "efs:file-system-policy",
+                &["file_system_id"],
+                &["policy"],
+            ),
             (
                 "s3:bucket",
                 &["name"],

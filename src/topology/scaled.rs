@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use crate::engine::refs::{concat, r, r_attr};
 use crate::engine::Desired;
+use crate::resources::efs_policy;
 use crate::resources::{
     autoscaling_group, certificate, db_instance, db_subnet_group, dns_alias, efs_access_point,
     efs_file_system, iam, launch_template, listener, load_balancer, log_group, s3, target_group,
@@ -296,6 +297,19 @@ pub fn desired(stack: &Stack, sfx: &[String], f: &AppFacts) -> Vec<Desired> {
             "name": short_name(name, &format!("{}-app-profile", f.region), 64),
             "path": iam::path(name),
             "role": r("role"),
+        }),
+    ));
+    // The file system refuses plain NFS and every client but the role.
+    out.push(Desired::new(
+        efs_policy::KIND,
+        efs_policy::id_of("efs"),
+        json!({
+            "file_system_id": r("efs"),
+            "policy": efs_policy::document(
+                r_attr("efs", "arn"),
+                r_attr("role", "arn"),
+                r_attr("efs-ap", "arn"),
+            ),
         }),
     ));
     out.push(
