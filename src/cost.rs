@@ -218,6 +218,8 @@ mod test_support {
                 region: region.into(),
                 account: "123456789012".into(),
                 ami: "ami-0123456789abcdef0".into(),
+                root_device: "/dev/xvda".into(),
+                root_volume_gib: 8,
                 binary: "bookstore".into(),
                 sha256: "ab".repeat(32),
                 commit: None,

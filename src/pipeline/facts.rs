@@ -63,7 +63,7 @@ async fn app_facts(
     sha256: String,
 ) -> Result<AppFacts, CloudError> {
     let account = cloud.account();
-    let ami = async {
+    let ami_id = async {
         if let Some(a) = &stack.app.ami {
             return Ok(a.clone());
         }
@@ -78,6 +78,12 @@ async fn app_facts(
             .and_then(|p| p.value())
             .map(str::to_string)
             .ok_or_else(|| CloudError::invalid("ami", format!("{AL2023_PARAMETER} has no value")))
+    };
+    // The launch template encrypts the AMI's root volume: its device name.
+    let ami = async {
+        let id = ami_id.await?;
+        let (device, gib) = crate::resources::launch_template::root_device(cloud, &id).await?;
+        Ok::<_, CloudError>((id, device, gib))
     };
     let zone = async {
         let Some(zone) = stack
@@ -135,11 +141,14 @@ async fn app_facts(
             crate::releases::pinned(&listing, &sha256),
         ))
     };
-    let (account, ami, hosted_zone_id, kept) = tokio::try_join!(account, ami, zone, kept)?;
+    let (account, (ami, root_device, root_volume_gib), hosted_zone_id, kept) =
+        tokio::try_join!(account, ami, zone, kept)?;
     Ok(AppFacts {
         region: cloud.region.clone(),
         account,
         ami,
+        root_device,
+        root_volume_gib,
         binary,
         commit: crate::releases::git_commit(&stack.dir),
         sha256,

@@ -3,10 +3,12 @@
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{
-    InstanceType, LaunchTemplate as Template, LaunchTemplateHttpTokensState,
+    DeviceType, InstanceType, LaunchTemplate as Template, LaunchTemplateBlockDeviceMappingRequest,
+    LaunchTemplateEbsBlockDeviceRequest, LaunchTemplateHttpTokensState,
     LaunchTemplateIamInstanceProfileSpecificationRequest,
     LaunchTemplateInstanceMetadataEndpointState, LaunchTemplateInstanceMetadataOptionsRequest,
     LaunchTemplateVersion, RequestLaunchTemplateData, ResourceType, ResponseLaunchTemplateData,
+    VolumeType,
 };
 use aws_smithy_types::base64;
 use serde_json::{json, Value};
@@ -30,7 +32,107 @@ const DIFFED: &[&str] = &[
     "instance_profile_arn",
     "user_data",
     "http_tokens",
+    "block_device_mappings",
 ];
+
+/// One block device mapping of a launch template, as the stack asks for
+/// it and as it is read back (`null` where the version leaves it unset).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+struct Mapping {
+    device_name: String,
+    volume_size: Option<i32>,
+    encrypted: Option<bool>,
+    volume_type: Option<String>,
+    delete_on_termination: Option<bool>,
+}
+
+/// The mappings a version is to carry: the root volume, encrypted (with
+/// the account's default EBS key), gp3, deleted with its instance.
+fn mappings(r: &Resolved) -> Result<Vec<LaunchTemplateBlockDeviceMappingRequest>, CloudError> {
+    let Some(v) = r.props.get("block_device_mappings") else {
+        return Ok(Vec::new());
+    };
+    let want: Vec<Mapping> = serde_json::from_value(v.clone())
+        .map_err(|e| CloudError::invalid(&r.id, format!("block_device_mappings: {e}")))?;
+    Ok(want
+        .into_iter()
+        .map(|m| {
+            LaunchTemplateBlockDeviceMappingRequest::builder()
+                .device_name(m.device_name)
+                .ebs(
+                    LaunchTemplateEbsBlockDeviceRequest::builder()
+                        .set_volume_size(m.volume_size)
+                        .set_encrypted(m.encrypted)
+                        .set_volume_type(m.volume_type.map(|t| VolumeType::from(t.as_str())))
+                        .set_delete_on_termination(m.delete_on_termination)
+                        .build(),
+                )
+                .build()
+        })
+        .collect())
+}
+
+/// A version's block device mappings, read back.
+fn mappings_of(d: Option<&ResponseLaunchTemplateData>) -> Value {
+    let mut v: Vec<Mapping> = d
+        .map(|d| d.block_device_mappings())
+        .unwrap_or_default()
+        .iter()
+        .map(|m| Mapping {
+            device_name: m.device_name().unwrap_or_default().to_string(),
+            volume_size: m.ebs().and_then(|e| e.volume_size()),
+            encrypted: m.ebs().and_then(|e| e.encrypted()),
+            volume_type: m
+                .ebs()
+                .and_then(|e| e.volume_type())
+                .map(|t| t.as_str().to_string()),
+            delete_on_termination: m.ebs().and_then(|e| e.delete_on_termination()),
+        })
+        .collect();
+    v.sort_by(|a, b| a.device_name.cmp(&b.device_name));
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+/// The root device name of AMI `ami` (`/dev/xvda` for Amazon Linux 2023,
+/// `/dev/sda1` for others) and its size in GiB: the launch template's root
+/// volume mapping must name the device, or it adds a second volume and
+/// leaves the root one as the AMI has it; the size is the AMI's (a mapping
+/// without one takes the snapshot's, which some EC2 implementations
+/// refuse). An AMI whose root device is not EBS cannot have it encrypted.
+pub async fn root_device(cloud: &Cloud, ami: &str) -> Result<(String, i32), CloudError> {
+    let got = cloud
+        .ec2
+        .describe_images()
+        .image_ids(ami)
+        .send()
+        .await
+        .ctx("ami", "DescribeImages")?;
+    let image = got.images().first().ok_or_else(|| {
+        CloudError::invalid(
+            "ami",
+            format!("AMI {ami} is not available in {}", cloud.region),
+        )
+    })?;
+    if image.root_device_type() != Some(&DeviceType::Ebs) {
+        return Err(CloudError::invalid(
+            "ami",
+            format!("AMI {ami} has no EBS root volume, which the stack encrypts"),
+        ));
+    }
+    let device = image
+        .root_device_name()
+        .ok_or_else(|| CloudError::invalid("ami", format!("AMI {ami} names no root device")))?;
+    let size = image
+        .block_device_mappings()
+        .iter()
+        .find(|m| m.device_name() == Some(device))
+        .and_then(|m| m.ebs())
+        .and_then(|e| e.volume_size())
+        .ok_or_else(|| {
+            CloudError::invalid("ami", format!("AMI {ami} gives no size for {device}"))
+        })?;
+    Ok((device.to_string(), size))
+}
 
 fn data(r: &Resolved) -> Result<RequestLaunchTemplateData, CloudError> {
     let ud = r
@@ -58,6 +160,7 @@ fn data(r: &Resolved) -> Result<RequestLaunchTemplateData, CloudError> {
                 .build(),
         )
         .user_data(base64::encode(script.as_bytes()))
+        .set_block_device_mappings(Some(mappings(r)?))
         .build())
 }
 
@@ -230,6 +333,8 @@ fn observed(r: &Resolved, id: &str, name: &str, version: i64) -> Observed {
 const CALLS: &[Call] = &[
     r("ec2", "describe_launch_template_versions", "DescribeLaunchTemplateVersions", &["ec2:DescribeLaunchTemplateVersions"]),
     r("ec2", "describe_launch_templates", "DescribeLaunchTemplates", &["ec2:DescribeLaunchTemplates"]),
+    // The AMI's root device, looked up with the plan's facts.
+    r("ec2", "describe_images", "DescribeImages", &["ec2:DescribeImages"]),
     w("ec2", "create_launch_template", "CreateLaunchTemplate", &["ec2:CreateLaunchTemplate", "ec2:CreateTags"]),
     w("ec2", "create_launch_template_version", "CreateLaunchTemplateVersion", &["ec2:CreateLaunchTemplateVersion"]),
     w("ec2", "delete_launch_template", "DeleteLaunchTemplate", &["ec2:DeleteLaunchTemplate"]),
@@ -261,6 +366,7 @@ impl ResourceKind for LaunchTemplate {
             in_place("instance_profile_arn"),
             in_place("user_data"),
             in_place("http_tokens"),
+            in_place("block_device_mappings"),
         ];
         A
     }
@@ -316,6 +422,7 @@ impl ResourceKind for LaunchTemplate {
                             .map(|t| t.as_str())
                             .unwrap_or_default(),
                     )
+                    .prop("block_device_mappings", mappings_of(d))
                     .attr("latest_version", latest.to_string())
                     .attr("name", name),
             );

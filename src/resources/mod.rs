@@ -469,6 +469,7 @@ mod tests {
                     "instance_profile_arn",
                     "user_data",
                     "http_tokens",
+                    "block_device_mappings",
                 ],
             ),
             (

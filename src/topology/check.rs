@@ -158,6 +158,8 @@ pub fn placeholder_facts(stack: &Stack) -> Facts {
     let app = (stack.topology == Topology::Full).then(|| AppFacts {
         account: ACCOUNT.into(),
         ami: (stack.app.ami.clone()).unwrap_or_else(|| "ami-0123456789abcdef0".into()),
+        root_device: "/dev/xvda".into(),
+        root_volume_gib: 8,
         binary: PathBuf::from("bookstore"),
         sha256: "0123456789abcdef".repeat(4),
         commit: Some("0123456789".repeat(4)),

@@ -32,6 +32,11 @@ pub struct AppFacts {
     pub region: String,
     pub account: String,
     pub ami: String,
+    /// The AMI's root device name (`/dev/xvda` on Amazon Linux 2023), where
+    /// the launch template maps the encrypted root volume.
+    pub root_device: String,
+    /// The size of the AMI's root volume (GiB), which the mapping keeps.
+    pub root_volume_gib: i32,
     /// The binary to ship and its sha256 (hex).
     pub binary: std::path::PathBuf,
     pub sha256: String,
@@ -241,6 +246,8 @@ mod tests {
                 region: "us-east-1".into(),
                 account: "123456789012".into(),
                 ami: "ami-0123456789abcdef0".into(),
+                root_device: "/dev/xvda".into(),
+                root_volume_gib: 8,
                 binary: "bookstore".into(),
                 sha256: "ab".repeat(32),
                 commit: None,

@@ -323,6 +323,14 @@ pub fn desired(stack: &Stack, sfx: &[String], f: &AppFacts) -> Vec<Desired> {
                 "security_group_ids": [r("sg-app")],
                 "instance_profile_arn": r_attr("profile", "arn"),
                 "http_tokens": "required",
+                // The root volume, encrypted with the account's EBS key.
+                "block_device_mappings": [{
+                    "device_name": f.root_device,
+                    "volume_size": f.root_volume_gib,
+                    "encrypted": true,
+                    "volume_type": "gp3",
+                    "delete_on_termination": true,
+                }],
                 "release": {"commit": f.commit, "keep": app.keep_releases},
                 "user_data": {
                     "template": userdata::template_digest(),

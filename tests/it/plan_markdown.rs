@@ -63,6 +63,8 @@ fn facts() -> Facts {
             region: "us-east-1".into(),
             account: "123456789012".into(),
             ami: "ami-0123456789abcdef0".into(),
+            root_device: "/dev/xvda".into(),
+            root_volume_gib: 8,
             binary: Path::new("target/x86_64-unknown-linux-gnu/release/bookstore").into(),
             sha256: hex(b"bookstore binary"),
             commit: None,
