@@ -7,7 +7,7 @@ EMULATOR_LOG="$(mktemp -t emulator.XXXXXX.log)"
 # AWS managed policies exist in every account (the instance role attaches
 # AmazonSSMManagedInstanceCore); the emulator loads them only when asked.
 MOTO_IAM_LOAD_MANAGED_POLICIES=true \
-    "$root/.venv/bin/moto_server" -H 127.0.0.1 -p "$EMULATOR_PORT" >"$EMULATOR_LOG" 2>&1 &
+    "$root/.venv/bin/python" "$root/scripts/emulator-server" -H 127.0.0.1 -p "$EMULATOR_PORT" >"$EMULATOR_LOG" 2>&1 &
 EMULATOR_PID=$!
 trap 'kill $EMULATOR_PID 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do

@@ -75,6 +75,8 @@ fn s3_operation(s: &Seen) -> String {
         ("PUT", "bucket") if has("encryption") => "PutBucketEncryption",
         ("GET", "bucket") if has("publicAccessBlock") => "GetPublicAccessBlock",
         ("PUT", "bucket") if has("publicAccessBlock") => "PutPublicAccessBlock",
+        ("GET", "bucket") if has("policy") => "GetBucketPolicy",
+        ("PUT", "bucket") if has("policy") => "PutBucketPolicy",
         ("GET", "bucket") if has("versions") => "ListObjectVersions",
         ("GET", "bucket") if has("list-type") => "ListObjectsV2",
         ("GET", "bucket") if has("location") => "GetBucketLocation",

@@ -66,9 +66,15 @@ impl Emulator {
 
     /// Starts an emulator with extra environment (`MOTO_ACM_VALIDATION_WAIT`...).
     pub fn start_with(env: &[(&str, &str)]) -> Self {
-        let bin = std::env::var_os("MOTO_SERVER")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root().join(".venv/bin/moto_server"));
+        // moto's server, corrected where it would break any client
+        // (scripts/emulator-server says where), unless MOTO_SERVER names another.
+        let (bin, pre): (PathBuf, Vec<PathBuf>) = match std::env::var_os("MOTO_SERVER") {
+            Some(b) => (PathBuf::from(b), Vec::new()),
+            None => (
+                root().join(".venv/bin/python"),
+                vec![root().join("scripts/emulator-server")],
+            ),
+        };
         assert!(
             bin.exists(),
             "the AWS API emulator is not installed at {}: run scripts/ensure-emulator (.ci/run does)",
@@ -78,6 +84,7 @@ impl Emulator {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = std::fs::File::create(dir.path().join("moto.log")).expect("log file");
         let mut child = Command::new(&bin)
+            .args(&pre)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             // AWS managed policies exist in every account (the instance role
             // attaches AmazonSSMManagedInstanceCore); the emulator loads them

@@ -29,6 +29,7 @@ mod iam;
 mod logs;
 mod lost;
 mod paging;
+mod policies;
 mod rds;
 mod refresh;
 mod request;
@@ -384,6 +385,9 @@ impl Inner {
             return r;
         }
         self.page_log_events(c, &mut req);
+        if let Some(r) = policies::refuse(c, &req.body) {
+            return r;
+        }
         if let Some(r) = self.refuse(c) {
             return r;
         }

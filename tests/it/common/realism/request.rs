@@ -67,7 +67,11 @@ pub(super) fn understand(req: &Request) -> Call {
         match service.as_str() {
             "elasticfilesystem" => {
                 let what = seg.get(1).copied().unwrap_or_default();
+                let policy = seg.get(3) == Some(&"policy");
                 let op = match (req.method.as_str(), what, seg.len()) {
+                    ("GET", "file-systems", 4) if policy => "DescribeFileSystemPolicy",
+                    ("PUT", "file-systems", 4) if policy => "PutFileSystemPolicy",
+                    ("DELETE", "file-systems", 4) if policy => "DeleteFileSystemPolicy",
                     ("GET", "file-systems", _) => "DescribeFileSystems",
                     ("POST", "file-systems", _) => "CreateFileSystem",
                     ("DELETE", "file-systems", _) => "DeleteFileSystem",
