@@ -4,6 +4,7 @@
 mod common;
 
 mod app_binary;
+mod drift;
 mod iam_policy;
 mod layers;
 mod lock;
