@@ -71,8 +71,9 @@ pub fn shell_quote(s: &str) -> String {
 
 /// The shell line `AWS-RunShellScript` runs for `args` (`bookstore ...`):
 /// the app's binary as the app's user, with the service's environment
-/// file (systemd reads it as for the service), waiting for it and passing
-/// its output and exit status through.
+/// file (systemd reads it as for the service), its database credential
+/// and no way to the instance metadata service (as the service has),
+/// waiting for it and passing its output and exit status through.
 pub fn command_line(args: &[String]) -> Result<String, ExecError> {
     match args.first() {
         Some(p) if p == PROGRAM => {}
@@ -81,7 +82,9 @@ pub fn command_line(args: &[String]) -> Result<String, ExecError> {
     let quoted: Vec<String> = args[1..].iter().map(|a| shell_quote(a)).collect();
     let mut line = String::from(
         "systemd-run --quiet --wait --pipe --collect --uid=bookstore --gid=bookstore \
-         --property=EnvironmentFile=/etc/bookstore/bookstore.env -- /usr/local/bin/bookstore",
+         --property=EnvironmentFile=/etc/bookstore/bookstore.env \
+         --property=LoadCredential=db-password:/etc/bookstore/db-app-password \
+         '--property=IPAddressDeny=169.254.169.254 fd00:ec2::254' -- /usr/local/bin/bookstore",
     );
     for q in quoted {
         line.push(' ');

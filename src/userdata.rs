@@ -13,7 +13,9 @@ pub const TEMPLATE: &str = include_str!("../userdata/bookstore.sh");
 const HEADER: &str = "# bookstore-infra user-data v1 template=";
 
 /// Everything the boot script needs to know. No secret: the database
-/// password is fetched on the instance from `db_secret_arn`.
+/// passwords are fetched on the instance, the master user's from
+/// `db_secret_arn` (for the migrate step only), the app user's from
+/// `db_app_secret_arn` (handed to the web server).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserDataVars {
     pub stack: String,
@@ -28,8 +30,12 @@ pub struct UserDataVars {
     pub db_host: String,
     pub db_port: u16,
     pub db_name: String,
+    /// The master user: migrations and the app user's rights.
     pub db_user: String,
     pub db_secret_arn: String,
+    /// The user the web server connects as.
+    pub db_app_user: String,
+    pub db_app_secret_arn: String,
     /// uid and gid of the app's user: the file system access point's.
     pub app_uid: u32,
 }
@@ -90,7 +96,7 @@ pub fn render(v: &UserDataVars) -> Result<String, UserDataError> {
             why: "expected an absolute path",
         });
     }
-    let pairs: [(&str, String); 15] = [
+    let pairs: [(&str, String); 17] = [
         ("STACK", safe("stack", &v.stack)?),
         ("REGION", safe("region", &v.region)?),
         ("BUCKET", safe("bucket", &v.bucket)?),
@@ -108,6 +114,11 @@ pub fn render(v: &UserDataVars) -> Result<String, UserDataError> {
         ("DB_NAME", safe("db_name", &v.db_name)?),
         ("DB_USER", safe("db_user", &v.db_user)?),
         ("DB_SECRET_ARN", safe("db_secret_arn", &v.db_secret_arn)?),
+        ("DB_APP_USER", safe("db_app_user", &v.db_app_user)?),
+        (
+            "DB_APP_SECRET_ARN",
+            safe("db_app_secret_arn", &v.db_app_secret_arn)?,
+        ),
         ("APP_UID", v.app_uid.to_string()),
     ];
     let mut body = TEMPLATE.to_string();
@@ -150,6 +161,10 @@ mod tests {
             db_user: "bookstore".into(),
             db_secret_arn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-1-AbCd"
                 .into(),
+            db_app_user: "bookstore_app".into(),
+            db_app_secret_arn:
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:bookstore-infra/demo/db-app-password-AbCd"
+                    .into(),
             app_uid: 50000,
         }
     }

@@ -21,6 +21,8 @@ DB_PORT=@@DB_PORT@@
 DB_NAME=@@DB_NAME@@
 DB_USER=@@DB_USER@@
 DB_SECRET_ARN=@@DB_SECRET_ARN@@
+DB_APP_USER=@@DB_APP_USER@@
+DB_APP_SECRET_ARN=@@DB_APP_SECRET_ARN@@
 APP_UID=@@APP_UID@@
 
 log() { echo "bookstore-boot[$STACK]: $*" >&2; }
@@ -67,23 +69,47 @@ if ! mountpoint -q "$ROOT$DATA_DIR"; then
     mount -t efs -o "tls,iam,accesspoint=$ACCESS_POINT_ID" "$FILE_SYSTEM_ID:" "$ROOT$DATA_DIR"
 fi
 
-# The database password is read from the secret RDS manages (and rotates)
-# whenever the app connects; it is never written down. The connection is
-# encrypted (RDS offers TLS; the app refuses to connect without it).
-install -d -m 0755 "$ROOT/usr/local/lib/bookstore"
-cat >"$ROOT/usr/local/lib/bookstore/db-password" <<EOF
+# The database has two users. The master user (its password in the secret
+# RDS manages and rotates) applies the migrations and keeps the app's own
+# user, in a step of its own before the web server starts (below). The web
+# server connects as the app's user, which may only read and write rows,
+# and is never given the master password. Both verify the server's
+# certificate against the Amazon RDS authorities the app is built with,
+# for the database's host name.
+install -d -m 0755 "$ROOT/usr/local/lib/bookstore" "$ROOT/etc/bookstore"
+"$bin" rds-ca-bundle >"$ROOT/etc/bookstore/rds-ca.pem"
+chmod 0644 "$ROOT/etc/bookstore/rds-ca.pem"
+DB_TLS="ssl-mode=VERIFY_IDENTITY&ssl-ca=/etc/bookstore/rds-ca.pem"
+
+# The master password, read whenever the migrate step connects (again when
+# it was rotated), by root only; it is never written down.
+cat >"$ROOT/usr/local/lib/bookstore/db-master-password" <<EOF
 #!/bin/bash
 set -euo pipefail
 aws secretsmanager get-secret-value --region '$REGION' --secret-id '$DB_SECRET_ARN' \\
     --query SecretString --output text |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["password"])'
 EOF
+chmod 0700 "$ROOT/usr/local/lib/bookstore/db-master-password"
+
+# The app user's password, from the stack's own secret, in a file only
+# root reads: systemd hands it to the web server as a credential.
+(
+    umask 077
+    aws secretsmanager get-secret-value --region "$REGION" --secret-id "$DB_APP_SECRET_ARN" \
+        --query SecretString --output text >"$ROOT/etc/bookstore/db-app-password.new"
+    mv "$ROOT/etc/bookstore/db-app-password.new" "$ROOT/etc/bookstore/db-app-password"
+)
+cat >"$ROOT/usr/local/lib/bookstore/db-password" <<'EOF'
+#!/bin/sh
+# The app user's password, as systemd hands it to the service (LoadCredential=).
+exec cat "$CREDENTIALS_DIRECTORY/db-password"
+EOF
 chmod 0755 "$ROOT/usr/local/lib/bookstore/db-password"
 
-install -d -m 0755 "$ROOT/etc/bookstore"
 cat >"$ROOT/etc/bookstore/bookstore.env" <<EOF
 BOOKSTORE_LISTEN=0.0.0.0:$PORT
-BOOKSTORE_DATABASE_URL=mysql://$DB_USER@$DB_HOST:$DB_PORT/$DB_NAME?ssl-mode=required
+BOOKSTORE_DATABASE_URL=mysql://$DB_APP_USER@$DB_HOST:$DB_PORT/$DB_NAME?$DB_TLS
 BOOKSTORE_DATABASE_PASSWORD_COMMAND=/usr/local/lib/bookstore/db-password
 BOOKSTORE_DATA_DIR=$DATA_DIR
 BOOKSTORE_LOG_FORMAT=json
@@ -118,6 +144,10 @@ ProtectKernelModules=true
 ProtectControlGroups=true
 RestrictSUIDSGID=true
 ReadWritePaths=$DATA_DIR
+LoadCredential=db-password:/etc/bookstore/db-app-password
+# No instance metadata service: a flaw in the app cannot take the instance
+# role's credentials, and with them the master password.
+IPAddressDeny=169.254.169.254 fd00:ec2::254
 
 [Install]
 WantedBy=multi-user.target
@@ -264,6 +294,27 @@ PrivateTmp=true
 [Install]
 WantedBy=multi-user.target
 EOF
+
+# The migrate step: the schema and the app's user, as the master user,
+# before the web server starts (it never changes the schema). Instances
+# booting together take turns (the step holds a lock in the database); a
+# database still starting or rebooting is waited for.
+migrate() {
+    BOOKSTORE_DATABASE_URL="mysql://$DB_USER@$DB_HOST:$DB_PORT/$DB_NAME?$DB_TLS" \
+        BOOKSTORE_DATABASE_PASSWORD_COMMAND="$ROOT/usr/local/lib/bookstore/db-master-password" \
+        "$bin" migrate --app-user "$DB_APP_USER" \
+        --app-password-file "$ROOT/etc/bookstore/db-app-password"
+}
+tries=1
+until migrate; do
+    if [ "$tries" -ge 30 ]; then
+        log "the migrate step failed $tries times; the web server is not started"
+        exit 1
+    fi
+    log "the migrate step failed (attempt $tries), trying again in 10 s"
+    tries=$((tries + 1))
+    sleep 10
+done
 
 systemctl daemon-reload
 systemctl enable --now bookstore.service

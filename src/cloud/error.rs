@@ -180,13 +180,15 @@ pub fn not_found(code: &str, message: &str) -> bool {
 /// - EC2: `InvalidSubnet.Conflict` (the CIDR is taken), `InvalidGroup.Duplicate`,
 ///   `InvalidPermission.Duplicate`, `RouteAlreadyExists`,
 ///   `Resource.AlreadyAssociated`, `InvalidLaunchTemplateName.AlreadyExistsException`.
-/// - RDS: `DBInstanceAlreadyExists(Fault)`, `DBSubnetGroupAlreadyExists(Fault)`.
+/// - RDS: `DBInstanceAlreadyExists(Fault)`, `DBSubnetGroupAlreadyExists(Fault)`,
+///   `DBParameterGroupAlreadyExists(Fault)`.
 /// - ELBv2: `DuplicateLoadBalancerName`, `DuplicateTargetGroupName`,
 ///   `DuplicateListener`.
 /// - IAM: `EntityAlreadyExists`; CloudWatch Logs: `ResourceAlreadyExistsException`;
 ///   Auto Scaling: `AlreadyExists`; EFS: `FileSystemAlreadyExists`,
 ///   `AccessPointAlreadyExists`, `MountTargetConflict`; S3:
-///   `BucketAlreadyOwnedByYou`; SSM: `ParameterAlreadyExists`.
+///   `BucketAlreadyOwnedByYou`; SSM: `ParameterAlreadyExists`; Secrets
+///   Manager: `ResourceExistsException`.
 pub const ALREADY_EXISTS: &[&str] = &[
     "InvalidSubnet.Conflict",
     "InvalidGroup.Duplicate",
@@ -198,6 +200,8 @@ pub const ALREADY_EXISTS: &[&str] = &[
     "DBInstanceAlreadyExistsFault",
     "DBSubnetGroupAlreadyExists",
     "DBSubnetGroupAlreadyExistsFault",
+    "DBParameterGroupAlreadyExists",
+    "DBParameterGroupAlreadyExistsFault",
     "DuplicateLoadBalancerName",
     "DuplicateTargetGroupName",
     "DuplicateListener",
@@ -209,6 +213,7 @@ pub const ALREADY_EXISTS: &[&str] = &[
     "MountTargetConflict",
     "BucketAlreadyOwnedByYou",
     "ParameterAlreadyExists",
+    "ResourceExistsException",
 ];
 
 /// Whether an answer says the thing made already exists (see

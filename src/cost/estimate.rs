@@ -80,6 +80,7 @@ const FREE_KINDS: &[&str] = &[
     certificate::KIND,
     dns_alias::KIND,
     db_subnet_group::KIND,
+    crate::resources::db_parameter_group::KIND,
     efs_access_point::KIND,
     crate::resources::efs_policy::KIND,
     launch_template::KIND,
@@ -189,6 +190,14 @@ impl Rates<'_> {
                 ),
                 0.0,
             )],
+            crate::resources::secret::KIND => match p.secret_month {
+                Some(price) => vec![flat(
+                    "monthly",
+                    "Secrets Manager secret, API calls not counted".to_string(),
+                    price,
+                )],
+                None => return Ok(None),
+            },
             k if FREE_KINDS.contains(&k) => Vec::new(),
             _ => return Ok(None),
         }))
@@ -439,14 +448,16 @@ mod tests {
         // volume at $0.08/GB-month; db.t3.micro Single-AZ at $0.017/h with
         // 20 GB gp3 at $0.115; one NAT gateway at $0.045/h and its Elastic
         // IP at $0.005/h; the load balancer at $0.0225/h with one public
-        // address in each of 2 zones at $0.005/h.
-        let fixed = 0.017 * H + 20.0 * 0.115 + 0.045 * H + 0.005 * H + 0.0225 * H + 2.0 * 0.005 * H;
+        // address in each of 2 zones at $0.005/h; the app user's secret at
+        // $0.40 a month.
+        let fixed = 0.017 * H + 20.0 * 0.115 + 0.045 * H + 0.005 * H + 0.0225 * H + 2.0 * 0.005 * H
+            + 0.40;
         let per_instance = 0.0104 * H + 8.0 * 0.08;
         close(e.total_min, fixed + per_instance);
         close(e.total_max, fixed + 2.0 * per_instance);
         // The same in round figures.
-        assert_eq!(format!("{:.2}", e.total_min), "83.17");
-        assert_eq!(format!("{:.2}", e.total_max), "91.40");
+        assert_eq!(format!("{:.2}", e.total_min), "83.57");
+        assert_eq!(format!("{:.2}", e.total_max), "91.80");
         assert_eq!(line(&e, "asg", "instances").what, "1-2 x t3.micro");
         assert_eq!(line(&e, "db", "instance").what, "db.t3.micro Single-AZ");
         assert_eq!(line(&e, "db", "storage").what, "20 GiB gp3");
@@ -501,18 +512,20 @@ mod tests {
         // us-east-1: 2-6 x t3.small at $0.0208/h, 8 GiB gp3 root each at
         // $0.08; db.t3.medium Multi-AZ: 2 x $0.068/h and 2 x 50 GB gp3 at
         // $0.115; 2 NAT gateways at $0.045/h and their 2 Elastic IPs at
-        // $0.005/h; the load balancer at $0.0225/h with 2 public addresses.
+        // $0.005/h; the load balancer at $0.0225/h with 2 public addresses;
+        // the app user's secret at $0.40 a month.
         let fixed = 2.0 * 0.068 * H
             + 2.0 * 50.0 * 0.115
             + 2.0 * 0.045 * H
             + 2.0 * 0.005 * H
             + 0.0225 * H
-            + 2.0 * 0.005 * H;
+            + 2.0 * 0.005 * H
+            + 0.40;
         let per_instance = 0.0208 * H + 8.0 * 0.08;
         close(e.total_min, fixed + 2.0 * per_instance);
         close(e.total_max, fixed + 6.0 * per_instance);
-        assert_eq!(format!("{:.2}", e.total_min), "239.15");
-        assert_eq!(format!("{:.2}", e.total_max), "302.45");
+        assert_eq!(format!("{:.2}", e.total_min), "239.55");
+        assert_eq!(format!("{:.2}", e.total_max), "302.85");
         assert_eq!(line(&e, "asg", "instances").what, "2-6 x t3.small");
         assert_eq!(line(&e, "db", "instance").what, "db.t3.medium Multi-AZ");
         close(line(&e, "db", "storage").monthly_min, 2.0 * 50.0 * 0.115);
@@ -528,7 +541,8 @@ mod tests {
         let e = estimate("eu-west-1", &desired(&s, &facts("eu-west-1"))).unwrap();
         // eu-west-1: t3.micro $0.0114/h, gp3 $0.088; db.t3.micro $0.018/h,
         // RDS gp3 $0.127; NAT $0.048/h; ALB $0.0252/h; IPv4 $0.005/h.
-        let fixed = 0.018 * H + 20.0 * 0.127 + 0.048 * H + 0.005 * H + 0.0252 * H + 2.0 * 0.005 * H;
+        let fixed =
+            0.018 * H + 20.0 * 0.127 + 0.048 * H + 0.005 * H + 0.0252 * H + 2.0 * 0.005 * H + 0.40;
         let per_instance = 0.0114 * H + 8.0 * 0.088;
         close(e.total_min, fixed + per_instance);
         close(e.total_max, fixed + 2.0 * per_instance);

@@ -40,6 +40,11 @@ pub(super) struct RegionPrices {
     /// free. Only where the table has the figure.
     #[serde(default)]
     pub interface_endpoint_az_hour: Option<f64>,
+    /// A Secrets Manager secret, per month, API calls not counted
+    /// (https://aws.amazon.com/secrets-manager/pricing/). Only where the
+    /// table has the figure.
+    #[serde(default)]
+    pub secret_month: Option<f64>,
 }
 
 pub(super) fn table() -> &'static PriceTable {

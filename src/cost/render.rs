@@ -251,17 +251,17 @@ mod tests {
             json["not_counted"].as_array().unwrap().len(),
             NOT_COUNTED.len()
         );
-        // Totals: before 239.153 at the minimum, after 302.449 + 91.104 at the maximum.
-        assert!(text.contains("239.15..302.45"), "{text}");
+        // Totals: before 239.553 at the minimum, after 302.849 + 91.104 at the maximum.
+        assert!(text.contains("239.55..302.85"), "{text}");
         assert!(
             md.contains(
-                "| **total** | | | **239.15..302.45** | **269.52..393.55** | **+30.37..+91.10** |"
+                "| **total** | | | **239.55..302.85** | **269.92..393.95** | **+30.37..+91.10** |"
             ),
             "{md}"
         );
         assert!(md.contains("|---|---|---|---:|---:|---:|"));
         assert_eq!(json["increase_max"], serde_json::json!(91.104));
-        assert_eq!(json["after"]["total_max"], serde_json::json!(393.553));
+        assert_eq!(json["after"]["total_max"], serde_json::json!(393.953));
         assert_eq!(json["table_date"], "2026-11");
         assert_eq!(json["region"], "us-east-1");
         assert!(json["after"]["lines"][0]["monthly_min"].is_f64());

@@ -22,7 +22,9 @@ use crate::cloud::CloudError;
 /// - RDS `InvalidDBSubnetGroupStateFault`: the subnet group "cannot be
 ///   deleted because it's in use" by a database being deleted;
 ///   `InvalidDBInstanceState`: the database is modifying (deletion
-///   protection being lifted) or backing up.
+///   protection being lifted) or backing up;
+///   `InvalidDBParameterGroupState`: the parameter group is still used by
+///   a database (moving to a new group, or being deleted).
 /// - EFS `FileSystemInUse` (409): mount targets being deleted.
 /// - IAM `DeleteConflict`: a role or profile whose attachments are being
 ///   removed.
@@ -36,6 +38,8 @@ const IN_USE: &[&str] = &[
     "InvalidDBSubnetGroupState",
     "InvalidDBInstanceState",
     "InvalidDBInstanceStateFault",
+    "InvalidDBParameterGroupState",
+    "InvalidDBParameterGroupStateFault",
     "FileSystemInUse",
     "DeleteConflict",
 ];

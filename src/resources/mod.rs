@@ -5,6 +5,7 @@ mod attrs;
 pub mod autoscaling_group;
 pub mod certificate;
 pub mod db_instance;
+pub mod db_parameter_group;
 pub mod db_subnet_group;
 pub mod dns_alias;
 pub mod efs_access_point;
@@ -21,6 +22,7 @@ pub mod nat_gateway;
 pub mod policy;
 pub mod route_table;
 pub mod s3;
+pub mod secret;
 pub mod security_group;
 pub mod subnet;
 pub mod target_group;
@@ -44,7 +46,9 @@ pub fn registry() -> Registry {
     r.register(Box::new(security_group::SecurityGroup));
     r.register(Box::new(vpc_endpoint::VpcEndpoint));
     r.register(Box::new(db_subnet_group::DbSubnetGroup));
+    r.register(Box::new(db_parameter_group::DbParameterGroup));
     r.register(Box::new(db_instance::Database));
+    r.register(Box::new(secret::Secret));
     r.register(Box::new(efs_file_system::FileSystem));
     r.register(Box::new(efs_access_point::AccessPoint));
     r.register(Box::new(certificate::Certificate));
@@ -378,6 +382,11 @@ mod tests {
                 &["description", "subnet_ids"],
             ),
             (
+                "rds:db-parameter-group",
+                &["name", "family", "description"],
+                &["parameters"],
+            ),
+            (
                 "rds:db-instance",
                 &[
                     "identifier",
@@ -396,9 +405,12 @@ mod tests {
                     "publicly_accessible",
                     "deletion_protection",
                     "security_group_ids",
+                    "parameter_group",
+                    "parameters_applied",
                     "final_snapshot",
                 ],
             ),
+            ("secretsmanager:secret", &["name"], &["description"]),
             (
                 "efs:file-system",
                 &["encrypted", "performance_mode"],

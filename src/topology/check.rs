@@ -288,6 +288,13 @@ fn placeholder_attrs(desired: &[Desired], facts: &Facts) -> BTreeMap<String, Att
                 let arn = format!("arn:aws:secretsmanager:{region}:{ACCOUNT}:secret:{secret}");
                 a.insert("secret_arn".into(), arn);
             }
+            if d.kind == crate::resources::secret::KIND {
+                let arn = format!(
+                    "arn:aws:secretsmanager:{region}:{ACCOUNT}:secret:{}-AbCdEf",
+                    prop("name")
+                );
+                a.insert("arn".into(), arn);
+            }
             (d.id.clone(), a)
         })
         .collect()
@@ -587,7 +594,8 @@ mod tests {
             "stack": "d", "region": "us-east-1", "bucket": long, "key": long,
             "sha256": "a".repeat(64), "file_system_id": long, "access_point_id": long,
             "data_dir": format!("/{long}"), "port": 9000, "db_host": long, "db_port": 3306,
-            "db_name": "bookstore", "db_user": "bookstore", "db_secret_arn": long, "app_uid": 1,
+            "db_name": "bookstore", "db_user": "bookstore", "db_secret_arn": long,
+            "db_app_user": "bookstore_app", "db_app_secret_arn": long, "app_uid": 1,
         });
         let d = Desired::new(
             launch_template::KIND,

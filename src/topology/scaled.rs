@@ -11,6 +11,7 @@ use crate::resources::{
     autoscaling_group, certificate, db_instance, db_subnet_group, dns_alias, efs_access_point,
     efs_file_system, iam, launch_template, listener, load_balancer, log_group, s3, target_group,
 };
+use crate::resources::{db_parameter_group, secret};
 use crate::stack::{ScalingMetric, Stack};
 use crate::userdata;
 
@@ -22,6 +23,7 @@ pub fn desired(stack: &Stack, sfx: &[String], f: &AppFacts) -> Vec<Desired> {
     let name = &stack.name;
     let db = &stack.database;
     let app = &stack.app;
+    let family = db_parameter_group::family(&db.engine_version);
     let private: Vec<Value> = sfx
         .iter()
         .map(|s| r(&format!("subnet-private-{s}")))
@@ -40,6 +42,17 @@ pub fn desired(stack: &Stack, sfx: &[String], f: &AppFacts) -> Vec<Desired> {
                 "subnet_ids": private,
             }),
         ),
+        // The database refuses connections without TLS.
+        Desired::new(
+            db_parameter_group::KIND,
+            "db-params",
+            json!({
+                "name": db_parameter_group::name(name, &family),
+                "family": family,
+                "description": format!("Settings of the database of stack {name}"),
+                "parameters": {"require_secure_transport": "1"},
+            }),
+        ),
         Desired::new(
             db_instance::KIND,
             "db",
@@ -55,11 +68,23 @@ pub fn desired(stack: &Stack, sfx: &[String], f: &AppFacts) -> Vec<Desired> {
                 "publicly_accessible": false,
                 "deletion_protection": db.deletion_protection,
                 "db_subnet_group": r("db-subnets"),
+                "parameter_group": r("db-params"),
+                "parameters_applied": true,
                 "security_group_ids": [r("sg-db")],
                 "db_name": db.name,
                 "master_username": db.username,
                 "apply_immediately": db.apply_immediately,
                 "final_snapshot": db.final_snapshot,
+            }),
+        ),
+        // The password of the app's own database user (made by the
+        // instances' migrate step, with the master user's rights).
+        Desired::new(
+            secret::KIND,
+            "db-app-secret",
+            json!({
+                "name": secret::db_app_secret_name(name),
+                "description": format!("Password of the app's database user ({}) of stack {name}", db_app_user(&db.username)),
             }),
         ),
         Desired::new(
@@ -250,6 +275,14 @@ pub fn desired(stack: &Stack, sfx: &[String], f: &AppFacts) -> Vec<Desired> {
                         "Action": "secretsmanager:GetSecretValue",
                         "Resource": r_attr("db", "secret_arn"),
                     },
+                    // The app user's password, which the boot script hands
+                    // to the web server.
+                    {
+                        "Sid": "ReadAppDatabaseSecret",
+                        "Effect": "Allow",
+                        "Action": "secretsmanager:GetSecretValue",
+                        "Resource": r_attr("db-app-secret", "arn"),
+                    },
                     {
                         "Sid": "MountFiles",
                         "Effect": "Allow",
@@ -349,6 +382,8 @@ pub fn desired(stack: &Stack, sfx: &[String], f: &AppFacts) -> Vec<Desired> {
                         "db_name": db.name,
                         "db_user": db.username,
                         "db_secret_arn": r_attr("db", "secret_arn"),
+                        "db_app_user": db_app_user(&db.username),
+                        "db_app_secret_arn": r_attr("db-app-secret", "arn"),
                         "app_uid": FILES_UID,
                     },
                 },
@@ -397,6 +432,12 @@ pub fn desired(stack: &Stack, sfx: &[String], f: &AppFacts) -> Vec<Desired> {
     out
 }
 
+/// The MySQL user the app serves as: the master user's name and `_app`
+/// (at most 20 characters: RDS takes master names up to 16).
+pub fn db_app_user(master: &str) -> String {
+    format!("{master}_app")
+}
+
 /// The outputs of the scaled application.
 pub fn outputs(stack: &Stack, f: &AppFacts) -> Vec<(&'static str, Value)> {
     let url = match &stack.domain {
@@ -408,6 +449,7 @@ pub fn outputs(stack: &Stack, f: &AppFacts) -> Vec<(&'static str, Value)> {
         ("load_balancer_dns_name", r_attr("lb", "dns_name")),
         ("db_endpoint", r_attr("db", "endpoint")),
         ("db_secret_arn", r_attr("db", "secret_arn")),
+        ("db_app_secret_arn", r_attr("db-app-secret", "arn")),
         ("file_system_id", r("efs")),
         ("autoscaling_group", r("asg")),
         ("artifact_key", r_attr(&s3::artifact_id(&f.sha256), "key")),

@@ -4,6 +4,7 @@
 mod common;
 
 mod app_binary;
+mod database;
 mod drift;
 mod iam_policy;
 mod layers;

@@ -394,6 +394,29 @@ pub(crate) fn database_password(e: &Emulator) -> (String, String, String) {
     (arn, secret, password)
 }
 
+/// A secret's value, read through the AWS CLI.
+fn secret_string(e: &Emulator, arn: &str) -> String {
+    let out = std::process::Command::new(common::root().join(".venv/bin/aws"))
+        .args(["secretsmanager", "get-secret-value", "--secret-id", arn])
+        .args(["--query", "SecretString", "--output", "text"])
+        .env("AWS_ENDPOINT_URL", &e.endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_DEFAULT_REGION", common::REGION)
+        .env_remove("AWS_PROFILE")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim_end()
+        .to_string()
+}
+
 #[test]
 fn no_plan_output_or_boot_script_holds_the_database_password() {
     let e = Emulator::start();
@@ -429,6 +452,12 @@ fn no_plan_output_or_boot_script_holds_the_database_password() {
     let saved: Value = serde_json::from_str(&saved).unwrap();
     let db = common::step(&saved["plan"], "db");
     assert_eq!(db["action"], "no_op", "{db}");
+    // So did the secret holding the app user's password, and the plan
+    // names it, never its value.
+    for id in ["db-app-secret", "db-params"] {
+        let step = common::step(&saved["plan"], id);
+        assert_eq!(step["action"], "no_op", "{step}");
+    }
 
     // The boot script the instances run: it names the secret, and fetches
     // the password only on the instance.
@@ -456,12 +485,18 @@ fn no_plan_output_or_boot_script_holds_the_database_password() {
         String::from_utf8(aws_smithy_types::base64::decode(data).unwrap()).unwrap()
     });
     assert!(boot.contains(&arn), "{boot}");
+    // The app user's password likewise: the boot script names its secret.
+    let app_arn = outputs["db_app_secret_arn"].as_str().unwrap().to_string();
+    let app_password = secret_string(&e, &app_arn);
+    assert_eq!(app_password.len(), 40, "made by GetRandomPassword");
+    assert!(app_password.chars().all(|c| c.is_ascii_alphanumeric()));
+    assert!(boot.contains(&app_arn), "{boot}");
     seen.push(("the boot script".into(), boot));
 
-    // The value is known, and the check finds it where it is.
+    // The values are known, and the check finds them where they are.
     assert!(!password.is_empty(), "{secret}");
-    let holds = |text: &str| text.contains(password.as_str());
-    assert!(holds(&secret));
+    let holds = |text: &str| text.contains(password.as_str()) || text.contains(&app_password);
+    assert!(holds(&secret) && holds(&app_password));
     let leaks: Vec<&str> = seen
         .iter()
         .filter(|(_, text)| holds(text))

@@ -133,6 +133,7 @@ fn production_stack_from_empty_to_destroyed() {
     let asg = aws_sdk_autoscaling::Client::new(conf);
     let ec2 = e.ec2();
     let ssm = e.ssm();
+    let sm = aws_sdk_secretsmanager::Client::new(conf);
 
     let outputs: Value =
         serde_json::from_str(&env.ok(&["outputs", &env.stack, "--json"]).stdout).unwrap();
@@ -164,6 +165,52 @@ fn production_stack_from_empty_to_destroyed() {
             outputs["db_endpoint"].as_str(),
             db.endpoint().and_then(|e| e.address())
         );
+        // It refuses connections without TLS: the stack's parameter group,
+        // of its engine's family, sets require_secure_transport.
+        let params_group = "bookstore-prod-db-mysql8-0";
+        assert_eq!(
+            db.db_parameter_groups()
+                .first()
+                .and_then(|g| g.db_parameter_group_name()),
+            Some(params_group)
+        );
+        let groups = rds
+            .describe_db_parameter_groups()
+            .db_parameter_group_name(params_group)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            groups.db_parameter_groups()[0].db_parameter_group_family(),
+            Some("mysql8.0")
+        );
+        let params = rds
+            .describe_db_parameters()
+            .db_parameter_group_name(params_group)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            params.parameters().iter().any(|p| {
+                p.parameter_name() == Some("require_secure_transport")
+                    && p.parameter_value() == Some("1")
+            }),
+            "{params:?}"
+        );
+        // The app user's password is a secret the stack owns.
+        let app_secret = sm
+            .describe_secret()
+            .secret_id(outputs["db_app_secret_arn"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            app_secret.name(),
+            Some("bookstore-infra/bookstore-prod/db-app-password")
+        );
+        assert!(app_secret.tags().iter().any(|t| {
+            t.key() == Some("bookstore-infra:stack") && t.value() == Some("bookstore-prod")
+        }));
 
         // Shared files: encrypted, a mount target per private subnet, an access point.
         let fs_id = outputs["file_system_id"].as_str().unwrap().to_string();
@@ -424,7 +471,7 @@ fn production_stack_from_empty_to_destroyed() {
             "arn:aws:elasticfilesystem:us-east-1:123456789012:file-system/{}",
             outputs["file_system_id"].as_str().unwrap()
         );
-        assert_eq!(grants.len(), 5, "{doc}");
+        assert_eq!(grants.len(), 6, "{doc}");
         assert_eq!(
             grants[0],
             (
@@ -454,8 +501,17 @@ fn production_stack_from_empty_to_destroyed() {
                 format!("arn:aws:s3:::{bucket}/bookstore/*")
             )
         );
+        // The two database secrets, each by its ARN: the app user's and
+        // (for the migrate step) the master user's.
         assert_eq!(
             grants[4],
+            (
+                vec!["secretsmanager:GetSecretValue".to_string()],
+                outputs["db_app_secret_arn"].as_str().unwrap().to_string()
+            )
+        );
+        assert_eq!(
+            grants[5],
             (
                 vec!["secretsmanager:GetSecretValue".to_string()],
                 outputs["db_secret_arn"].as_str().unwrap().to_string()

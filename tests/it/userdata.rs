@@ -41,8 +41,88 @@ fn vars(bucket: &str, key: &str, sha: &str) -> UserDataVars {
         db_name: "bookstore".into(),
         db_user: "bookstore".into(),
         db_secret_arn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-1-AbCd".into(),
+        db_app_user: "bookstore_app".into(),
+        db_app_secret_arn:
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:bookstore-infra/demo/db-app-password-AbCd"
+                .into(),
         app_uid: 50000,
     }
+}
+
+/// A stand-in for the app's binary: prints a certificate bundle when asked
+/// (`rds-ca-bundle`), and for `migrate` records in `$STATE/migrate` the
+/// URL it was given and the sha256 of the password its password command
+/// prints and of the app user's password file (never the passwords).
+const PRETEND_BINARY: &[u8] = br#"#!/bin/sh
+# pretend bookstore binary
+echo "bookstore $*" >>"$CALLS"
+case "$1" in
+rds-ca-bundle)
+    printf -- '-----BEGIN CERTIFICATE-----
+AAAA
+-----END CERTIFICATE-----
+' ;;
+migrate)
+    file=
+    prev=
+    for a; do [ "$prev" = --app-password-file ] && file="$a"; prev="$a"; done
+    {
+        echo "url=$BOOKSTORE_DATABASE_URL"
+        echo "password=$(sh -c "$BOOKSTORE_DATABASE_PASSWORD_COMMAND" | sha256sum | cut -d' ' -f1)"
+        echo "app_password=$(head -n1 "$file" | tr -d '
+' | sha256sum | cut -d' ' -f1)"
+    } >>"$STATE/migrate" ;;
+esac
+"#;
+
+/// The two secrets an instance reads, as RDS and the stack make them: the
+/// master user's (JSON, by RDS) and the app user's (the password alone).
+struct Secrets {
+    master_arn: String,
+    master_password: String,
+    app_arn: String,
+    app_password: String,
+}
+
+fn create_secret(e: &Emulator, name: &str, value: &str) -> String {
+    let created = aws_env(Command::new(venv_bin("aws")), e)
+        .args(["secretsmanager", "create-secret", "--name", name])
+        .args([
+            "--secret-string",
+            value,
+            "--query",
+            "ARN",
+            "--output",
+            "text",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    String::from_utf8(created.stdout)
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+fn secrets(e: &Emulator) -> Secrets {
+    let master_password = "s3cr3t \"quoted\" pass!".to_string();
+    let master = serde_json::json!({"username": "bookstore", "password": master_password});
+    let app_password = "AppUserPassw0rdFromTheStacksSecret0123456".to_string();
+    Secrets {
+        master_arn: create_secret(e, "rds!db-1", &master.to_string()),
+        app_arn: create_secret(e, "bookstore-infra/demo/db-app-password", &app_password),
+        master_password,
+        app_password,
+    }
+}
+
+fn sha256_hex(s: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(s.as_bytes()))
 }
 
 #[test]
@@ -236,9 +316,13 @@ fn position(calls: &str, prefix: &str) -> usize {
 fn booted() -> (Emulator, Sandbox, String, &'static [u8]) {
     let e = Emulator::start();
     let sb = sandbox();
-    let binary: &'static [u8] = b"\x7fELF pretend bookstore binary";
+    let binary: &'static [u8] = PRETEND_BINARY;
     let (bucket, key, sha) = put_binary(&e, binary);
-    let script = render(&vars(&bucket, &key, &sha)).unwrap();
+    let s = secrets(&e);
+    let mut v = vars(&bucket, &key, &sha);
+    v.db_secret_arn = s.master_arn;
+    v.db_app_secret_arn = s.app_arn;
+    let script = render(&v).unwrap();
     assert_ok(&run_boot(&e, &sb, &script));
     (e, sb, script, binary)
 }
@@ -415,34 +499,12 @@ fn a_second_boot_changes_nothing_and_leaves_the_service_started() {
 fn the_boot_script_installs_verifies_mounts_and_starts() {
     let e = Emulator::start();
     let sb = sandbox();
-    let binary = b"\x7fELF pretend bookstore binary";
+    let binary = PRETEND_BINARY;
     let (bucket, key, sha) = put_binary(&e, binary);
-    // The secret RDS keeps for the database, as RDS writes it.
-    let password = "s3cr3t \"quoted\" pass!";
-    let secret = serde_json::json!({"username": "bookstore", "password": password}).to_string();
-    let created = aws_env(Command::new(venv_bin("aws")), &e)
-        .args(["secretsmanager", "create-secret", "--name", "rds!db-1"])
-        .args([
-            "--secret-string",
-            &secret,
-            "--query",
-            "ARN",
-            "--output",
-            "text",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stderr)
-    );
-    let arn = String::from_utf8(created.stdout)
-        .unwrap()
-        .trim()
-        .to_string();
+    let secrets = secrets(&e);
     let mut v = vars(&bucket, &key, &sha);
-    v.db_secret_arn = arn.clone();
+    v.db_secret_arn = secrets.master_arn.clone();
+    v.db_app_secret_arn = secrets.app_arn.clone();
     let script = render(&v).unwrap();
     let out = run_boot(&e, &sb, &script);
     assert!(
@@ -503,6 +565,36 @@ fn the_boot_script_installs_verifies_mounts_and_starts() {
         "{calls}"
     );
 
+    // The migrate step ran once, on its own, before the web server starts,
+    // as the master user with the master password, verifying the
+    // database's certificate, and was given the app user's password file.
+    let pw_file = sb.root.join("etc/bookstore/db-app-password");
+    let migrate = format!(
+        "bookstore migrate --app-user bookstore_app --app-password-file {}",
+        pw_file.display()
+    );
+    assert!(position(&calls, &migrate) < start, "{calls}");
+    assert_eq!(calls.matches("bookstore migrate").count(), 1, "{calls}");
+    let tls = "ssl-mode=VERIFY_IDENTITY&ssl-ca=/etc/bookstore/rds-ca.pem";
+    assert_eq!(
+        read(&sb.state.join("migrate")),
+        format!(
+            "url=mysql://bookstore@demo-db.abc.us-east-1.rds.amazonaws.com:3306/bookstore?{tls}\n\
+             password={}\napp_password={}\n",
+            sha256_hex(&format!("{}\n", secrets.master_password)),
+            sha256_hex(&secrets.app_password),
+        )
+    );
+    // The authorities the binary ships are where the URL says.
+    assert!(read(&sb.root.join("etc/bookstore/rds-ca.pem"))
+        .starts_with("-----BEGIN CERTIFICATE-----\n"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&pw_file), 0o600, "the app's password is root's alone");
+    assert_eq!(read(&pw_file).trim_end(), secrets.app_password);
+    let master_helper = sb.root.join("usr/local/lib/bookstore/db-master-password");
+    assert_eq!(mode(&master_helper), 0o700);
+
     let unit = read(&sb.root.join("etc/systemd/system/bookstore.service"));
     for line in [
         "User=bookstore",
@@ -512,40 +604,72 @@ fn the_boot_script_installs_verifies_mounts_and_starts() {
         "NoNewPrivileges=true",
         "ReadWritePaths=/var/lib/bookstore/data",
         "EnvironmentFile=/etc/bookstore/bookstore.env",
+        "LoadCredential=db-password:/etc/bookstore/db-app-password",
+        "IPAddressDeny=169.254.169.254 fd00:ec2::254",
     ] {
         assert!(
             unit.lines().any(|l| l == line),
             "unit lacks {line}:\n{unit}"
         );
     }
+    // The web server: the app user, the app's password, TLS verified; no
+    // word of the master user, its secret or its helper.
     let env = read(&sb.root.join("etc/bookstore/bookstore.env"));
     assert!(env.contains("BOOKSTORE_LISTEN=0.0.0.0:8080"));
-    assert!(env.contains("BOOKSTORE_DATABASE_URL=mysql://bookstore@demo-db.abc.us-east-1.rds.amazonaws.com:3306/bookstore?ssl-mode=required\n"));
+    assert!(env.contains(&format!("BOOKSTORE_DATABASE_URL=mysql://bookstore_app@demo-db.abc.us-east-1.rds.amazonaws.com:3306/bookstore?{tls}\n")));
     assert!(
-        env.contains("BOOKSTORE_DATABASE_PASSWORD_COMMAND=/usr/local/lib/bookstore/db-password")
+        env.contains("BOOKSTORE_DATABASE_PASSWORD_COMMAND=/usr/local/lib/bookstore/db-password\n")
     );
-    // The password helper the app runs prints the secret's password, and
-    // only that.
+    for server_side in [&env, &unit] {
+        for master in [
+            "mysql://bookstore@",
+            "db-master-password",
+            "rds!db-1",
+            &secrets.master_arn,
+        ] {
+            assert!(!server_side.contains(master), "{master} in:\n{server_side}");
+        }
+    }
+    // The server's password helper prints what systemd hands it, the app
+    // user's password; the master helper (root's) prints the master one.
+    let creds = tempfile::tempdir().unwrap();
+    std::fs::copy(&pw_file, creds.path().join("db-password")).unwrap();
     let helper = sb.root.join("usr/local/lib/bookstore/db-password");
-    assert!(read(&helper).contains(&arn));
-    let got = run_in(&e, &sb, &helper);
+    let got = Command::new("sh")
+        .arg(&helper)
+        .env("CREDENTIALS_DIRECTORY", creds.path())
+        .output()
+        .unwrap();
+    assert!(
+        got.status.success(),
+        "{}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(got.stdout).unwrap().trim_end(),
+        secrets.app_password
+    );
+    let got = run_in(&e, &sb, &master_helper);
     assert!(
         got.status.success(),
         "{}",
         String::from_utf8_lossy(&got.stderr)
     );
     let printed = String::from_utf8(got.stdout).unwrap();
-    assert_eq!(printed, format!("{password}\n"));
+    assert_eq!(printed, format!("{}\n", secrets.master_password));
 
-    // Nowhere else is the password: not in the boot script, what it said,
-    // the commands it ran, nor any file it wrote (the environment file,
-    // the units, the helper itself). The check finds it where it is.
-    assert!(!printed.trim().is_empty());
+    // Nowhere else is either password: not in the boot script, what it
+    // said, the commands it ran, nor any file it wrote (the environment
+    // file, the units, the helpers) but the app's password file. The
+    // check finds them where they are.
+    let password = secrets.master_password.as_str();
     // As it is, or as it is written inside a JSON string.
     let escaped = serde_json::to_string(password).unwrap();
-    let escaped = escaped.trim_matches('"');
-    let holds = |text: &str| text.contains(password) || text.contains(escaped);
-    assert!(holds(&printed) && holds(&secret));
+    let escaped = escaped.trim_matches('"').to_string();
+    let holds = |text: &str| {
+        text.contains(password) || text.contains(&escaped) || text.contains(&secrets.app_password)
+    };
+    assert!(holds(&printed) && holds(&read(&pw_file)));
     let mut places = vec![
         ("the boot script".to_string(), script),
         (
@@ -563,7 +687,7 @@ fn the_boot_script_installs_verifies_mounts_and_starts() {
         ("the commands run".into(), calls),
     ];
     for f in files(&sb.root).iter().chain(&files(&sb.state)) {
-        if f == &sb.root.join("usr/local/bin/bookstore") {
+        if f == &sb.root.join("usr/local/bin/bookstore") || f == &pw_file {
             continue;
         }
         let bytes = std::fs::read(f).unwrap();
@@ -580,7 +704,7 @@ fn the_boot_script_installs_verifies_mounts_and_starts() {
         .filter(|(_, text)| holds(text))
         .map(|(p, _)| p.as_str())
         .collect();
-    assert!(leaks.is_empty(), "the database password is in {leaks:?}");
+    assert!(leaks.is_empty(), "a database password is in {leaks:?}");
 }
 
 /// Every file under `dir`.

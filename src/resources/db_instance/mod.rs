@@ -4,6 +4,14 @@
 //!
 //! The master password is created and kept by RDS in Secrets Manager
 //! (`ManageMasterUserPassword`); this tool never sees it.
+//!
+//! The instance uses the stack's parameter group (`rds:db-parameter-group`).
+//! A group given to a running instance applies only when it reboots
+//! (`ParameterApplyStatus` `pending-reboot`): `up` reboots it when the stack
+//! says `apply_immediately`, and otherwise says so, and the plan shows
+//! `parameters_applied: false -> true` until it is rebooted.
+
+mod modify;
 
 use async_trait::async_trait;
 use aws_sdk_rds::types::{DbInstance, Tag};
@@ -17,6 +25,8 @@ use crate::engine::{
     in_place, replace, AttrSpec, Observed, Repeat, ReplacePolicy, Resolved, ResourceKind,
 };
 use crate::lifecycle::{self, Readiness};
+pub use modify::civil;
+use modify::{applied, modify, pending_reboot, reboot, utc_stamp, wait_deleted};
 
 pub const KIND: &str = "rds:db-instance";
 /// Whether `destroy` snapshots the database first ("true"/"false").
@@ -35,7 +45,7 @@ fn tag_value<'a>(d: &'a DbInstance, k: &str) -> Option<&'a str> {
 
 /// The instance as props. Changes waiting for the maintenance window count
 /// as made: they are requested, and asking again would change nothing.
-fn observed(id: &str, d: &DbInstance) -> Observed {
+pub(super) fn observed(id: &str, d: &DbInstance) -> Observed {
     let p = d.pending_modified_values();
     let actual = d.engine_version().unwrap_or_default();
     let version = match (
@@ -99,6 +109,14 @@ fn observed(id: &str, d: &DbInstance) -> Observed {
                 .unwrap_or_default(),
         )
         .prop("security_group_ids", json!(sgs))
+        .prop(
+            "parameter_group",
+            d.db_parameter_groups()
+                .first()
+                .and_then(|g| g.db_parameter_group_name())
+                .unwrap_or_default(),
+        )
+        .prop("parameters_applied", !pending_reboot(d))
         .prop("db_name", d.db_name().unwrap_or_default())
         .prop("master_username", d.master_username().unwrap_or_default())
         .prop(
@@ -130,7 +148,11 @@ fn observed(id: &str, d: &DbInstance) -> Observed {
         )
 }
 
-async fn describe(cloud: &Cloud, id: &str, ident: &str) -> Result<Option<DbInstance>, CloudError> {
+pub(super) async fn describe(
+    cloud: &Cloud,
+    id: &str,
+    ident: &str,
+) -> Result<Option<DbInstance>, CloudError> {
     match cloud
         .rds
         .describe_db_instances()
@@ -158,6 +180,7 @@ const CALLS: &[Call] = &[
     w("rds", "create_db_instance", "CreateDBInstance", &["rds:CreateDBInstance", "rds:AddTagsToResource", "iam:CreateServiceLinkedRole"]),
     w("rds", "delete_db_instance", "DeleteDBInstance", &["rds:DeleteDBInstance", "rds:CreateDBSnapshot"]),
     w("rds", "modify_db_instance", "ModifyDBInstance", &["rds:ModifyDBInstance"]),
+    w("rds", "reboot_db_instance", "RebootDBInstance", &["rds:RebootDBInstance"]),
 ];
 
 #[async_trait]
@@ -198,6 +221,8 @@ impl ResourceKind for Database {
             in_place("publicly_accessible"),
             in_place("deletion_protection"),
             in_place("security_group_ids"),
+            in_place("parameter_group"),
+            in_place("parameters_applied"),
             in_place("final_snapshot"),
         ];
         A
@@ -255,6 +280,7 @@ impl ResourceKind for Database {
             .publicly_accessible(r.bool("publicly_accessible"))
             .deletion_protection(r.bool("deletion_protection"))
             .db_subnet_group_name(r.str("db_subnet_group")?)
+            .db_parameter_group_name(r.str("parameter_group")?)
             .set_vpc_security_group_ids(Some(sorted_strings(r.props.get("security_group_ids"))))
             .db_name(r.str("db_name")?)
             .master_username(r.str("master_username")?)
@@ -316,7 +342,10 @@ impl ResourceKind for Database {
                 .await
                 .ctx(&r.id, "AddTagsToResource")?;
         }
-        let settings = changed.iter().any(|c| c != "final_snapshot");
+        // The reboot a parameter group waits for is no setting to modify.
+        let settings = changed
+            .iter()
+            .any(|c| c != "final_snapshot" && c != "parameters_applied");
         if settings {
             let mut m = cloud
                 .rds
@@ -351,18 +380,31 @@ impl ResourceKind for Database {
                     r.props.get("security_group_ids"),
                 )));
             }
+            if has("parameter_group") {
+                m = m.db_parameter_group_name(r.str("parameter_group")?);
+            }
             modify(cloud, &r.id, m).await?;
             if r.bool("apply_immediately") {
-                return applied(cloud, &r.id, ident).await;
+                applied(cloud, &r.id, ident).await?;
             }
         }
-        match describe(cloud, &r.id, ident).await? {
-            Some(d) => Ok(observed(&r.id, &d)),
-            None => Err(CloudError::invalid(
-                &r.id,
-                format!("database {ident} disappeared"),
-            )),
+        let d = describe(cloud, &r.id, ident)
+            .await?
+            .ok_or_else(|| CloudError::invalid(&r.id, format!("database {ident} disappeared")))?;
+        if !pending_reboot(&d) {
+            return Ok(observed(&r.id, &d));
         }
+        if r.bool("apply_immediately") {
+            return reboot(cloud, &r.id, ident).await;
+        }
+        cloud.reporter.note(&format!(
+            "{}: database {ident} applies its parameter group (require_secure_transport) \
+             only when it reboots: reboot it in a quiet hour \
+             (aws rds reboot-db-instance --db-instance-identifier {ident}), or set \
+             [database] apply_immediately = true and run up again",
+            r.id
+        ));
+        Ok(observed(&r.id, &d))
     }
 
     async fn wait_ready(&self, cloud: &Cloud, current: Observed) -> Result<Observed, CloudError> {
@@ -444,123 +486,6 @@ impl ResourceKind for Database {
         }
         wait_deleted(cloud, &id, &ident).await
     }
-}
-
-/// Waits until the instance is gone (a final snapshot first takes minutes).
-async fn wait_deleted(cloud: &Cloud, id: &str, ident: &str) -> Result<(), CloudError> {
-    cloud
-        .wait_until(
-            id,
-            "deleted",
-            cloud.timeouts.for_kind(KIND, Phase::Delete),
-            || async {
-                Ok(match describe(cloud, id, ident).await? {
-                    None => (Some(()), "deleted".into()),
-                    Some(d) => (
-                        None,
-                        d.db_instance_status().unwrap_or("deleting").to_string(),
-                    ),
-                })
-            },
-        )
-        .await
-}
-
-/// Waits until a modification applied immediately has taken effect: RDS
-/// accepts ModifyDBInstance at once, then shows the instance `modifying`
-/// with the asked values under `PendingModifiedValues` until it has applied
-/// them ("Modifying an Amazon RDS DB instance"; Terraform's provider waits
-/// for `available` likewise). Until then the old class, storage or
-/// Multi-AZ setting is what serves.
-async fn applied(cloud: &Cloud, id: &str, ident: &str) -> Result<Observed, CloudError> {
-    let nothing_pending = aws_sdk_rds::types::PendingModifiedValues::builder().build();
-    let d = cloud
-        .wait_until(
-            id,
-            "the modification applied",
-            cloud.timeouts.for_kind(KIND, Phase::Create),
-            || async {
-                let Some(d) = describe(cloud, id, ident).await? else {
-                    return Err(CloudError::invalid(
-                        id,
-                        format!("database {ident} disappeared"),
-                    ));
-                };
-                let status = d.db_instance_status().unwrap_or_default().to_string();
-                let pending = d
-                    .pending_modified_values()
-                    .is_some_and(|p| p != &nothing_pending);
-                // Storage optimization after a storage change runs for
-                // hours with the new size already in use; Terraform's
-                // provider counts it as available too.
-                let serving = matches!(status.as_str(), "available" | "storage-optimization");
-                Ok(if serving && !pending {
-                    (Some(d), status)
-                } else if pending {
-                    (None, format!("{status}, changes pending"))
-                } else {
-                    (None, status)
-                })
-            },
-        )
-        .await?;
-    Ok(observed(id, &d))
-}
-
-/// Sends a ModifyDBInstance, trying again while RDS answers
-/// `InvalidDBInstanceState` (the instance is busy: backing up, another
-/// modification under way; Terraform's provider retries it likewise), up to
-/// the database's create/modify timeout.
-async fn modify(
-    cloud: &Cloud,
-    id: &str,
-    m: aws_sdk_rds::operation::modify_db_instance::builders::ModifyDBInstanceFluentBuilder,
-) -> Result<(), CloudError> {
-    let start = tokio::time::Instant::now();
-    let limit = cloud.timeouts.for_kind(KIND, Phase::Create);
-    loop {
-        match m.clone().send().await.ctx(id, "ModifyDBInstance") {
-            Err(e)
-                if e.code()
-                    .is_some_and(|c| c.starts_with("InvalidDBInstanceState"))
-                    && start.elapsed() < limit =>
-            {
-                cloud.status(id, &format!("busy, retrying: {e}"));
-                tokio::time::sleep(cloud.poll).await;
-            }
-            other => return other.map(|_| ()),
-        }
-    }
-}
-
-/// The civil date (year, month, day) of a day counted from 1970-01-01
-/// (Howard Hinnant's algorithm).
-pub fn civil(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-/// `yyyymmddHHMMSS` in UTC.
-fn utc_stamp() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0) as i64;
-    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
-    let (y, m, d) = civil(days);
-    format!(
-        "{y:04}{m:02}{d:02}{:02}{:02}{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 #[cfg(test)]

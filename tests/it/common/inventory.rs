@@ -178,6 +178,39 @@ pub fn owned(e: &Emulator, stack: &str) -> BTreeMap<String, Vec<String>> {
                 );
             }
         }
+        for g in rds
+            .describe_db_parameter_groups()
+            .send()
+            .await
+            .unwrap()
+            .db_parameter_groups()
+        {
+            let tags = rds
+                .list_tags_for_resource()
+                .resource_name(g.db_parameter_group_arn().unwrap())
+                .send()
+                .await
+                .unwrap();
+            if tags
+                .tag_list()
+                .iter()
+                .any(|t| ours(t.key(), t.value(), stack))
+            {
+                put(
+                    "rds:db-parameter-group",
+                    g.db_parameter_group_name().unwrap().into(),
+                );
+            }
+        }
+
+        // Secrets, but not those scheduled for deletion (gone for the
+        // stack: their names are what a recovery window keeps).
+        let sm = aws_sdk_secretsmanager::Client::new(&conf);
+        for s in sm.list_secrets().send().await.unwrap().secret_list() {
+            if s.tags().iter().any(|t| ours(t.key(), t.value(), stack)) {
+                put("secretsmanager:secret", s.name().unwrap_or_default().into());
+            }
+        }
 
         let efs = aws_sdk_efs::Client::new(&conf);
         for f in efs

@@ -1,7 +1,11 @@
 //! RDS: databases pass `creating`, `backing-up`, `modifying` and
 //! `deleting` ("Viewing Amazon RDS DB instance status"), deletion
 //! protection takes effect only once a modification is applied, and a
-//! subnet group stays in use while its database is deleting.
+//! subnet group stays in use while its database is deleting. A parameter
+//! group given to a running database applies only when it reboots: until
+//! then the database shows it `pending-reboot` ("Associating a DB parameter
+//! group with a DB instance", Amazon RDS User Guide: "the DB instance
+//! status is pending-reboot ... you must manually reboot the DB instance").
 
 use std::time::Instant;
 
@@ -22,6 +26,8 @@ pub(super) struct Db {
     pending: Vec<(String, String)>,
     /// When deleted, and the instance's last XML (shown while `deleting`).
     deleted: Option<(Instant, String)>,
+    /// Given a parameter group since it last rebooted.
+    pending_reboot: bool,
 }
 
 /// Learns from a successful answer: databases created, modified, deleted.
@@ -54,6 +60,9 @@ pub(super) fn learn(c: &Call, body: &str, st: &mut State, t: &Timing, now: Insta
                 } else {
                     Vec::new()
                 };
+                if c.get("DBParameterGroupName").is_some() {
+                    d.pending_reboot = true;
+                }
                 match c.get("DeletionProtection") {
                     // Lifting it takes effect once the modification
                     // is applied; lifting it again changes nothing.
@@ -64,6 +73,13 @@ pub(super) fn learn(c: &Call, body: &str, st: &mut State, t: &Timing, now: Insta
                     Some("true") => d.protected = true,
                     _ => {}
                 }
+            }
+        }
+        "RebootDBInstance" => {
+            if let Some(id) = c.get("DBInstanceIdentifier") {
+                let d = st.db.entry(id.into()).or_default();
+                d.pending_reboot = false;
+                d.modified = Some(now);
             }
         }
         "DeleteDBInstance" => {
@@ -240,6 +256,10 @@ pub(super) fn lifecycle(
                     .unwrap_or_default()
                     .to_string();
                 if let Some(d) = st.db.get(&id) {
+                    if d.pending_reboot {
+                        e = xml::set_text(&e, "ParameterApplyStatus", "pending-reboot");
+                        rewrote = true;
+                    }
                     let state = if within(d.created, t.db_creating) {
                         Some("creating")
                     } else if within(d.created, t.db_creating + t.db_backing_up) {
