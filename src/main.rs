@@ -9,7 +9,7 @@ use std::time::Instant;
 use clap::{Parser, Subcommand};
 
 use commands::{
-    destroy, diff, exec, iam_policy, logs, outputs, releases, rollback, status, up, validate, Ctx,
+    bootstrap, destroy, diff, exec, iam_policy, logs, outputs, releases, rollback, status, up, validate, Ctx,
     Global,
 };
 
@@ -47,6 +47,8 @@ enum Cmd {
     Validate(validate::ValidateArgs),
     /// Print the least-privilege IAM policy for a CI role running this stack.
     IamPolicy(iam_policy::IamPolicyArgs),
+    /// Make, as an administrator, the permissions boundary the CI roles cannot change.
+    Bootstrap(bootstrap::BootstrapArgs),
     /// Is the deployment healthy: instances, targets, rollout, database, certificate.
     Status(status::StatusArgs),
     /// The releases rolled out, newest first, and which one runs.
@@ -74,6 +76,7 @@ fn main() -> ExitCode {
             Cmd::Outputs(a) => outputs::run(&ctx, a).await,
             Cmd::Validate(a) => validate::run(a),
             Cmd::IamPolicy(a) => iam_policy::run(a),
+            Cmd::Bootstrap(a) => bootstrap::run(&ctx, a).await,
             Cmd::Status(a) => status::run(&ctx, a).await,
             Cmd::Releases(a) => releases::run(&ctx, a).await,
             Cmd::Rollback(a) => rollback::run(&ctx, a).await,

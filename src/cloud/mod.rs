@@ -34,7 +34,6 @@ pub struct Cloud {
     pub ssm: aws_sdk_ssm::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub secretsmanager: aws_sdk_secretsmanager::Client,
-    pub secretsmanager: aws_sdk_secretsmanager::Client,
     pub sts: aws_sdk_sts::Client,
     pub reporter: Arc<dyn Reporter>,
     /// Every API request made through these clients, by operation.
@@ -167,7 +166,6 @@ impl Cloud {
             route53: client!(aws_sdk_route53),
             ssm: client!(aws_sdk_ssm),
             logs: client!(aws_sdk_cloudwatchlogs),
-            secretsmanager: client!(aws_sdk_secretsmanager),
             secretsmanager: client!(aws_sdk_secretsmanager),
             sts: client!(aws_sdk_sts),
             reporter,

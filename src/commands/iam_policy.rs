@@ -14,6 +14,8 @@ pub enum For {
     Diff,
     /// `up` and `destroy`: everything they create, change and delete.
     Up,
+    /// The permissions boundary of the stack's roles (`bootstrap` makes it).
+    Boundary,
 }
 
 #[derive(Args)]
@@ -34,11 +36,11 @@ pub fn run(a: &IamPolicyArgs) -> Result<u8> {
             anyhow::bail!("--account {id}: an AWS account id is 12 digits");
         }
     }
-    let scope = match a.scope {
-        For::Diff => Scope::Plan,
-        For::Up => Scope::Apply,
+    let doc = match a.scope {
+        For::Diff => iam_policy::policy(&s, a.account.as_deref(), Scope::Plan),
+        For::Up => iam_policy::policy(&s, a.account.as_deref(), Scope::Apply),
+        For::Boundary => iam_policy::boundary_document(&s, a.account.as_deref()),
     };
-    let doc = iam_policy::policy(&s, a.account.as_deref(), scope);
     println!("{}", serde_json::to_string_pretty(&doc)?);
     Ok(super::exit::OK)
 }

@@ -1,6 +1,7 @@
 //! One file per verb; what they share is here: loading, connecting,
 //! planning, confirming, the lock, and the exit codes.
 
+pub mod bootstrap;
 pub mod destroy;
 pub mod diff;
 pub mod exec;

@@ -8,10 +8,10 @@ use super::prices::{region_prices, table, usd, RegionPrices};
 use super::{CostError, Priced};
 use crate::engine::refs;
 use crate::resources::{
-    autoscaling_group, certificate, db_instance, db_subnet_group, dns_alias, efs_access_point,
-    efs_file_system, elastic_ip, iam, internet_gateway, launch_template, listener, load_balancer,
-    log_group, nat_gateway, route_table, s3, security_group, subnet, target_group, vpc,
-    vpc_endpoint,
+    autoscaling_group, boundary, certificate, db_instance, db_subnet_group, dns_alias,
+    efs_access_point, efs_file_system, elastic_ip, iam, internet_gateway, launch_template,
+    listener, load_balancer, log_group, nat_gateway, route_table, s3, security_group, subnet,
+    target_group, vpc, vpc_endpoint,
 };
 
 /// Size of an instance's root volume when the launch template names none:
@@ -75,6 +75,7 @@ const FREE_KINDS: &[&str] = &[
     security_group::KIND,
     iam::ROLE,
     iam::PROFILE,
+    boundary::KIND,
     listener::KIND,
     target_group::KIND,
     certificate::KIND,
@@ -450,8 +451,8 @@ mod tests {
         // IP at $0.005/h; the load balancer at $0.0225/h with one public
         // address in each of 2 zones at $0.005/h; the app user's secret at
         // $0.40 a month.
-        let fixed = 0.017 * H + 20.0 * 0.115 + 0.045 * H + 0.005 * H + 0.0225 * H + 2.0 * 0.005 * H
-            + 0.40;
+        let fixed =
+            0.017 * H + 20.0 * 0.115 + 0.045 * H + 0.005 * H + 0.0225 * H + 2.0 * 0.005 * H + 0.40;
         let per_instance = 0.0104 * H + 8.0 * 0.08;
         close(e.total_min, fixed + per_instance);
         close(e.total_max, fixed + 2.0 * per_instance);

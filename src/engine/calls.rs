@@ -7,6 +7,9 @@
 pub enum Access {
     Read,
     Write,
+    /// A change only an administrator makes (the permissions boundary of
+    /// the stack's roles): no CI policy grants it.
+    Admin,
 }
 
 /// One SDK call the tool makes.
@@ -50,6 +53,19 @@ pub const fn w(
 ) -> Call {
     Call {
         access: Access::Write,
+        ..r(client, method, operation, actions)
+    }
+}
+
+/// A change only an administrator's credentials may make.
+pub const fn admin(
+    client: &'static str,
+    method: &'static str,
+    operation: &'static str,
+    actions: &'static [&'static str],
+) -> Call {
+    Call {
+        access: Access::Admin,
         ..r(client, method, operation, actions)
     }
 }

@@ -84,6 +84,13 @@ pub(super) const TAG_ON_CREATE: &[&str] = &[
     "acm:AddTagsToCertificate",
 ];
 
+/// Reads only `exec` needs: the apply scope has them, the plan does not
+/// (Run Command output can hold anything an instance printed).
+pub(super) const EXEC_READS: &[&str] = &[
+    "ssm:GetCommandInvocation",
+    "ssm:DescribeInstanceInformation",
+];
+
 /// The row for an API operation of a service (IAM prefix: `ec2`,
 /// `elasticloadbalancing`, `elasticfilesystem`...), as a request names it.
 pub fn call(service_prefix: &str, operation: &str) -> Option<&'static Call> {
@@ -96,7 +103,23 @@ pub fn call(service_prefix: &str, operation: &str) -> Option<&'static Call> {
 pub fn actions(scope: Scope) -> BTreeSet<String> {
     table()
         .iter()
-        .filter(|c| scope == Scope::Apply || c.access == Access::Read)
+        .filter(|c| match c.access {
+            Access::Read => {
+                scope == Scope::Apply || !c.actions.iter().any(|a| EXEC_READS.contains(a))
+            }
+            Access::Write => scope == Scope::Apply,
+            // The boundary's changes: an administrator's, never CI's.
+            Access::Admin => false,
+        })
+        .flat_map(|c| c.actions.iter().map(|a| a.to_string()))
+        .collect()
+}
+
+/// The actions only an administrator's credentials need (`bootstrap`).
+pub fn admin_actions() -> BTreeSet<String> {
+    table()
+        .iter()
+        .filter(|c| c.access == Access::Admin)
         .flat_map(|c| c.actions.iter().map(|a| a.to_string()))
         .collect()
 }

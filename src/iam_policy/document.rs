@@ -29,7 +29,9 @@ pub(super) fn verb(name: &str) -> &str {
 
 /// `actions`, those of one service and verb grouped as `service:Verb*`
 /// where there are several, to stay well within [`INLINE_POLICY_LIMIT`].
-pub(super) fn grouped(actions: &[&str]) -> Vec<String> {
+/// IAM's actions are grouped too when the statement names the stack's
+/// own IAM resources only and only reads them (`scoped`).
+pub(super) fn grouped_on(actions: &[&str], scoped: bool) -> Vec<String> {
     let key = |a: &str| {
         let (svc, name) = a.split_once(':').unwrap_or(("", a));
         (svc.to_string(), verb(name).to_string())
@@ -40,7 +42,10 @@ pub(super) fn grouped(actions: &[&str]) -> Vec<String> {
             let k = key(a);
             let several = actions.iter().filter(|b| key(b) == k).count() > 1;
             let (svc, v) = k;
-            if several && svc != "iam" && GROUPED_VERBS.contains(&v.as_str()) {
+            // IAM's and S3's writes are listed one by one; their reads
+            // are grouped only on the stack's own resources.
+            let plain = !matches!(svc.as_str(), "iam" | "s3") || scoped;
+            if several && plain && GROUPED_VERBS.contains(&v.as_str()) {
                 format!("{svc}:{v}*")
             } else {
                 a.to_string()
@@ -66,7 +71,13 @@ pub(super) fn statement(
     resources: &[String],
     condition: Option<Value>,
 ) -> Value {
-    let actions = grouped(actions);
+    // Reads of the stack's own IAM resources and buckets may group.
+    let scoped = resources.iter().all(|r| r != "*")
+        && actions.iter().all(|a| {
+            let name = a.split_once(':').map_or(*a, |x| x.1);
+            matches!(verb(name), "Get" | "List")
+        });
+    let actions = grouped_on(actions, scoped);
     let mut s = json!({
         "Sid": sid,
         "Effect": "Allow",
@@ -79,12 +90,13 @@ pub(super) fn statement(
     s
 }
 
-/// Every action pattern a policy document allows.
+/// Every action pattern a policy document allows (its `Allow` statements).
 pub fn document_actions(doc: &Value) -> BTreeSet<String> {
     doc["Statement"]
         .as_array()
         .into_iter()
         .flatten()
+        .filter(|s| s["Effect"] == "Allow")
         .flat_map(|s| s["Action"].as_array().into_iter().flatten())
         .filter_map(|a| a.as_str().map(str::to_string))
         .collect()

@@ -20,11 +20,14 @@
 
 mod calls;
 mod document;
+#[cfg(test)]
+mod escalation;
+pub mod evaluate;
+mod statements;
 
 use serde_json::{json, Value};
 
-use crate::engine::TAG_STACK;
-use crate::resources::{iam, s3};
+use crate::resources::s3;
 use crate::stack::Stack;
 
 /// Which runs the policy is for.
@@ -65,20 +68,14 @@ pub fn service(client: &str) -> Option<&'static str> {
         "ssm" => "ssm",
         "sts" => "sts",
         "logs" => "logs",
+        "secretsmanager" => "secretsmanager",
         _ => return None,
     })
 }
 
 pub use crate::engine::calls::{Access, Call};
-use calls::TAG_ON_CREATE;
-pub use calls::{actions, call, table};
-use document::statement;
+pub use calls::{actions, admin_actions, call, table};
 pub use document::{allows, covers, document_actions, INLINE_POLICY_LIMIT};
-
-/// The SSM parameter of the public Amazon Linux AMI ids ("Query for the
-/// latest Amazon Linux AMI IDs using Systems Manager Parameter Store"):
-/// public parameters have no account in their ARN.
-const AMI_PARAMETERS: &str = "/aws/service/ami-amazon-linux-latest/*";
 
 /// The S3 resources of the artifact bucket: the exact name when account and
 /// region are known, else every name the stack's buckets can have.
@@ -115,265 +112,24 @@ fn of(scope: Scope, service_prefix: &str, access: Access) -> Vec<&'static str> {
 /// Without `account` (or a region in the stack file) the ARNs hold `*`
 /// there instead.
 pub fn policy(stack: &Stack, account: Option<&str>, scope: Scope) -> Value {
-    let name = stack.name.as_str();
-    let a = account.unwrap_or("*");
-    let region = stack.region.as_deref().unwrap_or("*");
-    let owned_by = json!({ "StringEquals": { format!("aws:ResourceTag/{TAG_STACK}"): name } });
-    let tagged = json!({ "StringEquals": { format!("aws:RequestTag/{TAG_STACK}"): name } });
-    let bucket = artifact_bucket(name, a, region);
-    // The plan reads the tags of every bucket named like the stack's (its
-    // copies in other regions too) to find its own: a refusal would fail it.
-    let any_bucket = artifact_bucket(name, "*", "*");
-    let lock = crate::lock::bucket_name(a, region);
-    let lock_object = format!("arn:aws:s3:::{lock}/{}", crate::lock::object_key(name));
-    let s3_reads = of(scope, "s3", Access::Read);
-    let list_all: Vec<&str> = s3_reads
-        .iter()
-        .copied()
-        .filter(|x| *x == "s3:ListAllMyBuckets")
-        .collect();
-    let s3_scoped_reads: Vec<&str> = s3_reads
-        .iter()
-        .copied()
-        .filter(|x| *x != "s3:ListAllMyBuckets")
-        .collect();
-
-    // Most Describe and List calls support no resource-level permissions
-    // (EC2, ELB, Auto Scaling, EFS, ACM, Route 53 zone lists, S3
-    // ListAllMyBuckets): reads go on `*`, IAM's by name, never grouped.
-    let mut reads: Vec<&str> = Vec::new();
-    for svc in [
-        "ec2",
-        "elasticloadbalancing",
-        "autoscaling",
-        "rds",
-        "elasticfilesystem",
-        "acm",
-        "iam",
-        "route53",
-        "sts",
-    ] {
-        reads.extend(of(scope, svc, Access::Read));
-    }
-    // DescribeLogGroups names no group (it lists them), GetCommandInvocation
-    // and DescribeInstanceInformation no resource ("Actions, resources, and
-    // condition keys" for CloudWatch Logs and for Systems Manager).
-    reads.extend([
-        "logs:DescribeLogGroups",
-        "ssm:GetCommandInvocation",
-        "ssm:DescribeInstanceInformation",
-    ]);
-    let log_groups = format!(
-        "arn:aws:logs:{region}:{a}:log-group:{}*",
-        crate::resources::log_group::prefix(name)
-    );
-    reads.extend(list_all);
-    // The EC2 reads that only writes need (EFS mount targets).
+    let n = statements::Names {
+        stack,
+        name: stack.name.as_str(),
+        account: account.unwrap_or("*"),
+        region: stack.region.as_deref().unwrap_or("*"),
+    };
+    let mut st = statements::reads(&n, scope);
     if scope == Scope::Apply {
-        reads.push("ec2:DescribeNetworkInterfaces");
+        st.extend(statements::writes(&n));
     }
-
-    let mut st = vec![
-        statement("ReadOnly", &reads, &["*".to_string()], None),
-        statement(
-            "AmiParameter",
-            &["ssm:GetParameter"],
-            &[format!("arn:aws:ssm:{region}::parameter{AMI_PARAMETERS}")],
-            None,
-        ),
-        statement(
-            "ArtifactBucketRead",
-            &s3_scoped_reads,
-            &[
-                format!("arn:aws:s3:::{any_bucket}"),
-                format!("arn:aws:s3:::{any_bucket}/*"),
-            ],
-            None,
-        ),
-    ];
-    st.push(statement(
-        "StackLogGroupsRead",
-        &of(scope, "logs", Access::Read)
-            .into_iter()
-            .filter(|x| *x != "logs:DescribeLogGroups")
-            .collect::<Vec<_>>(),
-        std::slice::from_ref(&log_groups),
-        None,
-    ));
-    if scope == Scope::Plan {
-        return json!({ "Version": "2012-10-17", "Statement": st });
-    }
-
-    // Whatever the stack creates carries its tag in the request; whatever
-    // it changes or deletes carries it already. Each service's ARNs bound
-    // the actions to the account and region (ACM's to the account: stale
-    // certificates are found in every region).
-    let arns: Vec<String> = [
-        "ec2",
-        "elasticloadbalancing",
-        "autoscaling",
-        "rds",
-        "elasticfilesystem",
-    ]
-    .iter()
-    .map(|svc| format!("arn:aws:{svc}:{region}:{a}:*"))
-    .chain([format!("arn:aws:acm:*:{a}:certificate/*")])
-    .collect();
-    let untagged = [
-        // Tagging on create has its own statements or conditions.
-        "ec2:CreateTags",
-        // Instances are launched by Auto Scaling from the stack's launch
-        // template, and EFS mount targets are network interfaces AWS
-        // names itself: neither carries the stack's tag when authorized.
-        "ec2:RunInstances",
-        "ec2:CreateNetworkInterface",
-        "ec2:DeleteNetworkInterface",
-        "ec2:ModifyNetworkInterfaceAttribute",
-        "ec2:DescribeNetworkInterfaces",
-    ];
-    let creates: Vec<&str> = table()
-        .iter()
-        .filter(|c| {
-            c.access == Access::Write
-                && !matches!(c.client, "iam" | "s3")
-                && c.actions[1..].iter().any(|x| TAG_ON_CREATE.contains(x))
-        })
-        .flat_map(|c| c.actions.iter().copied())
-        .filter(|x| !untagged.contains(x) && !x.starts_with("iam:"))
-        .collect();
-    let owned: Vec<&str> = [
-        "ec2",
-        "elasticloadbalancing",
-        "autoscaling",
-        "rds",
-        "elasticfilesystem",
-        "acm",
-    ]
-    .iter()
-    .flat_map(|svc| of(scope, svc, Access::Write))
-    .filter(|x| !untagged.contains(x))
-    .collect();
-    let ec2_creates: Vec<&str> = creates
-        .iter()
-        .filter_map(|x| x.strip_prefix("ec2:"))
-        .collect();
-    let rds = |x: &str| format!("arn:aws:rds:{region}:{a}:{x}");
-    let role = format!("arn:aws:iam::{a}:role{}*", iam::path(name));
-    let profile = format!("arn:aws:iam::{a}:instance-profile{}*", iam::path(name));
-    let slr_services = [
-        "autoscaling.amazonaws.com",
-        "elasticloadbalancing.amazonaws.com",
-        "rds.amazonaws.com",
-        "elasticfilesystem.amazonaws.com",
-    ];
-
-    st.extend([
-        statement("CreateTagged", &creates, &arns, Some(tagged)),
-        // EC2 authorizes the tags of a create as a CreateTags of its own
-        // ("Grant permission to tag Amazon EC2 resources during creation").
-        statement(
-            "Ec2TagOnCreate",
-            &["ec2:CreateTags"],
-            &[format!("arn:aws:ec2:{region}:{a}:*/*")],
-            Some(json!({
-                "StringEquals": {
-                    "ec2:CreateAction": ec2_creates,
-                    format!("aws:RequestTag/{TAG_STACK}"): name,
-                }
-            })),
-        ),
-        statement("ManageOwned", &owned, &arns, Some(owned_by)),
-        statement(
-            "LaunchAndMountTargets",
-            &untagged[1..],
-            &["*".to_string()],
-            None,
-        ),
-        // The default parameter and option groups a database uses, and its
-        // final snapshot, are not the stack's.
-        statement(
-            "RdsDefaultsAndSnapshots",
-            &[
-                "rds:CreateDBInstance",
-                "rds:ModifyDBInstance",
-                "rds:CreateDBSnapshot",
-            ],
-            &[rds("pg:*"), rds("og:*"), rds("snapshot:*")],
-            None,
-        ),
-        statement(
-            "IamStackRoles",
-            &of(scope, "iam", Access::Write)
-                .into_iter()
-                .filter(|x| !matches!(*x, "iam:CreateServiceLinkedRole" | "iam:AttachRolePolicy"))
-                .collect::<Vec<_>>(),
-            &[role.clone(), profile],
-            None,
-        ),
-        // The only managed policy the stack attaches to its role.
-        statement(
-            "IamAttachSsmCore",
-            &["iam:AttachRolePolicy"],
-            &[role],
-            Some(json!({ "ArnLike": { "iam:PolicyARN": "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore" } })),
-        ),
-        statement(
-            "StackLogGroupsWrite",
-            &of(scope, "logs", Access::Write),
-            &[log_groups],
-            None,
-        ),
-        // `exec`: the one document, on the stack's instances only (they
-        // carry its tag from the Auto Scaling group).
-        statement(
-            "RunCommandDocument",
-            &["ssm:SendCommand"],
-            &[format!("arn:aws:ssm:{region}::document/AWS-RunShellScript")],
-            None,
-        ),
-        statement(
-            "RunCommandOnStackInstances",
-            &["ssm:SendCommand"],
-            &[format!("arn:aws:ec2:{region}:{a}:instance/*")],
-            Some(json!({ "StringEquals": { format!("ssm:resourceTag/{TAG_STACK}"): name } })),
-        ),
-        statement(
-            "IamServiceLinkedRoles",
-            &["iam:CreateServiceLinkedRole"],
-            &[format!("arn:aws:iam::{a}:role/aws-service-role/*")],
-            Some(json!({ "StringEquals": { "iam:AWSServiceName": slr_services } })),
-        ),
-        statement(
-            "ArtifactBucketWrite",
-            &of(scope, "s3", Access::Write),
-            &[
-                format!("arn:aws:s3:::{bucket}"),
-                format!("arn:aws:s3:::{bucket}/*"),
-            ],
-            None,
-        ),
-        statement(
-            "RunLock",
-            &[
-                "s3:ListBucket",
-                "s3:GetObject",
-                "s3:CreateBucket",
-                "s3:PutBucketPublicAccessBlock",
-                "s3:PutEncryptionConfiguration",
-                "s3:PutObject",
-                "s3:DeleteObject",
-            ],
-            &[format!("arn:aws:s3:::{lock}"), lock_object],
-            None,
-        ),
-        statement(
-            "DnsRecords",
-            &of(scope, "route53", Access::Write),
-            &["arn:aws:route53:::hostedzone/*".to_string()],
-            None,
-        ),
-    ]);
     json!({ "Version": "2012-10-17", "Statement": st })
+}
+
+/// The permissions boundary of the stack's roles, as `bootstrap` makes it.
+pub fn boundary_document(stack: &Stack, account: Option<&str>) -> Value {
+    let (name, a) = (stack.name.as_str(), account.unwrap_or("*"));
+    let region = stack.region.as_deref().unwrap_or("*");
+    crate::resources::boundary::document(name, a, region, &artifact_bucket(name, a, region))
 }
 
 #[cfg(test)]
@@ -396,6 +152,7 @@ mod tests {
         "ssm",
         "sts",
         "logs",
+        "secretsmanager",
     ];
     /// Methods of an SDK client that make no request.
     const NOT_CALLS: &[&str] = &["clone", "config"];
@@ -630,7 +387,7 @@ mod tests {
                 "Sid {sid:?}"
             );
             assert!(sids.insert(sid.to_string()), "Sid {sid} twice");
-            assert_eq!(s["Effect"], "Allow");
+            assert!(s["Effect"] == "Allow" || s["Effect"] == "Deny", "{sid}");
             let acts = s["Action"].as_array().unwrap();
             assert!(!acts.is_empty(), "{sid}: no action");
             for a in acts {
@@ -657,7 +414,18 @@ mod tests {
             }
             if let Some(c) = s.get("Condition") {
                 for (op, kv) in c.as_object().unwrap() {
-                    assert!(["StringEquals", "StringLike", "ArnLike"].contains(&op.as_str()));
+                    assert!(
+                        [
+                            "StringEquals",
+                            "StringEqualsIfExists",
+                            "StringLike",
+                            "ArnLike",
+                            "ForAllValues:StringLike",
+                            "ForAllValues:StringEquals",
+                        ]
+                        .contains(&op.as_str()),
+                        "{sid}: {op}"
+                    );
                     for (k, v) in kv.as_object().unwrap() {
                         assert!(k.contains(':'), "{sid}: condition key {k}");
                         assert!(v.is_string() || v.is_array(), "{sid}: {k}");
@@ -724,10 +492,10 @@ mod tests {
             let owned = st["Condition"]["StringEquals"]
                 .get("aws:ResourceTag/bookstore-infra:stack")
                 .is_some_and(|v| v == "bookstore-prod");
-            // Deletes and changes name the stack's resources, by tag or ARN;
-            // only the untagged network interfaces of EFS are on `*`.
+            // Deletes and changes name the stack's resources, by tag or
+            // ARN: none is allowed on `*`.
             if deletes && on_all {
-                assert_eq!(st["Sid"], "LaunchAndMountTargets", "{st}");
+                assert_eq!(st["Effect"], "Deny", "{st}");
             }
             if st["Sid"].as_str().unwrap().ends_with("ManageOwned") {
                 assert!(owned, "{st}");

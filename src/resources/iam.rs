@@ -73,6 +73,14 @@ fn trust_policy(r: &Resolved) -> Result<&Value, CloudError> {
         .ok_or_else(|| CloudError::invalid(&r.id, "property `trust_policy` missing"))
 }
 
+/// The permissions boundary a role is to carry, if the stack gives one.
+fn boundary(r: &Resolved) -> Option<String> {
+    r.props
+        .get("permissions_boundary")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
 /// Every tag of a role: ListRoles returns none, and ListRoleTags pages too.
 async fn role_tags(cloud: &Cloud, id: &str, role: &str) -> Result<Vec<Tag>, CloudError> {
     cloud
@@ -110,6 +118,7 @@ const CALLS: &[Call] = &[
     w("iam", "delete_role_policy", "DeleteRolePolicy", &["iam:DeleteRolePolicy"]),
     w("iam", "put_role_policy", "PutRolePolicy", &["iam:PutRolePolicy"]),
     w("iam", "update_assume_role_policy", "UpdateAssumeRolePolicy", &["iam:UpdateAssumeRolePolicy"]),
+    w("iam", "put_role_permissions_boundary", "PutRolePermissionsBoundary", &["iam:PutRolePermissionsBoundary"]),
     w("iam", "remove_role_from_instance_profile", "RemoveRoleFromInstanceProfile", &["iam:RemoveRoleFromInstanceProfile"]),
 ];
 
@@ -136,6 +145,7 @@ impl ResourceKind for Role {
             in_place("policy"),
             in_place("other_inline_policies"),
             in_place("managed_policies"),
+            in_place("permissions_boundary"),
         ];
         A
     }
@@ -173,7 +183,8 @@ impl ResourceKind for Role {
             let Some(id) = owner(&tags, stack) else {
                 return Ok(None);
             };
-            let (policy, managed, names) = tokio::join!(
+            // ListRoles leaves out the permissions boundary: GetRole has it.
+            let (policy, managed, got, names) = tokio::join!(
                 cloud
                     .iam
                     .get_role_policy()
@@ -181,8 +192,15 @@ impl ResourceKind for Role {
                     .policy_name(POLICY_NAME)
                     .send(),
                 attached(cloud, ROLE, r.role_name()),
+                cloud.iam.get_role().role_name(r.role_name()).send(),
                 documents::inline_names(cloud, ROLE, r.role_name()),
             );
+            let bound = got
+                .ctx(ROLE, "GetRole")?
+                .role()
+                .and_then(|x| x.permissions_boundary())
+                .and_then(|b| b.permissions_boundary_arn())
+                .map_or(Value::Null, Value::from);
             let policy = match policy {
                 Ok(p) => decode_policy(p.policy_document()),
                 Err(_) => Value::Null,
@@ -200,6 +218,7 @@ impl ResourceKind for Role {
                     .prop("policy", policy)
                     .prop("other_inline_policies", others)
                     .prop("managed_policies", managed?)
+                    .prop("permissions_boundary", bound)
                     .attr("arn", r.arn()),
             ))
         });
@@ -221,6 +240,7 @@ impl ResourceKind for Role {
             .role_name(name)
             .path(r.str("path")?)
             .assume_role_policy_document(trust_policy(r)?.to_string())
+            .set_permissions_boundary(boundary(r))
             .set_tags(Some(iam_tags(&r.tags)))
             .send()
             .await
@@ -272,6 +292,10 @@ impl ResourceKind for Role {
             .prop("policy", policy)
             .prop("other_inline_policies", json!({}))
             .prop("managed_policies", managed)
+            .prop(
+                "permissions_boundary",
+                boundary(r).map_or(Value::Null, Value::from),
+            )
             .attr("arn", arn))
     }
 
@@ -284,6 +308,25 @@ impl ResourceKind for Role {
     ) -> Result<Observed, CloudError> {
         let role = &current.physical_id;
         let mut current = current.clone();
+        // The boundary first: the apply role changes a role's trust and
+        // policies only while it carries the boundary ("RolesWithBoundary"
+        // in `iam-policy`), and may set no other. One removed or changed
+        // by hand is put back.
+        let bound = boundary(r);
+        let have_bound = current
+            .props
+            .get("permissions_boundary")
+            .and_then(Value::as_str);
+        if let (Some(want), true) = (&bound, bound.as_deref() != have_bound) {
+            cloud
+                .iam
+                .put_role_permissions_boundary()
+                .role_name(role)
+                .permissions_boundary(want)
+                .send()
+                .await
+                .ctx(&r.id, "PutRolePermissionsBoundary")?;
+        }
         if changed.iter().any(|c| c == "trust_policy") {
             let trust = trust_policy(r)?;
             documents::put_trust(cloud, &r.id, role, trust).await?;
@@ -300,7 +343,11 @@ impl ResourceKind for Role {
         sync_managed(cloud, &r.id, &current.physical_id, &have, &managed).await?;
         Ok(current
             .prop("policy", policy)
-            .prop("managed_policies", managed))
+            .prop("managed_policies", managed)
+            .prop(
+                "permissions_boundary",
+                bound.map_or(Value::Null, Value::from),
+            ))
     }
 
     async fn delete(&self, cloud: &Cloud, current: &Observed) -> Result<(), CloudError> {

@@ -3,6 +3,7 @@
 
 mod attrs;
 pub mod autoscaling_group;
+pub mod boundary;
 pub mod certificate;
 pub mod db_instance;
 pub mod db_parameter_group;
@@ -56,6 +57,7 @@ pub fn registry() -> Registry {
     r.register(Box::new(load_balancer::LoadBalancer));
     r.register(Box::new(listener::Listener));
     r.register(Box::new(dns_alias::DnsAlias));
+    r.register(Box::new(boundary::Boundary));
     r.register(Box::new(iam::Role));
     r.register(Box::new(iam::InstanceProfile));
     r.register(Box::new(efs_policy::FileSystemPolicy));
@@ -448,6 +450,7 @@ mod tests {
                 &["zone_id", "name"],
                 &["target_dns", "target_zone_id"],
             ),
+            ("iam:boundary", &["name", "path"], &["document"]),
             (
                 "iam:role",
                 &["name", "path"],
@@ -456,6 +459,7 @@ mod tests {
                     "policy",
                     "other_inline_policies",
                     "managed_policies",
+                    "permissions_boundary",
                 ],
             ),
             ("iam:instance-profile", &["name", "path"], &["role"]),

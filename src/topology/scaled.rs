@@ -8,8 +8,9 @@ use crate::engine::refs::{concat, r, r_attr};
 use crate::engine::Desired;
 use crate::resources::efs_policy;
 use crate::resources::{
-    autoscaling_group, certificate, db_instance, db_subnet_group, dns_alias, efs_access_point,
-    efs_file_system, iam, launch_template, listener, load_balancer, log_group, s3, target_group,
+    autoscaling_group, boundary, certificate, db_instance, db_subnet_group, dns_alias,
+    efs_access_point, efs_file_system, iam, launch_template, listener, load_balancer, log_group,
+    s3, target_group,
 };
 use crate::resources::{db_parameter_group, secret};
 use crate::stack::{ScalingMetric, Stack};
@@ -243,6 +244,12 @@ pub fn desired(stack: &Stack, sfx: &[String], f: &AppFacts) -> Vec<Desired> {
     // secret, mount the file system through its access point, write to
     // the stack's log group. The managed policy lets Systems Manager
     // reach the instances (Run Command, Session Manager) without SSH.
+    // The most the stack's roles may ever do, made before them.
+    out.push(Desired::new(
+        boundary::KIND,
+        "boundary",
+        boundary::props(name, &f.account, &f.region),
+    ));
     out.push(Desired::new(
         iam::ROLE,
         "role",
@@ -321,6 +328,7 @@ pub fn desired(stack: &Stack, sfx: &[String], f: &AppFacts) -> Vec<Desired> {
                 ],
             },
             "managed_policies": [ssm_core_policy(&f.region)],
+            "permissions_boundary": r_attr("boundary", "arn"),
         }),
     ));
     out.push(Desired::new(
