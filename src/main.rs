@@ -9,8 +9,8 @@ use std::time::Instant;
 use clap::{Parser, Subcommand};
 
 use commands::{
-    bootstrap, destroy, diff, exec, iam_policy, logs, outputs, releases, rollback, status, up, validate, Ctx,
-    Global,
+    bootstrap, destroy, diff, exec, iam_policy, logs, outputs, releases, rollback, status, up,
+    validate, Ctx, Global,
 };
 
 /// Declarative provisioning of the scaled bookstore deployment on AWS.

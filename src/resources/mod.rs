@@ -463,11 +463,7 @@ mod tests {
                 ],
             ),
             ("iam:instance-profile", &["name", "path"], &["role"]),
-            (
-                "efs:file-system-policy",
-                &["file_system_id"],
-                &["policy"],
-            ),
+            ("efs:file-system-policy", &["file_system_id"], &["policy"]),
             (
                 "s3:bucket",
                 &["name"],
