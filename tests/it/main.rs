@@ -14,6 +14,7 @@ mod operate;
 mod pipeline;
 mod plan_json;
 mod plan_markdown;
+mod policy_analysers;
 mod realism;
 mod releases;
 mod status;
