@@ -776,7 +776,8 @@ fn killed_runs_converge_to_one_of_everything() {
 
         let up = e.ok(&["up", DEMO, "--yes"]);
         assert!(
-            up.stderr.contains("taking over the stale lock"),
+            up.stderr.contains("taking over the lock of")
+                && up.stderr.contains("a process that no longer runs"),
             "{}",
             up.stderr
         );
