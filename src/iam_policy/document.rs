@@ -97,8 +97,7 @@ pub fn document_actions(doc: &Value) -> BTreeSet<String> {
         .into_iter()
         .flatten()
         .filter(|s| s["Effect"] == "Allow")
-        .flat_map(|s| s["Action"].as_array().into_iter().flatten())
-        .filter_map(|a| a.as_str().map(str::to_string))
+        .flat_map(|s| super::evaluate::strings(&s["Action"]))
         .collect()
 }
 

@@ -193,6 +193,7 @@ fn the_policy_covers_every_request_of_diff_up_and_destroy() {
         .into_values()
         .flatten()
         .collect();
+    assert_roles_within_boundary(&env);
     // A plan against the deployed stack reads each resource's details.
     let before = env.proxy.seen().len();
     env.ok(&["diff", &env.stack]);
@@ -273,6 +274,93 @@ fn the_policy_covers_every_request_of_diff_up_and_destroy() {
         .filter(|(s, o)| iam_policy::call(s, o).is_some_and(|c| c.access == Access::Write))
         .count();
     assert!(met * 2 > writes, "only {met} of {writes} writes were met");
+}
+
+/// Every role the stack made carries the boundary, and every action its
+/// own policy grants is one the boundary allows (the boundary is the most
+/// it can ever do: a role given more would silently lose it).
+fn assert_roles_within_boundary(env: &Env) {
+    let stack =
+        bookstore_infra::stack::load(&common::root().join("stacks/production.toml")).unwrap();
+    let boundary = iam_policy::boundary_document(&stack, Some(ACCOUNT));
+    let iam = aws_sdk_iam::Client::new(env.e.conf());
+    env.e.block_on(async {
+        let roles = iam
+            .list_roles()
+            .path_prefix(format!("/bookstore-infra/{STACK_NAME}/"))
+            .send()
+            .await
+            .unwrap();
+        assert!(!roles.roles().is_empty(), "up made no role");
+        for r in roles.roles() {
+            let got = iam
+                .get_role()
+                .role_name(r.role_name())
+                .send()
+                .await
+                .unwrap();
+            let arn = got
+                .role()
+                .and_then(|x| x.permissions_boundary())
+                .and_then(|b| b.permissions_boundary_arn())
+                .unwrap_or_default()
+                .to_string();
+            assert!(
+                arn.ends_with(&format!(
+                    "/bookstore-infra/{STACK_NAME}/{STACK_NAME}-{REGION}-boundary"
+                )),
+                "{} carries the boundary {arn:?}",
+                r.role_name()
+            );
+            let names = iam
+                .list_role_policies()
+                .role_name(r.role_name())
+                .send()
+                .await
+                .unwrap();
+            for name in names.policy_names() {
+                let p = iam
+                    .get_role_policy()
+                    .role_name(r.role_name())
+                    .policy_name(name)
+                    .send()
+                    .await
+                    .unwrap();
+                let text = p.policy_document();
+                let doc: serde_json::Value = serde_json::from_str(text)
+                    .or_else(|_| serde_json::from_str(&percent_decode(text)))
+                    .unwrap();
+                for st in doc["Statement"].as_array().unwrap() {
+                    for a in evaluate::strings(&st["Action"]) {
+                        assert!(
+                            iam_policy::allows(&boundary, &a),
+                            "{}'s policy {name} grants {a}, which the boundary never allows",
+                            r.role_name()
+                        );
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// IAM's URL encoding of policy documents.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[test]
