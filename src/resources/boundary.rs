@@ -457,6 +457,28 @@ mod tests {
     }
 
     #[test]
+    fn a_refusal_to_make_the_boundary_says_who_makes_it() {
+        let refused = CloudError::Api {
+            id: "boundary".into(),
+            op: "CreatePolicy".into(),
+            code: "AccessDenied".into(),
+            message: "not authorized".into(),
+        };
+        let e = needs_administrator("boundary", "CreatePolicy", refused);
+        let text = e.to_string();
+        assert!(text.contains("bookstore-infra bootstrap STACK"), "{text}");
+        assert!(text.contains("administrator"), "{text}");
+        let other = CloudError::Api {
+            id: "boundary".into(),
+            op: "CreatePolicy".into(),
+            code: "MalformedPolicyDocument".into(),
+            message: "bad".into(),
+        };
+        let e = needs_administrator("boundary", "CreatePolicy", other);
+        assert_eq!(e.code(), Some("MalformedPolicyDocument"), "kept as it was");
+    }
+
+    #[test]
     fn the_boundary_is_named_and_found_by_region() {
         assert_eq!(name("shop", "eu-west-1"), "shop-eu-west-1-boundary");
         assert_eq!(
