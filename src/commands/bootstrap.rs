@@ -1,6 +1,7 @@
 //! `bootstrap STACK`: what an administrator makes once, before a CI role
 //! runs the stack, and what the CI roles may never change: the permissions
-//! boundary every role of the stack carries.
+//! boundary every role of the stack carries, and the run lock's bucket the
+//! account's stacks share in the region.
 
 use std::path::PathBuf;
 
@@ -22,12 +23,18 @@ pub async fn run(ctx: &Ctx, a: &BootstrapArgs) -> Result<u8> {
     let (arn, changed) = boundary::ensure(&cloud, &s.name)
         .await
         .context("making the permissions boundary (this needs an administrator's credentials)")?;
+    // The run lock's bucket, shared by the account's stacks in the region.
+    let place = bookstore_infra::lock::place(&cloud, &s.name).await?;
+    bookstore_infra::lock::ensure_bucket(&cloud, &place)
+        .await
+        .context("making the run lock's bucket")?;
     let account = cloud.account().await?;
     let file = a.stack.display();
     println!(
         "permissions boundary {arn}: {}",
         if changed { "made" } else { "already as wanted" }
     );
+    println!("run lock bucket {}: ready", place.bucket);
     println!();
     println!("Next, once: give the CI roles their policies (inline, as an administrator):");
     println!(

@@ -40,6 +40,7 @@ const ANSWERS: &[(&str, &str)] = &[
     ("LaunchedInstances", "instances, volumes and interfaces only of a launch from a template"),
     ("PassRoleToEc2", "passes only the instance role, only to EC2; the role is capped by the boundary"),
     ("MountTargetEnis", "interfaces for EFS mount targets; deleting and changing attributes has no stack condition (OPEN)"),
+    ("RdsManagedSecret", "the master user secrets RDS makes, never one tagged for another database"),
     ("RdsGroupsSnapshots", "parameter and option groups a database of the stack uses, and its snapshots"),
     ("RolesWithBoundary", "roles created and changed only with the stack's boundary attached"),
     ("AttachSsmCore", "one AWS managed policy, only to a role with the stack's boundary"),
@@ -48,7 +49,7 @@ const ANSWERS: &[(&str, &str)] = &[
     ("RunCommandDocument", "one AWS document, AWS-RunShellScript"),
     ("RunCommandOnStack", "only instances carrying the stack's tag, whose role the boundary caps"),
     ("ArtifactBucketWrite", "the stack's artifact bucket only"),
-    ("RunLock", "the stack's lock object only"),
+    ("RunLock", "the stack's lock object in the shared lock bucket, which it cannot create or configure"),
     ("StackDnsRecords", "only the stack's record names, of the types it writes"),
     ("DenyEscapes", "a deny: the boundary stays as the administrator made it, no role loses it, and the CI role becomes no other role, whatever trust policies say"),
 ];
@@ -200,6 +201,8 @@ fn apply_attacks() -> Vec<Attack> {
         attack("open a bucket to the world", "s3:PutBucketPolicy", "arn:aws:s3:::someone-else".into(), Context::new()),
         attack("read a secret", "secretsmanager:GetSecretValue", format!("arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:x"), Context::new()),
         attack("delete another stack's logs", "logs:DeleteLogGroup", format!("arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/bookstore-infra/{OTHER}/app"), Context::new()),
+        attack("turn off the shared lock bucket's public-access block", "s3:PutBucketPublicAccessBlock", format!("arn:aws:s3:::bookstore-infra-locks-{ACCOUNT}-{REGION}"), Context::new()),
+        attack("delete another database's master secret", "secretsmanager:DeleteSecret", format!("arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:rds!db-1"), context([("aws:ResourceTag/aws:rds:primaryDBInstanceArn", format!("arn:aws:rds:{REGION}:{ACCOUNT}:db:{OTHER}-db"))])),
         attack("take another stack's lock", "s3:PutObject", format!("arn:aws:s3:::bookstore-infra-locks-{ACCOUNT}-{REGION}/bookstore-infra/{OTHER}/lock.json"), Context::new()),
     ]
 }

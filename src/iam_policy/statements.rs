@@ -452,6 +452,20 @@ pub(super) fn writes(n: &Names) -> Vec<Value> {
             &[ec2("network-interface/*")],
             None,
         ),
+        // The master user's secret RDS makes and deletes with the
+        // caller's rights: never one another database's tag claims.
+        statement(
+            "RdsManagedSecret",
+            &[
+                "secretsmanager:CreateSecret",
+                "secretsmanager:DeleteSecret",
+                "secretsmanager:TagResource",
+            ],
+            &[n.arn("secretsmanager", "secret:rds!*")],
+            Some(json!({ "StringEqualsIfExists": {
+                "aws:ResourceTag/aws:rds:primaryDBInstanceArn": rds(&format!("db:{name}-db")),
+            }})),
+        ),
         // The default option group a database uses, its parameter group,
         // and its final snapshot.
         statement(
@@ -525,12 +539,12 @@ pub(super) fn writes(n: &Names) -> Vec<Value> {
     let lock = crate::lock::bucket_name(a, region);
     st.push(statement(
         "RunLock",
+        // The lock bucket is shared by the account's stacks in the region:
+        // `bootstrap` makes it; a CI role only reads and writes its own
+        // stack's lock object in it.
         &[
             "s3:ListBucket",
             "s3:GetObject",
-            "s3:CreateBucket",
-            "s3:PutBucketPublicAccessBlock",
-            "s3:PutEncryptionConfiguration",
             "s3:PutObject",
             "s3:DeleteObject",
         ],

@@ -166,7 +166,7 @@ pub fn lease(timeout: Duration) -> Duration {
 /// stack, so it carries no stack's tag.
 pub use fence::Fence;
 use fence::{Held, Shared};
-pub use store::{bucket_name, force_unlock, holder, object_key, place, Place};
+pub use store::{bucket_name, ensure_bucket, force_unlock, holder, object_key, place, Place};
 use store::{missing, read, refused, write, Cond, Seen};
 
 /// A held lock; [`Lock::release`] gives it back.

@@ -208,7 +208,11 @@ pub(super) async fn write(
 /// at rest (SSE-S3). `BucketAlreadyOwnedByYou` means another run created it
 /// first; `BucketAlreadyExists` means another account owns the name, and
 /// every call names the expected owner, so such a bucket is never used.
-pub(super) async fn ensure_bucket(cloud: &Cloud, p: &Place) -> Result<(), CloudError> {
+///
+/// The bucket is shared by every stack of the account in the region:
+/// `bootstrap` makes it with an administrator's credentials, and a CI role
+/// may not create or configure it (`iam-policy`), which it is told.
+pub async fn ensure_bucket(cloud: &Cloud, p: &Place) -> Result<(), CloudError> {
     let mut req = cloud.s3.create_bucket().bucket(&p.bucket);
     if cloud.region != "us-east-1" {
         req = req.create_bucket_configuration(
@@ -224,6 +228,16 @@ pub(super) async fn ensure_bucket(cloud: &Cloud, p: &Place) -> Result<(), CloudE
     {
         Ok(_) => {}
         Err(e) if e.code() == Some("BucketAlreadyOwnedByYou") => {}
+        Err(e) if e.code().is_some_and(|c| c.contains("AccessDenied")) => {
+            return Err(CloudError::invalid(
+                "lock",
+                format!(
+                    "the lock bucket {} does not exist and this role may not make it: run \
+                     `bookstore-infra bootstrap STACK` once with administrator credentials",
+                    p.bucket
+                ),
+            ))
+        }
         Err(e) if e.code() == Some("BucketAlreadyExists") => {
             return Err(CloudError::invalid(
                 "lock",

@@ -149,18 +149,29 @@ fn the_policy_covers_every_request_of_diff_up_and_destroy() {
     let plan = env.e.dir.path().join("plan.json");
     let plan = plan.to_str().unwrap();
 
-    // An administrator makes the boundary once, before CI runs the stack.
+    // An administrator makes the boundary and the shared lock bucket once,
+    // before CI runs the stack: nothing else.
     env.ok(&["bootstrap", &env.stack]);
     let admin = operations(&env.proxy.seen());
-    assert!(
-        admin.contains(&("iam".to_string(), "CreatePolicy".to_string())),
-        "{admin:?}"
-    );
-    for (svc, op) in &admin {
-        let access = iam_policy::call(svc, op).map(|c| c.access);
+    for op in ["CreatePolicy", "CreateBucket"] {
         assert!(
-            matches!(access, Some(Access::Read | Access::Admin)),
-            "bootstrap made {svc}:{op}"
+            admin.iter().any(|(_, o)| o == op),
+            "bootstrap made no {op}: {admin:?}"
+        );
+    }
+    for s in env.proxy.seen() {
+        let op = if s.service == "s3" {
+            s3_operation(&s)
+        } else {
+            s.op.clone()
+        };
+        let access = iam_policy::call(&s.service, &op).map(|c| c.access);
+        let lock_bucket = s.service == "s3" && s.path.starts_with("/bookstore-infra-locks-");
+        assert!(
+            matches!(access, Some(Access::Read | Access::Admin)) || lock_bucket,
+            "bootstrap made {}:{op} on {}",
+            s.service,
+            s.path
         );
     }
     let from = env.proxy.seen().len();
@@ -903,6 +914,24 @@ fn assert_each_write_allowed(seen: &[Seen], owned: &BTreeSet<String>) {
                     resource = format!("arn:aws:iam::{ACCOUNT}:role{path}{name}");
                     ctx = context([("iam:PassedToService", "ec2.amazonaws.com")]);
                 }
+                // The master user's secret RDS makes and deletes with the
+                // caller's rights, tagged with its database's ARN.
+                "secretsmanager:CreateSecret"
+                | "secretsmanager:TagResource"
+                | "secretsmanager:DeleteSecret"
+                    if s.service == "rds" =>
+                {
+                    resource =
+                        format!("arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:rds!db-1-AbCdEf");
+                    ctx = context([("aws:RequestedRegion", REGION)]);
+                    if *action == "secretsmanager:DeleteSecret" {
+                        let db = format!("arn:aws:rds:{REGION}:{ACCOUNT}:db:{STACK_NAME}-db");
+                        ctx.insert(
+                            "aws:ResourceTag/aws:rds:primaryDBInstanceArn".into(),
+                            vec![db],
+                        );
+                    }
+                }
                 // Only a request naming a version deletes one.
                 "s3:DeleteObjectVersion" if !s.form.contains_key("versionId") => continue,
                 _ => {}
@@ -954,6 +983,7 @@ fn assert_each_write_allowed(seen: &[Seen], owned: &BTreeSet<String>) {
         "ElbTagOnCreate",
         "EfsTagOnCreate",
         "NamedTagOnCreate",
+        "RdsManagedSecret",
         "StackDnsRecords",
         "MountTargetEnis",
     ] {

@@ -177,8 +177,11 @@ pub(super) async fn describe(
 #[rustfmt::skip]
 const CALLS: &[Call] = &[
     w("rds", "add_tags_to_resource", "AddTagsToResource", &["rds:AddTagsToResource"]),
-    w("rds", "create_db_instance", "CreateDBInstance", &["rds:CreateDBInstance", "rds:AddTagsToResource", "iam:CreateServiceLinkedRole"]),
-    w("rds", "delete_db_instance", "DeleteDBInstance", &["rds:DeleteDBInstance", "rds:CreateDBSnapshot"]),
+    // RDS makes (and deletes) the master user's secret with the caller's
+    // rights ("Required permissions for Secrets Manager integration",
+    // Amazon RDS User Guide).
+    w("rds", "create_db_instance", "CreateDBInstance", &["rds:CreateDBInstance", "rds:AddTagsToResource", "iam:CreateServiceLinkedRole", "secretsmanager:CreateSecret", "secretsmanager:TagResource"]),
+    w("rds", "delete_db_instance", "DeleteDBInstance", &["rds:DeleteDBInstance", "rds:CreateDBSnapshot", "secretsmanager:DeleteSecret"]),
     w("rds", "modify_db_instance", "ModifyDBInstance", &["rds:ModifyDBInstance"]),
     w("rds", "reboot_db_instance", "RebootDBInstance", &["rds:RebootDBInstance"]),
 ];
