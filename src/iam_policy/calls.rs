@@ -84,11 +84,12 @@ pub(super) const TAG_ON_CREATE: &[&str] = &[
     "acm:AddTagsToCertificate",
 ];
 
-/// Reads only `exec` needs: the apply scope has them, the plan does not
-/// (Run Command output can hold anything an instance printed).
-pub(super) const EXEC_READS: &[&str] = &[
+/// Reads only the apply scope needs: `exec`'s (Run Command output can hold
+/// anything an instance printed) and the new secret's password.
+pub(super) const APPLY_ONLY_READS: &[&str] = &[
     "ssm:GetCommandInvocation",
     "ssm:DescribeInstanceInformation",
+    "secretsmanager:GetRandomPassword",
 ];
 
 /// The row for an API operation of a service (IAM prefix: `ec2`,
@@ -105,7 +106,7 @@ pub fn actions(scope: Scope) -> BTreeSet<String> {
         .iter()
         .filter(|c| match c.access {
             Access::Read => {
-                scope == Scope::Apply || !c.actions.iter().any(|a| EXEC_READS.contains(a))
+                scope == Scope::Apply || !c.actions.iter().any(|a| APPLY_ONLY_READS.contains(a))
             }
             Access::Write => scope == Scope::Apply,
             // The boundary's changes: an administrator's, never CI's.

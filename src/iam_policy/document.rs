@@ -40,11 +40,18 @@ pub(super) fn grouped_on(actions: &[&str], scoped: bool) -> Vec<String> {
         .iter()
         .map(|a| {
             let k = key(a);
-            let several = actions.iter().filter(|b| key(b) == k).count() > 1;
+            let several = actions
+                .iter()
+                .filter(|b| key(b) == k)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+                > 1;
             let (svc, v) = k;
             // IAM's and S3's writes are listed one by one; their reads
             // are grouped only on the stack's own resources.
-            let plain = !matches!(svc.as_str(), "iam" | "s3") || scoped;
+            // Secrets Manager's never: `Get*` would read every secret.
+            let plain =
+                (!matches!(svc.as_str(), "iam" | "s3") || scoped) && svc != "secretsmanager";
             if several && plain && GROUPED_VERBS.contains(&v.as_str()) {
                 format!("{svc}:{v}*")
             } else {
@@ -104,4 +111,40 @@ pub fn document_actions(doc: &Value) -> BTreeSet<String> {
 /// Whether some statement of `doc` allows `action` (on some resource).
 pub fn allows(doc: &Value, action: &str) -> bool {
     document_actions(doc).iter().any(|p| covers(p, action))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grouping_never_widens_to_secrets_nor_counts_a_repeat_as_several() {
+        // One action named twice is one action: no wildcard.
+        assert_eq!(
+            grouped_on(&["ec2:DescribeVpcs", "ec2:DescribeVpcs"], false),
+            ["ec2:DescribeVpcs"]
+        );
+        assert_eq!(
+            grouped_on(&["ec2:DescribeVpcs", "ec2:DescribeSubnets"], false),
+            ["ec2:Describe*"]
+        );
+        // `secretsmanager:Get*` would cover GetSecretValue.
+        let secrets = grouped_on(
+            &[
+                "secretsmanager:GetRandomPassword",
+                "secretsmanager:GetResourcePolicy",
+            ],
+            true,
+        );
+        assert!(secrets.iter().all(|a| !a.contains('*')), "{secrets:?}");
+        // IAM's and S3's only on the stack's own resources, and only reads.
+        assert_eq!(
+            grouped_on(&["iam:GetRole", "iam:GetRolePolicy"], false),
+            ["iam:GetRole", "iam:GetRolePolicy"]
+        );
+        assert_eq!(
+            grouped_on(&["iam:GetRole", "iam:GetRolePolicy"], true),
+            ["iam:Get*"]
+        );
+    }
 }

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use super::calls::{EXEC_READS, TAG_ON_CREATE};
+use super::calls::{APPLY_ONLY_READS, TAG_ON_CREATE};
 use super::document::statement;
 use super::{of, table, Access, Scope};
 use crate::engine::TAG_STACK;
@@ -107,7 +107,8 @@ pub(super) fn reads(n: &Names, scope: Scope) -> Vec<Value> {
         "acm",
         "route53",
         "sts",
-        // ListSecrets filters by name; GetRandomPassword names no secret.
+        // ListSecrets filters by name; GetRandomPassword (apply only)
+        // names no secret.
         "secretsmanager",
     ] {
         on_all.extend(of(scope, svc, Access::Read));
@@ -120,11 +121,11 @@ pub(super) fn reads(n: &Names, scope: Scope) -> Vec<Value> {
     on_all.push("logs:DescribeLogGroups");
     on_all.extend(list_all);
     if scope == Scope::Apply {
-        // EFS mount targets' interfaces; `exec`'s reads.
+        // EFS mount targets' interfaces; `exec`'s reads, a new password.
         on_all.push("ec2:DescribeNetworkInterfaces");
-        on_all.extend(EXEC_READS);
+        on_all.extend(APPLY_ONLY_READS);
     } else {
-        on_all.retain(|a| !EXEC_READS.contains(a));
+        on_all.retain(|a| !APPLY_ONLY_READS.contains(a));
     }
     let iam_reads: Vec<&str> = of(scope, "iam", Access::Read)
         .into_iter()
