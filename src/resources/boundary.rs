@@ -11,7 +11,7 @@
 //! `up` finds it as wanted and makes no change.
 
 use async_trait::async_trait;
-use aws_sdk_iam::types::{PolicyScopeType, Tag};
+use aws_sdk_iam::types::PolicyScopeType;
 use serde_json::{json, Value};
 
 use super::gone_ok;
@@ -173,25 +173,6 @@ pub async fn ensure(cloud: &Cloud, stack: &str) -> Result<(String, bool), CloudE
     }
 }
 
-/// IAM returns policy documents URL-encoded (RFC 3986).
-fn decode(doc: &str) -> Value {
-    let mut out = Vec::new();
-    let b = doc.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&doc[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    serde_json::from_slice(&out).unwrap_or_else(|_| Value::String(doc.to_string()))
-}
-
 /// What a caller without the right to make the boundary is told.
 fn needs_administrator(id: &str, op: &str, e: CloudError) -> CloudError {
     if e.code().is_some_and(|c| c.contains("AccessDenied")) {
@@ -310,7 +291,7 @@ impl ResourceKind for Boundary {
             let document = version
                 .policy_version()
                 .and_then(|v| v.document())
-                .map(decode)
+                .map(super::iam::decode_policy)
                 .unwrap_or(Value::Null);
             out.push(
                 Observed::new(KIND, id, arn)
@@ -327,11 +308,6 @@ impl ResourceKind for Boundary {
         let name = r.str("name")?;
         let path = r.str("path")?;
         let document = r.props.get("document").cloned().unwrap_or(Value::Null);
-        let tags: Vec<Tag> = r
-            .tags
-            .iter()
-            .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
-            .collect();
         let made = cloud
             .iam
             .create_policy()
@@ -339,7 +315,7 @@ impl ResourceKind for Boundary {
             .path(path)
             .policy_document(document.to_string())
             .description("The most any role of this stack may do")
-            .set_tags(Some(tags))
+            .set_tags(Some(super::iam::iam_tags(&r.tags)))
             .send()
             .await;
         let arn = match made {
@@ -452,6 +428,7 @@ mod tests {
                 }
             })
             .collect();
+        let decode = super::super::iam::decode_policy;
         assert_eq!(decode(&encoded), doc);
         assert_eq!(decode(&doc.to_string()), doc);
     }

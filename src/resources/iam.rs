@@ -29,7 +29,7 @@ pub fn path(stack: &str) -> String {
     format!("/bookstore-infra/{stack}/")
 }
 
-fn iam_tags(tags: &[(String, String)]) -> Vec<Tag> {
+pub(super) fn iam_tags(tags: &[(String, String)]) -> Vec<Tag> {
     tags.iter()
         .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
         .collect()
@@ -41,7 +41,7 @@ fn owner(tags: &[Tag], stack: &str) -> Option<String> {
 }
 
 /// IAM returns policy documents URL-encoded.
-fn decode_policy(doc: &str) -> Value {
+pub(super) fn decode_policy(doc: &str) -> Value {
     let decoded = if doc.starts_with('%') {
         let mut out = Vec::new();
         let b = doc.as_bytes();

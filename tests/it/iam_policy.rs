@@ -339,7 +339,7 @@ fn assert_roles_within_boundary(env: &Env) {
                     .unwrap();
                 let text = p.policy_document();
                 let doc: serde_json::Value = serde_json::from_str(text)
-                    .or_else(|_| serde_json::from_str(&percent_decode(text)))
+                    .or_else(|_| serde_json::from_str(&common::decode(text)))
                     .unwrap();
                 for st in doc["Statement"].as_array().unwrap() {
                     for a in evaluate::strings(&st["Action"]) {
@@ -353,25 +353,6 @@ fn assert_roles_within_boundary(env: &Env) {
             }
         }
     });
-}
-
-/// IAM's URL encoding of policy documents.
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[test]
