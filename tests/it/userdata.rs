@@ -15,7 +15,7 @@ use bookstore_infra::userdata::{render, UserDataVars};
 use common::Emulator;
 use serde_json::Value;
 
-fn venv_bin(name: &str) -> PathBuf {
+pub(super) fn venv_bin(name: &str) -> PathBuf {
     let p = common::root().join(".venv/bin").join(name);
     assert!(
         p.exists(),
@@ -27,25 +27,34 @@ fn venv_bin(name: &str) -> PathBuf {
 
 fn vars(bucket: &str, key: &str, sha: &str) -> UserDataVars {
     UserDataVars {
+        shape: None,
         stack: "demo".into(),
         region: "us-east-1".into(),
         bucket: bucket.into(),
         key: key.into(),
         sha256: sha.into(),
-        file_system_id: "fs-0123abcd".into(),
-        access_point_id: "fsap-0123abcd".into(),
+        file_system_id: Some("fs-0123abcd".into()),
+        access_point_id: Some("fsap-0123abcd".into()),
         data_dir: "/var/lib/bookstore/data".into(),
-        port: 8080,
-        db_host: "demo-db.abc.us-east-1.rds.amazonaws.com".into(),
-        db_port: 3306,
-        db_name: "bookstore".into(),
-        db_user: "bookstore".into(),
-        db_secret_arn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-1-AbCd".into(),
-        db_app_user: "bookstore_app".into(),
-        db_app_secret_arn:
+        port: Some(8080),
+        db_host: Some("demo-db.abc.us-east-1.rds.amazonaws.com".into()),
+        db_port: Some(3306),
+        db_name: Some("bookstore".into()),
+        db_user: Some("bookstore".into()),
+        db_secret_arn: Some(
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-1-AbCd".into(),
+        ),
+        db_app_user: Some("bookstore_app".into()),
+        db_app_secret_arn: Some(
             "arn:aws:secretsmanager:us-east-1:123456789012:secret:bookstore-infra/demo/db-app-password-AbCd"
                 .into(),
+        ),
         app_uid: 50000,
+        volume_id: None,
+        allocation_id: None,
+        tls_domains: None,
+        acme_directory: None,
+        acme_contact: None,
     }
 }
 
@@ -53,7 +62,7 @@ fn vars(bucket: &str, key: &str, sha: &str) -> UserDataVars {
 /// (`rds-ca-bundle`), and for `migrate` records in `$STATE/migrate` the
 /// URL it was given and the sha256 of the password its password command
 /// prints and of the app user's password file (never the passwords).
-const PRETEND_BINARY: &[u8] = br#"#!/bin/sh
+pub(super) const PRETEND_BINARY: &[u8] = br#"#!/bin/sh
 # pretend bookstore binary
 echo "bookstore $*" >>"$CALLS"
 case "$1" in
@@ -77,14 +86,14 @@ esac
 
 /// The two secrets an instance reads, as RDS and the stack make them: the
 /// master user's (JSON, by RDS) and the app user's (the password alone).
-struct Secrets {
-    master_arn: String,
-    master_password: String,
-    app_arn: String,
-    app_password: String,
+pub(super) struct Secrets {
+    pub(super) master_arn: String,
+    pub(super) master_password: String,
+    pub(super) app_arn: String,
+    pub(super) app_password: String,
 }
 
-fn create_secret(e: &Emulator, name: &str, value: &str) -> String {
+pub(super) fn create_secret(e: &Emulator, name: &str, value: &str) -> String {
     let created = aws_env(Command::new(venv_bin("aws")), e)
         .args(["secretsmanager", "create-secret", "--name", name])
         .args([
@@ -108,7 +117,7 @@ fn create_secret(e: &Emulator, name: &str, value: &str) -> String {
         .to_string()
 }
 
-fn secrets(e: &Emulator) -> Secrets {
+pub(super) fn secrets(e: &Emulator) -> Secrets {
     let master_password = "s3cr3t \"quoted\" pass!".to_string();
     let master = serde_json::json!({"username": "bookstore", "password": master_password});
     let app_password = "AppUserPassw0rdFromTheStacksSecret0123456".to_string();
@@ -120,7 +129,7 @@ fn secrets(e: &Emulator) -> Secrets {
     }
 }
 
-fn sha256_hex(s: &str) -> String {
+pub(super) fn sha256_hex(s: &str) -> String {
     use sha2::{Digest, Sha256};
     hex::encode(Sha256::digest(s.as_bytes()))
 }
@@ -146,12 +155,12 @@ fn shellcheck_finds_nothing() {
     assert!(out.status.success());
 }
 
-struct Sandbox {
+pub(super) struct Sandbox {
     _dir: tempfile::TempDir,
-    root: PathBuf,
-    stubs: PathBuf,
-    state: PathBuf,
-    log: PathBuf,
+    pub(super) root: PathBuf,
+    pub(super) stubs: PathBuf,
+    pub(super) state: PathBuf,
+    pub(super) log: PathBuf,
 }
 
 /// The stubs, as shell: each records its arguments in `$CALLS`, then acts
@@ -201,7 +210,7 @@ tail -n +$((n + 1)) "$STATE/journal""#,
     ("aws", "exec \"$REAL_AWS\" \"$@\""),
 ];
 
-fn sandbox() -> Sandbox {
+pub(super) fn sandbox() -> Sandbox {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     let stubs = dir.path().join("stubs");
@@ -229,7 +238,7 @@ fn sandbox() -> Sandbox {
     }
 }
 
-fn run_boot(e: &Emulator, sb: &Sandbox, script: &str) -> std::process::Output {
+pub(super) fn run_boot(e: &Emulator, sb: &Sandbox, script: &str) -> std::process::Output {
     let p = sb.root.join("boot.sh");
     std::fs::write(&p, script).unwrap();
     run_in(e, sb, &p)
@@ -237,7 +246,7 @@ fn run_boot(e: &Emulator, sb: &Sandbox, script: &str) -> std::process::Output {
 
 /// Runs a script as the instance would: the stubs and the AWS CLI on the
 /// path, the emulator as AWS.
-fn run_in(e: &Emulator, sb: &Sandbox, p: &Path) -> std::process::Output {
+pub(super) fn run_in(e: &Emulator, sb: &Sandbox, p: &Path) -> std::process::Output {
     let venv = venv_bin("aws");
     let path = format!(
         "{}:{}:{}",
@@ -258,7 +267,7 @@ fn run_in(e: &Emulator, sb: &Sandbox, p: &Path) -> std::process::Output {
 }
 
 /// A command whose AWS is the emulator.
-fn aws_env(mut c: Command, e: &Emulator) -> Command {
+pub(super) fn aws_env(mut c: Command, e: &Emulator) -> Command {
     c.env("AWS_ENDPOINT_URL", &e.endpoint)
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
@@ -267,7 +276,7 @@ fn aws_env(mut c: Command, e: &Emulator) -> Command {
     c
 }
 
-fn put_binary(e: &Emulator, bytes: &[u8]) -> (String, String, String) {
+pub(super) fn put_binary(e: &Emulator, bytes: &[u8]) -> (String, String, String) {
     use sha2::{Digest, Sha256};
     let sha = hex::encode(Sha256::digest(bytes));
     let bucket = "demo-artifacts-123456789012-us-east-1".to_string();
@@ -290,11 +299,11 @@ fn put_binary(e: &Emulator, bytes: &[u8]) -> (String, String, String) {
     (bucket, key, sha)
 }
 
-fn read(p: &Path) -> String {
+pub(super) fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
-fn assert_ok(out: &std::process::Output) {
+pub(super) fn assert_ok(out: &std::process::Output) {
     assert!(
         out.status.success(),
         "{}\n{}",
@@ -304,7 +313,7 @@ fn assert_ok(out: &std::process::Output) {
 }
 
 /// Index of the first recorded call starting with `prefix`.
-fn position(calls: &str, prefix: &str) -> usize {
+pub(super) fn position(calls: &str, prefix: &str) -> usize {
     calls
         .lines()
         .position(|l| l.starts_with(prefix))
@@ -320,8 +329,8 @@ fn booted() -> (Emulator, Sandbox, String, &'static [u8]) {
     let (bucket, key, sha) = put_binary(&e, binary);
     let s = secrets(&e);
     let mut v = vars(&bucket, &key, &sha);
-    v.db_secret_arn = s.master_arn;
-    v.db_app_secret_arn = s.app_arn;
+    v.db_secret_arn = Some(s.master_arn);
+    v.db_app_secret_arn = Some(s.app_arn);
     let script = render(&v).unwrap();
     assert_ok(&run_boot(&e, &sb, &script));
     (e, sb, script, binary)
@@ -341,7 +350,7 @@ fn systemd_verify(root: &Path) -> (bool, String, Vec<String>) {
 }
 
 /// [`systemd_verify`] for any unit the boot script writes.
-fn systemd_verify_unit(root: &Path, unit: &str) -> (bool, String, Vec<String>) {
+pub(super) fn systemd_verify_unit(root: &Path, unit: &str) -> (bool, String, Vec<String>) {
     let generator = Path::new("/usr/lib/systemd/system-generators/systemd-fstab-generator");
     let system = Path::new("/usr/lib/systemd/system");
     assert!(
@@ -503,8 +512,8 @@ fn the_boot_script_installs_verifies_mounts_and_starts() {
     let (bucket, key, sha) = put_binary(&e, binary);
     let secrets = secrets(&e);
     let mut v = vars(&bucket, &key, &sha);
-    v.db_secret_arn = secrets.master_arn.clone();
-    v.db_app_secret_arn = secrets.app_arn.clone();
+    v.db_secret_arn = Some(secrets.master_arn.clone());
+    v.db_app_secret_arn = Some(secrets.app_arn.clone());
     let script = render(&v).unwrap();
     let out = run_boot(&e, &sb, &script);
     assert!(
@@ -708,7 +717,7 @@ fn the_boot_script_installs_verifies_mounts_and_starts() {
 }
 
 /// Every file under `dir`.
-fn files(dir: &Path) -> Vec<PathBuf> {
+pub(super) fn files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap().flatten() {
         let p = e.path();
@@ -743,7 +752,7 @@ fn a_binary_that_does_not_match_its_checksum_is_not_installed() {
 }
 
 /// The environment a unit's `EnvironmentFile=` gives it, from the sandbox.
-fn env_file(p: &Path) -> Vec<(String, String)> {
+pub(super) fn env_file(p: &Path) -> Vec<(String, String)> {
     read(p)
         .lines()
         .filter_map(|l| l.split_once('='))
