@@ -20,4 +20,5 @@ mod releases;
 mod status;
 mod topology;
 mod userdata;
+mod userdata_single;
 mod workflow;
