@@ -23,6 +23,7 @@ mod logs;
 mod name;
 mod network;
 mod origin;
+mod single;
 mod timeouts;
 
 pub use app::{App, ScalingMetric, DEFAULT_APP_PORT};
@@ -35,6 +36,7 @@ pub use logs::{Logs, DEFAULT_LOG_RETENTION_DAYS, LOG_RETENTION_DAYS};
 pub use name::StackName;
 pub use network::{Nat, Network, DEFAULT_AZ_COUNT, DEFAULT_CIDR};
 pub use origin::Origin;
+pub use single::{Acme, Shape, Single, Volume, LETS_ENCRYPT, SINGLE_DATA_DIR};
 pub use timeouts::Timeouts;
 
 use error::Source;
@@ -55,6 +57,10 @@ pub struct Stack {
     pub name: StackName,
     pub region: Option<String>,
     pub topology: Topology,
+    /// How the app is deployed (`shape`): the scaled shape, or one instance.
+    pub shape: Shape,
+    /// The single shape's own settings (`[volume]`, `[acme]`).
+    pub single: Option<Single>,
     pub network: Network,
     pub app: App,
     pub database: Database,
@@ -81,6 +87,9 @@ struct RawFile {
     network: Option<Spanned<network::RawNetwork>>,
     app: Option<app::RawApp>,
     topology: Option<Topology>,
+    shape: Option<Shape>,
+    volume: Option<single::RawVolume>,
+    acme: Option<single::RawAcme>,
     database: Option<database::RawDatabase>,
     domain: Option<Spanned<domain::RawDomain>>,
     timeouts: Option<timeouts::RawTimeouts>,
@@ -103,20 +112,40 @@ pub fn parse(path: &Path, text: &str) -> Result<Stack, StackError> {
         let offset = e.span().map(|s| s.start).unwrap_or(0);
         src.at(offset, e.message().trim())
     })?;
+    let shape = raw.shape.unwrap_or_default();
+    let origin = Origin::read(&src);
+    single::refuse_other_shapes_settings(&origin, shape)?;
     let (name, region) = name::name_and_region(&src, raw.name, raw.region, raw.stack)?;
     let net = network::Section::new(raw.network);
     let network = net.parse(&src)?;
     let app = app::parse(&src, raw.app.unwrap_or_default())?;
-    let database = database::parse(&src, raw.database.unwrap_or_default())?;
+    let mysql = raw.database.is_some();
+    let mut database = database::parse(&src, raw.database.unwrap_or_default())?;
     let domain = raw.domain.map(|d| domain::parse(&src, d)).transpose()?;
     let timeouts = timeouts::parse(&src, raw.timeouts.as_ref(), domain.as_ref())?;
     let logs = logs::parse(&src, raw.logs)?;
     let topology = raw.topology.unwrap_or(Topology::Full);
-    net.check_route_out(&src, topology)?;
+    if shape == Shape::Scaled {
+        net.check_route_out(&src, topology)?;
+    }
+    let single = single::parse(
+        &src,
+        &origin,
+        shape,
+        raw.volume,
+        raw.acme,
+        mysql,
+        domain.as_ref(),
+    )?;
+    if single.is_some() {
+        database.multi_az = false;
+    }
     Ok(Stack {
         name,
         region,
         topology,
+        shape,
+        single,
         network,
         app,
         database,
@@ -124,7 +153,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Stack, StackError> {
         timeouts,
         logs,
         dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
-        origin: Origin::read(&src),
+        origin,
     })
 }
 
