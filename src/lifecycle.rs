@@ -104,6 +104,35 @@ pub fn nat_gateway(
     }
 }
 
+/// An EBS volume's `State` (EC2 API reference, `Volume`: creating |
+/// available | in-use | deleting | deleted | error): `creating` waits,
+/// `available` and `in-use` (attached) are ready, `error` is terminal
+/// ("the underlying hardware related to your EBS volume has failed").
+pub fn volume(state: &str) -> Readiness {
+    match state {
+        "available" | "in-use" => Readiness::Ready,
+        "creating" => Readiness::Pending,
+        "error" => {
+            Readiness::Terminal("error: the volume failed; restore it from a snapshot".into())
+        }
+        other => Readiness::Terminal(format!("{other}: the volume is going away")),
+    }
+}
+
+/// An EBS snapshot's `State` (EC2 API reference, `Snapshot`: pending |
+/// completed | error | recoverable | recovering): `pending` waits,
+/// `completed` is ready, the rest is terminal with `StateMessage`.
+pub fn snapshot(state: &str, message: Option<&str>) -> Readiness {
+    match state {
+        "completed" => Readiness::Ready,
+        "pending" => Readiness::Pending,
+        other => Readiness::Terminal(format!(
+            "{other}: {}",
+            message.unwrap_or("the snapshot did not complete")
+        )),
+    }
+}
+
 /// An application load balancer's `State.Code` (ELBv2 API reference,
 /// `LoadBalancerState`): `provisioning` waits, `active` is ready,
 /// `active_impaired` ("the load balancer is routing traffic but does not

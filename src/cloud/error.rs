@@ -145,12 +145,18 @@ pub const NOT_YET_VISIBLE: &[&str] = &[
 /// policy naming a role created moments before with
 /// `InvalidPolicyException` "Policy contains invalid Principal block"
 /// (Terraform's file system policy retries that message the same way).
+/// Data Lifecycle Manager refuses an execution role created moments
+/// before with `InvalidRequestException` naming the role (Terraform's
+/// lifecycle policy retries every `InvalidRequestException` of
+/// CreateLifecyclePolicy for two minutes for it); here only the ones
+/// about the role.
 pub fn not_yet_visible(code: &str, message: &str) -> bool {
     NOT_YET_VISIBLE.contains(&code)
         || (matches!(code, "ValidationError" | "InvalidParameterValue")
             && (message.contains("Invalid IamInstanceProfile")
                 || message.contains("Invalid IAM Instance Profile")))
         || (code == "InvalidPolicyException" && message.contains("invalid Principal"))
+        || (code == "InvalidRequestException" && message.to_ascii_lowercase().contains("role"))
 }
 
 /// Whether an answer says the thing named does not exist, in any of the

@@ -3,6 +3,7 @@
 //! ground floor: nothing here names another module of the project.
 
 pub mod error;
+pub mod run_command;
 pub mod wait;
 
 use std::future::Future;
@@ -34,6 +35,7 @@ pub struct Cloud {
     pub ssm: aws_sdk_ssm::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub secretsmanager: aws_sdk_secretsmanager::Client,
+    pub dlm: aws_sdk_dlm::Client,
     pub sts: aws_sdk_sts::Client,
     pub reporter: Arc<dyn Reporter>,
     /// Every API request made through these clients, by operation.
@@ -167,6 +169,7 @@ impl Cloud {
             ssm: client!(aws_sdk_ssm),
             logs: client!(aws_sdk_cloudwatchlogs),
             secretsmanager: client!(aws_sdk_secretsmanager),
+            dlm: client!(aws_sdk_dlm),
             sts: client!(aws_sdk_sts),
             reporter,
             calls,

@@ -85,6 +85,8 @@ const FREE_KINDS: &[&str] = &[
     efs_access_point::KIND,
     crate::resources::efs_policy::KIND,
     launch_template::KIND,
+    // Data Lifecycle Manager is free; its snapshots are priced with the volume.
+    crate::resources::dlm_policy::KIND,
     s3::ARTIFACT,
     log_group::KIND,
 ];
@@ -199,6 +201,34 @@ impl Rates<'_> {
                 )],
                 None => return Ok(None),
             },
+            // The data volume, and its snapshots: the first is a full
+            // copy, the daily ones after it hold what changed (usage-based).
+            crate::resources::volume::KIND => {
+                let gb = r
+                    .props
+                    .get("size_gib")
+                    .and_then(Value::as_f64)
+                    .unwrap_or_default();
+                let mut parts = vec![flat(
+                    "storage",
+                    format!(
+                        "EBS gp3 volume, {gb} GB at ${}/GB-month",
+                        usd(p.ebs_gp3_gb_month)
+                    ),
+                    gb * p.ebs_gp3_gb_month,
+                )];
+                if let Some(price) = p.ebs_snapshot_gb_month {
+                    parts.push(flat(
+                        "snapshots",
+                        format!(
+                            "EBS snapshots at ${}/GB-month: one full copy ({gb} GB) counted, daily changes not",
+                            usd(price)
+                        ),
+                        gb * price,
+                    ));
+                }
+                parts
+            }
             k if FREE_KINDS.contains(&k) => Vec::new(),
             _ => return Ok(None),
         }))

@@ -45,6 +45,10 @@ pub(super) struct RegionPrices {
     /// table has the figure.
     #[serde(default)]
     pub secret_month: Option<f64>,
+    /// EBS snapshots (standard tier), per GB-month
+    /// (https://aws.amazon.com/ebs/pricing/). Only where the table has it.
+    #[serde(default)]
+    pub ebs_snapshot_gb_month: Option<f64>,
 }
 
 pub(super) fn table() -> &'static PriceTable {

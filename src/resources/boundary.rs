@@ -116,13 +116,65 @@ pub fn document(stack: &str, account: &str, region: &str, bucket: &str) -> Value
                 "Effect": "Allow",
                 "Action": ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"],
                 "Resource": format!("arn:aws:elasticfilesystem:{region}:{account}:file-system/*"),
-                "Condition": {"StringEquals": {tag: stack}},
+                "Condition": {"StringEquals": {tag.clone(): stack}},
             },
             {
                 "Sid": "StackLogs",
                 "Effect": "Allow",
                 "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
                 "Resource": [logs.clone(), format!("{logs}:log-stream:*")],
+            },
+            // The single shape's instance takes its volume and address,
+            // and keeps its ACME account and certificates in the bucket;
+            // Data Lifecycle Manager snapshots the volume and expires what
+            // it made.
+            {
+                "Sid": "StackVolumeAndAddress",
+                "Effect": "Allow",
+                "Action": ["ec2:AttachVolume", "ec2:AssociateAddress"],
+                "Resource": [
+                    format!("arn:aws:ec2:{region}:{account}:volume/*"),
+                    format!("arn:aws:ec2:{region}:{account}:elastic-ip/*"),
+                ],
+                "Condition": {"StringEquals": {tag: stack}},
+            },
+            {
+                "Sid": "StackInstances",
+                "Effect": "Allow",
+                "Action": ["ec2:AttachVolume", "ec2:AssociateAddress"],
+                "Resource": format!("arn:aws:ec2:{region}:{account}:instance/*"),
+                "Condition": {"ArnLike": {"ec2:InstanceProfile": format!("arn:aws:iam::{account}:instance-profile{}*", super::iam::path(stack))}},
+            },
+            {
+                "Sid": "StackSnapshots",
+                "Effect": "Allow",
+                "Action": ["ec2:CreateSnapshot", "ec2:CreateSnapshots", "ec2:DeleteSnapshot"],
+                "Resource": [
+                    format!("arn:aws:ec2:{region}:{account}:volume/*"),
+                    format!("arn:aws:ec2:{region}:{account}:snapshot/*"),
+                ],
+                "Condition": {"StringEquals": {format!("aws:ResourceTag/{}", super::volume::SNAPSHOT_TAG): stack}},
+            },
+            {
+                "Sid": "NewSnapshots",
+                "Effect": "Allow",
+                "Action": ["ec2:CreateSnapshot", "ec2:CreateSnapshots", "ec2:CreateTags"],
+                "Resource": format!("arn:aws:ec2:{region}:{account}:snapshot/*"),
+            },
+            {
+                "Sid": "StackTlsState",
+                "Effect": "Allow",
+                "Action": ["s3:PutObject", "s3:ListBucket"],
+                "Resource": [
+                    format!("arn:aws:s3:::{bucket}"),
+                    format!("arn:aws:s3:::{bucket}/tls/*"),
+                ],
+            },
+            {
+                "Sid": "Look",
+                "Effect": "Allow",
+                "Action": ["ec2:DescribeVolumes", "ec2:DescribeAddresses", "ec2:DescribeInstances", "ec2:DescribeSnapshots"],
+                "Resource": "*",
             },
             {
                 "Sid": "SystemsManagerAgent",

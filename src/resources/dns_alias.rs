@@ -1,4 +1,6 @@
-//! `route53:alias`: the domain's A record, an alias of the load balancer.
+//! `route53:alias`: the domain's A record: an alias of the load balancer
+//! (`target_dns`, `target_zone_id`), or the single instance's address
+//! (`addresses`).
 //!
 //! Records cannot carry tags, so ownership is a TXT record beside it,
 //! `_bookstore-infra.<name>` = `"stack=<stack>,id=<logical id>"`, written in
@@ -34,27 +36,43 @@ fn bad(id: &str) -> impl Fn(aws_sdk_route53::error::BuildError) -> CloudError + 
     move |e| CloudError::invalid(id, e.to_string())
 }
 
-/// The A alias and its TXT marker, for one change.
+/// What an A record points at.
+enum Target<'a> {
+    /// An alias of a load balancer: its DNS name and zone.
+    Alias { dns: &'a str, zone: &'a str },
+    /// Addresses, with a short TTL (a replaced address shows within it).
+    Addresses(Vec<String>),
+}
+
+/// The TTL of an address record.
+const ADDRESS_TTL: i64 = 60;
+
+/// The A record and its TXT marker, for one change.
 fn sets(
     id: &str,
     stack: &str,
     name: &str,
-    dns: &str,
-    zone: &str,
+    target: &Target,
 ) -> Result<[ResourceRecordSet; 2], CloudError> {
     let a = ResourceRecordSet::builder()
         .name(fqdn(name))
-        .r#type(RrType::A)
-        .alias_target(
+        .r#type(RrType::A);
+    let a = match target {
+        Target::Alias { dns, zone } => a.alias_target(
             AliasTarget::builder()
-                .hosted_zone_id(zone)
-                .dns_name(dns)
+                .hosted_zone_id(*zone)
+                .dns_name(*dns)
                 .evaluate_target_health(true)
                 .build()
                 .map_err(bad(id))?,
-        )
-        .build()
-        .map_err(bad(id))?;
+        ),
+        Target::Addresses(ips) => a.ttl(ADDRESS_TTL).set_resource_records(Some(
+            ips.iter()
+                .map(|ip| ResourceRecord::builder().value(ip).build().map_err(bad(id)))
+                .collect::<Result<Vec<_>, _>>()?,
+        )),
+    };
+    let a = a.build().map_err(bad(id))?;
     let txt = ResourceRecordSet::builder()
         .name(marker_name(name))
         .r#type(RrType::Txt)
@@ -138,6 +156,7 @@ impl ResourceKind for DnsAlias {
             replace("name"),
             in_place("target_dns"),
             in_place("target_zone_id"),
+            in_place("addresses"),
         ];
         A
     }
@@ -184,8 +203,12 @@ impl ResourceKind for DnsAlias {
                     .iter()
                     .find(|s| s.r#type() == &RrType::A && s.name().trim_end_matches('.') == name);
                 let target = a.and_then(|a| a.alias_target());
+                let addresses: Vec<&str> = a
+                    .map(|a| a.resource_records().iter().map(|r| r.value()).collect())
+                    .unwrap_or_default();
                 out.push(
                     Observed::new(KIND, id, format!("{zone}/{name}"))
+                        .prop("addresses", addresses)
                         .prop("zone_id", zone.as_str())
                         .prop("name", name.as_str())
                         .prop(
@@ -293,13 +316,30 @@ impl ResourceKind for DnsAlias {
 impl DnsAlias {
     async fn update_record(&self, cloud: &Cloud, r: &Resolved) -> Result<Observed, CloudError> {
         let (zone, name) = (r.str("zone_id")?, r.str("name")?);
-        let (dns, target_zone) = (r.str("target_dns")?, r.str("target_zone_id")?);
-        let s = sets(&r.id, &r.stack, name, dns, target_zone)?;
-        change(cloud, &r.id, zone, ChangeAction::Upsert, s).await?;
-        Ok(Observed::new(KIND, &r.id, format!("{zone}/{name}"))
+        let o = Observed::new(KIND, &r.id, format!("{zone}/{name}"))
             .prop("zone_id", zone)
-            .prop("name", name)
-            .prop("target_dns", dns.trim_end_matches('.'))
-            .prop("target_zone_id", target_zone))
+            .prop("name", name);
+        let (target, o) = match r.props.get("addresses") {
+            Some(list) => {
+                let ips: Vec<String> = list
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect();
+                let o = o.prop("addresses", ips.clone());
+                (Target::Addresses(ips), o)
+            }
+            None => {
+                let (dns, tz) = (r.str("target_dns")?, r.str("target_zone_id")?);
+                let o = o
+                    .prop("target_dns", dns.trim_end_matches('.'))
+                    .prop("target_zone_id", tz);
+                (Target::Alias { dns, zone: tz }, o)
+            }
+        };
+        let s = sets(&r.id, &r.stack, name, &target)?;
+        change(cloud, &r.id, zone, ChangeAction::Upsert, s).await?;
+        Ok(o)
     }
 }

@@ -7,8 +7,8 @@ use aws_sdk_ec2::types::{
     LaunchTemplateEbsBlockDeviceRequest, LaunchTemplateHttpTokensState,
     LaunchTemplateIamInstanceProfileSpecificationRequest,
     LaunchTemplateInstanceMetadataEndpointState, LaunchTemplateInstanceMetadataOptionsRequest,
-    LaunchTemplateVersion, RequestLaunchTemplateData, ResourceType, ResponseLaunchTemplateData,
-    VolumeType,
+    LaunchTemplateInstanceNetworkInterfaceSpecificationRequest, LaunchTemplateVersion,
+    RequestLaunchTemplateData, ResourceType, ResponseLaunchTemplateData, VolumeType,
 };
 use aws_smithy_types::base64;
 use serde_json::{json, Value};
@@ -29,6 +29,7 @@ const DIFFED: &[&str] = &[
     "image_id",
     "instance_type",
     "security_group_ids",
+    "public_ip",
     "instance_profile_arn",
     "user_data",
     "http_tokens",
@@ -143,10 +144,24 @@ fn data(r: &Resolved) -> Result<RequestLaunchTemplateData, CloudError> {
         .map_err(|e| CloudError::invalid(&r.id, format!("user data settings: {e}")))?;
     let script = userdata::render(&vars).map_err(|e| CloudError::invalid(&r.id, e.to_string()))?;
     let sgs = strings(&r.props["security_group_ids"]);
+    // An instance with a public address from launch names its groups on
+    // its network interface (EC2 refuses both places at once).
+    let (sgs, interfaces) = if r.bool("public_ip") {
+        let nic = LaunchTemplateInstanceNetworkInterfaceSpecificationRequest::builder()
+            .device_index(0)
+            .associate_public_ip_address(true)
+            .delete_on_termination(true)
+            .set_groups(Some(sgs))
+            .build();
+        (None, Some(vec![nic]))
+    } else {
+        (Some(sgs), None)
+    };
     Ok(RequestLaunchTemplateData::builder()
         .image_id(r.str("image_id")?)
         .instance_type(InstanceType::from(r.str("instance_type")?))
-        .set_security_group_ids(Some(sgs))
+        .set_security_group_ids(sgs)
+        .set_network_interfaces(interfaces)
         .iam_instance_profile(
             LaunchTemplateIamInstanceProfileSpecificationRequest::builder()
                 .arn(r.str("instance_profile_arn")?)
@@ -363,6 +378,7 @@ impl ResourceKind for LaunchTemplate {
             in_place("image_id"),
             in_place("instance_type"),
             in_place("security_group_ids"),
+            in_place("public_ip"),
             in_place("instance_profile_arn"),
             in_place("user_data"),
             in_place("http_tokens"),
@@ -393,9 +409,13 @@ impl ResourceKind for LaunchTemplate {
                 .map(|(template, vars)| json!({"template": template, "vars": vars}))
                 .unwrap_or(Value::Null);
             let name = t.launch_template_name().unwrap_or_default();
+            let nic = d.and_then(|d| d.network_interfaces().first());
             let mut sgs: Vec<&str> = d
                 .map(|d| d.security_group_ids().iter().map(String::as_str).collect())
                 .unwrap_or_default();
+            if let Some(n) = nic {
+                sgs.extend(n.groups().iter().map(String::as_str));
+            }
             sgs.sort();
             res.push(
                 Observed::new(KIND, id, lt)
@@ -408,6 +428,11 @@ impl ResourceKind for LaunchTemplate {
                             .unwrap_or_default(),
                     )
                     .prop("security_group_ids", json!(sgs))
+                    .prop(
+                        "public_ip",
+                        nic.and_then(|n| n.associate_public_ip_address())
+                            .unwrap_or(false),
+                    )
                     .prop(
                         "instance_profile_arn",
                         d.and_then(|d| d.iam_instance_profile())

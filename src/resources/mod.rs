@@ -8,6 +8,7 @@ pub mod certificate;
 pub mod db_instance;
 pub mod db_parameter_group;
 pub mod db_subnet_group;
+pub mod dlm_policy;
 pub mod dns_alias;
 pub mod efs_access_point;
 pub mod efs_file_system;
@@ -27,6 +28,7 @@ pub mod secret;
 pub mod security_group;
 pub mod subnet;
 pub mod target_group;
+pub mod volume;
 pub mod vpc;
 pub mod vpc_endpoint;
 
@@ -43,6 +45,7 @@ pub fn registry() -> Registry {
     r.register(Box::new(subnet::Subnet));
     r.register(Box::new(elastic_ip::ElasticIp));
     r.register(Box::new(nat_gateway::NatGateway));
+    r.register(Box::new(volume::Volume));
     r.register(Box::new(route_table::RouteTable));
     r.register(Box::new(security_group::SecurityGroup));
     r.register(Box::new(vpc_endpoint::VpcEndpoint));
@@ -60,6 +63,7 @@ pub fn registry() -> Registry {
     r.register(Box::new(boundary::Boundary));
     r.register(Box::new(iam::Role));
     r.register(Box::new(iam::InstanceProfile));
+    r.register(Box::new(dlm_policy::LifecyclePolicy));
     r.register(Box::new(efs_policy::FileSystemPolicy));
     r.register(Box::new(s3::Bucket));
     r.register(Box::new(s3::Artifact));
@@ -367,6 +371,11 @@ mod tests {
             ("ec2:subnet", &["vpc_id", "cidr", "zone"], &[]),
             ("ec2:eip", &[], &[]),
             ("ec2:nat-gateway", &["subnet_id", "allocation_id"], &[]),
+            (
+                "ec2:volume",
+                &["zone", "encrypted"],
+                &["size_gib", "volume_type"],
+            ),
             ("ec2:route-table", &["vpc_id"], &["routes", "subnets"]),
             (
                 "ec2:security-group",
@@ -448,7 +457,7 @@ mod tests {
             (
                 "route53:alias",
                 &["zone_id", "name"],
-                &["target_dns", "target_zone_id"],
+                &["target_dns", "target_zone_id", "addresses"],
             ),
             ("iam:boundary", &["name", "path"], &["document"]),
             (
@@ -463,6 +472,18 @@ mod tests {
                 ],
             ),
             ("iam:instance-profile", &["name", "path"], &["role"]),
+            (
+                "dlm:lifecycle-policy",
+                &[],
+                &[
+                    "description",
+                    "execution_role_arn",
+                    "state",
+                    "target_tag",
+                    "time",
+                    "keep",
+                ],
+            ),
             ("efs:file-system-policy", &["file_system_id"], &["policy"]),
             (
                 "s3:bucket",
@@ -478,6 +499,7 @@ mod tests {
                     "image_id",
                     "instance_type",
                     "security_group_ids",
+                    "public_ip",
                     "instance_profile_arn",
                     "user_data",
                     "http_tokens",
@@ -496,6 +518,8 @@ mod tests {
                     "max",
                     "health_check_grace",
                     "scaling",
+                    "health_check_type",
+                    "in_place",
                     "rolled_back",
                 ],
             ),
@@ -515,9 +539,9 @@ mod tests {
             assert_eq!(&of(Change::Replace), replace, "{kind} replaces");
             assert_eq!(&of(Change::InPlace), in_place, "{kind} in place");
         }
-        // Only the database needs consent to be replaced or deleted.
+        // Only the database and the data volume need consent to be replaced or deleted.
         for k in reg.kinds() {
-            let data = k.kind() == "rds:db-instance";
+            let data = matches!(k.kind(), "rds:db-instance" | "ec2:volume");
             assert_eq!(
                 k.replace_policy() == crate::engine::ReplacePolicy::RequireConfirmation,
                 data,

@@ -27,6 +27,16 @@ pub const BUCKET: &str = "s3:bucket";
 pub const ARTIFACT: &str = "s3:artifact";
 /// Where binaries go: `bookstore/<sha256>/bookstore`.
 pub const KEY_PREFIX: &str = "bookstore/";
+/// Where the single shape's instance keeps its ACME account and
+/// certificates (readable by the instances' role only).
+pub const TLS_PREFIX: &str = "tls/";
+/// The public summary of the certificate the single shape's app serves
+/// (issuer, expiry, names), which the instance copies there with the rest
+/// of its TLS state; `status` reads it.
+pub const CERTIFICATE_SUMMARY: &str = "tls/certificate.json";
+/// The files of the TLS state that are secret: the ACME account's key and
+/// the certificate's private key. Nobody but the instances' role reads them.
+pub const TLS_SECRETS: &[&str] = &["tls/account.json", "tls/key.pem"];
 
 /// The bucket's name: stack, account and region make it unique and stable.
 /// Bucket names have at most 63 characters: a long stack name is cut short.
