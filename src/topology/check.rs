@@ -274,6 +274,8 @@ fn placeholder_attrs(desired: &[Desired], facts: &Facts) -> BTreeMap<String, Att
                 s3::BUCKET => prop("name").to_string(),
                 efs_file_system::KIND => "fs-0123456789abcdef0".into(),
                 efs_access_point::KIND => "fsap-0123456789abcdef0".into(),
+                crate::resources::volume::KIND => "vol-0123456789abcdef0".into(),
+                crate::resources::elastic_ip::KIND => "eipalloc-0123456789abcdef0".into(),
                 _ => format!("{}-0123456789abcdef0", d.id),
             };
             a.insert("arn".into(), format!("arn:aws:x:{region}:{ACCOUNT}:{id}"));
@@ -287,6 +289,9 @@ fn placeholder_attrs(desired: &[Desired], facts: &Facts) -> BTreeMap<String, Att
                 let secret = "rds!db-01234567-89ab-cdef-0123-456789abcdef-AbCdEf";
                 let arn = format!("arn:aws:secretsmanager:{region}:{ACCOUNT}:secret:{secret}");
                 a.insert("secret_arn".into(), arn);
+            }
+            if d.kind == crate::resources::elastic_ip::KIND {
+                a.insert("public_ip".into(), "203.0.113.255".into());
             }
             if d.kind == crate::resources::secret::KIND {
                 let arn = format!(

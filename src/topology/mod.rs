@@ -8,11 +8,14 @@
 
 pub mod check;
 pub mod network;
+pub mod parts;
 pub mod rules;
 pub mod scaled;
+pub mod single;
 
 use serde_json::Value;
 
+use crate::engine::refs::r;
 use crate::engine::Desired;
 use crate::stack::{Stack, Topology};
 
@@ -88,10 +91,16 @@ pub fn zone_suffix(zone: &str) -> String {
     }
 }
 
-/// Every resource of the stack.
 /// Every resource of the stack: the network, and for the full topology
 /// the VPC endpoints (when asked for) and the application.
 pub fn desired(stack: &Stack, facts: &Facts) -> Vec<Desired> {
+    if let Some(one) = &stack.single {
+        let mut out = single::network(stack, facts, one);
+        if let (Topology::Full, Some(app)) = (stack.topology, &facts.app) {
+            out.extend(single::desired(stack, facts, app, one));
+        }
+        return out;
+    }
     let mut out = network::desired(stack, facts);
     if let (Topology::Full, Some(app)) = (stack.topology, &facts.app) {
         let sfx: Vec<String> = facts.zones.iter().map(|z| zone_suffix(z)).collect();
@@ -105,6 +114,13 @@ pub fn desired(stack: &Stack, facts: &Facts) -> Vec<Desired> {
 
 /// The stack's outputs: names and values that may hold references.
 pub fn outputs(stack: &Stack, facts: &Facts) -> Vec<(&'static str, Value)> {
+    if stack.single.is_some() {
+        let mut out = vec![("vpc_id", r("vpc")), ("security_group_id", r("sg-web"))];
+        if let (Topology::Full, Some(f)) = (stack.topology, &facts.app) {
+            out.extend(single::outputs(stack, f));
+        }
+        return out;
+    }
     let mut out = network::outputs(stack, facts);
     if let (Topology::Full, Some(f)) = (stack.topology, &facts.app) {
         out.extend(scaled::outputs(stack, f));
@@ -121,14 +137,10 @@ pub const FILES_UID: u32 = 50000;
 /// (Run Command, Session Manager): "AWS managed policies for Amazon EC2
 /// Systems Manager", AmazonSSMManagedInstanceCore.
 pub fn ssm_core_policy(region: &str) -> String {
-    let partition = if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else {
-        "aws"
-    };
-    format!("arn:{partition}:iam::aws:policy/AmazonSSMManagedInstanceCore")
+    format!(
+        "arn:{}:iam::aws:policy/AmazonSSMManagedInstanceCore",
+        parts::partition(region)
+    )
 }
 
 #[cfg(test)]
