@@ -15,13 +15,13 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::cloud::run_command::RunError;
 use crate::cloud::{Cloud, CloudError, SdkResultExt};
 use crate::resources::{self, autoscaling_group, target_group};
 
 /// The program `exec` runs.
 pub const PROGRAM: &str = "bookstore";
-/// The document that runs shell commands on Linux instances.
-pub const DOCUMENT: &str = "AWS-RunShellScript";
+pub use crate::cloud::run_command::DOCUMENT;
 
 #[derive(Debug, Error)]
 pub enum ExecError {
@@ -55,19 +55,7 @@ pub enum ExecError {
     Cloud(#[from] CloudError),
 }
 
-/// Quotes `s` for a POSIX shell: as it is when it holds only characters no
-/// shell treats specially, else in single quotes (a `'` inside closes,
-/// escapes and reopens them).
-pub fn shell_quote(s: &str) -> String {
-    let plain = !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "@%+=:,./_-".contains(c));
-    if plain {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
-}
+pub use crate::cloud::run_command::quote as shell_quote;
 
 /// The shell line `AWS-RunShellScript` runs for `args` (`bookstore ...`):
 /// the app's binary as the app's user, with the service's environment
@@ -250,30 +238,10 @@ pub async fn choose(
     }
 }
 
-/// What a command did on the instance.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Outcome {
-    pub command_id: String,
-    pub instance: String,
-    /// `Success` or `Failed`.
-    pub status: String,
-    /// The command's exit status.
-    pub exit_code: i32,
-    /// At most the first 24,000 characters of each (GetCommandInvocation).
-    pub stdout: String,
-    pub stderr: String,
-}
+pub use crate::cloud::run_command::Outcome;
 
 /// Sends `line` to `instance` and waits for its outcome, up to `timeout`,
-/// polling every `poll`.
-///
-/// Right after SendCommand, GetCommandInvocation may answer
-/// `InvocationDoesNotExist` (the invocation is created asynchronously);
-/// then the status goes Pending, InProgress (or Delayed), and ends Success,
-/// Failed, Cancelled, TimedOut, or one of the delivery failures (Systems
-/// Manager API reference, GetCommandInvocation: `Status`, `ResponseCode`:
-/// "-1 if the command hasn't completed"). Success and Failed carry the
-/// command's exit status; the others mean it did not run to its end.
+/// polling every `poll` (see [`crate::cloud::run_command::run`]).
 pub async fn run(
     cloud: &Cloud,
     stack: &str,
@@ -282,80 +250,34 @@ pub async fn run(
     timeout: Duration,
     poll: Duration,
 ) -> Result<Outcome, ExecError> {
-    use aws_sdk_ssm::types::CommandInvocationStatus as S;
-    let secs = timeout.as_secs().clamp(30, 172_800) as i32;
-    let sent = cloud
-        .ssm
-        .send_command()
-        .document_name(DOCUMENT)
-        .instance_ids(instance)
-        .parameters("commands", vec![line.to_string()])
-        .parameters("executionTimeout", vec![secs.to_string()])
-        .timeout_seconds(secs)
-        .comment(format!("bookstore-infra exec on stack {stack}"))
-        .send()
+    let comment = format!("bookstore-infra exec on stack {stack}");
+    crate::cloud::run_command::run(cloud, instance, line, &comment, timeout, poll)
         .await
-        .ctx(instance, "SendCommand")?;
-    let command_id = sent
-        .command()
-        .and_then(|c| c.command_id())
-        .ok_or_else(|| CloudError::invalid(instance, "SendCommand returned no command id"))?
-        .to_string();
-    let start = tokio::time::Instant::now();
-    let mut status = String::from("(not yet visible)");
-    loop {
-        if start.elapsed() > timeout {
-            return Err(ExecError::Timeout {
+        .map_err(|e| match e {
+            RunError::Timeout {
                 command_id,
-                instance: instance.into(),
+                instance,
                 status,
-                waited: timeout,
-            });
-        }
-        let got = cloud
-            .ssm
-            .get_command_invocation()
-            .command_id(&command_id)
-            .instance_id(instance)
-            .send()
-            .await
-            .ctx(instance, "GetCommandInvocation");
-        let inv = match got {
-            Ok(i) => i,
-            Err(e) if e.code() == Some("InvocationDoesNotExist") => {
-                tokio::time::sleep(poll).await;
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let s = inv.status().cloned().unwrap_or(S::Pending);
-        status = s.as_str().to_string();
-        match s {
-            S::Pending | S::InProgress | S::Delayed => {
-                tokio::time::sleep(poll).await;
-            }
-            S::Success | S::Failed => {
-                let code = inv.response_code();
-                return Ok(Outcome {
-                    command_id,
-                    instance: instance.into(),
-                    status,
-                    // A failure without an exit status is still a failure.
-                    exit_code: if code < 0 && s == S::Failed { 1 } else { code },
-                    stdout: inv.standard_output_content().unwrap_or_default().into(),
-                    stderr: inv.standard_error_content().unwrap_or_default().into(),
-                });
-            }
-            _ => {
-                return Err(ExecError::NotRun {
-                    command_id,
-                    instance: instance.into(),
-                    status,
-                    details: inv.status_details().unwrap_or_default().into(),
-                })
-            }
-        }
-    }
+                waited,
+            } => ExecError::Timeout {
+                command_id,
+                instance,
+                status,
+                waited,
+            },
+            RunError::NotRun {
+                command_id,
+                instance,
+                status,
+                details,
+            } => ExecError::NotRun {
+                command_id,
+                instance,
+                status,
+                details,
+            },
+            RunError::Cloud(e) => ExecError::Cloud(e),
+        })
 }
 
 #[cfg(test)]

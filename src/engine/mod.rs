@@ -295,6 +295,12 @@ pub trait ResourceKind: Send + Sync {
         true
     }
 
+    /// What an in-place update with `changes` means for the service, when
+    /// more than its attributes say (shown with the step in the plan).
+    fn update_note(&self, _changes: &[plan::AttrDiff]) -> Option<String> {
+        None
+    }
+
     /// Attributes an in-place update gives new values (so what refers to
     /// them changes too), like a launch template's latest version.
     fn attrs_changed_by_update(&self) -> &'static [&'static str] {

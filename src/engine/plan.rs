@@ -277,6 +277,11 @@ pub fn plan(
         }
         let needs_consent = action == Action::Replace
             && kind.replace_policy() == ReplacePolicy::RequireConfirmation;
+        // What an update means beyond its attributes (the site down for a boot).
+        let reason = match (action, reason) {
+            (Action::Update, None) => kind.update_note(&changes),
+            (_, r) => r,
+        };
         steps.push(Step {
             id: id.clone(),
             kind: d.kind.into(),

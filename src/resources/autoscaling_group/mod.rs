@@ -24,11 +24,13 @@
 //! group's instances serve behind the load balancer.
 
 mod health;
+mod in_place;
 mod refresh;
 mod report;
 mod rollout;
 
 pub use health::{healthy_targets, TargetState};
+pub use in_place::RELEASE_COMMAND;
 pub use refresh::{
     is_active, is_failure, is_success, next_step, refresh_preferences, start_request, NextStep,
     RefreshSeen, TemplateVersion,
@@ -58,7 +60,20 @@ pub const TAG_ROLLED_OUT: &str = "bookstore-infra:rolled-out";
 /// earlier release than the launch template's latest. The plan shows it as
 /// the `rolled_back` property the next `up` clears when it rolls forward.
 pub const TAG_ROLLED_BACK: &str = "bookstore-infra:rolled-back";
+/// What the instances are apart from their release (`in_place.config`,
+/// the single shape): a new value replaces them, a new release alone is
+/// rolled out on them.
+pub const TAG_INSTANCE_CONFIG: &str = "bookstore-infra:instance-config";
 const POLICY: &str = "bookstore-target-tracking";
+
+/// The health check the group judges its instances by: the load
+/// balancer's, or EC2's status checks when none is in front.
+fn health_check_type(r: &Resolved) -> &str {
+    r.props
+        .get("health_check_type")
+        .and_then(Value::as_str)
+        .unwrap_or("ELB")
+}
 
 pub struct AutoScalingGroup;
 
@@ -246,6 +261,12 @@ impl AutoScalingGroup {
     }
 }
 
+/// The instances' configuration apart from their release, when the group
+/// rolls releases out in place.
+fn instance_config(r: &Resolved) -> Option<&str> {
+    r.props.get("in_place")?.get("config")?.as_str()
+}
+
 /// `o` with the properties `r` wants the group to have, as AWS reads them
 /// back (subnets sorted): what a create or an update leaves.
 fn wanted_props(o: Observed, r: &Resolved) -> Result<Observed, CloudError> {
@@ -262,6 +283,11 @@ fn wanted_props(o: Observed, r: &Resolved) -> Result<Observed, CloudError> {
         .prop(
             "scaling",
             r.props.get("scaling").cloned().unwrap_or(Value::Null),
+        )
+        .prop("health_check_type", health_check_type(r))
+        .prop(
+            "in_place",
+            r.props.get("in_place").cloned().unwrap_or(Value::Null),
         ))
 }
 
@@ -315,9 +341,21 @@ impl ResourceKind for AutoScalingGroup {
             in_place("max"),
             in_place("health_check_grace"),
             in_place("scaling"),
+            in_place("health_check_type"),
+            in_place("in_place"),
             in_place("rolled_back"),
         ];
         A
+    }
+
+    /// A group whose instances take new releases in place replaces them
+    /// for anything else: one instance means the site is down meanwhile.
+    fn update_note(&self, changes: &[crate::engine::plan::AttrDiff]) -> Option<String> {
+        crate::engine::changes(changes, "in_place").then(|| {
+            "the instance is replaced (new instance type, AMI or boot settings): \
+             the site is down while the new instance boots, a few minutes"
+                .to_string()
+        })
     }
 
     /// Instances in its subnets keep them; the target group and launch
@@ -373,6 +411,9 @@ impl ResourceKind for AutoScalingGroup {
             if let Some(t) = get(TAG_ROLLED_BACK) {
                 o = o.prop("rolled_back", rolled_back_note(t));
             }
+            if let Some(c) = get(TAG_INSTANCE_CONFIG) {
+                o = o.prop("in_place", json!({"config": c}));
+            }
             res.push(
                 o.prop("name", name)
                     .prop(
@@ -389,6 +430,10 @@ impl ResourceKind for AutoScalingGroup {
                         g.health_check_grace_period().unwrap_or(0),
                     )
                     .prop("scaling", scaling)
+                    .prop(
+                        "health_check_type",
+                        g.health_check_type().unwrap_or_default(),
+                    )
                     .attr("name", name)
                     .attr("arn", g.auto_scaling_group_arn().unwrap_or_default()),
             );
@@ -405,6 +450,9 @@ impl ResourceKind for AutoScalingGroup {
             .map(|(k, v)| tag(&name, k, v, k == "Name"))
             .collect();
         tags.push(tag(&name, TAG_ROLLED_OUT, &version, false));
+        if let Some(c) = instance_config(r) {
+            tags.push(tag(&name, TAG_INSTANCE_CONFIG, c, false));
+        }
         let req = cloud
             .autoscaling
             .create_auto_scaling_group()
@@ -420,7 +468,7 @@ impl ResourceKind for AutoScalingGroup {
             .desired_capacity(r.i64("desired")? as i32)
             .vpc_zone_identifier(csv(&r.props["subnets"]))
             .set_target_group_arns(Some(strings(r.props.get("target_group_arns"))))
-            .health_check_type("ELB")
+            .health_check_type(health_check_type(r))
             .health_check_grace_period(r.i64("health_check_grace")? as i32)
             .set_tags(Some(tags));
         // An instance profile made moments before is refused for seconds
@@ -455,9 +503,15 @@ impl ResourceKind for AutoScalingGroup {
         // with a desired configuration is active ("An active instance
         // refresh with a desired configuration exists"; sizes and the rest
         // may change meanwhile).
-        if ["min", "max", "subnets", "health_check_grace"]
-            .iter()
-            .any(|a| has(a))
+        if [
+            "min",
+            "max",
+            "subnets",
+            "health_check_grace",
+            "health_check_type",
+        ]
+        .iter()
+        .any(|a| has(a))
         {
             cloud
                 .autoscaling
@@ -466,7 +520,7 @@ impl ResourceKind for AutoScalingGroup {
                 .min_size(r.i64("min")? as i32)
                 .max_size(r.i64("max")? as i32)
                 .vpc_zone_identifier(csv(&r.props["subnets"]))
-                .health_check_type("ELB")
+                .health_check_type(health_check_type(r))
                 .health_check_grace_period(r.i64("health_check_grace")? as i32)
                 .send()
                 .await
@@ -505,12 +559,31 @@ impl ResourceKind for AutoScalingGroup {
         // may have left the group on the older version.
         if has("launch_template_id") || has("launch_template_version") || has("rolled_back") {
             let wanted = TemplateVersion::new(r.str("launch_template_id")?, &version);
-            self.roll_out(cloud, r, name, &wanted).await?;
+            // A new release alone goes out on the instances there; what
+            // changes the instances themselves replaces them.
+            let release_only = instance_config(r).is_some()
+                && !has("in_place")
+                && !has("launch_template_id")
+                && !has("rolled_back");
+            if release_only {
+                self.roll_out_in_place(cloud, r, name, &wanted).await?;
+            } else {
+                self.roll_out(cloud, r, name, &wanted).await?;
+            }
             // Rolled out means serving: the new instances healthy behind
             // the load balancer, not only replaced.
             self.wait_healthy(cloud, &r.id, name, r.i64("min")?.max(0) as usize)
                 .await?;
             self.mark_rolled_out(cloud, &r.id, name, &version).await?;
+        }
+        if let (true, Some(c)) = (has("in_place"), instance_config(r)) {
+            cloud
+                .autoscaling
+                .create_or_update_tags()
+                .tags(tag(name, TAG_INSTANCE_CONFIG, c, false))
+                .send()
+                .await
+                .ctx(&r.id, "CreateOrUpdateTags")?;
         }
         if has("rolled_back") {
             cloud
