@@ -17,7 +17,8 @@ use crate::resources::{certificate, db_instance, launch_template};
 
 mod judge;
 mod render;
-pub use judge::{judge, probe, probe_url, HEALTH_PATH};
+pub mod single;
+pub use judge::{judge, judge_single, probe, probe_url, HEALTH_PATH};
 pub use render::text;
 
 #[derive(Debug, Error)]
@@ -38,6 +39,9 @@ pub struct Status {
     pub database: Option<Database>,
     pub certificate: Option<Cert>,
     pub probe: Option<Probe>,
+    /// The single shape's address, volume and certificate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub single: Option<single::Single>,
     /// Healthy as [`judge`] defines it.
     pub healthy: bool,
     /// Why not, one sentence each.
@@ -178,6 +182,7 @@ pub async fn gather(
         database,
         certificate,
         probe: None,
+        single: None,
         healthy: false,
         problems: Vec::new(),
     })

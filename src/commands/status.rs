@@ -46,7 +46,13 @@ pub async fn run(ctx: &Ctx, a: &StatusArgs) -> Result<u8> {
         };
         st.probe = Some(status::probe(&url, Duration::from_secs(a.probe_timeout)).await);
     }
-    status::judge(&mut st, s.topology == Topology::Full, s.domain.is_some());
+    match &s.single {
+        Some(one) => {
+            st.single = Some(status::single::gather(&cloud, &s.name, &now.observed).await?);
+            status::judge_single(&mut st, s.domain.is_some(), one.mysql);
+        }
+        None => status::judge(&mut st, s.topology == Topology::Full, s.domain.is_some()),
+    }
     if a.json {
         // Reasons and descriptions come from the cloud: JSON's encoder
         // leaves DEL, C1 and bidirectional controls raw in strings.

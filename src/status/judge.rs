@@ -85,15 +85,7 @@ pub fn judge(s: &mut Status, app: bool, domain: bool) {
                 }
             }
         }
-        match &s.database {
-            None => problems.push("the database does not exist".to_string()),
-            Some(d) if d.state.as_deref() == Some("available") => {}
-            Some(d) => problems.push(format!(
-                "database {} is {}, not available",
-                d.identifier,
-                d.state.as_deref().unwrap_or("in an unknown state")
-            )),
-        }
+        problems.extend(database_problem(s));
     }
     if domain {
         match &s.certificate {
@@ -106,18 +98,41 @@ pub fn judge(s: &mut Status, app: bool, domain: bool) {
             )),
         }
     }
-    if let Some(p) = &s.probe {
-        if p.status != Some(200) {
-            let got = match (p.status, &p.error) {
-                (Some(c), _) => format!("answered {c}"),
-                (None, Some(e)) => format!("failed: {e}"),
-                (None, None) => "failed".into(),
-            };
-            problems.push(format!("GET {} {got}", p.url));
-        }
-    }
+    problems.extend(probe_problem(s));
     s.healthy = problems.is_empty();
     s.problems = problems;
+}
+
+/// The single shape's verdict: see [`super::single::problems`], and the probe.
+pub fn judge_single(s: &mut Status, domain: bool, mysql: bool) {
+    let mut problems = super::single::problems(s, domain, mysql);
+    problems.extend(probe_problem(s));
+    s.healthy = problems.is_empty();
+    s.problems = problems;
+}
+
+/// The database's problem: missing, or not `available`.
+pub(super) fn database_problem(s: &Status) -> Option<String> {
+    match &s.database {
+        None => Some("the database does not exist".to_string()),
+        Some(d) if d.state.as_deref() == Some("available") => None,
+        Some(d) => Some(format!(
+            "database {} is {}, not available",
+            d.identifier,
+            d.state.as_deref().unwrap_or("in an unknown state")
+        )),
+    }
+}
+
+/// The probe's problem: anything but 200.
+fn probe_problem(s: &Status) -> Option<String> {
+    let p = s.probe.as_ref().filter(|p| p.status != Some(200))?;
+    let got = match (p.status, &p.error) {
+        (Some(c), _) => format!("answered {c}"),
+        (None, Some(e)) => format!("failed: {e}"),
+        (None, None) => "failed".into(),
+    };
+    Some(format!("GET {} {got}", p.url))
 }
 
 #[cfg(test)]
@@ -178,6 +193,7 @@ mod tests {
                 status: Some("PENDING_VALIDATION".into()),
             }),
             probe: None,
+            single: None,
             healthy: false,
             problems: vec![],
         }

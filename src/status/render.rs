@@ -52,6 +52,9 @@ pub fn text(s: &Status) -> String {
             &format!("{} {}", or(&c.domain, "?"), or(&c.status, "?")),
         );
     }
+    if let Some(one) = &s.single {
+        single(&mut line, one);
+    }
     if let Some(p) = &s.probe {
         let got = match (p.status, &p.error) {
             (Some(code), _) => code.to_string(),
@@ -69,6 +72,56 @@ pub fn text(s: &Status) -> String {
         }
     }
     out
+}
+
+fn single(line: &mut impl FnMut(&str, &str), one: &super::single::Single) {
+    if let Some(a) = &one.address {
+        line(
+            "address",
+            &format!(
+                "{} on {}",
+                or(&a.public_ip, "?"),
+                or(&a.instance, "no instance")
+            ),
+        );
+    }
+    if let Some(v) = &one.volume {
+        let snap = match &v.last_snapshot {
+            None => "no snapshot yet".to_string(),
+            Some(s) => format!(
+                "last snapshot {} {} at {}",
+                s.id,
+                or(&s.state, "?"),
+                or(&s.started, "?")
+            ),
+        };
+        line(
+            "volume",
+            &format!(
+                "{} {} GiB {}, attached to {}; {snap}",
+                v.id,
+                v.size_gib
+                    .map(|g| g.to_string())
+                    .unwrap_or_else(|| "?".into()),
+                or(&v.state, "?"),
+                or(&v.attached_to, "nothing"),
+            ),
+        );
+    }
+    if let Some(t) = &one.tls {
+        line(
+            "certificate",
+            &format!(
+                "{} from {}, expires {}{}",
+                t.domains.join(", "),
+                or(&t.issuer, "?"),
+                or(&t.not_after, "?"),
+                t.days_left
+                    .map(|d| format!(" ({d} days left)"))
+                    .unwrap_or_default()
+            ),
+        );
+    }
 }
 
 fn group(line: &mut impl FnMut(&str, &str), g: &Group) {
