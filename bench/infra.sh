@@ -22,7 +22,7 @@ if ! warm=$("$bin" up "$stack" --yes 2>&1); then
     printf '%s\nthe warm-up up of %s failed\n' "$warm" "$stack" >&2
     exit 1
 fi
-"$bin" destroy "$stack" --yes >/dev/null 2>&1
+"$bin" destroy "$stack" --yes --allow-delete db >/dev/null 2>&1
 
 up_ms=(); up_calls=(); diff_ms=(); diff_calls=()
 for _ in $(seq 1 "$rounds"); do
@@ -32,7 +32,7 @@ for _ in $(seq 1 "$rounds"); do
         s=$("$bin" --stats diff "$stack" 2>&1 >/dev/null | grep '^api_calls=')
         diff_ms+=("$(echo "$s" | stat wall_ms)"); diff_calls+=("$(echo "$s" | stat api_calls)")
     done
-    "$bin" destroy "$stack" --yes >/dev/null 2>&1
+    "$bin" destroy "$stack" --yes --allow-delete db >/dev/null 2>&1
 done
 {
     echo "stack: $stack, rounds: $rounds, emulator: moto $(.venv/bin/pip show moto 2>/dev/null | awk '/^Version/{print $2}'), $(nproc) cores"

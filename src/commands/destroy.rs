@@ -20,6 +20,11 @@ pub struct DestroyArgs {
     /// Destroy without asking (required when there is no terminal).
     #[arg(long)]
     pub yes: bool,
+    /// Consent to deleting a data-bearing resource (the database, the data
+    /// volume), after its final snapshot; repeatable. Without it `destroy`
+    /// deletes nothing and exits 4.
+    #[arg(long = "allow-delete", alias = "allow-replace", value_name = "ID")]
+    pub allow_delete: Vec<String>,
     #[command(flatten)]
     pub run: RunOpts,
 }
@@ -40,6 +45,26 @@ async fn destroy(ctx: &Ctx, cloud: &Cloud, fence: Fence, s: &Stack, a: &DestroyA
     let p = plan::destroy_plan(&s.name, &registry, &observed);
     if !a.run.json {
         print!("{}", p.render(ctx.color()));
+    }
+    let blocked: Vec<&str> = p
+        .unconsented(&a.allow_delete)
+        .map(|st| st.id.as_str())
+        .collect();
+    if !blocked.is_empty() {
+        let flags: Vec<String> = blocked
+            .iter()
+            .map(|id| format!("--allow-delete {id}"))
+            .collect();
+        return Err(super::Exit::new(
+            super::exit::CONSENT_NEEDED,
+            format!(
+                "destroy would delete data-bearing resources ({}), each after its final snapshot; nothing was deleted. \
+                 Name them to consent: {}",
+                blocked.join(", "),
+                flags.join(" ")
+            ),
+        )
+        .into());
     }
     if p.has_changes() {
         if !super::confirm(

@@ -116,7 +116,10 @@ fn a_parameter_group_given_back_waits_for_a_reboot_the_stack_allows() {
         up.stderr
     );
     assert!(changed_attrs(&e, &proxy, &stack).is_empty());
-    e.ok_via(&proxy.endpoint, &["destroy", &stack, "--yes"]);
+    e.ok_via(
+        &proxy.endpoint,
+        &["destroy", &stack, "--yes", "--allow-delete", "db"],
+    );
     let left = common::inventory::owned(&e, "demo");
     assert!(left.is_empty(), "destroy left {left:?}");
 }

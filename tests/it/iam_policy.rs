@@ -244,7 +244,7 @@ fn the_policy_covers_every_request_of_diff_up_and_destroy() {
     assert_covered(&plan_ops, Scope::Plan);
 
     let before = env.proxy.seen().len();
-    env.ok(&["destroy", &env.stack, "--yes"]);
+    env.ok(&["destroy", &env.stack, "--yes", "--allow-delete", "db"]);
     apply_ops.extend(operations(&env.proxy.seen()[before..]));
     eprintln!("up and destroy: {apply_ops:?}");
     for (svc, op) in [

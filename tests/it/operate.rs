@@ -212,7 +212,7 @@ fn the_log_group_is_the_stacks_and_the_role_writes_only_there() {
 
     // Destroy detaches the policy (IAM refuses to delete a role with one
     // attached) and removes the group.
-    env.ok(&["destroy", &env.stack, "--yes"]);
+    env.ok(&["destroy", &env.stack, "--yes", "--allow-delete", "db"]);
     assert_eq!(log_group(e).2, 0, "the log group is gone");
     let roles = e.block_on(async {
         aws_sdk_iam::Client::new(e.conf())
@@ -797,7 +797,7 @@ fn without_a_nat_gateway_endpoints_serve_the_instances() {
     env.ok(&["up", &env.stack, "--yes"]);
     assert!(env.changes().is_empty(), "{:?}", env.changes());
 
-    env.ok(&["destroy", &env.stack, "--yes"]);
+    env.ok(&["destroy", &env.stack, "--yes", "--allow-delete", "db"]);
     let left = e.block_on(async {
         ec2.describe_vpc_endpoints()
             .send()

@@ -504,6 +504,10 @@ fn no_plan_output_or_boot_script_holds_the_database_password() {
         .collect();
     assert!(leaks.is_empty(), "the database password is in {leaks:?}");
 
-    let destroyed = ok(&e, &proxy, &["destroy", &stack, "--yes"]);
+    let destroyed = ok(
+        &e,
+        &proxy,
+        &["destroy", &stack, "--yes", "--allow-delete", "db"],
+    );
     assert!(!holds(&destroyed.stdout) && !holds(&destroyed.stderr));
 }

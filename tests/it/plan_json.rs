@@ -449,7 +449,7 @@ fn the_tools_json_documents_match_the_golden_documents() {
     );
     check_golden("cli_diff_changes", &normalize(&changes, &ids));
 
-    let mut destroy = json(&["destroy", &stack, "--json", "--yes"]);
+    let mut destroy = json(&["destroy", &stack, "--json", "--yes", "--allow-delete", "db"]);
     assert_eq!(destroy["applied"], true);
     destroy["plan"]["steps"]
         .as_array_mut()

@@ -408,7 +408,7 @@ fn lifecycle(w: &World) {
         inventory::records(&w.e),
         std::fs::read_to_string(w.e.dir.path().join("all-runs.log")).unwrap_or_default()
     );
-    w.ok(&["destroy", &w.stack, "--yes"]);
+    w.ok(&["destroy", &w.stack, "--yes", "--allow-delete", "db"]);
     let left = inventory::owned(&w.e, STACK);
     assert!(left.is_empty(), "destroy left: {left:?}");
     assert!(

@@ -850,7 +850,7 @@ fn production_stack_from_empty_to_destroyed() {
         .filter(|r| r.ends_with(" CNAME"))
         .collect();
     assert_eq!(validation.len(), 2, "one per name: {validation:?}");
-    let d = env.ok(&["destroy", &env.stack, "--yes"]);
+    let d = env.ok(&["destroy", &env.stack, "--yes", "--allow-delete", "db"]);
     let all = format!("{}{}", d.stdout, d.stderr);
     assert!(
         all.contains("bookstore-prod-db-final-"),
