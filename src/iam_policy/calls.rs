@@ -82,6 +82,7 @@ pub(super) const TAG_ON_CREATE: &[&str] = &[
     "rds:AddTagsToResource",
     "elasticfilesystem:TagResource",
     "acm:AddTagsToCertificate",
+    "dlm:TagResource",
 ];
 
 /// Reads only the apply scope needs: `exec`'s (Run Command output can hold
@@ -102,7 +103,12 @@ pub fn call(service_prefix: &str, operation: &str) -> Option<&'static Call> {
 
 /// Every IAM action a scope needs.
 pub fn actions(scope: Scope) -> BTreeSet<String> {
-    table()
+    actions_in(table(), scope)
+}
+
+/// The IAM actions `calls` need in a scope.
+pub fn actions_in(calls: &[Call], scope: Scope) -> BTreeSet<String> {
+    calls
         .iter()
         .filter(|c| match c.access {
             Access::Read => {
@@ -123,6 +129,18 @@ pub fn admin_actions() -> BTreeSet<String> {
         .filter(|c| c.access == Access::Admin)
         .flat_map(|c| c.actions.iter().map(|a| a.to_string()))
         .collect()
+}
+
+/// The calls a stack made of `kinds` needs: the shared rows and those
+/// kinds' own.
+pub fn table_for(kinds: &BTreeSet<&str>) -> Vec<Call> {
+    let mut all = SHARED.to_vec();
+    for k in crate::resources::registry().kinds() {
+        if kinds.contains(k.kind()) {
+            all.extend_from_slice(k.calls());
+        }
+    }
+    all
 }
 
 /// Every call the tool makes: the shared rows and every kind's own.

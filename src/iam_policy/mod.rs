@@ -69,12 +69,13 @@ pub fn service(client: &str) -> Option<&'static str> {
         "sts" => "sts",
         "logs" => "logs",
         "secretsmanager" => "secretsmanager",
+        "dlm" => "dlm",
         _ => return None,
     })
 }
 
 pub use crate::engine::calls::{Access, Call};
-pub use calls::{actions, admin_actions, call, table};
+pub use calls::{actions, admin_actions, call, table, table_for};
 pub use document::{allows, covers, document_actions, INLINE_POLICY_LIMIT};
 
 /// The S3 resources of the artifact bucket: the exact name when account and
@@ -94,9 +95,10 @@ fn artifact_bucket(stack: &str, account: &str, region: &str) -> String {
     }
 }
 
-/// The actions of `scope` that belong to `service` and are read or written.
-fn of(scope: Scope, service_prefix: &str, access: Access) -> Vec<&'static str> {
-    let mut out: Vec<&'static str> = table()
+/// The actions of `scope` among `calls` that belong to `service` and are
+/// read or written.
+fn of(calls: &[Call], scope: Scope, service_prefix: &str, access: Access) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = calls
         .iter()
         .filter(|c| c.access == access)
         .filter(|c| scope == Scope::Apply || c.access == Access::Read)
@@ -108,6 +110,17 @@ fn of(scope: Scope, service_prefix: &str, access: Access) -> Vec<&'static str> {
     out
 }
 
+/// The kinds of resource `stack` is made of: its policy needs their calls
+/// and no others (a scaled stack's role cannot make volumes, a single
+/// one's cannot make load balancers).
+pub fn kinds_of(stack: &Stack) -> std::collections::BTreeSet<&'static str> {
+    let facts = crate::topology::check::placeholder_facts(stack);
+    crate::topology::desired(stack, &facts)
+        .iter()
+        .map(|d| d.kind)
+        .collect()
+}
+
 /// The least-privilege policy document for running `scope` on `stack`.
 /// Without `account` (or a region in the stack file) the ARNs hold `*`
 /// there instead.
@@ -117,11 +130,14 @@ pub fn policy(stack: &Stack, account: Option<&str>, scope: Scope) -> Value {
         name: stack.name.as_str(),
         account: account.unwrap_or("*"),
         region: stack.region.as_deref().unwrap_or("*"),
+        kinds: kinds_of(stack),
+        calls: table_for(&kinds_of(stack)),
     };
     let mut st = statements::reads(&n, scope);
     if scope == Scope::Apply {
         st.extend(statements::writes(&n));
     }
+    let st = statements::only_what_the_stack_calls(&n, st);
     json!({ "Version": "2012-10-17", "Statement": st })
 }
 
@@ -140,6 +156,7 @@ mod tests {
 
     /// The clients of [`crate::cloud::Cloud`].
     const CLIENTS: &[&str] = &[
+        "dlm",
         "ec2",
         "elbv2",
         "autoscaling",
@@ -444,25 +461,55 @@ mod tests {
         );
     }
 
+    fn single_stack() -> Stack {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks/single.toml");
+        crate::stack::load(&path).expect("the single stack loads")
+    }
+
+    /// The production stack without NAT gateways, with VPC endpoints.
+    fn endpoints_stack() -> Stack {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks/production.toml");
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("nat = \"per-az\"", "nat = \"none\"\nendpoints = true");
+        crate::stack::parse(&path, &text).expect("the stack parses")
+    }
+
+    /// Each shape's documents grant exactly what its kinds call, and the
+    /// shapes together every action the tool needs.
     #[test]
     fn the_documents_are_valid_and_grant_exactly_the_actions() {
-        let s = stack();
         for scope in [Scope::Plan, Scope::Apply] {
-            for account in [Some("123456789012"), None] {
-                let doc = policy(&s, account, scope);
-                check_document(&doc);
-                let want = actions(scope);
-                for a in &want {
-                    assert!(allows(&doc, a), "{scope:?}: {a} is not granted");
+            let mut granted = BTreeSet::new();
+            for s in [stack(), endpoints_stack(), single_stack()] {
+                let want = calls::actions_in(&table_for(&kinds_of(&s)), scope);
+                for account in [Some("123456789012"), None] {
+                    let doc = policy(&s, account, scope);
+                    check_document(&doc);
+                    for a in &want {
+                        assert!(allows(&doc, a), "{} {scope:?}: {a} is not granted", s.name);
+                    }
+                    for p in document_actions(&doc) {
+                        assert!(
+                            want.iter().any(|a| covers(&p, a)),
+                            "{} {scope:?}: {p} grants no action the stack needs",
+                            s.name
+                        );
+                    }
                 }
-                for p in document_actions(&doc) {
-                    assert!(
-                        want.iter().any(|a| covers(&p, a)),
-                        "{scope:?}: {p} grants no action the tool needs"
-                    );
-                }
+                granted.extend(want);
             }
+            assert_eq!(granted, actions(scope), "{scope:?}");
         }
+        // A scaled stack's role makes no volume, a single one's no load balancer.
+        let scaled = policy(&stack(), None, Scope::Apply);
+        let one = policy(&single_stack(), None, Scope::Apply);
+        assert!(
+            !allows(&scaled, "ec2:CreateVolume") && !allows(&scaled, "dlm:CreateLifecyclePolicy")
+        );
+        assert!(allows(&one, "ec2:CreateVolume") && allows(&one, "dlm:CreateLifecyclePolicy"));
+        assert!(!allows(&one, "elasticloadbalancing:CreateLoadBalancer"));
+        assert!(!allows(&one, "elasticfilesystem:CreateFileSystem"));
     }
 
     #[test]

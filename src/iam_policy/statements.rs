@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::calls::{APPLY_ONLY_READS, TAG_ON_CREATE};
 use super::document::statement;
-use super::{of, table, Access, Scope};
+use super::{Access, Call, Scope};
 use crate::engine::TAG_STACK;
 use crate::resources::{boundary, iam, log_group};
 use crate::stack::Stack;
@@ -32,9 +32,22 @@ pub(super) struct Names<'a> {
     pub name: &'a str,
     pub account: &'a str,
     pub region: &'a str,
+    /// The kinds of resource the stack is made of.
+    pub kinds: std::collections::BTreeSet<&'static str>,
+    /// The calls they make, with the shared ones.
+    pub calls: Vec<Call>,
 }
 
 impl Names<'_> {
+    /// The actions of `scope` that belong to `service` and are read or written.
+    fn of(&self, scope: Scope, service: &str, access: Access) -> Vec<&'static str> {
+        super::of(&self.calls, scope, service, access)
+    }
+
+    fn has(&self, kind: &str) -> bool {
+        self.kinds.contains(kind)
+    }
+
     fn tag(&self, prefix: &str) -> String {
         format!("{prefix}/{TAG_STACK}")
     }
@@ -72,6 +85,18 @@ impl Names<'_> {
         self.iam(&format!("role{path}{}-{}-app-role", self.name, self.region))
     }
 
+    /// The single shape's snapshot role, which Data Lifecycle Manager assumes.
+    fn snapshot_role(&self) -> String {
+        let path = iam::path(self.name);
+        if self.region == "*" {
+            return self.iam(&format!("role{path}*-snapshots-role"));
+        }
+        self.iam(&format!(
+            "role{path}{}-{}-snapshots-role",
+            self.name, self.region
+        ))
+    }
+
     fn log_groups(&self) -> String {
         self.arn(
             "logs",
@@ -83,7 +108,7 @@ impl Names<'_> {
 /// The statements both scopes hold: reads.
 pub(super) fn reads(n: &Names, scope: Scope) -> Vec<Value> {
     let any_bucket = super::artifact_bucket(n.name, "*", "*");
-    let s3_reads = of(scope, "s3", Access::Read);
+    let s3_reads = n.of(scope, "s3", Access::Read);
     let list_all: Vec<&str> = s3_reads
         .iter()
         .copied()
@@ -110,13 +135,14 @@ pub(super) fn reads(n: &Names, scope: Scope) -> Vec<Value> {
         // ListSecrets filters by name; GetRandomPassword (apply only)
         // names no secret.
         "secretsmanager",
+        "dlm",
     ] {
-        on_all.extend(of(scope, svc, Access::Read));
+        on_all.extend(n.of(scope, svc, Access::Read));
     }
     on_all.extend(
         IAM_LISTS
             .iter()
-            .filter(|a| of(scope, "iam", Access::Read).contains(a)),
+            .filter(|a| n.of(scope, "iam", Access::Read).contains(a)),
     );
     on_all.push("logs:DescribeLogGroups");
     on_all.extend(list_all);
@@ -127,7 +153,8 @@ pub(super) fn reads(n: &Names, scope: Scope) -> Vec<Value> {
     } else {
         on_all.retain(|a| !APPLY_ONLY_READS.contains(a));
     }
-    let iam_reads: Vec<&str> = of(scope, "iam", Access::Read)
+    let iam_reads: Vec<&str> = n
+        .of(scope, "iam", Access::Read)
         .into_iter()
         .filter(|a| !IAM_LISTS.contains(a))
         .collect();
@@ -167,10 +194,10 @@ pub(super) fn reads(n: &Names, scope: Scope) -> Vec<Value> {
         // The stack's log groups: read, and in the apply scope written.
         statement(
             "StackLogGroups",
-            &of(scope, "logs", Access::Read)
+            &n.of(scope, "logs", Access::Read)
                 .into_iter()
                 .filter(|x| *x != "logs:DescribeLogGroups")
-                .chain(of(scope, "logs", Access::Write))
+                .chain(n.of(scope, "logs", Access::Write))
                 .collect::<Vec<_>>(),
             &[n.log_groups()],
             None,
@@ -189,6 +216,10 @@ pub(super) fn record_names(stack: &Stack) -> Vec<String> {
         return Vec::new();
     };
     let mut out = vec![d.name.to_string()];
+    // The single shape points every name at its address.
+    if stack.single.is_some() {
+        out.extend(d.alternative_names.iter().map(|n| n.to_string()));
+    }
     for n in std::iter::once(&d.name).chain(&d.alternative_names) {
         let base = n.as_str().strip_prefix("*.").unwrap_or(n.as_str());
         out.push(format!("_*.{base}"));
@@ -227,6 +258,7 @@ pub(super) fn writes(n: &Names) -> Vec<Value> {
         "rds",
         "elasticfilesystem",
         "acm",
+        "dlm",
     ];
     // Each service's ARNs bound the actions to the account and region
     // (ACM's to the account: stale certificates are found in every region).
@@ -242,7 +274,8 @@ pub(super) fn writes(n: &Names) -> Vec<Value> {
         "ec2:ModifyNetworkInterfaceAttribute",
         "ec2:DescribeNetworkInterfaces",
     ];
-    let creates: Vec<&str> = table()
+    let creates: Vec<&str> = n
+        .calls
         .iter()
         .filter(|c| {
             c.access == Access::Write
@@ -271,7 +304,7 @@ pub(super) fn writes(n: &Names) -> Vec<Value> {
     let writes: Vec<&str> = services
         .iter()
         .chain(&["secretsmanager"])
-        .flat_map(|svc| of(Scope::Apply, svc, Access::Write))
+        .flat_map(|svc| n.of(Scope::Apply, svc, Access::Write))
         .filter(|x| !own_statement.contains(x) || launch_on_owned.contains(x))
         .filter(|x| *x != "secretsmanager:CreateSecret")
         .collect();
@@ -301,7 +334,7 @@ pub(super) fn writes(n: &Names) -> Vec<Value> {
     let mut ec2_creates = creates_of("ec2");
     // Auto Scaling launches tagged instances from the template.
     ec2_creates.push("RunInstances".into());
-    let iam_writes = of(Scope::Apply, "iam", Access::Write);
+    let iam_writes = n.of(Scope::Apply, "iam", Access::Write);
     let bounded_iam = [
         "iam:CreateRole",
         "iam:UpdateAssumeRolePolicy",
@@ -437,6 +470,28 @@ pub(super) fn writes(n: &Names) -> Vec<Value> {
             &[n.instance_role()],
             Some(json!({ "StringEquals": { "iam:PassedToService": "ec2.amazonaws.com" } })),
         ),
+        // Data Lifecycle Manager acts with the stack's snapshot role only.
+        statement(
+            "PassRoleToDlm",
+            if n.has(crate::resources::dlm_policy::KIND) {
+                &["iam:PassRole"]
+            } else {
+                &[]
+            },
+            &[n.snapshot_role()],
+            Some(json!({ "StringEquals": { "iam:PassedToService": "dlm.amazonaws.com" } })),
+        ),
+        // DLM has no create-action key: a policy's tags are allowed as the
+        // stack's, on a policy no other stack's tag claims.
+        statement(
+            "DlmTagOnCreate",
+            &["dlm:TagResource"],
+            &[n.arn("dlm", "policy/*")],
+            Some(json!({
+                "StringEquals": { request_tag.clone(): name },
+                "StringEqualsIfExists": { n.tag("aws:ResourceTag"): name },
+            })),
+        ),
         // EFS makes a mount target's interface with the caller's rights:
         // only in the stack's subnets and security groups (ManageOwned).
         // Deleting one,
@@ -529,7 +584,7 @@ pub(super) fn writes(n: &Names) -> Vec<Value> {
         ),
         statement(
             "ArtifactBucketWrite",
-            &of(Scope::Apply, "s3", Access::Write),
+            &n.of(Scope::Apply, "s3", Access::Write),
             &[
                 format!("arn:aws:s3:::{}", n.artifact_bucket()),
                 format!("arn:aws:s3:::{}/*", n.artifact_bucket()),
@@ -559,7 +614,7 @@ pub(super) fn writes(n: &Names) -> Vec<Value> {
     if !names.is_empty() {
         st.push(statement(
             "StackDnsRecords",
-            &of(Scope::Apply, "route53", Access::Write),
+            &n.of(Scope::Apply, "route53", Access::Write),
             &["arn:aws:route53:::hostedzone/*".to_string()],
             Some(json!({
                 "ForAllValues:StringLike": {
@@ -573,6 +628,42 @@ pub(super) fn writes(n: &Names) -> Vec<Value> {
     }
     st.extend(denials(n));
     st
+}
+
+/// The statements with the actions the stack's kinds call (a single
+/// stack's role makes no load balancer, a scaled one's no volume): an
+/// action some other kind calls is dropped, an action no call names (kept
+/// by hand) stays; an allow left without actions goes.
+pub(super) fn only_what_the_stack_calls(n: &Names, st: Vec<Value>) -> Vec<Value> {
+    let mine: std::collections::BTreeSet<&str> = n
+        .calls
+        .iter()
+        .flat_map(|c| c.actions.iter().copied())
+        .collect();
+    let any: std::collections::BTreeSet<&str> = super::table()
+        .iter()
+        .flat_map(|c| c.actions.iter().copied())
+        .collect();
+    st.into_iter()
+        .filter_map(|mut s| {
+            if s["Effect"] != "Allow" {
+                return Some(s);
+            }
+            let kept: Vec<Value> = super::evaluate::strings(&s["Action"])
+                .into_iter()
+                .filter(|a| {
+                    let grouped = a.contains('*');
+                    grouped || mine.contains(a.as_str()) || !any.contains(a.as_str())
+                })
+                .map(Value::from)
+                .collect();
+            if kept.is_empty() {
+                return None;
+            }
+            s["Action"] = Value::from(kept);
+            Some(s)
+        })
+        .collect()
 }
 
 /// What no statement may ever allow, whatever else the role is given:
