@@ -17,6 +17,7 @@ mod plan_markdown;
 mod policy_analysers;
 mod realism;
 mod releases;
+mod single;
 mod status;
 mod topology;
 mod userdata;

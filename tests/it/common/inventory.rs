@@ -331,6 +331,36 @@ pub fn owned(e: &Emulator, stack: &str) -> BTreeMap<String, Vec<String>> {
             }
         }
 
+        // The single shape's data volume, its final snapshot, and the
+        // lifecycle policy snapshotting it.
+        tagged!("ec2:volume", describe_volumes, volumes, volume_id);
+        for snap in ec2
+            .describe_snapshots()
+            .owner_ids("self")
+            .filters(mine.clone())
+            .send()
+            .await
+            .unwrap()
+            .snapshots()
+        {
+            put("ec2:snapshot", snap.snapshot_id().unwrap().into());
+        }
+        let dlm = aws_sdk_dlm::Client::new(&conf);
+        for p in dlm
+            .get_lifecycle_policies()
+            .send()
+            .await
+            .unwrap()
+            .policies()
+        {
+            if p.tags().and_then(|t| t.get(TAG_STACK)).map(String::as_str) == Some(stack) {
+                put(
+                    "dlm:lifecycle-policy",
+                    p.policy_id().unwrap_or_default().into(),
+                );
+            }
+        }
+
         // Log groups, by their tags (every group of the region read).
         let logs = aws_sdk_cloudwatchlogs::Client::new(&conf);
         for g in logs

@@ -23,7 +23,8 @@ pub(super) fn error(service: &str, status: u16, code: &str, message: &str) -> Re
             "application/x-amz-json-1.1",
             json!({"__type": code, "message": message}).to_string(),
         ),
-        "elasticfilesystem" => {
+        // REST-JSON: the code in `x-amzn-ErrorType`.
+        "elasticfilesystem" | "dlm" => {
             let mut r = Response::new(
                 status,
                 "application/json",
@@ -62,6 +63,8 @@ fn throttled(service: &str) -> Response {
             error(service, 400, "ThrottlingException", "Rate exceeded")
         }
         "elasticfilesystem" => error(service, 429, "ThrottlingException", "Rate exceeded"),
+        // Data Lifecycle Manager's common errors: ThrottlingException, 400.
+        "dlm" => error(service, 400, "ThrottlingException", "Rate exceeded"),
         "s3" => error(service, 503, "SlowDown", "Please reduce your request rate."),
         _ => error(service, 400, "Throttling", "Rate exceeded"),
     }

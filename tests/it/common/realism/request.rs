@@ -93,6 +93,24 @@ pub(super) fn understand(req: &Request) -> Call {
                 json_strings(&body, &mut form);
                 op.to_string()
             }
+            // Data Lifecycle Manager (REST-JSON): /policies[/{id}], /tags/{arn}.
+            "dlm" => {
+                if let Some(id) = seg.get(1) {
+                    form.push(("PolicyId".into(), id.to_string()));
+                }
+                json_strings(&body, &mut form);
+                match (req.method.as_str(), seg.first().copied(), seg.len()) {
+                    ("GET", Some("policies"), 1) => "GetLifecyclePolicies".into(),
+                    ("POST", Some("policies"), 1) => "CreateLifecyclePolicy".into(),
+                    ("GET", Some("policies"), _) => "GetLifecyclePolicy".into(),
+                    ("PATCH", Some("policies"), _) => "UpdateLifecyclePolicy".into(),
+                    ("DELETE", Some("policies"), _) => "DeleteLifecyclePolicy".into(),
+                    ("GET", Some("tags"), _) => "ListTagsForResource".into(),
+                    ("POST", Some("tags"), _) => "TagResource".into(),
+                    ("DELETE", Some("tags"), _) => "UntagResource".into(),
+                    (m, w, _) => format!("{m}:{}", w.unwrap_or_default()),
+                }
+            }
             "route53" => match (req.method.as_str(), seg.get(1).copied(), seg.len()) {
                 ("GET", Some("hostedzone"), 2) => "ListHostedZones".into(),
                 ("GET", Some("hostedzonesbyname"), _) => "ListHostedZonesByName".into(),
