@@ -78,6 +78,11 @@ pub struct Serve {
     /// to try again).
     #[arg(long, env = "BOOKSTORE_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
+    /// Seconds requests in flight may take to finish after SIGTERM (the
+    /// server stops accepting at once); connections still open then are
+    /// cut. Keep systemd's `TimeoutStopSec` above it.
+    #[arg(long, env = "BOOKSTORE_DRAIN_SECS", default_value_t = 30)]
+    pub drain_secs: u64,
     /// Milliseconds a catalog page may be served from memory (at most
     /// 1000; 0 reads every page from the database). Writes through this
     /// instance show at once; writes through others within this time.
@@ -86,6 +91,11 @@ pub struct Serve {
 }
 
 impl Serve {
+    /// How long a stopping server lets requests in flight finish.
+    pub fn drain(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.drain_secs)
+    }
+
     /// How stale a catalog page may be: this long after the query that
     /// read it began (a write anywhere shows everywhere within it).
     pub fn catalog_max_age(&self) -> std::time::Duration {

@@ -1,6 +1,7 @@
 //! `bookstore`: the web shop every instance of the deployment runs.
 //!
 //! - [`config`]: the command line; [`startup`]: router, layers, serving;
+//!   [`drain`]: the accept loops and stopping without losing a request;
 //!   [`telemetry`] and [`metrics`]: logs and counters.
 //! - [`routes`]: one module per feature, each with its `router()`;
 //!   [`views`]: the HTML templates; [`db`]: one module per table, one
@@ -14,6 +15,7 @@ pub mod cache;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod drain;
 pub mod error;
 pub mod extract;
 pub mod limit;

@@ -1,7 +1,6 @@
 //! Runs a command: serve (router, layers, listeners, shutdown), migrate,
 //! or admin.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -138,14 +137,11 @@ async fn serve(db: Db, opts: Serve) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
         .with_context(|| format!("listening on {}", opts.listen))?;
+    let server = crate::drain::Server::new();
+    server.serve(listener, app);
     tracing::info!(listen = %opts.listen, hash_permits = permits, "bookstore serving");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown())
-    .await?;
-    tracing::info!("stopped");
+    let cut = server.run_until(shutdown(), opts.drain()).await;
+    tracing::info!(connections_cut = cut, "stopped");
     Ok(())
 }
 
@@ -282,7 +278,8 @@ fn log_response(res: &Response, latency: Duration, _: &Span) {
     );
 }
 
-/// Stops accepting on SIGTERM or Ctrl-C; requests in flight finish.
+/// Resolves on SIGTERM or Ctrl-C (then the server stops accepting and
+/// drains, [`crate::drain`]).
 async fn shutdown() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -296,7 +293,7 @@ async fn shutdown() {
         _ = term => {},
         _ = tokio::signal::ctrl_c() => {},
     }
-    tracing::info!("shutting down: finishing requests in flight");
+    tracing::info!("shutting down");
 }
 
 #[cfg(test)]
