@@ -1,8 +1,9 @@
 //! `bookstore`: the web shop every instance of the deployment runs.
 //!
 //! - [`config`]: the command line; [`startup`]: router, layers, serving;
-//!   [`drain`]: the accept loops and stopping without losing a request;
-//!   [`telemetry`] and [`metrics`]: logs and counters.
+//!   [`listen`]: the sockets (bound, or passed by systemd); [`drain`]: the
+//!   accept loops and stopping without losing a request; [`telemetry`] and
+//!   [`metrics`]: logs and counters.
 //! - [`routes`]: one module per feature, each with its `router()`;
 //!   [`views`]: the HTML templates; [`db`]: one module per table, one
 //!   function per query; [`domain`]: validated values.
@@ -19,6 +20,7 @@ pub mod drain;
 pub mod error;
 pub mod extract;
 pub mod limit;
+pub mod listen;
 pub mod metrics;
 pub mod password;
 pub mod routes;

@@ -134,12 +134,23 @@ async fn serve(db: Db, opts: Serve) -> Result<()> {
         crate::metrics::serve(addr, state.db.clone()).await?;
     }
     let app = app(state, &opts);
-    let listener = tokio::net::TcpListener::bind(opts.listen)
-        .await
-        .with_context(|| format!("listening on {}", opts.listen))?;
+    let listeners = crate::listen::listeners(opts.listen, None).await?;
+    if !listeners.https.is_empty() {
+        bail!("an `https` socket was passed, but TLS is off");
+    }
     let server = crate::drain::Server::new();
-    server.serve(listener, app);
-    tracing::info!(listen = %opts.listen, hash_permits = permits, "bookstore serving");
+    let mut addrs = Vec::new();
+    for listener in listeners.http {
+        addrs.extend(listener.local_addr().ok());
+        server.serve(listener, app.clone());
+    }
+    crate::listen::notify("READY=1");
+    tracing::info!(
+        listen = ?addrs,
+        passed_by_systemd = listeners.inherited,
+        hash_permits = permits,
+        "bookstore serving"
+    );
     let cut = server.run_until(shutdown(), opts.drain()).await;
     tracing::info!(connections_cut = cut, "stopped");
     Ok(())
@@ -293,6 +304,7 @@ async fn shutdown() {
         _ = term => {},
         _ = tokio::signal::ctrl_c() => {},
     }
+    crate::listen::notify("STOPPING=1");
     tracing::info!("shutting down");
 }
 
