@@ -10,6 +10,8 @@
 //! - [`session`], [`extract`]: who is asking, and forms that carry the
 //!   CSRF check; [`error`]: what errors answer; [`password`], [`limit`]:
 //!   password hashing and the limits around it.
+//! - [`tls`]: HTTPS served by the app itself, with certificates from an
+//!   ACME CA (a deployment without a load balancer).
 
 pub mod assets;
 pub mod cache;
@@ -28,4 +30,5 @@ pub mod session;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod tls;
 pub mod views;

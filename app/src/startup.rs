@@ -70,7 +70,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Cmd::Serve(opts) => serve(db, opts).await,
+        Cmd::Serve(opts) => serve(db, *opts).await,
         Cmd::RdsCaBundle => unreachable!("answered before opening the database"),
     }
 }
@@ -134,15 +134,34 @@ async fn serve(db: Db, opts: Serve) -> Result<()> {
         crate::metrics::serve(addr, state.db.clone()).await?;
     }
     let app = app(state, &opts);
-    let listeners = crate::listen::listeners(opts.listen, None).await?;
-    if !listeners.https.is_empty() {
-        bail!("an `https` socket was passed, but TLS is off");
-    }
+    let tls = crate::tls::Tls::from_opts(&opts)?;
+    let https = tls.as_ref().map(|_| opts.tls_listen);
+    let listeners = crate::listen::listeners(opts.listen, https).await?;
     let server = crate::drain::Server::new();
     let mut addrs = Vec::new();
-    for listener in listeners.http {
-        addrs.extend(listener.local_addr().ok());
-        server.serve(listener, app.clone());
+    if let Some(tls) = tls {
+        // HTTPS with the app's own certificate; plain HTTP redirects there.
+        if listeners.https.is_empty() {
+            bail!("TLS is on, but no `https` socket was passed");
+        }
+        let (plain, site) = (tls.plain(), tls.site(app));
+        for listener in listeners.http {
+            addrs.extend(listener.local_addr().ok());
+            server.serve(listener, plain.clone());
+        }
+        for listener in listeners.https {
+            addrs.extend(listener.local_addr().ok());
+            server.serve_with(listener, site.clone(), tls.handshake());
+        }
+        tokio::spawn(tls.renewal());
+    } else {
+        if !listeners.https.is_empty() {
+            bail!("an `https` socket was passed, but TLS is off");
+        }
+        for listener in listeners.http {
+            addrs.extend(listener.local_addr().ok());
+            server.serve(listener, app.clone());
+        }
     }
     crate::listen::notify("READY=1");
     tracing::info!(
