@@ -14,3 +14,4 @@ mod handover;
 mod platform;
 mod purchases;
 mod recovery;
+mod tls;
