@@ -52,9 +52,10 @@ pub struct Server {
     /// Set when the server begins to stop (read on every response).
     stopping: Arc<AtomicBool>,
     stop: watch::Sender<bool>,
-    /// Each accept loop and connection holds a receiver: the server is
-    /// done when none is left.
+    /// Each connection (and each accept loop, for its connections to
+    /// come) holds a receiver: the server is done when none is left.
     open: watch::Sender<()>,
+    loops: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Server {
@@ -63,6 +64,7 @@ impl Server {
             stopping: Arc::new(AtomicBool::new(false)),
             stop: watch::channel(false).0,
             open: watch::channel(()).0,
+            loops: Default::default(),
         }
     }
 
@@ -90,7 +92,7 @@ impl Server {
             open: self.open.subscribe(),
         };
         let handshake = Arc::new(handshake);
-        tokio::spawn(async move {
+        let accepting = tokio::spawn(async move {
             let mut stop = conn.stop.clone();
             loop {
                 let accepted = tokio::select! {
@@ -120,6 +122,10 @@ impl Server {
             // The listener is closed here; a socket systemd passed stays
             // open in systemd, with the connections waiting in its queue.
         });
+        self.loops
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(accepting);
     }
 
     /// Serves until `signal`, then stops as the module says, taking at
@@ -128,7 +134,16 @@ impl Server {
         signal.await;
         self.stopping.store(true, Ordering::SeqCst);
         self.stop.send_replace(true);
-        let open = self.open.receiver_count().saturating_sub(1);
+        let loops = std::mem::take(
+            &mut *self
+                .loops
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for accepting in loops {
+            let _ = accepting.await;
+        }
+        let open = self.open.receiver_count();
         tracing::info!(
             connections = open,
             drain_secs = drain.as_secs_f64(),
