@@ -29,7 +29,7 @@ pub enum Cmd {
     /// Run the web server. On SQLite it applies migrations first; on MySQL
     /// it never changes the schema and waits for `migrate` to have applied
     /// every migration it knows.
-    Serve(Serve),
+    Serve(Box<Serve>),
     /// Apply database migrations and exit (on MySQL, with a user allowed to
     /// change the schema; optionally making the web server's own user).
     Migrate(Migrate),
@@ -78,18 +78,75 @@ pub struct Serve {
     /// to try again).
     #[arg(long, env = "BOOKSTORE_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
+    /// Seconds requests in flight may take to finish after SIGTERM (the
+    /// server stops accepting at once); connections still open then are
+    /// cut. Keep systemd's `TimeoutStopSec` above it.
+    #[arg(long, env = "BOOKSTORE_DRAIN_SECS", default_value_t = 30)]
+    pub drain_secs: u64,
     /// Milliseconds a catalog page may be served from memory (at most
     /// 1000; 0 reads every page from the database). Writes through this
     /// instance show at once; writes through others within this time.
     #[arg(long, env = "BOOKSTORE_CATALOG_MAX_AGE_MS", default_value_t = 500)]
     pub catalog_max_age_ms: u64,
+    /// The site's domain names, comma-separated. Set, the app serves HTTPS
+    /// itself on `--tls-listen` with a certificate for these names from the
+    /// ACME CA at `--acme-directory`, and answers every plain HTTP request
+    /// on `--listen` with a redirect to HTTPS (see [`crate::tls`]).
+    #[arg(long, env = "BOOKSTORE_TLS_DOMAINS", value_delimiter = ',')]
+    pub tls_domains: Vec<String>,
+    /// Address for HTTPS, when `--tls-domains` is set.
+    #[arg(long, env = "BOOKSTORE_TLS_LISTEN", default_value = "127.0.0.1:8443")]
+    pub tls_listen: SocketAddr,
+    /// The ACME CA's directory URL (Let's Encrypt's staging directory is
+    /// `https://acme-staging-v02.api.letsencrypt.org/directory`).
+    #[arg(
+        long,
+        env = "BOOKSTORE_ACME_DIRECTORY",
+        default_value = "https://acme-v02.api.letsencrypt.org/directory"
+    )]
+    pub acme_directory: String,
+    /// An email address the CA may write to about the certificates.
+    #[arg(long, env = "BOOKSTORE_ACME_CONTACT")]
+    pub acme_contact: Option<String>,
+    /// PEM file of root certificates trusted, besides the usual public
+    /// ones, for the ACME directory's own HTTPS (a private CA).
+    #[arg(long, env = "BOOKSTORE_ACME_CA_FILE")]
+    pub acme_ca_file: Option<PathBuf>,
+    /// Where the ACME account, the certificate and its key are kept
+    /// (default: `tls` in the data directory).
+    #[arg(long, env = "BOOKSTORE_TLS_DIR")]
+    pub tls_dir: Option<PathBuf>,
 }
 
 impl Serve {
+    /// How long a stopping server lets requests in flight finish.
+    pub fn drain(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.drain_secs)
+    }
+
     /// How stale a catalog page may be: this long after the query that
     /// read it began (a write anywhere shows everywhere within it).
     pub fn catalog_max_age(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.catalog_max_age_ms.min(1000))
+    }
+
+    /// The TLS domains given, trimmed and lower-cased; none means TLS is off.
+    pub fn tls_domains(&self) -> Vec<String> {
+        let mut domains: Vec<String> = Vec::new();
+        for d in &self.tls_domains {
+            let d = d.trim().trim_end_matches('.').to_ascii_lowercase();
+            if !d.is_empty() && !domains.contains(&d) {
+                domains.push(d);
+            }
+        }
+        domains
+    }
+
+    /// The directory the TLS files are kept in.
+    pub fn tls_dir(&self) -> PathBuf {
+        self.tls_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("tls"))
     }
 }
 

@@ -6,9 +6,15 @@ use clap::Parser;
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = bookstore::config::Cli::parse();
-    bookstore::telemetry::init();
-    bookstore::startup::run(cli).await
+    // Before the runtime starts its threads: this changes the environment.
+    bookstore::listen::take_env();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(async {
+            bookstore::telemetry::init();
+            bookstore::startup::run(cli).await
+        })
 }

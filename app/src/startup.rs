@@ -1,7 +1,6 @@
 //! Runs a command: serve (router, layers, listeners, shutdown), migrate,
 //! or admin.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,7 +70,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Cmd::Serve(opts) => serve(db, opts).await,
+        Cmd::Serve(opts) => serve(db, *opts).await,
         Cmd::RdsCaBundle => unreachable!("answered before opening the database"),
     }
 }
@@ -135,17 +134,44 @@ async fn serve(db: Db, opts: Serve) -> Result<()> {
         crate::metrics::serve(addr, state.db.clone()).await?;
     }
     let app = app(state, &opts);
-    let listener = tokio::net::TcpListener::bind(opts.listen)
-        .await
-        .with_context(|| format!("listening on {}", opts.listen))?;
-    tracing::info!(listen = %opts.listen, hash_permits = permits, "bookstore serving");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown())
-    .await?;
-    tracing::info!("stopped");
+    let tls = crate::tls::Tls::from_opts(&opts)?;
+    let https = tls.as_ref().map(|_| opts.tls_listen);
+    let listeners = crate::listen::listeners(opts.listen, https).await?;
+    let server = crate::drain::Server::new();
+    let mut addrs = Vec::new();
+    if let Some(tls) = tls {
+        // HTTPS with the app's own certificate; plain HTTP redirects there.
+        if listeners.https.is_empty() {
+            bail!("TLS is on, but no `https` socket was passed");
+        }
+        let (plain, site) = (tls.plain(), tls.site(app));
+        for listener in listeners.http {
+            addrs.extend(listener.local_addr().ok());
+            server.serve(listener, plain.clone());
+        }
+        for listener in listeners.https {
+            addrs.extend(listener.local_addr().ok());
+            server.serve_with(listener, site.clone(), tls.handshake());
+        }
+        tokio::spawn(tls.renewal());
+    } else {
+        if !listeners.https.is_empty() {
+            bail!("an `https` socket was passed, but TLS is off");
+        }
+        for listener in listeners.http {
+            addrs.extend(listener.local_addr().ok());
+            server.serve(listener, app.clone());
+        }
+    }
+    crate::listen::notify("READY=1");
+    tracing::info!(
+        listen = ?addrs,
+        passed_by_systemd = listeners.inherited,
+        hash_permits = permits,
+        "bookstore serving"
+    );
+    let cut = server.run_until(shutdown(), opts.drain()).await;
+    tracing::info!(connections_cut = cut, "stopped");
     Ok(())
 }
 
@@ -282,7 +308,8 @@ fn log_response(res: &Response, latency: Duration, _: &Span) {
     );
 }
 
-/// Stops accepting on SIGTERM or Ctrl-C; requests in flight finish.
+/// Resolves on SIGTERM or Ctrl-C (then the server stops accepting and
+/// drains, [`crate::drain`]).
 async fn shutdown() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -296,7 +323,8 @@ async fn shutdown() {
         _ = term => {},
         _ = tokio::signal::ctrl_c() => {},
     }
-    tracing::info!("shutting down: finishing requests in flight");
+    crate::listen::notify("STOPPING=1");
+    tracing::info!("shutting down");
 }
 
 #[cfg(test)]

@@ -10,6 +10,8 @@ mod books;
 mod browser;
 mod database;
 mod freshness;
+mod handover;
 mod platform;
 mod purchases;
 mod recovery;
+mod tls;
