@@ -82,7 +82,8 @@ pub fn command_line(args: &[String]) -> Result<String, ExecError> {
 }
 
 /// The stack's instances that are InService in its Auto Scaling group and
-/// healthy in its target group, sorted.
+/// healthy in its target group (in the group alone when there is none),
+/// sorted.
 pub async fn healthy_instances(cloud: &Cloud, stack: &str) -> Result<Vec<String>, ExecError> {
     let reg = resources::registry();
     let kind = |k: &str| reg.get(k).expect("registered kind");
@@ -110,6 +111,13 @@ pub async fn healthy_instances(cloud: &Cloud, stack: &str) -> Result<Vec<String>
         })
         .filter_map(|i| i.instance_id().map(str::to_string))
         .collect();
+    // Without a load balancer (the single shape) the group's own health
+    // check, EC2's status checks, is the judge.
+    if tgs.is_empty() {
+        let mut healthy = in_service;
+        healthy.sort();
+        return Ok(healthy);
+    }
     let mut healthy = Vec::new();
     for tg in &tgs {
         let Some(arn) = tg.attrs.get("arn") else {

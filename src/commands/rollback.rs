@@ -88,6 +88,8 @@ async fn rollback(cloud: &Cloud, fence: Fence, s: &Stack, a: &RollbackArgs) -> R
             s.app.refresh_warmup as i32,
         ),
         s.app.min_size as usize,
+        // One instance takes the release in place, as `up` gives it one.
+        s.single.is_some(),
     )
     .await?;
     if a.run.json {

@@ -51,6 +51,8 @@ const ANSWERS: &[(&str, &str)] = &[
     ("ArtifactBucketWrite", "the stack's artifact bucket only"),
     ("RunLock", "the stack's lock object in the shared lock bucket, which it cannot create or configure"),
     ("StackDnsRecords", "only the stack's record names, of the types it writes"),
+    ("PassRoleToDlm", "passes only the stack's snapshot role, only to Data Lifecycle Manager; the role is capped by the boundary"),
+    ("DlmTagOnCreate", "tags a lifecycle policy only with the stack's tag, never one another stack's tag claims; an untagged one can be (OPEN)"),
     ("DenyEscapes", "a deny: the boundary stays as the administrator made it, no role loses it, and the CI role becomes no other role, whatever trust policies say"),
 ];
 
@@ -62,6 +64,7 @@ const OPEN: &[&str] = &[
     "create a resource of the stack in an untagged network of the account",
     "give a role of the stack a trust policy naming anyone",
     "read the names, paths and trust policies of every role",
+    "tag an untagged lifecycle policy of the account, then delete it",
 ];
 
 fn stack() -> Stack {
@@ -283,12 +286,22 @@ fn sids(doc: &Value) -> BTreeSet<String> {
         .collect()
 }
 
+/// The single shape's stack of the same name, region and domain.
+fn single() -> Stack {
+    let text = format!(
+        "name = \"{STACK}\"\nregion = \"{REGION}\"\nshape = \"single\"\n[domain]\nname = \"shop.example.com\"\nhosted_zone = \"example.com\"\n"
+    );
+    crate::stack::parse(std::path::Path::new("single.toml"), &text).unwrap()
+}
+
 #[test]
 fn every_statement_answers_why_it_opens_no_way_out() {
-    let s = stack();
     let answered: BTreeSet<String> = ANSWERS.iter().map(|(sid, _)| sid.to_string()).collect();
     let mut seen = BTreeSet::new();
-    for scope in [Scope::Plan, Scope::Apply] {
+    for (s, scope) in [stack(), single()]
+        .into_iter()
+        .flat_map(|s| [(s.clone(), Scope::Plan), (s, Scope::Apply)])
+    {
         for account in [Some(ACCOUNT), None] {
             let found = sids(&policy(&s, account, scope));
             let unanswered: Vec<_> = found.difference(&answered).collect();
@@ -421,6 +434,108 @@ fn the_tool_s_own_requests_pass_where_the_attacks_fail() {
     );
 }
 
+/// What the single shape's apply policy adds is bounded the same way:
+/// its volume, snapshots and lifecycle policy, and the one role DLM takes.
+#[test]
+fn the_single_shape_s_policy_refuses_other_stacks_and_other_roles() {
+    let doc = policy(&single(), Some(ACCOUNT), Scope::Apply);
+    let dlm = |rest: &str| format!("arn:aws:dlm:{REGION}:{ACCOUNT}:{rest}");
+    let snapshots_role = iam(&format!(
+        "role/bookstore-infra/{STACK}/{STACK}-{REGION}-snapshots-role"
+    ));
+    let refused = [
+        attack(
+            "pass the instance role to DLM",
+            "iam:PassRole",
+            stack_role(),
+            context([("iam:PassedToService", "dlm.amazonaws.com")]),
+        ),
+        attack(
+            "pass the snapshot role to EC2",
+            "iam:PassRole",
+            snapshots_role.clone(),
+            context([("iam:PassedToService", "ec2.amazonaws.com")]),
+        ),
+        attack(
+            "pass another role to DLM",
+            "iam:PassRole",
+            iam("role/admin"),
+            context([("iam:PassedToService", "dlm.amazonaws.com")]),
+        ),
+        attack(
+            "delete another stack's volume",
+            "ec2:DeleteVolume",
+            ec2("volume/vol-1"),
+            theirs(),
+        ),
+        attack(
+            "snapshot another stack's volume",
+            "ec2:CreateSnapshot",
+            ec2("volume/vol-1"),
+            with(theirs(), "aws:RequestTag/bookstore-infra:stack", STACK),
+        ),
+        attack(
+            "delete another stack's lifecycle policy",
+            "dlm:DeleteLifecyclePolicy",
+            dlm("policy/p-1"),
+            theirs(),
+        ),
+        attack(
+            "retag another stack's lifecycle policy",
+            "dlm:TagResource",
+            dlm("policy/p-1"),
+            with(theirs(), "aws:RequestTag/bookstore-infra:stack", STACK),
+        ),
+        attack(
+            "create an untagged lifecycle policy",
+            "dlm:CreateLifecyclePolicy",
+            dlm("policy/*"),
+            Context::new(),
+        ),
+        attack(
+            "make a load balancer",
+            "elasticloadbalancing:CreateLoadBalancer",
+            "*".to_string(),
+            context([
+                ("aws:RequestTag/bookstore-infra:stack", STACK),
+                ("aws:RequestedRegion", REGION),
+            ]),
+        ),
+    ];
+    for a in &refused {
+        assert_ne!(
+            decide(&doc, a.action, &a.resource, &a.ctx),
+            Decision::Allow,
+            "{}",
+            a.what
+        );
+    }
+    let allowed = [
+        (
+            "iam:PassRole",
+            snapshots_role,
+            context([("iam:PassedToService", "dlm.amazonaws.com")]),
+        ),
+        ("ec2:DeleteVolume", ec2("volume/vol-1"), ours()),
+        (
+            "dlm:CreateLifecyclePolicy",
+            dlm("policy/*"),
+            context([
+                ("aws:RequestTag/bookstore-infra:stack", STACK),
+                ("aws:RequestedRegion", REGION),
+            ]),
+        ),
+        ("dlm:UpdateLifecyclePolicy", dlm("policy/p-1"), ours()),
+    ];
+    for (action, resource, ctx) in allowed {
+        assert_eq!(
+            decide(&doc, action, &resource, &ctx),
+            Decision::Allow,
+            "{action} on {resource}"
+        );
+    }
+}
+
 #[test]
 fn what_stays_open_is_open_as_the_threat_model_says() {
     let doc = policy(&stack(), Some(ACCOUNT), Scope::Apply);
@@ -452,10 +567,22 @@ fn what_stays_open_is_open_as_the_threat_model_says() {
         ),
         ("iam:ListRoles", "*".to_string(), Context::new()),
     ];
+    // The single shape's own: a lifecycle policy no stack's tag claims.
+    let one = policy(&single(), Some(ACCOUNT), Scope::Apply);
+    let untagged_policy = (
+        "dlm:TagResource",
+        format!("arn:aws:dlm:{REGION}:{ACCOUNT}:policy/p-untagged"),
+        context([("aws:RequestTag/bookstore-infra:stack", STACK)]),
+    );
+    let open: Vec<(&Value, _)> = open
+        .iter()
+        .map(|o| (&doc, o.clone()))
+        .chain([(&one, untagged_policy)])
+        .collect();
     assert_eq!(open.len(), OPEN.len());
-    for ((action, resource, ctx), what) in open.iter().zip(OPEN) {
+    for ((doc, (action, resource, ctx)), what) in open.iter().zip(OPEN) {
         assert_eq!(
-            decide(&doc, action, resource, ctx),
+            decide(doc, action, resource, ctx),
             Decision::Allow,
             "{what}: AWS added a condition? close it and move it to the attacks"
         );

@@ -24,6 +24,7 @@ mod document;
 mod escalation;
 pub mod evaluate;
 mod statements;
+mod writes;
 
 use serde_json::{json, Value};
 
@@ -135,7 +136,7 @@ pub fn policy(stack: &Stack, account: Option<&str>, scope: Scope) -> Value {
     };
     let mut st = statements::reads(&n, scope);
     if scope == Scope::Apply {
-        st.extend(statements::writes(&n));
+        st.extend(writes::writes(&n));
     }
     let st = statements::only_what_the_stack_calls(&n, st);
     json!({ "Version": "2012-10-17", "Statement": st })

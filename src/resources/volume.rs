@@ -30,6 +30,7 @@ const CALLS: &[Call] = &[
     w("ec2", "create_volume", "CreateVolume", &["ec2:CreateVolume", "ec2:CreateTags"]),
     w("ec2", "modify_volume", "ModifyVolume", &["ec2:ModifyVolume"]),
     w("ec2", "create_snapshot", "CreateSnapshot", &["ec2:CreateSnapshot", "ec2:CreateTags"]),
+    w("ec2", "delete_snapshot", "DeleteSnapshot", &["ec2:DeleteSnapshot"]),
     w("ec2", "delete_volume", "DeleteVolume", &["ec2:DeleteVolume"]),
 ];
 
@@ -318,5 +319,39 @@ async fn final_snapshot(
             }
         })
         .await?;
+    // CreateSnapshot takes no client token: a repeat after a lost answer
+    // makes a second snapshot of the same moment. One final snapshot stays.
+    let all = cloud
+        .ec2
+        .describe_snapshots()
+        .owner_ids("self")
+        .filters(
+            Filter::builder()
+                .name(format!("tag:{FINAL_SNAPSHOT_TAG}"))
+                .values(vol)
+                .build(),
+        )
+        .send()
+        .await
+        .ctx(id, "DescribeSnapshots")?;
+    for twin in all
+        .snapshots()
+        .iter()
+        .filter_map(|s| s.snapshot_id())
+        .filter(|s| *s != snap)
+    {
+        cloud.reporter.note(&format!(
+            "{id}: deleting {twin}, a second final snapshot a repeated request made"
+        ));
+        let r = cloud
+            .ec2
+            .delete_snapshot()
+            .snapshot_id(twin)
+            .send()
+            .await
+            .map(|_| ())
+            .ctx(id, "DeleteSnapshot");
+        gone_ok(r)?;
+    }
     Ok(snap)
 }

@@ -213,6 +213,7 @@ fn releases_are_recorded_rolled_back_and_rolled_forward_visibly() {
             "2",
             (90, 0),
             1,
+            false,
         ))
         .expect("the rollback");
     let (version, tags, after) = env.group();

@@ -317,14 +317,47 @@ fn single_stack_from_empty_to_its_final_snapshot() {
         ["ec2:snapshot"],
         "{left:?}"
     );
+    let snap_id = left["ec2:snapshot"][0].clone();
     let snap = e.block_on(async {
         ec2.describe_snapshots()
-            .snapshot_ids(&left["ec2:snapshot"][0])
+            .snapshot_ids(&snap_id)
             .send()
             .await
             .unwrap()
     });
     assert_eq!(snap.snapshots()[0].volume_id(), Some(volume_id.as_str()));
+    // The snapshot was `pending` at first, and the volume was deleted only
+    // once it was seen `completed`.
+    let reads: Vec<(std::time::Instant, bool)> = env
+        .proxy
+        .snapshot_reads()
+        .into_iter()
+        .filter(|r| r.1 == snap_id)
+        .map(|r| (r.0, r.2))
+        .collect();
+    assert!(
+        reads.iter().any(|r| !r.1),
+        "never pending: {reads:?} {snap_id} {:?} {:?}",
+        env.proxy.snapshot_reads(),
+        env.proxy
+            .seen()
+            .iter()
+            .filter(|s| s.op.contains("Snapshot"))
+            .map(|s| (s.op.clone(), s.status, s.form.clone()))
+            .collect::<Vec<_>>()
+    );
+    let completed = reads.iter().find(|r| r.1).expect("seen completed").0;
+    // (Its first answer may have been lost: the first request did the work.)
+    let deleted: Vec<_> = env
+        .proxy
+        .seen()
+        .into_iter()
+        .filter(|s| s.op == "DeleteVolume")
+        .collect();
+    assert!(!deleted.is_empty());
+    assert!(deleted[0].at > completed);
+    // And the new volume was `creating` before `up` went on with it.
+    assert!(env.proxy.bit("lifecycles") > 0);
 }
 
 fn urlencoding_decode(s: &str) -> String {

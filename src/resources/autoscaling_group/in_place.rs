@@ -12,7 +12,6 @@ use std::time::Duration;
 use super::{describe, AutoScalingGroup};
 use crate::cloud::run_command::{self, RunError};
 use crate::cloud::{Cloud, CloudError, Phase, SdkResultExt};
-use crate::engine::Resolved;
 use crate::resources::launch_template;
 use aws_sdk_autoscaling::types::LaunchTemplateSpecification;
 
@@ -53,11 +52,10 @@ impl AutoScalingGroup {
     pub(super) async fn roll_out_in_place(
         &self,
         cloud: &Cloud,
-        r: &Resolved,
+        id: &str,
         group: &str,
         wanted: &TemplateVersion,
     ) -> Result<(), CloudError> {
-        let id = r.id.as_str();
         let (key, sha) = release_of(cloud, id, wanted).await?;
         let g = describe(cloud, id, group).await?.ok_or_else(|| {
             CloudError::invalid(id, format!("group {group} is not there to roll out on"))

@@ -20,14 +20,17 @@
 //!
 //! Its rooms: `refresh`, the instance refresh decisions (status, next step,
 //! request); `report`, what a rollout says of a refresh; `rollout`, the
-//! controller that rolls the group out (and back); `health`, whether the
-//! group's instances serve behind the load balancer.
+//! controller that rolls the group out (and back); `in_place`, a release
+//! rolled out on the instances there (the single shape); `health`, whether
+//! the group's instances serve behind the load balancer; `scaling`, its
+//! target tracking policy.
 
 mod health;
 mod in_place;
 mod refresh;
 mod report;
 mod rollout;
+mod scaling;
 
 pub use health::{healthy_targets, TargetState};
 pub use in_place::RELEASE_COMMAND;
@@ -37,11 +40,11 @@ pub use refresh::{
 };
 pub use report::{refresh_failure, refresh_progress};
 pub use rollout::roll_back;
+pub use scaling::resource_label;
 
 use async_trait::async_trait;
 use aws_sdk_autoscaling::types::{
-    AutoScalingGroup as Group, Filter, LaunchTemplateSpecification, MetricType,
-    PredefinedMetricSpecification, Tag, TargetTrackingConfiguration,
+    AutoScalingGroup as Group, Filter, LaunchTemplateSpecification, MetricType, Tag,
 };
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -194,13 +197,6 @@ pub(crate) async fn group_state(
     Ok(groups.first().map(|(_, g)| GroupState::of(g)))
 }
 
-/// `app/<lb>/<id>/targetgroup/<tg>/<id>`, the label request-count tracking needs.
-pub fn resource_label(lb_arn: &str, tg_arn: &str) -> Option<String> {
-    let lb = lb_arn.split_once(":loadbalancer/")?.1;
-    let tg = tg_arn.rsplit_once(':')?.1;
-    Some(format!("{lb}/{tg}"))
-}
-
 /// The plan's text for a group `rollback` left on an earlier release
 /// (the tag's value, `<version> from <version>`).
 pub fn rolled_back_note(tag: &str) -> String {
@@ -208,57 +204,6 @@ pub fn rolled_back_note(tag: &str) -> String {
     format!(
         "on release {to}, rolled back from {from} by `rollback`; `up` keeps it there until the stack file ships another binary, or rolls forward with `up --roll-forward`"
     )
-}
-
-impl AutoScalingGroup {
-    async fn put_policy(&self, cloud: &Cloud, r: &Resolved, group: &str) -> Result<(), CloudError> {
-        let Some(s) = r.props.get("scaling").filter(|s| !s.is_null()) else {
-            return Ok(());
-        };
-        let target = s["target"].as_f64().unwrap_or(50.0);
-        let metric = match s["metric"].as_str() {
-            Some("requests") => {
-                let from = r
-                    .props
-                    .get("scaling_target")
-                    .cloned()
-                    .unwrap_or(Value::Null);
-                let label = resource_label(
-                    from["load_balancer_arn"].as_str().unwrap_or_default(),
-                    from["target_group_arn"].as_str().unwrap_or_default(),
-                )
-                .ok_or_else(|| {
-                    CloudError::invalid(
-                        &r.id,
-                        "request tracking needs the load balancer and target group",
-                    )
-                })?;
-                PredefinedMetricSpecification::builder()
-                    .predefined_metric_type(MetricType::AlbRequestCountPerTarget)
-                    .resource_label(label)
-                    .build()
-            }
-            _ => PredefinedMetricSpecification::builder()
-                .predefined_metric_type(MetricType::AsgAverageCpuUtilization)
-                .build(),
-        };
-        cloud
-            .autoscaling
-            .put_scaling_policy()
-            .auto_scaling_group_name(group)
-            .policy_name(POLICY)
-            .policy_type("TargetTrackingScaling")
-            .target_tracking_configuration(
-                TargetTrackingConfiguration::builder()
-                    .predefined_metric_specification(metric)
-                    .target_value(target)
-                    .build(),
-            )
-            .send()
-            .await
-            .ctx(&r.id, "PutScalingPolicy")?;
-        Ok(())
-    }
 }
 
 /// The instances' configuration apart from their release, when the group
@@ -566,7 +511,7 @@ impl ResourceKind for AutoScalingGroup {
                 && !has("launch_template_id")
                 && !has("rolled_back");
             if release_only {
-                self.roll_out_in_place(cloud, r, name, &wanted).await?;
+                self.roll_out_in_place(cloud, &r.id, name, &wanted).await?;
             } else {
                 self.roll_out(cloud, r, name, &wanted).await?;
             }
@@ -659,16 +604,5 @@ mod tests {
             "on release 3, rolled back from 5 by `rollback`; `up` keeps it there until the stack file ships another binary, or rolls forward with `up --roll-forward`"
         );
         assert!(rolled_back_note("3").starts_with("on release 3, rolled back from ?"));
-    }
-
-    #[test]
-    fn request_tracking_label() {
-        let lb = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/demo-lb/50dc6c495c0c9188";
-        let tg = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/demo-app/73e2d6bc24d8a067";
-        assert_eq!(
-            resource_label(lb, tg).unwrap(),
-            "app/demo-lb/50dc6c495c0c9188/targetgroup/demo-app/73e2d6bc24d8a067"
-        );
-        assert_eq!(resource_label("nonsense", tg), None);
     }
 }

@@ -22,8 +22,9 @@ use crate::engine::Resolved;
 const ROLLOUT_ROUNDS: usize = 5;
 
 /// Rolls group `group` back onto an earlier release `wanted` (`rollback`),
-/// the way `up` rolls out a new one: instance refresh, wait, every target
-/// healthy, then recorded. The rollback is recorded first (tag
+/// the way `up` rolls out a new one: instance refresh (or, `in_place`, the
+/// release command on the instances there), wait, every target healthy,
+/// then recorded. The rollback is recorded first (tag
 /// [`TAG_ROLLED_BACK`]), so an interrupted one still shows in the plan.
 pub async fn roll_back(
     cloud: &Cloud,
@@ -32,6 +33,7 @@ pub async fn roll_back(
     from: &str,
     refresh: (i32, i32),
     min_healthy_targets: usize,
+    in_place: bool,
 ) -> Result<(), CloudError> {
     const ID: &str = "asg";
     let g = AutoScalingGroup;
@@ -47,8 +49,12 @@ pub async fn roll_back(
         .send()
         .await
         .ctx(ID, "CreateOrUpdateTags")?;
-    g.roll_out_with(cloud, ID, group, wanted, refresh.0, refresh.1)
-        .await?;
+    if in_place {
+        g.roll_out_in_place(cloud, ID, group, wanted).await?;
+    } else {
+        g.roll_out_with(cloud, ID, group, wanted, refresh.0, refresh.1)
+            .await?;
+    }
     g.wait_healthy(cloud, ID, group, min_healthy_targets)
         .await?;
     g.mark_rolled_out(cloud, ID, group, &wanted.version).await

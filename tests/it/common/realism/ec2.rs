@@ -83,6 +83,16 @@ pub(super) fn learn(c: &Call, body: &str, st: &mut State, t: &Timing, now: Insta
                     });
                 }
             }
+            if op == "CreateVolume" {
+                if let Some(id) = xml::text(body, "volumeId") {
+                    st.volume_created.insert(id.into(), now);
+                }
+            }
+            if op == "CreateSnapshot" {
+                if let Some(id) = xml::text(body, "snapshotId") {
+                    st.snapshot_created.insert(id.into(), now);
+                }
+            }
             if op == "CreateNatGateway" {
                 if let Some(id) = xml::text(body, "natGatewayId") {
                     st.nat_created.insert(id.into(), now);
@@ -232,5 +242,45 @@ pub(super) fn nat_lifecycle(body: &str, st: &State, t: &Timing) -> Option<String
             xml::set_text(e, "state", s)
         })
     });
+    rewrote.then_some(out)
+}
+
+/// EBS volumes pass `creating` (API_Volume: creating | available | in-use
+/// | deleting | deleted | error), which the emulator skips.
+pub(super) fn volume_lifecycle(body: &str, st: &State, t: &Timing) -> Option<String> {
+    let mut rewrote = false;
+    let out = rewrite_items(body, "volumeSet", |e| {
+        let id = xml::text(e, "volumeId").unwrap_or_default();
+        let state = xml::text(e, "status").unwrap_or_default();
+        let young = within(st.volume_created.get(id).copied(), t.volume_creating);
+        (state == "available" && young).then(|| {
+            rewrote = true;
+            xml::set_text(e, "status", "creating")
+        })
+    });
+    rewrote.then_some(out)
+}
+
+/// EBS snapshots are `pending` while their blocks are copied (API_Snapshot:
+/// pending | completed | error | recoverable | recovering), with
+/// `progress` below 100%; the emulator answers `completed` at once. Every
+/// answer is recorded, so a test can tell whether the tool waited.
+pub(super) fn snapshot_lifecycle(body: &str, st: &mut State, t: &Timing) -> Option<String> {
+    let mut rewrote = false;
+    let mut seen = Vec::new();
+    let out = rewrite_items(body, "snapshotSet", |e| {
+        let id = xml::text(e, "snapshotId").unwrap_or_default().to_string();
+        let state = xml::text(e, "status").unwrap_or_default();
+        let young = within(st.snapshot_created.get(&id).copied(), t.snapshot_pending);
+        let pending = state == "completed" && young;
+        seen.push((id, !pending && state == "completed"));
+        pending.then(|| {
+            rewrote = true;
+            xml::set_text(&xml::set_text(e, "status", "pending"), "progress", "42%")
+        })
+    });
+    let now = Instant::now();
+    st.snapshot_reads
+        .extend(seen.into_iter().map(|(id, done)| (now, id, done)));
     rewrote.then_some(out)
 }

@@ -132,6 +132,9 @@ pub struct Timing {
     pub refresh_per_instance: Duration,
     /// A Route 53 change `PENDING` before it is `INSYNC`.
     pub dns_sync: Duration,
+    /// An EBS volume `creating`, a snapshot `pending`.
+    pub volume_creating: Duration,
+    pub snapshot_pending: Duration,
     /// How long a resource just made is left out of lists and tag filters
     /// (within the tool's own window for them, 120 s scaled like its polls).
     pub list_lag: Duration,
@@ -157,6 +160,8 @@ impl Default for Timing {
             refresh_pending: s(0.5),
             refresh_per_instance: s(1.0),
             dns_sync: s(1.0),
+            volume_creating: s(1.0),
+            snapshot_pending: s(1.5),
             list_lag: s(1.0),
         }
     }
@@ -205,6 +210,11 @@ struct State {
     db: HashMap<String, rds::Db>,
     nat_created: HashMap<String, Instant>,
     nat_deleted: HashMap<String, Instant>,
+    volume_created: HashMap<String, Instant>,
+    snapshot_created: HashMap<String, Instant>,
+    /// Snapshots a DescribeSnapshots answer showed under `lifecycles`:
+    /// when, which, and whether `completed`.
+    snapshot_reads: Vec<(Instant, String, bool)>,
     lb_created: HashMap<String, Instant>,
     efs_created: HashMap<String, Instant>,
     linger_until: Option<Instant>,
@@ -323,6 +333,10 @@ impl Realism {
     /// Each database a DescribeDBInstances answer showed (under
     /// `lifecycles`): when, which, and whether `available` with nothing
     /// pending.
+    pub fn snapshot_reads(&self) -> Vec<(Instant, String, bool)> {
+        self.inner.state.lock().unwrap().snapshot_reads.clone()
+    }
+
     pub fn db_reads(&self) -> Vec<(Instant, String, bool)> {
         self.inner.state.lock().unwrap().db_reads.clone()
     }
@@ -504,6 +518,8 @@ impl Inner {
         let out = match (c.service.as_str(), c.op.as_str()) {
             ("rds", "DescribeDBInstances") => rds::lifecycle(c, &body, resp, &st, t),
             ("ec2", "DescribeNatGateways") => ec2::nat_lifecycle(&body, &st, t),
+            ("ec2", "DescribeVolumes") => ec2::volume_lifecycle(&body, &st, t),
+            ("ec2", "DescribeSnapshots") => ec2::snapshot_lifecycle(&body, &mut st, t),
             ("elasticloadbalancing", "DescribeLoadBalancers") => elb::lifecycle(&body, &st, t),
             ("elasticfilesystem", "DescribeFileSystems")
             | ("elasticfilesystem", "DescribeMountTargets") => efs::lifecycle(c, &body, &st, t),
