@@ -131,14 +131,18 @@ pub fn admin_actions() -> BTreeSet<String> {
         .collect()
 }
 
-/// The calls a stack made of `kinds` needs: the shared rows and those
-/// kinds' own.
+/// The calls a stack made of `kinds` needs: the shared rows, those kinds'
+/// own, and the reads of every other kind (a plan looks for whatever the
+/// stack may own, left by another shape or an earlier version).
 pub fn table_for(kinds: &BTreeSet<&str>) -> Vec<Call> {
     let mut all = SHARED.to_vec();
     for k in crate::resources::registry().kinds() {
-        if kinds.contains(k.kind()) {
-            all.extend_from_slice(k.calls());
-        }
+        let mine = kinds.contains(k.kind());
+        all.extend(
+            k.calls()
+                .iter()
+                .filter(|c| mine || c.access == Access::Read),
+        );
     }
     all
 }

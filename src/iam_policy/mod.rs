@@ -22,6 +22,8 @@ mod calls;
 mod document;
 #[cfg(test)]
 mod escalation;
+#[cfg(test)]
+mod escalation_single;
 pub mod evaluate;
 mod statements;
 mod writes;

@@ -256,6 +256,84 @@ fn single_stack_from_empty_to_its_final_snapshot() {
     // Nothing left to do.
     assert!(changes(&env.plan()).is_empty(), "{}", env.plan());
 
+    // `status` judges the one instance: until it holds the address and the
+    // volume and has published its certificate, the stack is not healthy.
+    let st = env.run(&["status", &env.stack, "--json"]);
+    assert_eq!(st.code, 7, "{}\n{}", st.stdout, st.stderr);
+    let report: Value = serde_json::from_str(&st.stdout).unwrap();
+    let problems = report["problems"].to_string();
+    assert!(problems.contains("no certificate"), "{problems}");
+    assert!(
+        problems.contains("not on the instance in service"),
+        "{problems}"
+    );
+    // What the instance does at boot (its boot script's tests show it
+    // does): take the address and the volume, publish the certificate's
+    // public summary with its TLS state.
+    let instance = e.block_on(async {
+        let g = asg.describe_auto_scaling_groups().send().await.unwrap();
+        let id = g.auto_scaling_groups()[0].instances()[0]
+            .instance_id()
+            .unwrap()
+            .to_string();
+        let alloc = ec2
+            .describe_addresses()
+            .public_ips(&ip)
+            .send()
+            .await
+            .unwrap()
+            .addresses()[0]
+            .allocation_id()
+            .unwrap()
+            .to_string();
+        ec2.associate_address()
+            .allocation_id(alloc)
+            .instance_id(&id)
+            .send()
+            .await
+            .unwrap();
+        ec2.attach_volume()
+            .volume_id(&volume_id)
+            .instance_id(&id)
+            .device("/dev/sdf")
+            .send()
+            .await
+            .unwrap();
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(conf)
+                .force_path_style(true)
+                .build(),
+        );
+        let bucket =
+            bookstore_infra::resources::s3::bucket_name(STACK, "123456789012", "us-east-1");
+        let summary = serde_json::json!({
+            "issuer": "CN=Pebble Intermediate CA 1a2b3c",
+            "not_before": "2026-12-01T00:00:00Z",
+            "not_after": "2099-03-01T00:00:00Z",
+            "domains": ["shop.example.com", "www.shop.example.com"],
+            "serial": "0a1b",
+        });
+        s3.put_object()
+            .bucket(bucket)
+            .key(bookstore_infra::resources::s3::CERTIFICATE_SUMMARY)
+            .body(summary.to_string().into_bytes().into())
+            .send()
+            .await
+            .unwrap();
+        id
+    });
+    let st = env.run(&["status", &env.stack, "--json"]);
+    assert_eq!(st.code, 0, "{}\n{}", st.stdout, st.stderr);
+    let report: Value = serde_json::from_str(&st.stdout).unwrap();
+    let one = &report["single"];
+    assert_eq!(one["address"]["public_ip"], ip.as_str());
+    assert_eq!(one["address"]["instance"], instance.as_str());
+    assert_eq!(one["volume"]["attached_to"], instance.as_str());
+    assert_eq!(one["tls"]["issuer"], "CN=Pebble Intermediate CA 1a2b3c");
+    assert!(one["tls"]["days_left"].as_i64().unwrap() > 10_000);
+    let text = env.ok(&["status", &env.stack]).stdout;
+    assert!(text.contains("expires 2099-03-01T00:00:00Z"), "{text}");
+
     // A new binary goes out on the instance there, through the release
     // command; no instance is replaced.
     let (bin2, sha2) = e.binary("bookstore binary, second build");
@@ -300,6 +378,21 @@ fn single_stack_from_empty_to_its_final_snapshot() {
         Some("0")
     );
     assert!(changes(&env.plan()).is_empty(), "{}", env.plan());
+
+    // `rollback` returns to the first release the same way, in place.
+    let refreshes_before = env.proxy.accepted("StartInstanceRefresh").len();
+    let releases = env.ok(&["releases", &env.stack]).stdout;
+    assert!(releases.contains(&first_sha[..12]), "{releases}");
+    env.ok(&["rollback", &env.stack, "--to", "1", "--yes"]);
+    let sent = env.commands.lock().unwrap().clone();
+    assert!(
+        sent.last().is_some_and(|l| l.contains(&first_sha)),
+        "{sent:?}"
+    );
+    assert_eq!(
+        env.proxy.accepted("StartInstanceRefresh").len(),
+        refreshes_before
+    );
 
     // `destroy` deletes the volume only with consent, after its final snapshot.
     let refused = env.run(&["destroy", &env.stack, "--yes"]);

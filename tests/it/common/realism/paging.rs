@@ -290,6 +290,15 @@ impl Inner {
                 .trim_end_matches('.')
                 .to_string()
         };
+        // Route 53 starts at the name given or, when it is gone (deleted
+        // between two pages), at the next one in its order: names compared
+        // label by label from the right, then types ("ListResourceRecordSets":
+        // "sorted by name ... the labels reversed").
+        let order = |name: &str, ty: &str| {
+            let mut labels: Vec<String> = norm(name).split('.').rev().map(str::to_string).collect();
+            labels.push(format!("\u{0}{ty}"));
+            labels
+        };
         let offset = match &start {
             Some((a, b)) => items
                 .iter()
@@ -298,6 +307,18 @@ impl Inner {
                     norm(&x) == norm(a) && (b.is_empty() || norm(&y) == norm(b))
                 })
                 .map(|p| p + usize::from(n.after))
+                .or_else(|| {
+                    (!n.after).then(|| {
+                        let want = order(a, b);
+                        items
+                            .iter()
+                            .position(|i| {
+                                let (x, y) = key(i);
+                                order(&x, &y) > want
+                            })
+                            .unwrap_or(items.len())
+                    })
+                })
                 .unwrap_or(items.len()),
             None => 0,
         };
