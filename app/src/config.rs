@@ -20,6 +20,12 @@ pub struct Cli {
     /// A command printing the database password (tried again when the database refuses it).
     #[arg(long, global = true, env = "BOOKSTORE_DATABASE_PASSWORD_COMMAND")]
     pub database_password_command: Option<String>,
+    /// The database password itself, from the environment only (a
+    /// container's secret); never on the command line, never shown.
+    #[arg(
+        skip = std::env::var("BOOKSTORE_DATABASE_PASSWORD").ok().filter(|p| !p.is_empty())
+    )]
+    pub database_password: Option<String>,
     #[command(subcommand)]
     pub cmd: Cmd,
 }
@@ -48,11 +54,15 @@ pub struct Migrate {
     /// MySQL only: the user the web server connects as. Created if missing,
     /// given the password in `--app-password-file`, and left with SELECT,
     /// INSERT, UPDATE and DELETE on this database and nothing else.
-    #[arg(long, env = "BOOKSTORE_APP_DB_USER", requires = "app_password_file")]
+    #[arg(long, env = "BOOKSTORE_APP_DB_USER")]
     pub app_user: Option<String>,
     /// The file holding that user's password (its first line).
     #[arg(long, env = "BOOKSTORE_APP_DB_PASSWORD_FILE", requires = "app_user")]
     pub app_password_file: Option<PathBuf>,
+    /// That user's password itself, from the environment only
+    /// (`BOOKSTORE_APP_DB_PASSWORD`, a container's secret), instead of a file.
+    #[arg(skip = std::env::var("BOOKSTORE_APP_DB_PASSWORD").ok().filter(|p| !p.is_empty()))]
+    pub app_password: Option<String>,
 }
 
 #[derive(clap::Args, Clone)]

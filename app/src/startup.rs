@@ -36,11 +36,19 @@ pub async fn run(cli: Cli) -> Result<()> {
         print!("{}", crate::db::RDS_CA_BUNDLE);
         return Ok(());
     }
-    let db = Db::open(&cli.database_url, cli.database_password_command.clone()).await?;
+    let url = match &cli.database_password {
+        Some(pw) => crate::db::with_password(&cli.database_url, pw)?,
+        None => cli.database_url.clone(),
+    };
+    let db = Db::open(&url, cli.database_password_command.clone()).await?;
     match cli.cmd {
         Cmd::Migrate(m) => {
-            let user = match (&m.app_user, &m.app_password_file) {
-                (Some(name), Some(file)) => Some(AppUser::from_file(name, file)?),
+            let user = match (&m.app_user, &m.app_password_file, &m.app_password) {
+                (Some(name), Some(file), _) => Some(AppUser::from_file(name, file)?),
+                (Some(name), None, Some(pw)) => Some(AppUser::new(name, pw)?),
+                (Some(_), None, None) => bail!(
+                    "--app-user needs the user's password: --app-password-file, or BOOKSTORE_APP_DB_PASSWORD"
+                ),
                 _ => None,
             };
             db.migrate_and_grant(user.as_ref())

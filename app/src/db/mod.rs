@@ -87,6 +87,14 @@ fn run_password_command(cmd: &str) -> Result<String, DbError> {
         .to_string())
 }
 
+/// `url` with `password` set in it (a password given by the environment).
+pub fn with_password(url: &str, password: &str) -> Result<String, DbError> {
+    let mut u = url::Url::parse(url).map_err(|e| DbError::Url(e.to_string()))?;
+    u.set_password(Some(password))
+        .map_err(|_| DbError::Url("cannot hold a password".into()))?;
+    Ok(u.to_string())
+}
+
 /// The URL to connect with: the password from the command, if there is one.
 fn effective_url(url: &str, password_command: Option<&str>) -> Result<String, DbError> {
     let Some(cmd) = password_command else {

@@ -368,3 +368,52 @@ fn the_shipped_ca_bundle_parses_and_holds_the_rds_roots() {
         ]
     );
 }
+
+/// A container gets its passwords as environment variables (ECS secrets),
+/// with no file and no shell: `migrate` makes the app's user from
+/// `BOOKSTORE_APP_DB_PASSWORD`, and `serve` connects as that user with
+/// `BOOKSTORE_DATABASE_PASSWORD` and a URL that holds no password.
+#[tokio::test]
+async fn passwords_from_the_environment_make_and_serve_as_the_apps_user() {
+    let db = TestDb::mariadb().await;
+    let name = db.mysql_name.clone().unwrap();
+    let (user, password, _file, _drop) = app_user(&db);
+    let without = migrate_with(&db.url, &[], &["--app-user", &user]);
+    assert!(
+        !without.status.success(),
+        "a user without a password was made"
+    );
+    assert!(
+        String::from_utf8_lossy(&without.stderr).contains("BOOKSTORE_APP_DB_PASSWORD"),
+        "{}",
+        String::from_utf8_lossy(&without.stderr)
+    );
+    let made = migrate_with(
+        &db.url,
+        &[("BOOKSTORE_APP_DB_PASSWORD", &password)],
+        &["--app-user", &user],
+    );
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let as_app = TestDb {
+        url: format!("mysql://{user}@127.0.0.1:3306/{name}"),
+        mysql_name: None,
+        dir: tempfile::tempdir().unwrap(),
+        drop_guard: None,
+    };
+    let server = Server::spawn(
+        &as_app,
+        &as_app.dir.path().join("data"),
+        &[("BOOKSTORE_DATABASE_PASSWORD", &password)],
+    )
+    .await;
+    let page = server.client().get("/book/catalog").await;
+    assert_eq!(page.status, reqwest::StatusCode::OK);
+    assert!(
+        !server.log_text().contains(&password),
+        "the password was logged"
+    );
+}
