@@ -224,6 +224,8 @@ mod test_support {
                 sha256: "ab".repeat(32),
                 commit: None,
                 kept: Vec::new(),
+                image: None,
+                kept_images: Vec::new(),
                 pinned: None,
                 hosted_zone_id: Some("Z123".into()),
             }),

@@ -7,6 +7,7 @@ pub mod cost;
 pub mod engine;
 pub mod exec;
 pub mod iam_policy;
+pub mod image;
 pub mod lifecycle;
 pub mod lock;
 pub mod logs;

@@ -9,8 +9,8 @@ use std::time::Instant;
 use clap::{Parser, Subcommand};
 
 use commands::{
-    bootstrap, destroy, diff, exec, iam_policy, logs, outputs, releases, rollback, status, up,
-    validate, Ctx, Global,
+    bootstrap, destroy, diff, exec, iam_policy, image, logs, outputs, releases, rollback, status,
+    up, validate, Ctx, Global,
 };
 
 /// Declarative provisioning of the scaled bookstore deployment on AWS.
@@ -59,6 +59,8 @@ enum Cmd {
     Logs(logs::LogsArgs),
     /// Run a `bookstore` command on one healthy instance (SSM Run Command).
     Exec(exec::ExecArgs),
+    /// Build the app's container image (OCI, no daemon) and print its digest.
+    Image(image::ImageArgs),
 }
 
 fn main() -> ExitCode {
@@ -82,6 +84,7 @@ fn main() -> ExitCode {
             Cmd::Rollback(a) => rollback::run(&ctx, a).await,
             Cmd::Logs(a) => logs::run(&ctx, a).await,
             Cmd::Exec(a) => exec::run(&ctx, a).await,
+            Cmd::Image(a) => image::run(a),
         }
     });
     match result {

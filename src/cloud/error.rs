@@ -194,7 +194,7 @@ pub fn not_found(code: &str, message: &str) -> bool {
 ///   Auto Scaling: `AlreadyExists`; EFS: `FileSystemAlreadyExists`,
 ///   `AccessPointAlreadyExists`, `MountTargetConflict`; S3:
 ///   `BucketAlreadyOwnedByYou`; SSM: `ParameterAlreadyExists`; Secrets
-///   Manager: `ResourceExistsException`.
+///   Manager: `ResourceExistsException`; ECR: `RepositoryAlreadyExistsException`.
 pub const ALREADY_EXISTS: &[&str] = &[
     "InvalidSubnet.Conflict",
     "InvalidGroup.Duplicate",
@@ -220,6 +220,7 @@ pub const ALREADY_EXISTS: &[&str] = &[
     "BucketAlreadyOwnedByYou",
     "ParameterAlreadyExists",
     "ResourceExistsException",
+    "RepositoryAlreadyExistsException",
 ];
 
 /// Whether an answer says the thing made already exists (see

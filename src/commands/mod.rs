@@ -6,6 +6,7 @@ pub mod destroy;
 pub mod diff;
 pub mod exec;
 pub mod iam_policy;
+pub mod image;
 pub mod logs;
 pub mod outputs;
 pub mod releases;

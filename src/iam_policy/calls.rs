@@ -47,24 +47,22 @@ const SHARED: &[Call] = &[
     // ACM
     r("acm", "describe_certificate", "DescribeCertificate", &["acm:DescribeCertificate"]),
     // IAM
-    // S3: the artifact bucket, and the run lock's bucket.
+    // S3: the artifact bucket, and the run lock's bucket and object (the
+    // bucket kind makes buckets; `bootstrap` the lock's).
     r("s3", "get_object", "GetObject", &["s3:GetObject"]),
     r("s3", "list_objects_v2", "ListObjectsV2", &["s3:ListBucket"]),
-    w("s3", "create_bucket", "CreateBucket", &["s3:CreateBucket"]),
     w("s3", "delete_object", "DeleteObject", &["s3:DeleteObject", "s3:DeleteObjectVersion"]),
-    w("s3", "put_bucket_encryption", "PutBucketEncryption", &["s3:PutEncryptionConfiguration"]),
     w("s3", "put_object", "PutObject", &["s3:PutObject"]),
-    w("s3", "put_public_access_block", "PutPublicAccessBlock", &["s3:PutBucketPublicAccessBlock"]),
     // Route 53
     r("route53", "list_hosted_zones_by_name", "ListHostedZonesByName", &["route53:ListHostedZonesByName"]),
     r("route53", "list_resource_record_sets", "ListResourceRecordSets", &["route53:ListResourceRecordSets"]),
     w("route53", "change_resource_record_sets", "ChangeResourceRecordSets", &["route53:ChangeResourceRecordSets"]),
     r("route53", "get_change", "GetChange", &["route53:GetChange"]),
-    // SSM: the public AMI parameter; `exec` runs a command on an instance.
+    // SSM: the public AMI parameter; `exec` reads what a command on an
+    // instance printed (the group's kind sends it).
     r("ssm", "get_parameter", "GetParameter", &["ssm:GetParameter"]),
     r("ssm", "get_command_invocation", "GetCommandInvocation", &["ssm:GetCommandInvocation"]),
     r("ssm", "describe_instance_information", "DescribeInstanceInformation", &["ssm:DescribeInstanceInformation"]),
-    w("ssm", "send_command", "SendCommand", &["ssm:SendCommand"]),
     // CloudWatch Logs: the app's log group; `logs` reads its events.
     r("logs", "filter_log_events", "FilterLogEvents", &["logs:FilterLogEvents"]),
     // STS: GetCallerIdentity needs no permission ("GetCallerIdentity", STS

@@ -53,6 +53,12 @@ const ANSWERS: &[(&str, &str)] = &[
     ("StackDnsRecords", "only the stack's record names, of the types it writes"),
     ("PassRoleToDlm", "passes only the stack's snapshot role, only to Data Lifecycle Manager; the role is capped by the boundary"),
     ("DlmTagOnCreate", "tags a lifecycle policy only with the stack's tag, never one another stack's tag claims; an untagged one can be (OPEN)"),
+    ("ContainersCreateTagged", "the stack's repository, cluster, services and task definitions by their names, and scalable targets, each made or tagged with the stack's tag; never retags another stack's"),
+    ("ContainersManageOwned", "pushes to, changes and deletes only the stack's repository, cluster, services and scalable targets while they carry its tag; pulls nothing"),
+    ("EcsTaskDefinitions", "task definitions made with the stack's tag (RegisterTaskDefinition takes no resource); they run only where the stack's services and roles let them"),
+    ("EcsDeregister", "deregisters task definitions, which stops no running task; any of the account's (OPEN)"),
+    ("PassRoleToEcsTasks", "passes only the stack's two task roles, only to ECS tasks; both are capped by the boundary"),
+    ("ScalingAlarms", "only the target tracking alarms of the stack's service"),
     ("DenyEscapes", "a deny: the boundary stays as the administrator made it, no role loses it, and the CI role becomes no other role, whatever trust policies say"),
 ];
 
@@ -65,6 +71,8 @@ const OPEN: &[&str] = &[
     "give a role of the stack a trust policy naming anyone",
     "read the names, paths and trust policies of every role",
     "tag an untagged lifecycle policy of the account, then delete it",
+    "deregister another task definition of the account",
+    "put the stack's tasks behind another stack's target group",
 ];
 
 fn stack() -> Stack {
@@ -303,7 +311,7 @@ pub(super) fn single() -> Stack {
 fn every_statement_answers_why_it_opens_no_way_out() {
     let answered: BTreeSet<String> = ANSWERS.iter().map(|(sid, _)| sid.to_string()).collect();
     let mut seen = BTreeSet::new();
-    for (s, scope) in [stack(), single()]
+    for (s, scope) in [stack(), single(), super::escalation_fargate::fargate()]
         .into_iter()
         .flat_map(|s| [(s.clone(), Scope::Plan), (s, Scope::Apply)])
     {
@@ -477,10 +485,31 @@ fn what_stays_open_is_open_as_the_threat_model_says() {
         format!("arn:aws:dlm:{REGION}:{ACCOUNT}:policy/p-untagged"),
         context([("aws:RequestTag/bookstore-infra:stack", STACK)]),
     );
+    // The Fargate runtime's own: task definitions take no resource, and
+    // ECS takes a service's target group with no condition on it.
+    let containers = policy(
+        &super::escalation_fargate::fargate(),
+        Some(ACCOUNT),
+        Scope::Apply,
+    );
+    let any_task_definition = (
+        "ecs:DeregisterTaskDefinition",
+        "*".to_string(),
+        Context::new(),
+    );
+    let service_behind_theirs = (
+        "ecs:CreateService",
+        format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service/{STACK}/intruder"),
+        context([("aws:RequestTag/bookstore-infra:stack", STACK)]),
+    );
     let open: Vec<(&Value, _)> = open
         .iter()
         .map(|o| (&doc, o.clone()))
         .chain([(&one, untagged_policy)])
+        .chain([
+            (&containers, any_task_definition),
+            (&containers, service_behind_theirs),
+        ])
         .collect();
     assert_eq!(open.len(), OPEN.len());
     for ((doc, (action, resource, ctx)), what) in open.iter().zip(OPEN) {

@@ -19,9 +19,12 @@
 //! resource-level permissions and are allowed on `*`.
 
 mod calls;
+mod containers;
 mod document;
 #[cfg(test)]
 mod escalation;
+#[cfg(test)]
+mod escalation_fargate;
 #[cfg(test)]
 mod escalation_single;
 pub mod evaluate;
@@ -73,6 +76,9 @@ pub fn service(client: &str) -> Option<&'static str> {
         "logs" => "logs",
         "secretsmanager" => "secretsmanager",
         "dlm" => "dlm",
+        "ecr" => "ecr",
+        "ecs" => "ecs",
+        "app_scaling" => "application-autoscaling",
         _ => return None,
     })
 }
@@ -139,6 +145,7 @@ pub fn policy(stack: &Stack, account: Option<&str>, scope: Scope) -> Value {
     let mut st = statements::reads(&n, scope);
     if scope == Scope::Apply {
         st.extend(writes::writes(&n));
+        st.extend(containers::writes(&n));
     }
     let st = statements::only_what_the_stack_calls(&n, st);
     json!({ "Version": "2012-10-17", "Statement": st })
@@ -160,6 +167,9 @@ mod tests {
     /// The clients of [`crate::cloud::Cloud`].
     const CLIENTS: &[&str] = &[
         "dlm",
+        "ecr",
+        "ecs",
+        "app_scaling",
         "ec2",
         "elbv2",
         "autoscaling",
@@ -412,8 +422,10 @@ mod tests {
             assert!(!acts.is_empty(), "{sid}: no action");
             for a in acts {
                 let (svc, name) = a.as_str().unwrap().split_once(':').unwrap();
+                // Target tracking makes CloudWatch alarms with the caller's
+                // rights (no client of the tool's calls CloudWatch).
                 assert!(
-                    CLIENTS.iter().any(|c| service(c) == Some(svc)),
+                    CLIENTS.iter().any(|c| service(c) == Some(svc)) || svc == "cloudwatch",
                     "{sid}: service {svc}"
                 );
                 let stem = name.strip_suffix('*').unwrap_or(name);
@@ -469,6 +481,14 @@ mod tests {
         crate::stack::load(&path).expect("the single stack loads")
     }
 
+    /// The scaled stack with the app on Fargate, with a domain.
+    fn fargate_stack() -> Stack {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks/fargate.toml");
+        let text = std::fs::read_to_string(&path).unwrap()
+            + "\n[domain]\nname = \"shop.example.com\"\nhosted_zone = \"example.com\"\n";
+        crate::stack::parse(&path, &text).expect("the stack parses")
+    }
+
     /// The production stack without NAT gateways, with VPC endpoints.
     fn endpoints_stack() -> Stack {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks/production.toml");
@@ -484,7 +504,7 @@ mod tests {
     fn the_documents_are_valid_and_grant_exactly_the_actions() {
         for scope in [Scope::Plan, Scope::Apply] {
             let mut granted = BTreeSet::new();
-            for s in [stack(), endpoints_stack(), single_stack()] {
+            for s in [stack(), endpoints_stack(), single_stack(), fargate_stack()] {
                 let want = calls::actions_in(&table_for(&kinds_of(&s)), scope);
                 for account in [Some("123456789012"), None] {
                     let doc = policy(&s, account, scope);

@@ -136,6 +136,11 @@ pub(super) fn reads(n: &Names, scope: Scope) -> Vec<Value> {
         // names no secret.
         "secretsmanager",
         "dlm",
+        // Repositories, images and the layers a repository has; clusters,
+        // services and task definitions; scalable targets and policies.
+        "ecr",
+        "ecs",
+        "application-autoscaling",
     ] {
         on_all.extend(n.of(scope, svc, Access::Read));
     }
@@ -164,11 +169,9 @@ pub(super) fn reads(n: &Names, scope: Scope) -> Vec<Value> {
         statement(
             "StackIamReads",
             &iam_reads,
-            &[
-                n.iam(&format!("role{path}*")),
-                n.iam(&format!("instance-profile{path}*")),
-                n.iam(&format!("policy{path}*")),
-            ],
+            // The stack's roles, profiles and boundary: whatever IAM
+            // names under its path (`role/`, `instance-profile/`, `policy/`).
+            &[n.iam(&format!("*{path}*"))],
             None,
         ),
         statement(

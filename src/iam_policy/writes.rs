@@ -101,12 +101,22 @@ pub(super) fn writes(n: &Names) -> Vec<Value> {
     let role = n.iam(&format!("role{path}*"));
     let with_boundary = json!({ "StringEquals": { "iam:PermissionsBoundary": n.boundary() } });
     let request_tag = n.tag("aws:RequestTag");
-    let slr_services = [
-        "autoscaling.amazonaws.com",
+    let mut slr_services = vec![
         "elasticloadbalancing.amazonaws.com",
         "rds.amazonaws.com",
         "elasticfilesystem.amazonaws.com",
     ];
+    // Auto Scaling, ECS and the scaling of ECS services act through
+    // roles of their own.
+    if n.has(crate::resources::autoscaling_group::KIND) {
+        slr_services.insert(0, "autoscaling.amazonaws.com");
+    }
+    if n.has(crate::resources::ecs_service::KIND) {
+        slr_services.extend([
+            "ecs.amazonaws.com",
+            "ecs.application-autoscaling.amazonaws.com",
+        ]);
+    }
     let ec2 = |x: &str| n.arn("ec2", x);
     let secrets = n.arn(
         "secretsmanager",
@@ -136,6 +146,8 @@ pub(super) fn writes(n: &Names) -> Vec<Value> {
         })
         .collect();
 
+    // Instances (a launch template and its profile); Fargate has none.
+    let instances = n.has(iam::PROFILE);
     let mut st = vec![
         // New resources carry the stack's tag from their first moment.
         // What a create names beside the new resource (the VPC of a
@@ -247,7 +259,7 @@ pub(super) fn writes(n: &Names) -> Vec<Value> {
         ),
         statement(
             "PassRoleToEc2",
-            &["iam:PassRole"],
+            if instances { &["iam:PassRole"] } else { &[] },
             &[n.instance_role()],
             Some(json!({ "StringEquals": { "iam:PassedToService": "ec2.amazonaws.com" } })),
         ),
@@ -365,7 +377,11 @@ pub(super) fn writes(n: &Names) -> Vec<Value> {
         ),
         statement(
             "ArtifactBucketWrite",
-            &n.of(Scope::Apply, "s3", Access::Write),
+            &if n.has(crate::resources::s3::BUCKET) {
+                n.of(Scope::Apply, "s3", Access::Write)
+            } else {
+                Vec::new()
+            },
             &[
                 format!("arn:aws:s3:::{}", n.artifact_bucket()),
                 format!("arn:aws:s3:::{}/*", n.artifact_bucket()),
@@ -384,6 +400,7 @@ pub(super) fn writes(n: &Names) -> Vec<Value> {
             "s3:GetObject",
             "s3:PutObject",
             "s3:DeleteObject",
+            "s3:DeleteObjectVersion",
         ],
         &[
             format!("arn:aws:s3:::{lock}"),

@@ -79,8 +79,13 @@ async fn app_facts(
             .map(str::to_string)
             .ok_or_else(|| CloudError::invalid("ami", format!("{AL2023_PARAMETER} has no value")))
     };
+    let fargate = stack.app.runtime == crate::stack::Runtime::Fargate;
     // The launch template encrypts the AMI's root volume: its device name.
+    // Fargate tasks boot no AMI.
     let ami = async {
+        if fargate {
+            return Ok((String::new(), String::new(), 0));
+        }
         let id = ami_id.await?;
         let (device, gib) = crate::resources::launch_template::root_device(cloud, &id).await?;
         Ok::<_, CloudError>((id, device, gib))
@@ -141,8 +146,32 @@ async fn app_facts(
             crate::releases::pinned(&listing, &sha256),
         ))
     };
-    let (account, (ami, root_device, root_volume_gib), hosted_zone_id, kept) =
-        tokio::try_join!(account, ami, zone, kept)?;
+    // Fargate: the image the binary makes (its digest names it in the
+    // plan), and the images the kept revisions run.
+    let image = async {
+        if !fargate {
+            return Ok(None);
+        }
+        let b = binary.clone();
+        let built = tokio::task::spawn_blocking(move || crate::image::build(&b))
+            .await
+            .map_err(|e| CloudError::invalid("app.binary", format!("building the image: {e}")))?
+            .map_err(|e| CloudError::invalid("app.binary", e.to_string()))?;
+        Ok::<_, CloudError>(Some(built.digest().to_string()))
+    };
+    let kept_images = async {
+        if !fargate {
+            return Ok(Vec::new());
+        }
+        crate::resources::ecs_task_definition::kept_images(
+            cloud,
+            &crate::topology::fargate::family(&stack.name),
+            stack.app.keep_releases as usize,
+        )
+        .await
+    };
+    let (account, (ami, root_device, root_volume_gib), hosted_zone_id, kept, image, kept_images) =
+        tokio::try_join!(account, ami, zone, kept, image, kept_images)?;
     Ok(AppFacts {
         region: cloud.region.clone(),
         account,
@@ -155,6 +184,8 @@ async fn app_facts(
         kept: kept.0,
         pinned: kept.1,
         hosted_zone_id,
+        image,
+        kept_images,
     })
 }
 

@@ -182,6 +182,20 @@ pub fn document(stack: &str, account: &str, region: &str, bucket: &str) -> Value
                 "Action": AGENT_ACTIONS,
                 "Resource": "*",
             },
+            // Fargate: ECS pulls the app's image from the stack's repository
+            // with the task execution role.
+            {
+                "Sid": "StackImages",
+                "Effect": "Allow",
+                "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+                "Resource": format!("arn:aws:ecr:{region}:{account}:repository/{}", super::ecr::repository_name(stack)),
+            },
+            {
+                "Sid": "RegistryToken",
+                "Effect": "Allow",
+                "Action": "ecr:GetAuthorizationToken",
+                "Resource": "*",
+            },
         ],
     })
 }

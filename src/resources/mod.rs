@@ -10,6 +10,10 @@ pub mod db_parameter_group;
 pub mod db_subnet_group;
 pub mod dlm_policy;
 pub mod dns_alias;
+pub mod ecr;
+pub mod ecs_cluster;
+pub mod ecs_service;
+pub mod ecs_task_definition;
 pub mod efs_access_point;
 pub mod efs_file_system;
 pub mod efs_policy;
@@ -26,6 +30,7 @@ pub mod route_table;
 pub mod s3;
 pub mod secret;
 pub mod security_group;
+pub mod service_scaling;
 pub mod subnet;
 pub mod target_group;
 pub mod volume;
@@ -68,6 +73,12 @@ pub fn registry() -> Registry {
     r.register(Box::new(s3::Bucket));
     r.register(Box::new(s3::Artifact));
     r.register(Box::new(log_group::LogGroup));
+    r.register(Box::new(ecr::Repository));
+    r.register(Box::new(ecr::Image));
+    r.register(Box::new(ecs_cluster::Cluster));
+    r.register(Box::new(ecs_task_definition::TaskDefinitionKind));
+    r.register(Box::new(ecs_service::EcsService));
+    r.register(Box::new(service_scaling::ServiceScaling));
     r.register(Box::new(launch_template::LaunchTemplate));
     r.register(Box::new(autoscaling_group::AutoScalingGroup));
     r
@@ -435,7 +446,7 @@ mod tests {
             ("acm:certificate", &["domain", "alternative_names"], &[]),
             (
                 "elbv2:target-group",
-                &["name", "port", "protocol", "vpc_id"],
+                &["name", "port", "protocol", "vpc_id", "target_type"],
                 &[
                     "health_check_path",
                     "health_check_interval",
@@ -492,6 +503,42 @@ mod tests {
             ),
             ("s3:artifact", &["bucket", "key", "sha256"], &[]),
             ("logs:log-group", &["name"], &["retention_days"]),
+            (
+                "ecr:repository",
+                &["name"],
+                &["keep", "scan_on_push", "immutable_tags"],
+            ),
+            ("ecr:image", &["repository", "digest"], &[]),
+            ("ecs:cluster", &["name"], &["container_insights"]),
+            (
+                "ecs:task-definition",
+                &["family"],
+                &[
+                    "cpu",
+                    "memory",
+                    "task_role_arn",
+                    "execution_role_arn",
+                    "containers",
+                    "volumes",
+                ],
+            ),
+            (
+                "ecs:service",
+                &["name", "cluster", "target_group_arn", "container_port"],
+                &[
+                    "task_definition",
+                    "subnets",
+                    "security_groups",
+                    "grace_secs",
+                    "circuit_breaker",
+                    "execute_command",
+                ],
+            ),
+            (
+                "app-scaling:ecs-service",
+                &["resource_id"],
+                &["min", "max", "metric", "target"],
+            ),
             (
                 "ec2:launch-template",
                 &["name"],

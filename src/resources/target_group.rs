@@ -87,6 +87,8 @@ impl ResourceKind for TargetGroup {
             replace("port"),
             replace("protocol"),
             replace("vpc_id"),
+            // `ip` for Fargate tasks; instances when not given.
+            replace("target_type"),
             in_place("health_check_path"),
             in_place("health_check_interval"),
             in_place("healthy_threshold"),
@@ -149,6 +151,10 @@ impl ResourceKind for TargetGroup {
                     )
                     .prop("vpc_id", t.vpc_id().unwrap_or_default())
                     .prop(
+                        "target_type",
+                        t.target_type().map(|p| p.as_str()).unwrap_or("instance"),
+                    )
+                    .prop(
                         "health_check_path",
                         t.health_check_path().unwrap_or_default(),
                     )
@@ -182,6 +188,10 @@ impl ResourceKind for TargetGroup {
             .port(r.i64("port")? as i32)
             .protocol(ProtocolEnum::from(r.str("protocol")?))
             .vpc_id(r.str("vpc_id")?)
+            .set_target_type(
+                r.opt_str("target_type")
+                    .map(aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum::from),
+            )
             .health_check_path(r.str("health_check_path")?)
             .health_check_interval_seconds(r.i64("health_check_interval")? as i32)
             .healthy_threshold_count(r.i64("healthy_threshold")? as i32)

@@ -7,6 +7,7 @@ use serde_spanned::Spanned;
 
 use super::error::{Source, StackError};
 use super::field::{aws_id, Invalid};
+use super::runtime::{RawRuntime, Runtime, TaskSize};
 
 /// Default port the app listens on.
 pub const DEFAULT_APP_PORT: u16 = 8080;
@@ -40,6 +41,9 @@ pub struct App {
     /// How many releases keep their artifact (and launch template version) for `rollback`.
     pub keep_releases: u32,
     pub data_dir: String,
+    /// What runs the app: instances, or Fargate tasks of `task` size.
+    pub runtime: Runtime,
+    pub task: Option<TaskSize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -59,9 +63,18 @@ pub(super) struct RawApp {
     refresh_warmup: Option<Spanned<i64>>,
     keep_releases: Option<Spanned<i64>>,
     data_dir: Option<Spanned<String>>,
+    runtime: Option<Spanned<Runtime>>,
+    cpu: Option<Spanned<i64>>,
+    memory: Option<Spanned<i64>>,
 }
 
-pub(super) fn parse(src: &Source, app: RawApp) -> Result<App, StackError> {
+/// The section, and its runtime settings (checked with the whole stack).
+pub(super) fn parse(src: &Source, mut app: RawApp) -> Result<(App, RawRuntime), StackError> {
+    let runtime = RawRuntime {
+        runtime: app.runtime.take(),
+        cpu: app.cpu.take(),
+        memory: app.memory.take(),
+    };
     let port = match &app.port {
         Some(p) => {
             let v = *p.get_ref();
@@ -128,7 +141,7 @@ pub(super) fn parse(src: &Source, app: RawApp) -> Result<App, StackError> {
         })?),
         None => None,
     };
-    Ok(App {
+    let app = App {
         port,
         instance_type: src.text(
             &app.instance_type,
@@ -159,5 +172,8 @@ pub(super) fn parse(src: &Source, app: RawApp) -> Result<App, StackError> {
         refresh_warmup: src.int(&app.refresh_warmup, "app.refresh_warmup", 0..=3600, 120)?,
         keep_releases: src.int(&app.keep_releases, "app.keep_releases", 1..=50, 5)?,
         data_dir,
-    })
+        runtime: Runtime::Instances,
+        task: None,
+    };
+    Ok((app, runtime))
 }

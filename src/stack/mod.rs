@@ -23,6 +23,7 @@ mod logs;
 mod name;
 mod network;
 mod origin;
+mod runtime;
 mod single;
 mod timeouts;
 
@@ -36,6 +37,7 @@ pub use logs::{Logs, DEFAULT_LOG_RETENTION_DAYS, LOG_RETENTION_DAYS};
 pub use name::StackName;
 pub use network::{Nat, Network, DEFAULT_AZ_COUNT, DEFAULT_CIDR};
 pub use origin::Origin;
+pub use runtime::{valid_size, Runtime, TaskSize};
 pub use single::{Acme, Shape, Single, Volume, LETS_ENCRYPT, SINGLE_DATA_DIR};
 pub use timeouts::Timeouts;
 
@@ -118,7 +120,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Stack, StackError> {
     let (name, region) = name::name_and_region(&src, raw.name, raw.region, raw.stack)?;
     let net = network::Section::new(raw.network);
     let network = net.parse(&src)?;
-    let app = app::parse(&src, raw.app.unwrap_or_default())?;
+    let (mut app, raw_runtime) = app::parse(&src, raw.app.unwrap_or_default())?;
+    (app.runtime, app.task) = runtime::parse(&src, &origin, shape, &raw_runtime)?;
     let mysql = raw.database.is_some();
     let mut database = database::parse(&src, raw.database.unwrap_or_default())?;
     let domain = raw.domain.map(|d| domain::parse(&src, d)).transpose()?;

@@ -164,6 +164,8 @@ pub fn placeholder_facts(stack: &Stack) -> Facts {
         sha256: "0123456789abcdef".repeat(4),
         commit: Some("0123456789".repeat(4)),
         kept: Vec::new(),
+        image: None,
+        kept_images: Vec::new(),
         pinned: None,
         hosted_zone_id: stack
             .domain

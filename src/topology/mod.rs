@@ -7,6 +7,7 @@
 //! before any API call.
 
 pub mod check;
+pub mod fargate;
 pub mod network;
 pub mod parts;
 pub mod rules;
@@ -53,6 +54,11 @@ pub struct AppFacts {
     pub pinned: Option<Pinned>,
     /// The Route 53 zone id of the stack's domain, when it names a zone.
     pub hosted_zone_id: Option<String>,
+    /// Fargate: the digest of the app's image built from `binary`.
+    pub image: Option<String>,
+    /// Fargate: the images earlier task definition revisions run, kept
+    /// for `rollback`.
+    pub kept_images: Vec<String>,
 }
 
 /// A group kept on a rolled-back release: its launch template version and
@@ -264,6 +270,8 @@ mod tests {
                 sha256: "ab".repeat(32),
                 commit: None,
                 kept: Vec::new(),
+                image: None,
+                kept_images: Vec::new(),
                 pinned: None,
                 hosted_zone_id: Some("Z123".into()),
             }),

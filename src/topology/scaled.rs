@@ -11,7 +11,7 @@ use crate::resources::{
     autoscaling_group, certificate, dns_alias, efs_access_point, efs_file_system, launch_template,
     listener, load_balancer, s3, target_group,
 };
-use crate::stack::{ScalingMetric, Stack};
+use crate::stack::{Runtime, ScalingMetric, Stack};
 use crate::userdata;
 
 use super::network::endpoint_ids;
@@ -29,6 +29,7 @@ pub fn desired(stack: &Stack, sfx: &[String], f: &AppFacts) -> Vec<Desired> {
         .iter()
         .map(|s| r(&format!("subnet-public-{s}")))
         .collect();
+    let fargate = app.runtime == Runtime::Fargate;
     let mut out = parts::database(stack, private);
     out.extend([
         Desired::new(
@@ -59,8 +60,12 @@ pub fn desired(stack: &Stack, sfx: &[String], f: &AppFacts) -> Vec<Desired> {
             "tg",
             json!({
                 // The port is in the name, so a new port's group can exist
-                // beside the old one while the listener moves over.
-                "name": short_name(name, &format!("app-{}", app.port), 32),
+                // beside the old one while the listener moves over; so is
+                // the kind of target (Fargate tasks register by address).
+                "name": match fargate {
+                    false => short_name(name, &format!("app-{}", app.port), 32),
+                    true => short_name(name, &format!("ip-{}", app.port), 32),
+                },
                 "port": app.port,
                 "protocol": "HTTP",
                 "vpc_id": r("vpc"),
@@ -141,6 +146,13 @@ pub fn desired(stack: &Stack, sfx: &[String], f: &AppFacts) -> Vec<Desired> {
                 "action": forward,
             }),
         )),
+    }
+    if fargate {
+        if let Some(tg) = out.iter_mut().find(|d| d.id == "tg") {
+            tg.props.insert("target_type".into(), json!("ip"));
+        }
+        out.extend(super::fargate::desired(stack, sfx, f));
+        return out;
     }
     let artifact = s3::artifact_id(&f.sha256);
     let key = s3::artifact_key(&f.sha256);
@@ -271,18 +283,25 @@ pub fn outputs(stack: &Stack, f: &AppFacts) -> Vec<(&'static str, Value)> {
         Some(d) => json!(format!("https://{}", d.name)),
         None => concat(vec![json!("http://"), r_attr("lb", "dns_name")]),
     };
-    vec![
+    let mut out = vec![
         ("url", url),
         ("load_balancer_dns_name", r_attr("lb", "dns_name")),
         ("db_endpoint", r_attr("db", "endpoint")),
         ("db_secret_arn", r_attr("db", "secret_arn")),
         ("db_app_secret_arn", r_attr("db-app-secret", "arn")),
         ("file_system_id", r("efs")),
+    ];
+    if stack.app.runtime == Runtime::Fargate {
+        out.extend(super::fargate::outputs(f));
+        return out;
+    }
+    out.extend([
         ("autoscaling_group", r("asg")),
         ("artifact_key", r_attr(&s3::artifact_id(&f.sha256), "key")),
         (
             "launch_template_version",
             r_attr("launch-template", "latest_version"),
         ),
-    ]
+    ]);
+    out
 }

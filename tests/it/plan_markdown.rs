@@ -69,6 +69,8 @@ fn facts() -> Facts {
             sha256: hex(b"bookstore binary"),
             commit: None,
             kept: Vec::new(),
+            image: None,
+            kept_images: Vec::new(),
             pinned: None,
             hosted_zone_id: Some("Z0123456789EXAMPLE".into()),
         }),

@@ -239,6 +239,9 @@ fn wanted_props(o: Observed, r: &Resolved) -> Result<Observed, CloudError> {
 /// The API calls this kind makes, and the IAM actions behind them.
 #[rustfmt::skip]
 const CALLS: &[Call] = &[
+    // `exec`, and the single shape's release in place, run a command on
+    // the group's instances (`cloud::run_command`).
+    w("ssm", "send_command", "SendCommand", &["ssm:SendCommand"]),
     r("autoscaling", "describe_policies", "DescribePolicies", &["autoscaling:DescribePolicies"]),
     w("autoscaling", "attach_load_balancer_target_groups", "AttachLoadBalancerTargetGroups", &["autoscaling:AttachLoadBalancerTargetGroups"]),
     w("autoscaling", "cancel_instance_refresh", "CancelInstanceRefresh", &["autoscaling:CancelInstanceRefresh"]),

@@ -310,6 +310,9 @@ impl Bucket {
 /// The API calls this kind makes, and the IAM actions behind them.
 #[rustfmt::skip]
 const CALLS: &[Call] = &[
+    w("s3", "create_bucket", "CreateBucket", &["s3:CreateBucket"]),
+    w("s3", "put_bucket_encryption", "PutBucketEncryption", &["s3:PutEncryptionConfiguration"]),
+    w("s3", "put_public_access_block", "PutPublicAccessBlock", &["s3:PutBucketPublicAccessBlock"]),
     r("s3", "get_bucket_encryption", "GetBucketEncryption", &["s3:GetEncryptionConfiguration"]),
     r("s3", "get_bucket_location", "GetBucketLocation", &["s3:GetBucketLocation"]),
     r("s3", "get_bucket_policy", "GetBucketPolicy", &["s3:GetBucketPolicy"]),

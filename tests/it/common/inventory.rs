@@ -391,6 +391,114 @@ pub fn owned(e: &Emulator, stack: &str) -> BTreeMap<String, Vec<String>> {
             }
         }
 
+        // ECR repositories, ECS clusters, services and task definitions,
+        // and Application Auto Scaling targets, by their tags.
+        let ecr = aws_sdk_ecr::Client::new(&conf);
+        for r in ecr
+            .describe_repositories()
+            .send()
+            .await
+            .unwrap()
+            .repositories()
+        {
+            let tags = ecr
+                .list_tags_for_resource()
+                .resource_arn(r.repository_arn().unwrap())
+                .send()
+                .await
+                .unwrap();
+            if tags
+                .tags()
+                .iter()
+                .any(|t| ours(Some(t.key()), Some(t.value()), stack))
+            {
+                put("ecr:repository", r.repository_name().unwrap().into());
+            }
+        }
+        let ecs = aws_sdk_ecs::Client::new(&conf);
+        let clusters = ecs.list_clusters().send().await.unwrap();
+        if !clusters.cluster_arns().is_empty() {
+            let d = ecs
+                .describe_clusters()
+                .set_clusters(Some(clusters.cluster_arns().to_vec()))
+                .include(aws_sdk_ecs::types::ClusterField::Tags)
+                .send()
+                .await
+                .unwrap();
+            for c in d.clusters() {
+                let mine = c.tags().iter().any(|t| ours(t.key(), t.value(), stack));
+                if mine && c.status() == Some("ACTIVE") {
+                    put("ecs:cluster", c.cluster_name().unwrap().into());
+                }
+                let services = ecs
+                    .list_services()
+                    .cluster(c.cluster_arn().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+                if services.service_arns().is_empty() {
+                    continue;
+                }
+                let d = ecs
+                    .describe_services()
+                    .cluster(c.cluster_arn().unwrap())
+                    .set_services(Some(services.service_arns().to_vec()))
+                    .include(aws_sdk_ecs::types::ServiceField::Tags)
+                    .send()
+                    .await
+                    .unwrap();
+                for s in d.services() {
+                    if s.status() != Some("INACTIVE")
+                        && s.tags().iter().any(|t| ours(t.key(), t.value(), stack))
+                    {
+                        put("ecs:service", s.service_arn().unwrap().into());
+                    }
+                }
+            }
+        }
+        let defs = ecs
+            .list_task_definitions()
+            .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
+            .send()
+            .await
+            .unwrap();
+        for arn in defs.task_definition_arns() {
+            let d = ecs
+                .describe_task_definition()
+                .task_definition(arn)
+                .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
+                .send()
+                .await
+                .unwrap();
+            if d.tags().iter().any(|t| ours(t.key(), t.value(), stack)) {
+                put("ecs:task-definition", arn.into());
+            }
+        }
+        let scaling = aws_sdk_applicationautoscaling::Client::new(&conf);
+        for t in scaling
+            .describe_scalable_targets()
+            .service_namespace(aws_sdk_applicationautoscaling::types::ServiceNamespace::Ecs)
+            .send()
+            .await
+            .unwrap()
+            .scalable_targets()
+        {
+            let tags = scaling
+                .list_tags_for_resource()
+                .resource_arn(t.scalable_target_arn().unwrap())
+                .send()
+                .await
+                .unwrap();
+            if tags
+                .tags()
+                .and_then(|m| m.get(TAG_STACK))
+                .map(String::as_str)
+                == Some(stack)
+            {
+                put("app-scaling:ecs-service", t.resource_id().into());
+            }
+        }
+
         // The stack's run lock is its object in the account's lock bucket;
         // the bucket itself is shared by every stack (and untagged).
         let cloud = super::cloud_of(&conf);

@@ -17,8 +17,9 @@ pub(super) fn error(service: &str, status: u16, code: &str, message: &str) -> Re
             "text/xml;charset=UTF-8",
             format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{c}</Code><Message>{m}</Message></Error></Errors><RequestID>realism-0000</RequestID></Response>"),
         ),
-        // CloudWatch Logs and Secrets Manager speak JSON 1.1 too.
-        "acm" | "ssm" | "logs" | "secretsmanager" => Response::new(
+        // CloudWatch Logs, Secrets Manager, ECR, ECS and Application
+        // Auto Scaling speak JSON 1.1 too.
+        "acm" | "ssm" | "logs" | "secretsmanager" | "ecr" | "ecs" | "application-autoscaling" => Response::new(
             status,
             "application/x-amz-json-1.1",
             json!({"__type": code, "message": message}).to_string(),
@@ -59,7 +60,7 @@ fn throttled(service: &str) -> Response {
             "RequestLimitExceeded",
             "Request limit exceeded.",
         ),
-        "acm" | "ssm" | "logs" | "secretsmanager" => {
+        "acm" | "ssm" | "logs" | "secretsmanager" | "ecr" | "ecs" | "application-autoscaling" => {
             error(service, 400, "ThrottlingException", "Rate exceeded")
         }
         "elasticfilesystem" => error(service, 429, "ThrottlingException", "Rate exceeded"),

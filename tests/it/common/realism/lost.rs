@@ -43,6 +43,7 @@ fn token_of(c: &Call) -> Option<&str> {
         "ec2" => c.get("ClientToken"),
         "acm" => c.get("IdempotencyToken"),
         "elasticfilesystem" if c.op == "CreateAccessPoint" => c.get("ClientToken"),
+        "ecs" if c.op == "CreateService" => c.get("clientToken"),
         _ => None,
     }
 }
@@ -97,7 +98,7 @@ fn fingerprint(c: &Call) -> BTreeMap<String, String> {
         .filter(|(k, _)| {
             !matches!(
                 k.as_str(),
-                "ClientToken" | "IdempotencyToken" | "CreationToken"
+                "ClientToken" | "IdempotencyToken" | "CreationToken" | "clientToken"
             )
         })
         .cloned()
@@ -256,6 +257,28 @@ fn gone(c: &Call) -> Option<(u16, &'static str, String)> {
             "The specified log group does not exist.".into(),
         )),
         ("ssm", "DeleteParameter") => Some((400, "ParameterNotFound", String::new())),
+        ("ecs", "DeleteService") => {
+            Some((400, "ServiceNotFoundException", "Service not found.".into()))
+        }
+        ("ecs", "DeleteCluster") => {
+            Some((400, "ClusterNotFoundException", "Cluster not found.".into()))
+        }
+        ("application-autoscaling", "DeregisterScalableTarget") => Some((
+            400,
+            "ObjectNotFoundException",
+            format!(
+                "No scalable target found for service namespace: ecs, resource ID: {}",
+                id("ResourceId")
+            ),
+        )),
+        ("ecr", "DeleteRepository") => Some((
+            400,
+            "RepositoryNotFoundException",
+            format!(
+                "The repository with name '{}' does not exist in the registry",
+                id("repositoryName")
+            ),
+        )),
         ("s3", "DeleteBucket") => Some((
             404,
             "NoSuchBucket",
@@ -320,7 +343,13 @@ fn changes(c: &Call) -> bool {
         "Deregister",
         "Terminate",
     ];
-    VERBS.iter().any(|v| c.op.starts_with(v)) || c.op == "ChangeResourceRecordSets"
+    VERBS.iter().any(|v| c.op.starts_with(v))
+        || c.op == "ChangeResourceRecordSets"
+        || (c.service == "ecr"
+            && matches!(
+                c.op.as_str(),
+                "InitiateLayerUpload" | "UploadLayerPart" | "CompleteLayerUpload" | "PutImage"
+            ))
 }
 
 /// The work was done; the answer is lost on the way back: the first

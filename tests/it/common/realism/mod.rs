@@ -22,6 +22,8 @@ mod acm;
 mod autoscaling;
 mod consistency;
 mod ec2;
+mod ecr;
+mod ecs;
 mod efs;
 mod elb;
 mod errors;
@@ -138,6 +140,8 @@ pub struct Timing {
     /// How long a resource just made is left out of lists and tag filters
     /// (within the tool's own window for them, 120 s scaled like its polls).
     pub list_lag: Duration,
+    /// An ECS deployment IN_PROGRESS before it completes or fails.
+    pub ecs_deploy: Duration,
 }
 
 impl Default for Timing {
@@ -163,6 +167,7 @@ impl Default for Timing {
             volume_creating: s(1.0),
             snapshot_pending: s(1.5),
             list_lag: s(1.0),
+            ecs_deploy: s(1.5),
         }
     }
 }
@@ -248,6 +253,14 @@ struct State {
     /// `lifecycles`: when, which, and whether it was `available` with
     /// nothing pending.
     db_reads: Vec<(Instant, String, bool)>,
+    /// The size of each part ECR took, by upload id.
+    ecr_parts: HashMap<String, Vec<u64>>,
+    /// ECS services as ECS runs them, by ARN.
+    ecs: HashMap<String, ecs::Service>,
+    /// The images of each task definition revision.
+    ecs_images: HashMap<String, Vec<String>>,
+    /// Images (digests) whose tasks fail to start.
+    ecs_failing: BTreeSet<String>,
 }
 
 impl State {
@@ -347,6 +360,22 @@ impl Realism {
     }
 
     /// The requests of operation `op` that were answered with success.
+    /// Tasks of task definitions running an image whose reference ends
+    /// with `digest` fail to start: their deployments fail.
+    pub fn fail_image(&self, digest: &str) {
+        self.inner
+            .state
+            .lock()
+            .unwrap()
+            .ecs_failing
+            .insert(digest.to_string());
+    }
+
+    /// Each ECS service's events, oldest first, by ARN.
+    pub fn ecs_events(&self) -> HashMap<String, Vec<String>> {
+        ecs::services(&self.inner.state.lock().unwrap())
+    }
+
     pub fn accepted(&self, op: &str) -> Vec<Seen> {
         self.seen()
             .into_iter()
@@ -417,6 +446,9 @@ impl Inner {
             Ok(r) => r,
             Err(e) => return error(&c.service, 500, "InternalFailure", &e.to_string()),
         };
+        if resp.status < 300 {
+            self.ecs(c, &req, &mut resp);
+        }
         self.after(c, &mut resp);
         self.repage(paging, &mut resp);
         let mut st = self.state.lock().unwrap();
@@ -433,7 +465,7 @@ impl Inner {
     /// refusal that applies, of the behaviours switched on.
     fn refuse(&self, c: &Call) -> Option<Response> {
         let b = self.b;
-        let refusals: [(bool, Refusal); 12] = [
+        let refusals: [(bool, Refusal); 13] = [
             (b.lifecycles, efs::not_available_yet),
             (b.lifecycles, rds::not_available_yet),
             (b.lifecycles, acm::certificate_not_issued),
@@ -446,6 +478,7 @@ impl Inner {
             (b.dependencies, rds::subnet_group_in_use),
             (b.other_region, s3::bucket_elsewhere),
             (true, autoscaling::refresh_owns_template),
+            (true, ecr::part_sizes),
         ];
         let mut st = self.state.lock().unwrap();
         refusals
@@ -470,6 +503,7 @@ impl Inner {
                 "rds" => rds::learn(c, &body, &mut st, t, now),
                 "elasticloadbalancing" => elb::learn(c, &body, &mut st, t, now),
                 "elasticfilesystem" => efs::learn(c, &body, &mut st, t, now),
+                "ecr" => ecr::learn(c, &mut st),
                 _ => {}
             }
         }

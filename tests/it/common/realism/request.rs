@@ -171,6 +171,8 @@ fn json_strings(body: &str, form: &mut Vec<(String, String)>) {
         for (k, v) in m {
             if let Some(s) = v.as_str() {
                 form.push((k, s.to_string()));
+            } else if v.is_number() {
+                form.push((k, v.to_string()));
             }
         }
     }
