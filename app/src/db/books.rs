@@ -46,13 +46,7 @@ impl<'r> sqlx::FromRow<'r, AnyRow> for Book {
 }
 
 /// What a seller's form says about a book.
-pub struct BookInput {
-    pub title: String,
-    pub author: String,
-    pub description: String,
-    pub price_cents: i64,
-    pub stock: i64,
-}
+pub use crate::domain::input::BookInput;
 
 /// A stored cover: its file name and size.
 pub struct StoredCover<'a> {
@@ -266,6 +260,26 @@ pub async fn cover_in(
         .bind(seller_id)
         .fetch_optional(&mut **tx)
         .await
+}
+
+/// Gives a seller's book a new cover, in `tx` (see [`lock_seller`]); the
+/// number of books changed.
+pub async fn set_cover(
+    tx: &mut Transaction<'static, Any>,
+    id: i64,
+    seller_id: i64,
+    cover: StoredCover<'_>,
+) -> Result<u64, sqlx::Error> {
+    Ok(
+        sqlx::query("UPDATE books SET cover = ?, cover_bytes = ? WHERE id = ? AND seller_id = ?")
+            .bind(cover.name)
+            .bind(cover.bytes)
+            .bind(id)
+            .bind(seller_id)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected(),
+    )
 }
 
 /// How an edit sets the stock.

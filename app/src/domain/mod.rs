@@ -2,7 +2,9 @@
 //! is parsed once, at the edge, into a type that can only hold a valid one.
 
 pub mod cover;
+pub mod input;
 pub mod purchase;
+pub mod scope;
 
 use std::fmt;
 
@@ -10,6 +12,7 @@ use thiserror::Error;
 
 pub use cover::Cover;
 pub use purchase::PurchaseStatus;
+pub use scope::{Scope, Scopes};
 
 /// A signed-in user, as the session found them.
 #[derive(Debug, Clone)]

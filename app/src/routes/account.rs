@@ -16,14 +16,14 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 
-use crate::db::users::{self, Inserted};
-use crate::domain::{self, Email};
+use crate::db::users::{self, Credentials, Inserted};
+use crate::domain;
 use crate::error::AppError;
 use crate::extract::{ClientAddr, CsrfForm};
 use crate::limit::retry_secs;
 use crate::password;
 use crate::session::{clear_cookie, new_session, session_cookie, Ctx, User};
-use crate::state::S;
+use crate::state::{AppState, S};
 use crate::views::{self, account, redirect, Chrome};
 
 pub const REGISTERED: &str = "Your account is ready. Log in to continue.";
@@ -98,21 +98,13 @@ async fn register(
         );
         return Ok(too_many(again(&msg), wait));
     }
-    let (name, email, pw) = match (
-        domain::text("Name", f.name.as_deref(), 1, 100),
-        Email::parse(f.email.as_deref()),
-        domain::password(f.password.as_deref()),
+    let (name, email, pw) = match domain::input::registration(
+        f.name.as_deref(),
+        f.email.as_deref(),
+        f.password.as_deref(),
     ) {
-        (Ok(n), Ok(e), Ok(p)) => (n, e, p),
-        (n, e, p) => {
-            let msg = [n.err(), e.err(), p.err()]
-                .into_iter()
-                .flatten()
-                .map(|e| e.0)
-                .collect::<Vec<_>>()
-                .join(" ");
-            return Ok(again(&msg));
-        }
+        Ok(v) => v,
+        Err(e) => return Ok(again(&e.sentence())),
     };
     let hash = password::limited(&st.hashing, move || password::hash(&pw)).await??;
     match users::insert(&st.db, &name, email.as_str(), &hash).await? {
@@ -154,28 +146,11 @@ async fn login(
 ) -> Result<Response, AppError> {
     let email = f.email.as_deref().unwrap_or("").trim().to_lowercase();
     let pw = f.password.unwrap_or_default();
-    // Every attempt counts for the client; failures count for the email,
-    // and an email at its limit is refused even with the right password.
-    let now = Instant::now();
-    if let Err(wait) = st.login_attempts.hit(&client, now) {
-        tracing::warn!(%client, "login attempts over the client's limit");
-        return Ok(login_refused(&ctx, &email, wait));
-    }
-    if let Err(wait) = st.login_failures.check(&email, now) {
-        tracing::warn!(%client, "failed logins over the email's limit");
-        return Ok(login_refused(&ctx, &email, wait));
-    }
-    let found = users::find_by_email(&st.db, &email).await?;
-    let stored = found.as_ref().map(|u| u.password.clone());
-    let ok = password::limited(&st.hashing, move || {
-        password::verify(&pw, stored.as_deref())
-    })
-    .await?;
-    let (true, Some(u)) = (ok, found) else {
-        st.login_failures.record(&email, Instant::now());
-        return Ok(login_again(&ctx, &email, LOGIN_FAILED));
+    let u = match verify_login(&st, &client, &email, pw).await? {
+        Ok(u) => u,
+        Err(LoginRefused::Limited(wait)) => return Ok(login_refused(&ctx, &email, wait)),
+        Err(LoginRefused::Wrong) => return Ok(login_again(&ctx, &email, LOGIN_FAILED)),
     };
-    st.login_failures.clear(&email);
     // A new session at login: a planted cookie is worth nothing.
     ctx.end(&st).await?;
     let user = User {
@@ -191,6 +166,47 @@ async fn login(
         session_cookie(s.token.as_deref().unwrap_or(""), ctx.secure),
     );
     Ok(r)
+}
+
+/// Why a login (or a token asked for with a password) was refused.
+pub enum LoginRefused {
+    /// Over the client's or the email's limit: retry after this.
+    Limited(Duration),
+    /// A wrong email or password.
+    Wrong,
+}
+
+/// Checks an email (trimmed, lower-cased) and password under the login
+/// limits: every attempt counts for the client; failures count for the
+/// email, and an email at its limit is refused even with the right
+/// password. The site's login and the API's tokens both ask here.
+pub async fn verify_login(
+    st: &AppState,
+    client: &str,
+    email: &str,
+    pw: String,
+) -> Result<Result<Credentials, LoginRefused>, AppError> {
+    let now = Instant::now();
+    if let Err(wait) = st.login_attempts.hit(client, now) {
+        tracing::warn!(%client, "login attempts over the client's limit");
+        return Ok(Err(LoginRefused::Limited(wait)));
+    }
+    if let Err(wait) = st.login_failures.check(email, now) {
+        tracing::warn!(%client, "failed logins over the email's limit");
+        return Ok(Err(LoginRefused::Limited(wait)));
+    }
+    let found = users::find_by_email(&st.db, email).await?;
+    let stored = found.as_ref().map(|u| u.password.clone());
+    let ok = password::limited(&st.hashing, move || {
+        password::verify(&pw, stored.as_deref())
+    })
+    .await?;
+    let (true, Some(u)) = (ok, found) else {
+        st.login_failures.record(email, Instant::now());
+        return Ok(Err(LoginRefused::Wrong));
+    };
+    st.login_failures.clear(email);
+    Ok(Ok(u))
 }
 
 /// Only by POST with the session's token: a link on another site must not
