@@ -5,7 +5,9 @@
 pub mod app_user;
 pub mod books;
 pub mod delivery;
+pub mod idempotency;
 pub mod purchases;
+pub mod tokens;
 pub mod users;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -315,6 +317,18 @@ pub async fn commit_unless_duplicate<T>(
         }
         Err(e) => Err(e),
     }
+}
+
+/// The id of the row the last insert in `tx` made.
+pub async fn last_insert_id(
+    backend: Backend,
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+) -> Result<i64, sqlx::Error> {
+    let sql = match backend {
+        Backend::Sqlite => "SELECT last_insert_rowid()",
+        Backend::MySql => "SELECT LAST_INSERT_ID()",
+    };
+    sqlx::query_scalar(sql).fetch_one(&mut **tx).await
 }
 
 /// Seconds since the Unix epoch.

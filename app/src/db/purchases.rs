@@ -2,7 +2,7 @@
 
 use sqlx::{Any, Transaction};
 
-use super::{now, Backend, Db};
+use super::{last_insert_id, now, Backend, Db};
 use crate::domain::PurchaseStatus;
 
 /// A purchase as its buyer sees it: the book's title, and the delivery
@@ -60,6 +60,18 @@ pub async fn for_user(db: &Db, uid: i64) -> Result<Vec<Purchase>, sqlx::Error> {
     Ok(rows.into_iter().map(Purchase::from).collect())
 }
 
+/// One purchase, read in `tx` (one it has just recorded included).
+pub async fn find_in(
+    tx: &mut Transaction<'static, Any>,
+    id: i64,
+) -> Result<Option<Purchase>, sqlx::Error> {
+    let row: Option<PurchaseRow> = sqlx::query_as(&format!("{PURCHASE_SQL} WHERE p.id = ?"))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(row.map(Purchase::from))
+}
+
 /// One purchase, whoever it belongs to.
 pub async fn find(db: &Db, id: i64) -> Result<Option<Purchase>, sqlx::Error> {
     let row: Option<PurchaseRow> = sqlx::query_as(&format!("{PURCHASE_SQL} WHERE p.id = ?"))
@@ -90,21 +102,37 @@ pub async fn take_and_record(
     qty: i64,
 ) -> Result<Bought, sqlx::Error> {
     let mut tx = db.pool().begin().await?;
+    let bought = take_and_record_in(&mut tx, db.backend, uid, book_id, qty).await?;
+    match bought {
+        Bought::Recorded(_) => tx.commit().await?,
+        _ => tx.rollback().await?,
+    }
+    Ok(bought)
+}
+
+/// [`take_and_record`] in the caller's transaction, which commits it only
+/// when it answers `Recorded` (and rolls it back otherwise).
+pub async fn take_and_record_in(
+    tx: &mut Transaction<'static, Any>,
+    backend: Backend,
+    uid: i64,
+    book_id: i64,
+    qty: i64,
+) -> Result<Bought, sqlx::Error> {
     let taken = sqlx::query("UPDATE books SET stock = stock - ? WHERE id = ? AND stock >= ?")
         .bind(qty)
         .bind(book_id)
         .bind(qty)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?
         .rows_affected();
     if taken != 1 {
         // Which one: the book is gone, or it has too few copies.
         let exists = sqlx::query_scalar::<_, i64>("SELECT 1 FROM books WHERE id = ?")
             .bind(book_id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?
             .is_some();
-        tx.rollback().await?;
         return Ok(if exists {
             Bought::NotEnough
         } else {
@@ -113,10 +141,9 @@ pub async fn take_and_record(
     }
     let price: Option<i64> = sqlx::query_scalar("SELECT price_cents FROM books WHERE id = ?")
         .bind(book_id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
     let Some(price) = price else {
-        tx.rollback().await?;
         return Ok(Bought::Gone);
     };
     let inserted = sqlx::query(
@@ -129,30 +156,17 @@ pub async fn take_and_record(
     .bind(price * qty)
     .bind(PurchaseStatus::PendingPayment.as_str())
     .bind(now())
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await;
     match inserted {
         Ok(_) => {}
         Err(sqlx::Error::Database(d)) if d.is_foreign_key_violation() => {
-            tx.rollback().await?;
             return Ok(Bought::Gone);
         }
         Err(e) => return Err(e),
     }
-    let id = last_insert_id(db.backend, &mut tx).await?;
-    tx.commit().await?;
+    let id = last_insert_id(backend, tx).await?;
     Ok(Bought::Recorded(id))
-}
-
-async fn last_insert_id(
-    backend: Backend,
-    tx: &mut Transaction<'static, Any>,
-) -> Result<i64, sqlx::Error> {
-    let sql = match backend {
-        Backend::Sqlite => "SELECT last_insert_rowid()",
-        Backend::MySql => "SELECT LAST_INSERT_ID()",
-    };
-    sqlx::query_scalar(sql).fetch_one(&mut **tx).await
 }
 
 /// Marks a pending purchase paid and records its payment of `amount_cents`,
@@ -165,15 +179,31 @@ pub async fn pay(
     method: &str,
 ) -> Result<bool, sqlx::Error> {
     let mut tx = db.pool().begin().await?;
+    if pay_in(&mut tx, purchase_id, amount_cents, method).await? {
+        tx.commit().await?;
+        Ok(true)
+    } else {
+        tx.rollback().await?;
+        Ok(false)
+    }
+}
+
+/// [`pay`] in the caller's transaction, which commits it only when it
+/// answers `true` (and rolls it back otherwise).
+pub async fn pay_in(
+    tx: &mut Transaction<'static, Any>,
+    purchase_id: i64,
+    amount_cents: i64,
+    method: &str,
+) -> Result<bool, sqlx::Error> {
     let changed = sqlx::query("UPDATE purchases SET status = ? WHERE id = ? AND status = ?")
         .bind(PurchaseStatus::Paid.as_str())
         .bind(purchase_id)
         .bind(PurchaseStatus::PendingPayment.as_str())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?
         .rows_affected();
     if changed != 1 {
-        tx.rollback().await?;
         return Ok(false);
     }
     let res = sqlx::query(
@@ -185,7 +215,12 @@ pub async fn pay(
     .bind(method)
     .bind(PurchaseStatus::Paid.as_str())
     .bind(now())
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await;
-    super::commit_unless_duplicate(tx, res).await
+    match res {
+        Ok(_) => Ok(true),
+        // Paid by another request first.
+        Err(sqlx::Error::Database(d)) if d.is_unique_violation() => Ok(false),
+        Err(e) => Err(e),
+    }
 }
