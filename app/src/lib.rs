@@ -9,7 +9,7 @@
 //!   function per query; [`domain`]: validated values.
 //! - [`session`], [`extract`]: who is asking, and forms that carry the
 //!   CSRF check; [`error`]: what errors answer; [`password`], [`limit`]:
-//!   password hashing and the limits around it.
+//!   password hashing and the limits around it; [`tokens`]: API tokens.
 //! - [`tls`]: HTTPS served by the app itself, with certificates from an
 //!   ACME CA (a deployment without a load balancer).
 
@@ -31,4 +31,5 @@ pub mod startup;
 pub mod state;
 pub mod telemetry;
 pub mod tls;
+pub mod tokens;
 pub mod views;

@@ -120,12 +120,16 @@ async fn serve(db: Db, opts: Serve) -> Result<()> {
         Duration::from_secs(opts.session_idle_secs.max(1)),
         opts.catalog_max_age(),
     ));
-    // Sessions that are over are removed hourly (by whichever instances run).
+    // Sessions and idempotency keys that are over are removed hourly (by
+    // whichever instances run).
     let sweeper = state.clone();
     tokio::spawn(async move {
         loop {
             if let Err(e) = crate::session::sweep(&sweeper).await {
                 tracing::warn!(error = %e, "removing expired sessions");
+            }
+            if let Err(e) = crate::routes::api::once::prune(&sweeper).await {
+                tracing::warn!(error = %e, "removing expired idempotency keys");
             }
             tokio::time::sleep(Duration::from_secs(3600)).await;
         }

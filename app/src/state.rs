@@ -25,6 +25,10 @@ pub struct AppState {
     pub registrations: SlidingWindow,
     /// Cover uploads per seller.
     pub uploads: SlidingWindow,
+    /// Requests with a wrong, expired or revoked API token, per client.
+    pub bearer_failures: SlidingWindow,
+    /// API tokens made, per user.
+    pub token_creations: SlidingWindow,
     /// Sessions unused for this long are over.
     pub session_idle: Duration,
     /// Catalog pages by (page, search text), at most `catalog_max_age` old.
@@ -65,6 +69,10 @@ impl AppState {
             ),
             // 30 cover uploads per seller per hour.
             uploads: SlidingWindow::new(30, Duration::from_secs(3600), LIMIT_KEYS),
+            // 20 requests with a bad token per client per 15 minutes.
+            bearer_failures: SlidingWindow::new(20, Duration::from_secs(15 * 60), LIMIT_KEYS),
+            // 20 tokens made per user per hour.
+            token_creations: SlidingWindow::new(20, Duration::from_secs(3600), LIMIT_KEYS),
             session_idle,
             catalog: FreshCache::new(catalog_max_age, CATALOG_PAGES),
         }

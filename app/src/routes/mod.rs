@@ -10,6 +10,7 @@ pub mod delivery;
 pub mod health;
 pub mod payment;
 pub mod purchases;
+pub mod tokens;
 
 use axum::extract::Request;
 use axum::http::header::{
@@ -32,6 +33,7 @@ pub fn router() -> Router<S> {
         .merge(payment::router())
         .merge(delivery::router())
         .merge(admin::router())
+        .merge(tokens::router())
         .merge(api::router())
         .merge(assets::router())
         .merge(health::router())

@@ -24,7 +24,7 @@ use crate::views::{self, redirect, Chrome};
 pub const NOT_ENOUGH: &str = "Not enough copies left for that quantity.";
 
 /// How many times a purchase is tried again while the database is busy.
-const BUSY_RETRIES: u64 = 20;
+pub(crate) const BUSY_RETRIES: u64 = 20;
 
 pub fn router() -> Router<S> {
     Router::new()
@@ -55,7 +55,7 @@ pub async fn own_purchase(db: &Db, uid: i64, id: &str) -> Result<Purchase, AppEr
 
 /// A write that lost to another one and may simply be tried again: SQLite
 /// has one writer at a time, and InnoDB may pick it as a deadlock victim.
-fn retryable(db: &Db, e: &sqlx::Error) -> bool {
+pub(crate) fn retryable(db: &Db, e: &sqlx::Error) -> bool {
     match db.backend {
         Backend::Sqlite => e.to_string().contains("locked"),
         Backend::MySql => {
