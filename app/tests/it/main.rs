@@ -5,9 +5,11 @@
 mod common;
 
 mod account;
+mod api;
 mod app;
 mod books;
 mod browser;
+mod contract;
 mod database;
 mod freshness;
 mod handover;
