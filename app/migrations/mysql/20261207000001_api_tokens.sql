@@ -27,7 +27,7 @@ CREATE TABLE idempotency_keys (
     idem_key VARCHAR(255) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
     request_hash CHAR(64) CHARACTER SET ascii NOT NULL,
     status BIGINT NOT NULL,
-    body TEXT NOT NULL,
+    body VARCHAR(8000) NOT NULL,
     created_at BIGINT NOT NULL,
     PRIMARY KEY (user_id, idem_key),
     KEY idempotency_keys_created (created_at),
