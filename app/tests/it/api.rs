@@ -166,7 +166,12 @@ async fn a_whole_purchase_by_token(db: &TestDb) {
     let r = answer(r).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let cover = r.json["cover_url"].as_str().unwrap().to_string();
-    let img = anon.http.get(format!("{}{cover}", srv.base)).send().await.unwrap();
+    let img = anon
+        .http
+        .get(format!("{}{cover}", srv.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(img.status(), StatusCode::OK);
     assert_eq!(img.bytes().await.unwrap().as_ref(), common::PNG);
     // The catalog shows it at once.

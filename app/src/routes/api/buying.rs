@@ -39,7 +39,7 @@ async fn own(st: &AppState, uid: i64, id: &str) -> Result<Purchase, Fail> {
 }
 
 #[utoipa::path(get, path = "/api/purchases/{id}", tag = "buying",
-    params(("id" = i64, Path)),
+    params(("id" = i64, Path, example = 1)),
     security(("bearer" = ["read"]), ("session" = [])),
     responses((status = 200, body = PurchaseJson),
         (status = 404, description = "no such purchase of the caller's", body = ErrorBody),
@@ -129,7 +129,7 @@ fn field(field: &'static str, msg: &str) -> crate::domain::input::FieldError {
 
 /// Pays for a purchase waiting for payment: its own total, once.
 #[utoipa::path(post, path = "/api/purchases/{id}/payment", tag = "buying",
-    params(("id" = i64, Path),
+    params(("id" = i64, Path, example = 1),
         ("Idempotency-Key" = Option<String>, Header,
         description = "retrying with the same key and body answers the first answer again; another body: 409")),
     request_body = PayJson,
@@ -169,7 +169,7 @@ pub async fn pay(
 
 /// Chooses who delivers a paid purchase; the first choice stays.
 #[utoipa::path(post, path = "/api/purchases/{id}/delivery", tag = "buying",
-    params(("id" = i64, Path)),
+    params(("id" = i64, Path, example = 1)),
     request_body = DeliveryJson,
     security(("bearer" = ["buy"]), ("session" = [])),
     responses((status = 200, description = "shipping with the provider", body = PurchaseJson),

@@ -59,7 +59,7 @@ pub async fn list(
 }
 
 #[utoipa::path(get, path = "/api/books/{id}", tag = "catalog",
-    params(("id" = i64, Path, description = "the book's id")),
+    params(("id" = i64, Path, description = "the book's id", example = 1)),
     responses(
         (status = 200, body = BookJson),
         (status = 404, description = "no such book", body = ErrorBody),

@@ -81,7 +81,7 @@ async fn own(st: &AppState, uid: i64, id: &str) -> Result<Book, Fail> {
 /// `stock_shown` (the stock the client last saw) the stock changes by
 /// `stock - stock_shown` from what it is now, never below 0.
 #[utoipa::path(put, path = "/api/books/{id}", tag = "selling",
-    params(("id" = i64, Path)),
+    params(("id" = i64, Path, example = 1)),
     request_body = BookInputJson,
     security(("bearer" = ["sell"]), ("session" = [])),
     responses((status = 200, description = "saved", body = BookJson),
@@ -112,7 +112,7 @@ pub async fn edit(
 
 /// Deletes a book that nobody bought (and its cover).
 #[utoipa::path(delete, path = "/api/books/{id}", tag = "selling",
-    params(("id" = i64, Path)),
+    params(("id" = i64, Path, example = 1)),
     security(("bearer" = ["sell"]), ("session" = [])),
     responses((status = 204, description = "deleted"),
         (status = 404, description = "no such book", body = ErrorBody),
@@ -135,7 +135,7 @@ pub async fn delete(
 /// Sets a book's cover: the image itself is the body (JPEG, PNG or WebP,
 /// checked by its content; at most 2 MB). The cover it replaces is removed.
 #[utoipa::path(put, path = "/api/books/{id}/cover", tag = "selling",
-    params(("id" = i64, Path)),
+    params(("id" = i64, Path, example = 1)),
     request_body(content = Vec<u8>, content_type = "application/octet-stream",
         description = "the image (any Content-Type: it is checked by content)"),
     security(("bearer" = ["sell"]), ("session" = [])),

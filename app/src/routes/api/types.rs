@@ -182,26 +182,31 @@ pub struct NewTokenJson {
 /// A new account.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Ada", "email": "ada@example.com", "password": "a long passphrase"}))]
 pub struct RegisterJson {
-    #[schema(max_length = 100, example = "Ada")]
+    #[schema(required = true, min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: Option<String>,
-    #[schema(max_length = 254, example = "ada@example.com")]
+    #[schema(required = true, max_length = 254, format = Email)]
     pub email: Option<String>,
-    #[schema(min_length = 8, max_length = 128, example = "a long passphrase")]
+    #[schema(required = true, min_length = 8, max_length = 128)]
     pub password: Option<String>,
 }
 
 /// A token asked for with the account's email and password.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "ada@example.com", "password": "a long passphrase",
+    "name": "stock import", "scopes": ["read", "sell"], "expires_in_days": 30}))]
 pub struct TokenRequestJson {
+    #[schema(required = true, format = Email)]
     pub email: Option<String>,
+    #[schema(required = true)]
     pub password: Option<String>,
     /// What the token is for.
-    #[schema(max_length = 100, example = "stock import")]
+    #[schema(required = true, min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: Option<String>,
     /// Among `read`, `buy`, `sell`, `admin` (admin: administrators only).
-    #[schema(example = json!(["read", "buy"]))]
+    #[schema(required = true, min_items = 1)]
     pub scopes: Option<Vec<Scope>>,
     /// 1 to 365; 30 when absent.
     #[schema(value_type = Option<i64>, minimum = 1, maximum = 365)]
@@ -211,18 +216,20 @@ pub struct TokenRequestJson {
 /// A book as a seller describes it (all fields, as the form has them).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"title": "Dune", "author": "Frank Herbert", "description": "Spice.",
+    "price": "12.50", "stock": 3}))]
 pub struct BookInputJson {
-    #[schema(max_length = 200)]
+    #[schema(required = true, min_length = 1, max_length = 200, pattern = r"\S")]
     pub title: Option<String>,
-    #[schema(max_length = 200)]
+    #[schema(required = true, min_length = 1, max_length = 200, pattern = r"\S")]
     pub author: Option<String>,
     #[schema(max_length = 2000)]
     pub description: Option<String>,
     /// `12`, `12.5` or `12.50`; at most 1000000.
-    #[schema(value_type = Option<String>, example = "12.50", pattern = r"^[0-9]{1,7}(\.[0-9]{1,2})?$")]
+    #[schema(value_type = String, required = true, pattern = r"^[0-9]{1,6}(\.[0-9]{1,2})?$")]
     pub price: Option<Loose>,
     /// 0 to 1000000.
-    #[schema(value_type = Option<i64>, minimum = 0, maximum = 1000000)]
+    #[schema(value_type = i64, required = true, minimum = 0, maximum = 1000000)]
     pub stock: Option<Loose>,
     /// On an edit: the stock the client last saw. The change
     /// (`stock - stock_shown`) is applied to the stock as it is now, so
@@ -233,8 +240,9 @@ pub struct BookInputJson {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"book_id": 1, "quantity": 2}))]
 pub struct BuyJson {
-    #[schema(value_type = i64, minimum = 1)]
+    #[schema(value_type = i64, required = true, minimum = 1)]
     pub book_id: Option<Loose>,
     /// 1 to 100; 1 when absent.
     #[schema(value_type = Option<i64>, minimum = 1, maximum = 100)]
@@ -263,6 +271,7 @@ impl PaymentMethod {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"payment_method": "card"}))]
 pub struct PayJson {
     /// `card` when absent.
     pub payment_method: Option<PaymentMethod>,
@@ -270,7 +279,8 @@ pub struct PayJson {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"provider_id": 1}))]
 pub struct DeliveryJson {
-    #[schema(value_type = i64, minimum = 1)]
+    #[schema(value_type = i64, required = true, minimum = 1)]
     pub provider_id: Option<Loose>,
 }
