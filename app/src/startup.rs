@@ -235,10 +235,22 @@ async fn drop_odd_request_id(mut req: Request) -> Request {
 }
 
 /// A request taking longer than its time is answered with a page (503:
-/// the shop is slow, the visitor may try again); its handler is dropped.
+/// the shop is slow, the visitor may try again), or JSON under `/api/`;
+/// its handler is dropped.
 async fn within(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    let api = req.uri().path().starts_with("/api/");
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(res) => res,
+        Err(_) if api => {
+            tracing::warn!(limit_secs = limit.as_secs(), "request timed out");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({
+                    "error": "This took too long to answer. Please try again in a moment."
+                })),
+            )
+                .into_response()
+        }
         Err(_) => {
             tracing::warn!(limit_secs = limit.as_secs(), "request timed out");
             (

@@ -17,3 +17,4 @@ mod platform;
 mod purchases;
 mod recovery;
 mod tls;
+mod tokens;

@@ -11,7 +11,7 @@ use axum::Json;
 use super::auth::{Authed, Read, Sell};
 use super::body::{JsonBody, Loose};
 use super::fail::{path_id, AuthRefusals, BodyRefusals, ErrorBody, Fail};
-use super::types::{BookInputJson, BookJson, BooksJson};
+use super::types::{BookInputJson, BookJson, BooksJson, ImageBytes};
 use crate::db::books::{self, Book, StockChange, StoredCover};
 use crate::db::last_insert_id;
 use crate::domain::input::{self, BookFields, BookInput, Invalids};
@@ -136,7 +136,7 @@ pub async fn delete(
 /// checked by its content; at most 2 MB). The cover it replaces is removed.
 #[utoipa::path(put, path = "/api/books/{id}/cover", tag = "selling",
     params(("id" = i64, Path, example = 1)),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+    request_body(content = ImageBytes, content_type = "application/octet-stream",
         description = "the image (any Content-Type: it is checked by content)"),
     security(("bearer" = ["sell"]), ("session" = [])),
     responses((status = 200, description = "the book with its new cover", body = BookJson),

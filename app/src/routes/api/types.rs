@@ -284,3 +284,8 @@ pub struct DeliveryJson {
     #[schema(value_type = i64, required = true, minimum = 1)]
     pub provider_id: Option<Loose>,
 }
+
+/// An image's bytes, as a cover is sent.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct ImageBytes(pub Vec<u8>);
