@@ -39,8 +39,12 @@ pub struct Program {
 impl Program {
     pub fn new(srv: &Server) -> Self {
         Program {
+            // A connection per request: after a body refused unread (413)
+            // the server closes the connection, which a pooled client
+            // might pick for its next request.
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
+                .pool_max_idle_per_host(0)
                 .build()
                 .unwrap(),
             base: srv.base.clone(),
@@ -212,6 +216,17 @@ async fn a_whole_purchase_by_token(db: &TestDb) {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.json["status"], "shipping");
     assert_eq!(r.json["delivery_provider"], "DHL");
+    let r = buyer
+        .post(
+            &format!("/api/purchases/{pid}/delivery"),
+            json!({"provider_id": dhl + 1}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    assert_eq!(
+        r.json["error"],
+        "The delivery of this purchase is chosen already; the first choice stays."
+    );
     let mine = buyer.get("/api/purchases").await;
     assert_eq!(mine.json["purchases"][0]["id"], pid);
     assert_eq!(

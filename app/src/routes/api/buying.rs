@@ -200,10 +200,14 @@ pub async fn deliver(
         )));
     };
     if p.provider.is_some() || !delivery::assign(&st.db, p.id, provider.id).await? {
-        return Err(Fail::says(
-            StatusCode::CONFLICT,
-            "The delivery of this purchase is chosen already; the first choice stays.",
-        ));
+        // Chosen first by another request, or no longer paid and waiting.
+        let now = purchases::find(&st.db, p.id).await?;
+        let msg = if now.is_some_and(|n| n.provider.is_some()) {
+            "The delivery of this purchase is chosen already; the first choice stays."
+        } else {
+            "This purchase is not waiting for its delivery to be chosen."
+        };
+        return Err(Fail::says(StatusCode::CONFLICT, msg));
     }
     let p = purchases::find(&st.db, p.id)
         .await?
