@@ -114,8 +114,15 @@ async fn the_api_keeps_its_published_contract() {
         out.status,
         srv.log_text()
     );
-    // The run did test the API, and the server stayed healthy.
-    assert!(stdout.contains("passed"), "{stdout}");
+    // The run did test every operation, many times, and the server stayed
+    // healthy.
+    assert!(stdout.contains("Tested: 19"), "{stdout}");
+    let generated: u64 = stdout
+        .lines()
+        .find_map(|l| l.trim().split_once(" generated, "))
+        .and_then(|(n, _)| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no count of test cases in:\n{stdout}"));
+    assert!(generated >= 19 * 20, "only {generated} test cases");
     assert!(
         !srv.log_text().contains("internal error"),
         "{}",

@@ -176,7 +176,7 @@ pub async fn list_tokens(State(st): State<S>, a: Authed<Read>) -> Result<Json<To
 /// may: whoever notices a leak stops it).
 #[utoipa::path(delete, path = "/api/tokens/{id}", tag = "account",
     params(("id" = i64, Path, example = 1)),
-    security(("bearer" = []), ("session" = [])),
+    security(("bearer" = []), ("session" = [], "csrf" = [])),
     responses((status = 204, description = "revoked"),
         (status = 404, description = "no such live token of the caller's", body = ErrorBody),
         AuthRefusals))]

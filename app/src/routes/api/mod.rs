@@ -90,6 +90,14 @@ impl Modify for Security {
                  token in the X-CSRF-Token header.",
             ))),
         );
+        c.add_security_scheme(
+            "csrf",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-CSRF-Token",
+                "With the session's cookie, every write carries the session's CSRF token \
+                 (`csrf_token` in `GET /api/me`); without it the write is refused (403).",
+            ))),
+        );
     }
 }
 
@@ -187,4 +195,52 @@ async fn json_errors(req: Request, next: Next) -> Response {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    /// Reached without credentials.
+    const OPEN: &[(&str, &str)] = &[
+        ("get", "/api/books"),
+        ("get", "/api/books/{id}"),
+        ("get", "/api/delivery-providers"),
+        ("post", "/api/register"),
+        ("post", "/api/tokens"),
+    ];
+
+    #[test]
+    fn every_operation_documents_its_credentials_and_json_errors() {
+        let doc = serde_json::to_value(super::openapi()).unwrap();
+        assert_eq!(doc["openapi"], "3.1.0");
+        let schemes = doc["components"]["securitySchemes"].as_object().unwrap();
+        assert_eq!(schemes["bearer"]["scheme"], "bearer");
+        let mut operations = 0;
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                operations += 1;
+                let what = format!("{method} {path}");
+                let responses = op["responses"].as_object().unwrap();
+                let open = OPEN.contains(&(method.as_str(), path.as_str()));
+                assert_eq!(op.get("security").is_none(), open, "{what}");
+                if !open {
+                    for s in ["401", "403", "429", "503"] {
+                        assert!(responses.contains_key(s), "{what}: {s}");
+                    }
+                }
+                for (status, r) in responses {
+                    if status.starts_with('4') || status.starts_with('5') {
+                        let schema = &r["content"]["application/json"]["schema"]["$ref"];
+                        assert_eq!(
+                            schema,
+                            &Value::from("#/components/schemas/ErrorBody"),
+                            "{what} {status}"
+                        );
+                    }
+                }
+            }
+        }
+        assert_eq!(operations, 19);
+    }
 }

@@ -47,7 +47,7 @@ fn checked(b: &BookInputJson) -> Result<BookInput, Fail> {
 /// Puts a book in the catalog.
 #[utoipa::path(post, path = "/api/books", tag = "selling",
     request_body = BookInputJson,
-    security(("bearer" = ["sell"]), ("session" = [])),
+    security(("bearer" = ["sell"]), ("session" = [], "csrf" = [])),
     responses((status = 201, description = "in the catalog", body = BookJson), AuthRefusals, BodyRefusals))]
 pub async fn add(
     State(st): State<S>,
@@ -83,7 +83,7 @@ async fn own(st: &AppState, uid: i64, id: &str) -> Result<Book, Fail> {
 #[utoipa::path(put, path = "/api/books/{id}", tag = "selling",
     params(("id" = i64, Path, example = 1)),
     request_body = BookInputJson,
-    security(("bearer" = ["sell"]), ("session" = [])),
+    security(("bearer" = ["sell"]), ("session" = [], "csrf" = [])),
     responses((status = 200, description = "saved", body = BookJson),
         (status = 404, description = "no such book", body = ErrorBody),
         AuthRefusals, BodyRefusals))]
@@ -113,7 +113,7 @@ pub async fn edit(
 /// Deletes a book that nobody bought (and its cover).
 #[utoipa::path(delete, path = "/api/books/{id}", tag = "selling",
     params(("id" = i64, Path, example = 1)),
-    security(("bearer" = ["sell"]), ("session" = [])),
+    security(("bearer" = ["sell"]), ("session" = [], "csrf" = [])),
     responses((status = 204, description = "deleted"),
         (status = 404, description = "no such book", body = ErrorBody),
         (status = 409, description = "the book has purchases and stays on record", body = ErrorBody),
@@ -138,7 +138,7 @@ pub async fn delete(
     params(("id" = i64, Path, example = 1)),
     request_body(content = ImageBytes, content_type = "application/octet-stream",
         description = "the image (any Content-Type: it is checked by content)"),
-    security(("bearer" = ["sell"]), ("session" = [])),
+    security(("bearer" = ["sell"]), ("session" = [], "csrf" = [])),
     responses((status = 200, description = "the book with its new cover", body = BookJson),
         (status = 404, description = "no such book", body = ErrorBody),
         (status = 413, description = "over 2 MB", body = ErrorBody),
