@@ -140,6 +140,7 @@ pub async fn delete(
         description = "the image (any Content-Type: it is checked by content)"),
     security(("bearer" = ["sell"]), ("session" = [], "csrf" = [])),
     responses((status = 200, description = "the book with its new cover", body = BookJson),
+        (status = 400, description = "the body could not be read", body = ErrorBody),
         (status = 404, description = "no such book", body = ErrorBody),
         (status = 413, description = "over 2 MB", body = ErrorBody),
         (status = 422, description = "not an image, empty, or the seller's covers would exceed 20 MB", body = ErrorBody),
@@ -160,21 +161,19 @@ pub async fn cover(
         }
     })?;
     let refuse = |msg: &str| Fail::Invalid(Invalids::one("cover", msg));
-    let upload = match bytes.len() {
-        0 => return Err(refuse("Send the image as the body.")),
-        n if n > crate::extract::MAX_UPLOAD => Upload::TooLarge,
-        _ => Upload::Bytes(bytes.to_vec()),
-    };
-    let c = match checked_cover(Some(upload)) {
+    if bytes.is_empty() {
+        return Err(refuse("Send the image as the body."));
+    }
+    if bytes.len() > crate::extract::MAX_UPLOAD {
+        return Err(Fail::field(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "cover",
+            "The cover is larger than 2 MB.",
+        ));
+    }
+    let c = match checked_cover(Some(Upload::Bytes(bytes.to_vec()))) {
         Ok(Some(c)) => c,
         Ok(None) => return Err(refuse("Send the image as the body.")),
-        Err("The cover is larger than 2 MB.") => {
-            return Err(Fail::field(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "cover",
-                "The cover is larger than 2 MB.",
-            ))
-        }
         Err(msg) => return Err(refuse(msg)),
     };
     let size = c.bytes.len() as i64;
