@@ -2,11 +2,18 @@
 //!
 //! Logins are limited per client address (every attempt) and per email
 //! (failures, counted even when the right password follows); registrations
-//! per client address. Over a limit the form comes back as 429 with
+//! per client address. The limits are shared by every instance
+//! ([`crate::limit`]). Over a limit the form comes back as 429 with
 //! `Retry-After`. Password hashing runs under `AppState::hashing`: when
 //! every permit is taken, the request is refused (503) rather than queued.
+//!
+//! An attempt counts towards its email's failures before the password is
+//! checked (a success clears the count), so guesses sent at once cannot
+//! all pass. A browser that logged in to the account before carries a
+//! signed cookie, and its failures count on a budget of its own: another
+//! client's guesses do not lock the owner out of their usual browser.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::header::{RETRY_AFTER, SET_COOKIE};
@@ -20,7 +27,7 @@ use crate::db::users::{self, Inserted};
 use crate::domain::{self, Email};
 use crate::error::AppError;
 use crate::extract::{ClientAddr, CsrfForm};
-use crate::limit::retry_secs;
+use crate::limit::{self, retry_secs};
 use crate::password;
 use crate::session::{clear_cookie, new_session, session_cookie, Ctx, User};
 use crate::state::S;
@@ -62,7 +69,7 @@ async fn home(State(st): State<S>, mut ctx: Ctx) -> Result<Response, AppError> {
 }
 
 async fn register_form(State(st): State<S>, mut ctx: Ctx) -> Result<Response, AppError> {
-    let cookie = ctx.ensure_session(&st).await?;
+    let cookie = ctx.ensure_form_token(&st);
     let chrome = Chrome::take(&st, &mut ctx).await?;
     let body = account::register_form(&chrome.csrf, "", "", None);
     Ok(views::page_with_cookie(&chrome, "Register", body, cookie))
@@ -90,7 +97,7 @@ async fn register(
         views::page(&chrome, "Register", body)
     };
     // Every attempt counts, whatever becomes of it.
-    if let Err(wait) = st.registrations.hit(&client, Instant::now()) {
+    if let Err(wait) = limit::hit(&st.db, &limit::REGISTRATIONS, &client).await? {
         tracing::warn!(%client, "registrations over the client's limit");
         let msg = format!(
             "Too many registrations from your address. Try again in {}.",
@@ -125,7 +132,7 @@ async fn register(
 }
 
 async fn login_form(State(st): State<S>, mut ctx: Ctx) -> Result<Response, AppError> {
-    let cookie = ctx.ensure_session(&st).await?;
+    let cookie = ctx.ensure_form_token(&st);
     let chrome = Chrome::take(&st, &mut ctx).await?;
     let body = account::login_form(&chrome.csrf, "", None);
     Ok(views::page_with_cookie(&chrome, "Log in", body, cookie))
@@ -149,20 +156,31 @@ fn login_refused(ctx: &Ctx, email: &str, wait: Duration) -> Response {
 async fn login(
     State(st): State<S>,
     ClientAddr(client): ClientAddr,
+    headers: axum::http::HeaderMap,
     ctx: Ctx,
     CsrfForm(f): CsrfForm<LoginForm>,
 ) -> Result<Response, AppError> {
-    let email = f.email.as_deref().unwrap_or("").trim().to_lowercase();
+    let typed = f.email.as_deref().unwrap_or("");
     let pw = f.password.unwrap_or_default();
-    // Every attempt counts for the client; failures count for the email,
-    // and an email at its limit is refused even with the right password.
-    let now = Instant::now();
-    if let Err(wait) = st.login_attempts.hit(&client, now) {
+    // Every attempt counts for the client.
+    if let Err(wait) = limit::hit(&st.db, &limit::LOGIN_ATTEMPTS, &client).await? {
         tracing::warn!(%client, "login attempts over the client's limit");
-        return Ok(login_refused(&ctx, &email, wait));
+        return Ok(login_refused(&ctx, typed, wait));
     }
-    if let Err(wait) = st.login_failures.check(&email, now) {
-        tracing::warn!(%client, "failed logins over the email's limit");
+    let Some(email) = domain::login_email(typed) else {
+        // No account has such an address: nothing to count or look up.
+        return Ok(login_again(&ctx, "", LOGIN_FAILED));
+    };
+    // Failures count for the email (on the browser's own budget when it
+    // logged in to this account before); this attempt counts now, before
+    // the password is checked, and an email at its limit is refused even
+    // with the right password.
+    let (rule, key) = match st.secret.device_of(&headers, &email) {
+        Some(device) => (limit::KNOWN_DEVICE_FAILURES, format!("{email}\0{device}")),
+        None => (limit::LOGIN_FAILURES, email.clone()),
+    };
+    if let Err(wait) = limit::hit(&st.db, &rule, &key).await? {
+        tracing::warn!(%client, bucket = rule.bucket, "failed logins over the email's limit");
         return Ok(login_refused(&ctx, &email, wait));
     }
     let found = users::find_by_email(&st.db, &email).await?;
@@ -172,10 +190,9 @@ async fn login(
     })
     .await?;
     let (true, Some(u)) = (ok, found) else {
-        st.login_failures.record(&email, Instant::now());
         return Ok(login_again(&ctx, &email, LOGIN_FAILED));
     };
-    st.login_failures.clear(&email);
+    limit::clear(&st.db, &rule, &key).await?;
     // A new session at login: a planted cookie is worth nothing.
     ctx.end(&st).await?;
     let user = User {
@@ -190,6 +207,8 @@ async fn login(
         SET_COOKIE,
         session_cookie(s.token.as_deref().unwrap_or(""), ctx.secure),
     );
+    r.headers_mut()
+        .append(SET_COOKIE, st.secret.device_cookie(&email, ctx.secure));
     Ok(r)
 }
 

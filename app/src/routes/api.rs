@@ -155,6 +155,7 @@ async fn api_purchases(
 ) -> Result<Response, ApiError> {
     let ctx = ctx?;
     let user = ctx.user().ok_or(AppError::Login)?;
+    crate::routes::purchases::expire(&st, crate::db::reservations::Scope::User(user.id)).await?;
     let list = purchases::for_user(&st.db, user.id).await?;
     Ok(Json(PurchasesJson {
         purchases: list.iter().map(PurchaseJson::from).collect(),

@@ -6,6 +6,7 @@ mod common;
 
 mod account;
 mod app;
+mod attack;
 mod books;
 mod browser;
 mod database;
