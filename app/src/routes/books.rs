@@ -30,8 +30,8 @@ pub const COVER_QUOTA: i64 = 20 * 1024 * 1024;
 
 const QUOTA_FULL: &str = "Your covers may take 20 MB in all, and this one does not fit: \
      delete a book or replace a cover with a smaller one first. Nothing was saved.";
-const HAS_PURCHASES: &str = "This book has purchases (paid, or unpaid and holding copies) \
-     and stays on record; set its stock to 0 to stop selling it.";
+const HAS_PURCHASES: &str = "This book has purchases and stays on record (paid ones, or \
+     unpaid ones still holding copies); set its stock to 0 to stop selling it.";
 
 pub fn router() -> Router<S> {
     let upload = || DefaultBodyLimit::max(UPLOAD_BODY_LIMIT);
