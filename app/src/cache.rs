@@ -222,6 +222,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_recent_result_is_made_once_for_everyone_asking() {
+        let r = Arc::new(Recent::new(Duration::from_millis(300)));
+        let made = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let (r, made) = (r.clone(), made.clone());
+            tasks.push(tokio::spawn(async move {
+                r.get_or_make(|| async {
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                    made.fetch_add(1, Ordering::SeqCst) + 1
+                })
+                .await
+            }));
+        }
+        let mut stamps = std::collections::HashSet::new();
+        for t in tasks {
+            let (at, v) = t.await.unwrap();
+            assert_eq!(v, 1);
+            stamps.insert(at);
+        }
+        assert_eq!(stamps.len(), 1);
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        let (_, v) = r
+            .get_or_make(|| async { made.fetch_add(1, Ordering::SeqCst) + 1 })
+            .await;
+        assert_eq!(v, 2);
+    }
+
+    #[tokio::test]
     async fn zero_max_age_never_caches() {
         let c = FreshCache::new(Duration::ZERO, 3);
         let loads = AtomicUsize::new(0);
