@@ -29,6 +29,7 @@ on_both_databases!(
     only_catalog_writes_clear_the_cache,
     covers_are_streamed_with_bounded_concurrency,
     limits_hold_and_cost_little,
+    the_migration_keeps_existing_rows,
 );
 
 async fn scalar(db: &TestDb, sql: &str) -> i64 {
@@ -989,4 +990,84 @@ async fn limits_hold_and_cost_little(db: &TestDb) {
         scalar(db, "SELECT COUNT(*) FROM limits").await,
         i64::from(N) + 1
     );
+}
+
+/// The schema as the previous release left it, with rows in it; then
+/// this release's migration.
+async fn the_migration_keeps_existing_rows(db: &TestDb) {
+    let dir = if db.is_mariadb() { "mysql" } else { "sqlite" };
+    let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(dir);
+    let before = db.dir.path().join("before");
+    std::fs::create_dir_all(&before).unwrap();
+    for f in std::fs::read_dir(&all).unwrap() {
+        let name = f.unwrap().file_name();
+        if name.to_string_lossy().as_ref() < "20261207000002" {
+            std::fs::copy(all.join(&name), before.join(&name)).unwrap();
+        }
+    }
+    let mut conn = db.connect().await;
+    let mut m = sqlx::migrate::Migrator::new(before.as_path())
+        .await
+        .unwrap();
+    m.set_ignore_missing(true);
+    m.run(&mut conn).await.unwrap();
+    for sql in [
+        "INSERT INTO users (name, email, password, is_admin, created_at) VALUES \
+         ('M', 'Mixed@Example.COM', 'x', 0, 0), ('L', 'lower@example.com', 'x', 0, 0), \
+         ('V', 'V\u{ef}ctim@Example.com', 'x', 0, 0)",
+        "INSERT INTO books (title, author, description, price_cents, stock, seller_id, created_at) \
+         VALUES ('T', 'A', '', 100, 1, 1, 0)",
+        "INSERT INTO purchases (user_id, book_id, quantity, total_cents, status, created_at) \
+         VALUES (2, 1, 1, 100, 'Pending Payment', 0), (2, 1, 1, 100, 'Paid', 0)",
+    ] {
+        use sqlx::Executor;
+        conn.execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    let out = Command::new(BIN)
+        .arg("migrate")
+        .env("BOOKSTORE_DATABASE_URL", &db.url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let emails: Vec<String> = sqlx::query("SELECT email FROM users ORDER BY id")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        emails,
+        [
+            "mixed@example.com",
+            "lower@example.com",
+            "v\u{ef}ctim@example.com"
+        ]
+    );
+    // An unpaid purchase holds its copies for 15 minutes from now on; a
+    // paid one has nothing to hold.
+    let held: Vec<Option<i64>> = sqlx::query("SELECT reserved_until FROM purchases ORDER BY id")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let now = bookstore::db::now();
+    let until = held[0].expect("the unpaid purchase has a reservation");
+    assert!((now + 800..=now + 900).contains(&until), "{until} vs {now}");
+    assert_eq!(held[1], None);
+    // The lookalike's plain twin is another account now.
+    sqlx::query(
+        "INSERT INTO users (name, email, password, is_admin, created_at) VALUES ('W', 'victim@example.com', 'x', 0, 0)",
+    )
+    .execute(&mut conn)
+    .await
+    .expect("victim@ is not v\u{ef}ctim@");
 }
