@@ -105,6 +105,10 @@ pub struct Serve {
     /// download is answered 503 with `Retry-After`.
     #[arg(long, env = "BOOKSTORE_COVER_DOWNLOADS", default_value_t = 64)]
     pub cover_downloads: usize,
+    /// Seconds a cover download may take, however slowly the client
+    /// reads; then it is cut and its place goes to the next one.
+    #[arg(long, env = "BOOKSTORE_COVER_SEND_SECS", default_value_t = 60)]
+    pub cover_send_secs: u64,
     /// The site's domain names, comma-separated. Set, the app serves HTTPS
     /// itself on `--tls-listen` with a certificate for these names from the
     /// ACME CA at `--acme-directory`, and answers every plain HTTP request

@@ -128,6 +128,7 @@ async fn serve(db: Db, opts: Serve) -> Result<()> {
             catalog_max_age: opts.catalog_max_age(),
             reservations: opts.reservations(),
             cover_downloads: opts.cover_downloads,
+            cover_send: Duration::from_secs(opts.cover_send_secs.max(1)),
         },
     ));
     sweeps(&state);

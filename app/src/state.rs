@@ -20,6 +20,8 @@ pub struct AppState {
     pub hashing: Arc<tokio::sync::Semaphore>,
     /// Cover downloads at once; beyond them a download is answered 503.
     pub covers: Arc<tokio::sync::Semaphore>,
+    /// How long one cover download may take.
+    pub cover_send: Duration,
     /// Signs what anonymous visitors carry (shared by every instance).
     pub secret: Secret,
     /// Sessions unused for this long are over.
@@ -47,6 +49,7 @@ pub struct Settings {
     pub reservations: Reservations,
     /// Covers sent at once: each holds a file and a chunk (8 KiB) at most.
     pub cover_downloads: usize,
+    pub cover_send: Duration,
 }
 
 impl AppState {
@@ -56,6 +59,7 @@ impl AppState {
             data_dir: s.data_dir,
             hashing: Arc::new(tokio::sync::Semaphore::new(s.hash_permits.max(1))),
             covers: Arc::new(tokio::sync::Semaphore::new(s.cover_downloads)),
+            cover_send: s.cover_send,
             secret,
             session_idle: s.session_idle,
             reservations: s.reservations,

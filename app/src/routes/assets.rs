@@ -9,8 +9,6 @@
 //! any other version are answered too, with the current bytes and a
 //! cache lifetime that makes browsers check again.
 
-use std::time::Duration;
-
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::header::{
@@ -105,16 +103,12 @@ fn none_match(headers: &HeaderMap, version: &str) -> bool {
         })
 }
 
-/// How long a cover download may take, however slowly the client reads:
-/// then it is cut and its permit freed.
-pub const COVER_SEND_TIME: Duration = Duration::from_secs(60);
-
 /// An uploaded cover. Names are never reused, so the file at a name
 /// never changes; anything but a cover's name is not found.
 ///
 /// Streamed from disk in chunks (no cover is held in memory whole), at
 /// most `--cover-downloads` at once per instance (beyond
-/// them: 503 with `Retry-After`), each within [`COVER_SEND_TIME`]: a
+/// them: 503 with `Retry-After`), each within `--cover-send-secs`: a
 /// reader too slow for it gets a cut response (shorter than its
 /// `Content-Length`), and its permit goes to the next one.
 async fn cover(State(st): State<S>, Path(name): Path<String>) -> Result<Response, AppError> {
@@ -139,7 +133,7 @@ async fn cover(State(st): State<S>, Path(name): Path<String>) -> Result<Response
     // when the client stops reading, the send waits, and at the deadline
     // the task ends, closing the file and freeing the permit.
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(1);
-    let deadline = tokio::time::Instant::now() + COVER_SEND_TIME;
+    let deadline = tokio::time::Instant::now() + st.cover_send;
     tokio::spawn(async move {
         let _permit = permit;
         let mut chunks = ReaderStream::new(file);

@@ -72,7 +72,11 @@ async fn pay(
             return Ok(redirect("/purchases"));
         }
     }
-    if purchases::pay(&st.db, p.id, p.total_cents, method).await? {
+    let paid = crate::db::retrying(&st.db, || {
+        purchases::pay(&st.db, p.id, p.total_cents, method)
+    })
+    .await?;
+    if paid {
         let paid = Price::from_cents(p.total_cents);
         ctx.flash(
             &st,
