@@ -536,6 +536,38 @@ async fn unpaid_purchases_expire_on_any_instance(db: &TestDb) {
             .get(0)
     };
     assert_eq!(status, "Expired");
+    // A purchase recorded by the previous release (no reservation time)
+    // expires too, by its creation time.
+    let buyer_id = scalar(db, "SELECT id FROM users WHERE email = 'buyer@example.com'").await;
+    exec(
+        db,
+        &format!("UPDATE books SET stock = stock - 2 WHERE id = {dune}"),
+    )
+    .await;
+    exec(
+        db,
+        &format!(
+            "INSERT INTO purchases (user_id, book_id, quantity, total_cents, status, created_at) \
+             VALUES ({buyer_id}, {dune}, 2, 2500, 'Pending Payment', 0)"
+        ),
+    )
+    .await;
+    let start = Instant::now();
+    while stock_of(db, dune).await != 5 {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the old purchase never expired"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        scalar(
+            db,
+            "SELECT COUNT(*) FROM purchases WHERE status = 'Pending Payment'"
+        )
+        .await,
+        0
+    );
 }
 
 async fn buyers_cancel_and_hold_a_bounded_number(db: &TestDb) {
@@ -1036,6 +1068,30 @@ async fn limits_hold_and_cost_little(db: &TestDb) {
             .unwrap();
     }
     let each = start.elapsed() / N;
+    // A window that is over starts again from one.
+    let short = bookstore::limit::Rule {
+        bucket: "test",
+        max: 2,
+        window: Duration::from_secs(1),
+    };
+    assert!(hit(&dbh, &short, "k").await.unwrap().is_ok());
+    assert!(hit(&dbh, &short, "k").await.unwrap().is_ok());
+    let wait = hit(&dbh, &short, "k").await.unwrap().unwrap_err();
+    assert!(wait <= Duration::from_secs(1), "{wait:?}");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert!(hit(&dbh, &short, "k").await.unwrap().is_ok());
+    assert!(hit(&dbh, &short, "k").await.unwrap().is_ok());
+    assert!(hit(&dbh, &short, "k").await.unwrap().is_err());
+    // A success clears the key.
+    bookstore::limit::clear(&dbh, &short, "k").await.unwrap();
+    assert!(hit(&dbh, &short, "k").await.unwrap().is_ok());
+    // Rows whose window is over go with the sweep.
+    exec(
+        db,
+        "UPDATE limits SET window_start = 0 WHERE bucket = 'test'",
+    )
+    .await;
+    assert_eq!(bookstore::limit::prune(&dbh).await.unwrap(), 1);
     eprintln!(
         "limit check-and-record on {}: {:?} each",
         if db.is_mariadb() { "MariaDB" } else { "SQLite" },
