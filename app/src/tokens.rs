@@ -1,7 +1,7 @@
 //! API tokens: making one (shown once, stored as its SHA-256) and the
 //! rules it is made under, for the account page and the API alike.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::db::tokens::{self, Issued};
 use crate::domain::input::Invalids;
@@ -111,7 +111,8 @@ pub async fn issue(
     user: &User,
     w: &Wanted,
 ) -> Result<Result<Made, Refused>, AppError> {
-    if let Err(wait) = st.token_creations.hit(&user.id.to_string(), Instant::now()) {
+    let key = user.id.to_string();
+    if let Err(wait) = crate::limit::hit(&st.db, &crate::limit::TOKEN_CREATIONS, &key).await? {
         tracing::warn!(user = user.id, "token creations over the user's limit");
         return Ok(Err(Refused::Throttled(wait)));
     }

@@ -7,6 +7,7 @@ pub mod books;
 pub mod delivery;
 pub mod idempotency;
 pub mod purchases;
+pub mod reservations;
 pub mod tokens;
 pub mod users;
 
@@ -337,4 +338,37 @@ pub fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// How many times a write is tried again while the database is busy.
+pub const BUSY_RETRIES: u64 = 20;
+
+/// A write that lost to another one and may simply be tried again: SQLite
+/// has one writer at a time, and InnoDB may pick it as a deadlock victim.
+pub fn retryable(db: &Db, e: &sqlx::Error) -> bool {
+    match db.backend {
+        Backend::Sqlite => e.to_string().contains("locked"),
+        Backend::MySql => {
+            matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("40001"))
+        }
+    }
+}
+
+/// Runs `op` until it succeeds or fails otherwise than [`retryable`].
+pub async fn retrying<T, F, Fut>(db: &Db, mut op: F) -> Result<T, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+{
+    let mut attempt = 0;
+    loop {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(e) if attempt < BUSY_RETRIES && retryable(db, &e) => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(10 * attempt)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }

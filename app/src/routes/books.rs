@@ -8,7 +8,6 @@
 //! names it.
 
 use std::collections::HashMap;
-use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::response::Response;
@@ -33,8 +32,8 @@ pub const COVER_QUOTA: i64 = 20 * 1024 * 1024;
 pub(crate) const QUOTA_FULL: &str =
     "Your covers may take 20 MB in all, and this one does not fit: \
      delete a book or replace a cover with a smaller one first. Nothing was saved.";
-pub(crate) const HAS_PURCHASES: &str =
-    "This book has purchases and stays on record; set its stock to 0 to stop selling it.";
+pub(crate) const HAS_PURCHASES: &str = "This book has purchases and stays on record (paid \
+     ones, or unpaid ones still holding copies); set its stock to 0 to stop selling it.";
 
 pub fn router() -> Router<S> {
     let upload = || DefaultBodyLimit::max(UPLOAD_BODY_LIMIT);
@@ -144,7 +143,7 @@ pub(crate) async fn admit(
     if books::cover_bytes_of(&st.db, uid).await? - freed + size > COVER_QUOTA {
         return Ok(Err(QUOTA_FULL.to_string()));
     }
-    if let Err(wait) = st.uploads.hit(&uid.to_string(), Instant::now()) {
+    if let Err(wait) = crate::limit::hit(&st.db, &crate::limit::UPLOADS, &uid.to_string()).await? {
         let minutes = crate::limit::retry_secs(wait).div_ceil(60);
         return Ok(Err(format!(
             "You have uploaded 30 covers in the last hour, the most allowed. \
@@ -235,6 +234,7 @@ async fn add(
             }
         }
     }
+    st.catalog.clear();
     ctx.flash(&st, &format!("“{}” is in the catalog.", b.title))
         .await?;
     Ok(redirect("/book/my_books"))
@@ -318,7 +318,9 @@ async fn edit(
         },
     };
     let Some(c) = cover else {
-        books::update(&st.db.pool(), current.id, user.id, &b, stock, None).await?;
+        if books::update(&st.db.pool(), current.id, user.id, &b, stock, None).await? > 0 {
+            st.catalog.clear();
+        }
         ctx.flash(&st, "Saved.").await?;
         return Ok(redirect("/book/my_books"));
     };
@@ -348,6 +350,7 @@ async fn edit(
     .await;
     match saved {
         Ok(Replaced::Saved(old)) => {
+            st.catalog.clear();
             if let Some(old) = old.filter(|o| *o != name) {
                 remove_cover(&st, &old).await;
             }
@@ -390,8 +393,10 @@ async fn delete(
 
 /// Deletes a seller's book unless it has purchases, and its cover with
 /// it: `false` when purchases keep it. A book deleted meanwhile (by
-/// another request of the seller's) counts as deleted.
+/// another request of the seller's) counts as deleted. Reservations of
+/// it that ran out no longer keep it; the catalog shows the change.
 pub(crate) async fn delete_unsold(st: &AppState, b: &Book) -> Result<bool, AppError> {
+    crate::routes::purchases::expire(st, crate::db::reservations::Scope::Book(b.id)).await?;
     let mut attempt = 0;
     let deleted = loop {
         match books::delete_unsold(&st.db, b.id, b.seller_id).await {
@@ -407,6 +412,7 @@ pub(crate) async fn delete_unsold(st: &AppState, b: &Book) -> Result<bool, AppEr
         }
     };
     if deleted {
+        st.catalog.clear();
         if let Some(c) = &b.cover {
             remove_cover(st, c).await;
         }

@@ -7,6 +7,7 @@ mod common;
 mod account;
 mod api;
 mod app;
+mod attack;
 mod books;
 mod browser;
 mod contract;

@@ -1,10 +1,8 @@
 //! Registering, the caller, API tokens, and the administrators' list of
 //! users.
 
-use std::time::Instant;
-
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
@@ -21,6 +19,7 @@ use crate::domain::input;
 use crate::domain::User;
 use crate::error::AppError;
 use crate::extract::ClientAddr;
+use crate::limit;
 use crate::password;
 use crate::routes::account::{verify_login, LoginRefused, EMAIL_TAKEN, LOGIN_FAILED};
 use crate::state::S;
@@ -49,7 +48,7 @@ pub async fn register(
     body: JsonBody<RegisterJson>,
 ) -> Result<Response, Fail> {
     // Every attempt counts, whatever becomes of it.
-    if let Err(wait) = st.registrations.hit(&client, Instant::now()) {
+    if let Err(wait) = limit::hit(&st.db, &limit::REGISTRATIONS, &client).await? {
         tracing::warn!(%client, "registrations over the client's limit");
         return Err(Fail::TooMany(
             wait,
@@ -104,13 +103,14 @@ pub async fn me(a: Authed<AnyScope>) -> Json<MeJson> {
 pub async fn create_token(
     State(st): State<S>,
     ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
     body: JsonBody<TokenRequestJson>,
 ) -> Result<Response, Fail> {
     let f = &body.value;
-    let email = f.email.as_deref().unwrap_or("").trim().to_lowercase();
+    let typed = f.email.as_deref().unwrap_or("");
     let pw = f.password.clone().unwrap_or_default();
-    let u = match verify_login(&st, &client, &email, pw).await? {
-        Ok(u) => u,
+    let u = match verify_login(&st, &client, &headers, typed, pw).await? {
+        Ok(found) => found.user,
         Err(LoginRefused::Limited(wait)) => {
             return Err(Fail::TooMany(wait, "Too many login attempts.".into()))
         }

@@ -8,7 +8,6 @@
 //! cookie, never the token. A session may do everything its user may.
 
 use std::marker::PhantomData;
-use std::time::Instant;
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -19,6 +18,7 @@ use super::fail::Fail;
 use crate::db::tokens;
 use crate::domain::{Scope, Scopes, User};
 use crate::extract::ClientAddr;
+use crate::limit;
 use crate::session::Ctx;
 use crate::state::S;
 
@@ -115,7 +115,7 @@ async fn authenticate(parts: &mut Parts, st: &S) -> Result<Caller, Fail> {
         return by_cookie(parts, st).await;
     };
     let ClientAddr(client) = ClientAddr::from_request_parts(parts, st).await?;
-    if let Err(wait) = st.bearer_failures.check(&client, Instant::now()) {
+    if let Err(wait) = limit::check(&st.db, &limit::BEARER_FAILURES, &client).await? {
         tracing::warn!(%client, "bad API tokens over the client's limit");
         return Err(Fail::TooMany(
             wait,
@@ -134,7 +134,9 @@ async fn authenticate(parts: &mut Parts, st: &S) -> Result<Caller, Fail> {
         None => None,
     };
     let Some(p) = found else {
-        st.bearer_failures.record(&client, Instant::now());
+        // Counted once it failed (a good token writes nothing here); over
+        // the limit, the next request is refused before any lookup.
+        let _over = limit::hit(&st.db, &limit::BEARER_FAILURES, &client).await?;
         return Err(Fail::BadToken);
     };
     let now = crate::db::now();

@@ -95,10 +95,11 @@ pub async fn buy(
     };
     let uid = a.user().id;
     let backend = st.db.backend;
+    let limits = st.reservations;
     once(&st, uid, &key, &body.digest, |tx| {
         Box::pin(async move {
             let bought =
-                purchases::take_and_record_in(tx, backend, uid, book_id, qty.get()).await?;
+                purchases::take_and_record_in(tx, backend, uid, book_id, qty.get(), limits).await?;
             Ok(match bought {
                 Bought::Recorded(id) => match purchases::find_in(tx, id).await? {
                     Some(p) => Outcome::Done(StatusCode::CREATED, json!(PurchaseJson::from(&p))),
@@ -113,6 +114,10 @@ pub async fn buy(
                     StatusCode::NOT_FOUND,
                     "book_id",
                     "There is no such book.",
+                )),
+                Bought::TooManyPurchases | Bought::TooManyCopies => Outcome::Refused(Fail::says(
+                    StatusCode::CONFLICT,
+                    "Your unpaid purchases are as many as allowed.",
                 )),
             })
         })

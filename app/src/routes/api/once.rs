@@ -18,7 +18,7 @@ use sqlx::{Any, Transaction};
 use super::body::IdemKey;
 use super::fail::Fail;
 use crate::db::idempotency;
-use crate::routes::purchases::{retryable, BUSY_RETRIES};
+use crate::db::{retryable, BUSY_RETRIES};
 use crate::state::AppState;
 
 /// How long a key is remembered.
