@@ -6,6 +6,7 @@ mod common;
 
 mod account;
 mod api;
+mod api_limits;
 mod app;
 mod attack;
 mod books;

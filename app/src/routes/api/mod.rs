@@ -113,6 +113,7 @@ fn api() -> OpenApiRouter<S> {
         .routes(routes!(buying::list, buying::buy))
         .routes(routes!(buying::one))
         .routes(routes!(buying::pay))
+        .routes(routes!(buying::cancel))
         .routes(routes!(buying::deliver))
         .routes(routes!(account::register))
         .routes(routes!(account::me))
@@ -241,6 +242,6 @@ mod tests {
                 }
             }
         }
-        assert_eq!(operations, 19);
+        assert_eq!(operations, 20);
     }
 }

@@ -8,7 +8,7 @@ use super::body::Loose;
 use crate::db::books::Book;
 use crate::db::purchases::Purchase;
 use crate::db::tokens::TokenRow;
-use crate::domain::{money, Scope};
+use crate::domain::{money, PurchaseStatus, Scope};
 
 #[derive(Serialize, ToSchema)]
 pub struct BookJson {
@@ -60,6 +60,31 @@ pub struct BooksJson {
     pub books: Vec<BookJson>,
 }
 
+/// Where a purchase is: unpaid (holding its copies until
+/// `reserved_until`), paid, shipping, or ended unpaid (expired when its
+/// time ran out, cancelled by its buyer), its copies back on sale.
+#[derive(Serialize, ToSchema, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PurchaseStatusJson {
+    PendingPayment,
+    Paid,
+    Shipping,
+    Expired,
+    Cancelled,
+}
+
+impl From<PurchaseStatus> for PurchaseStatusJson {
+    fn from(s: PurchaseStatus) -> Self {
+        match s {
+            PurchaseStatus::PendingPayment => PurchaseStatusJson::PendingPayment,
+            PurchaseStatus::Paid => PurchaseStatusJson::Paid,
+            PurchaseStatus::Shipping => PurchaseStatusJson::Shipping,
+            PurchaseStatus::Expired => PurchaseStatusJson::Expired,
+            PurchaseStatus::Cancelled => PurchaseStatusJson::Cancelled,
+        }
+    }
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct PurchaseJson {
     pub id: i64,
@@ -68,8 +93,10 @@ pub struct PurchaseJson {
     #[schema(example = "25.00")]
     pub total_price: String,
     pub total_cents: i64,
-    /// `pending_payment`, `paid`, `shipping` (and any status added later).
-    pub status: String,
+    pub status: PurchaseStatusJson,
+    /// While unpaid: until when (Unix seconds) it holds its copies; it
+    /// must be paid before then, or it expires. `null` otherwise.
+    pub reserved_until: Option<i64>,
     /// The delivery provider, once chosen.
     pub delivery_provider: Option<String>,
 }
@@ -82,7 +109,10 @@ impl From<&Purchase> for PurchaseJson {
             quantity: p.quantity,
             total_price: money(p.total_cents),
             total_cents: p.total_cents,
-            status: p.status.code().to_string(),
+            status: p.status.into(),
+            reserved_until: p
+                .reserved_until
+                .filter(|_| p.status == PurchaseStatus::PendingPayment),
             delivery_provider: p.provider.clone(),
         }
     }
@@ -289,3 +319,17 @@ pub struct DeliveryJson {
 #[derive(ToSchema)]
 #[schema(value_type = String, format = Binary)]
 pub struct ImageBytes(pub Vec<u8>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_is_answered_by_its_code() {
+        use PurchaseStatus::*;
+        for s in [PendingPayment, Paid, Shipping, Expired, Cancelled] {
+            let json = serde_json::to_value(PurchaseStatusJson::from(s)).unwrap();
+            assert_eq!(json, serde_json::Value::from(s.code()), "{s:?}");
+        }
+    }
+}
