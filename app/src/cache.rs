@@ -6,7 +6,10 @@
 //! - An entry is served until `max_age` after the query that made it
 //!   *started*: whatever was committed before that moment is in it, so a
 //!   write anywhere shows everywhere within `max_age`.
-//! - A write through this instance clears everything at once.
+//! - A successful write through this instance that changes what the
+//!   catalog shows (a book added, edited or deleted, copies bought or
+//!   returned) clears everything at once; nothing else does, so a flood
+//!   of refused or anonymous posts cannot keep the cache empty.
 //! - Concurrent misses for one key make one query; the others wait for it
 //!   (no stampede on the database when an entry expires under load).
 //! - At most `capacity` entries; when full, expired ones go, then all.
@@ -98,7 +101,7 @@ impl<K: Hash + Eq + Clone, V: Clone> FreshCache<K, V> {
         Ok(cell.get_or_try_init(load).await?.clone())
     }
 
-    /// Forgets everything: this instance wrote something.
+    /// Forgets everything: this instance changed the catalog.
     pub fn clear(&self) {
         let mut inner = self.inner.lock().unwrap();
         inner.generation += 1;
@@ -111,6 +114,48 @@ impl<K: Hash + Eq + Clone, V: Clone> FreshCache<K, V> {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// How long a [`Recent`] result is reused.
+pub const RECENT: Duration = Duration::from_secs(1);
+
+/// One result, made at most once per `fresh` however many ask: a request
+/// finding it older makes it again while the others wait for that one
+/// (the health check: a flood of requests is one check a second).
+pub struct Recent<T> {
+    fresh: Duration,
+    last: tokio::sync::Mutex<Option<(Instant, u64, T)>>,
+}
+
+impl<T: Clone> Recent<T> {
+    pub fn new(fresh: Duration) -> Self {
+        Recent {
+            fresh,
+            last: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The last result if younger than `fresh`, else `make`'s; with when
+    /// it was made (Unix milliseconds).
+    pub async fn get_or_make<F, Fut>(&self, make: F) -> (u64, T)
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = T>,
+    {
+        let mut last = self.last.lock().await;
+        if let Some((at, ms, v)) = last.as_ref() {
+            if at.elapsed() < self.fresh {
+                return (*ms, v.clone());
+            }
+        }
+        let v = make().await;
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        *last = Some((Instant::now(), ms, v.clone()));
+        (ms, v)
     }
 }
 
@@ -174,6 +219,35 @@ mod tests {
                 .unwrap();
             assert!(c.len() <= 3);
         }
+    }
+
+    #[tokio::test]
+    async fn a_recent_result_is_made_once_for_everyone_asking() {
+        let r = Arc::new(Recent::new(Duration::from_millis(300)));
+        let made = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let (r, made) = (r.clone(), made.clone());
+            tasks.push(tokio::spawn(async move {
+                r.get_or_make(|| async {
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                    made.fetch_add(1, Ordering::SeqCst) + 1
+                })
+                .await
+            }));
+        }
+        let mut stamps = std::collections::HashSet::new();
+        for t in tasks {
+            let (at, v) = t.await.unwrap();
+            assert_eq!(v, 1);
+            stamps.insert(at);
+        }
+        assert_eq!(stamps.len(), 1);
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        let (_, v) = r
+            .get_or_make(|| async { made.fetch_add(1, Ordering::SeqCst) + 1 })
+            .await;
+        assert_eq!(v, 2);
     }
 
     #[tokio::test]

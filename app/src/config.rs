@@ -98,6 +98,27 @@ pub struct Serve {
     /// instance show at once; writes through others within this time.
     #[arg(long, env = "BOOKSTORE_CATALOG_MAX_AGE_MS", default_value_t = 500)]
     pub catalog_max_age_ms: u64,
+    /// Minutes an unpaid purchase holds its copies; then it expires and
+    /// the copies return to the catalog.
+    #[arg(long, env = "BOOKSTORE_RESERVATION_MINUTES", default_value_t = 15)]
+    pub reservation_minutes: u64,
+    /// Seconds instead of minutes (tests; overrides the minutes when set).
+    #[arg(long, env = "BOOKSTORE_RESERVATION_SECS", hide = true)]
+    pub reservation_secs: Option<u64>,
+    /// Unpaid purchases one user may have at once.
+    #[arg(long, env = "BOOKSTORE_MAX_UNPAID_PURCHASES", default_value_t = 5)]
+    pub max_unpaid_purchases: i64,
+    /// Copies one user's unpaid purchases may hold together.
+    #[arg(long, env = "BOOKSTORE_MAX_UNPAID_COPIES", default_value_t = 20)]
+    pub max_unpaid_copies: i64,
+    /// Cover downloads served at once by this instance; beyond them a
+    /// download is answered 503 with `Retry-After`.
+    #[arg(long, env = "BOOKSTORE_COVER_DOWNLOADS", default_value_t = 64)]
+    pub cover_downloads: usize,
+    /// Seconds a cover download may take, however slowly the client
+    /// reads; then it is cut and its place goes to the next one.
+    #[arg(long, env = "BOOKSTORE_COVER_SEND_SECS", default_value_t = 60)]
+    pub cover_send_secs: u64,
     /// The site's domain names, comma-separated. Set, the app serves HTTPS
     /// itself on `--tls-listen` with a certificate for these names from the
     /// ACME CA at `--acme-directory`, and answers every plain HTTP request
@@ -138,6 +159,19 @@ impl Serve {
     /// read it began (a write anywhere shows everywhere within it).
     pub fn catalog_max_age(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.catalog_max_age_ms.min(1000))
+    }
+
+    /// How long unpaid purchases hold copies, and how many a user may have.
+    pub fn reservations(&self) -> crate::domain::Reservations {
+        let secs = self
+            .reservation_secs
+            .unwrap_or(self.reservation_minutes.saturating_mul(60))
+            .max(1);
+        crate::domain::Reservations {
+            hold: std::time::Duration::from_secs(secs),
+            max_purchases: self.max_unpaid_purchases.max(1),
+            max_copies: self.max_unpaid_copies.max(1),
+        }
     }
 
     /// The TLS domains given, trimmed and lower-cased; none means TLS is off.

@@ -61,7 +61,8 @@ impl FromRequestParts<S> for RequireAdmin {
 }
 
 /// The client's address as the load balancer saw it: the right-most
-/// `X-Forwarded-For` entry (the one it appended), else the peer.
+/// entry of the last `X-Forwarded-For` line (the one it appended), else
+/// the peer ([`crate::limit::client_key`]).
 pub struct ClientAddr(pub String);
 
 impl FromRequestParts<S> for ClientAddr {

@@ -8,11 +8,13 @@
 //!   [`views`]: the HTML templates; [`db`]: one module per table, one
 //!   function per query; [`domain`]: validated values.
 //! - [`session`], [`extract`]: who is asking, and forms that carry the
-//!   CSRF check; [`error`]: what errors answer; [`password`], [`limit`]:
-//!   password hashing and the limits around it.
+//!   CSRF check; [`anon`]: signed cookies instead of rows for anonymous
+//!   visitors; [`error`]: what errors answer; [`password`], [`limit`]:
+//!   password hashing and the limits around it; [`tokens`]: API tokens.
 //! - [`tls`]: HTTPS served by the app itself, with certificates from an
 //!   ACME CA (a deployment without a load balancer).
 
+pub mod anon;
 pub mod assets;
 pub mod cache;
 pub mod config;
@@ -31,4 +33,5 @@ pub mod startup;
 pub mod state;
 pub mod telemetry;
 pub mod tls;
+pub mod tokens;
 pub mod views;

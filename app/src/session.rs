@@ -1,4 +1,6 @@
 //! Sessions, stored in the database so that any instance serves any user.
+//! Only a login makes one: an anonymous visitor's form token and flash
+//! message travel in signed cookies ([`crate::anon`]).
 //! The cookie carries a random token; the database holds only its SHA-256,
 //! so a copy of the table logs nobody in. A session ends 7 days after it
 //! began, or after `AppState::session_idle` without a request.
@@ -11,6 +13,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
+use crate::anon::{self, Outgoing};
 use crate::db::now;
 use crate::error::AppError;
 use crate::state::{AppState, S};
@@ -43,6 +46,13 @@ pub struct Session {
 pub struct Ctx {
     pub session: Option<Session>,
     pub secure: bool,
+    /// Without a session: the anonymous forms' token, when the visitor
+    /// has the cookie it is made from.
+    pub anon_csrf: Option<String>,
+    /// Without a session: a signed flash message from a cookie.
+    pub anon_flash: Option<String>,
+    /// Cookies to set on the response, whatever it is.
+    pub out: Option<Outgoing>,
 }
 
 pub fn random_token() -> String {
@@ -74,11 +84,19 @@ async fn load(parts: &Parts, state: &S) -> Result<Ctx, AppError> {
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("https"));
-    let Some(token) = cookie_value(&parts.headers) else {
-        return Ok(Ctx {
+    let anonymous = || {
+        let nonce = anon::cookie_value(&parts.headers, anon::ANON_COOKIE)
+            .filter(|n| n.len() == 64 && !n.contains('.'));
+        Ctx {
             session: None,
             secure,
-        });
+            anon_csrf: nonce.map(|n| state.secret.csrf_for(&n)),
+            anon_flash: state.secret.flash_of(&parts.headers),
+            out: parts.extensions.get::<Outgoing>().cloned(),
+        }
+    };
+    let Some(token) = cookie_value(&parts.headers) else {
+        return Ok(anonymous());
     };
     let key = token_key(&token);
     let now = now();
@@ -93,10 +111,7 @@ async fn load(parts: &Parts, state: &S) -> Result<Ctx, AppError> {
     .fetch_optional(&state.db.pool())
     .await?;
     let Some(r) = row else {
-        return Ok(Ctx {
-            session: None,
-            secure,
-        });
+        return Ok(anonymous());
     };
     let seen: i64 = r.get(6);
     if now - seen >= SEEN_EVERY.min(idle / 2).max(1) {
@@ -121,6 +136,9 @@ async fn load(parts: &Parts, state: &S) -> Result<Ctx, AppError> {
     Ok(Ctx {
         session: Some(session),
         secure,
+        anon_csrf: None,
+        anon_flash: None,
+        out: parts.extensions.get::<Outgoing>().cloned(),
     })
 }
 
@@ -146,18 +164,20 @@ impl Ctx {
         self.user().ok_or(AppError::Login)
     }
 
+    /// The token this visitor's forms carry: the session's, else the
+    /// anonymous one (none before the visitor has its cookie).
     pub fn csrf(&self) -> &str {
-        self.session.as_ref().map(|s| s.csrf.as_str()).unwrap_or("")
+        match (&self.session, &self.anon_csrf) {
+            (Some(s), _) => s.csrf.as_str(),
+            (None, Some(t)) => t.as_str(),
+            (None, None) => "",
+        }
     }
 
     /// Refuses a state-changing request whose token is not the session's
     /// (compared in constant time).
     pub fn check_csrf(&self, token: Option<&str>) -> Result<(), AppError> {
-        let want = self
-            .session
-            .as_ref()
-            .map(|s| s.csrf.as_bytes())
-            .unwrap_or(b"");
+        let want = self.csrf().as_bytes();
         let got = token.unwrap_or("").as_bytes();
         let same = !want.is_empty()
             && want.len() == got.len()
@@ -169,10 +189,14 @@ impl Ctx {
         }
     }
 
-    /// The flash message, removed from the session once shown.
+    /// The flash message, removed from the session (or its cookie) once shown.
     pub async fn take_flash(&mut self, st: &AppState) -> Result<Option<String>, AppError> {
         let Some(s) = self.session.as_mut() else {
-            return Ok(None);
+            let f = self.anon_flash.take();
+            if let (Some(_), Some(out)) = (&f, &self.out) {
+                out.push(anon::removal(anon::FLASH_COOKIE, self.secure));
+            }
+            return Ok(f);
         };
         let Some(f) = s.flash.take() else {
             return Ok(None);
@@ -184,20 +208,26 @@ impl Ctx {
         Ok(Some(f))
     }
 
-    /// Makes sure there is a session (for a form's CSRF token); returns the
-    /// cookie to set when one was created.
-    pub async fn ensure_session(&mut self, st: &AppState) -> Result<Option<HeaderValue>, AppError> {
-        if self.session.is_some() {
-            return Ok(None);
+    /// Makes sure the visitor's forms have a token: without a session, an
+    /// anonymous one from a new nonce cookie (nothing is stored); returns
+    /// the cookie to set when one was made.
+    pub fn ensure_form_token(&mut self, st: &AppState) -> Option<HeaderValue> {
+        if self.session.is_some() || self.anon_csrf.is_some() {
+            return None;
         }
-        let s = new_session(st, None).await?;
-        let c = session_cookie(s.token.as_deref().unwrap_or(""), self.secure);
-        self.session = Some(s);
-        Ok(Some(c))
+        let nonce = random_token();
+        self.anon_csrf = Some(st.secret.csrf_for(&nonce));
+        Some(anon::anon_cookie(&nonce, self.secure))
     }
 
-    /// Stores a message for the next page this session sees.
+    /// Stores a message for the next page this session sees (without a
+    /// session: in a signed cookie).
     pub async fn flash(&self, st: &AppState, msg: &str) -> Result<(), AppError> {
+        if self.session.is_none() {
+            if let Some(out) = &self.out {
+                out.push(st.secret.flash_cookie(msg, self.secure));
+            }
+        }
         if let Some(s) = &self.session {
             sqlx::query("UPDATE sessions SET flash = ? WHERE id = ?")
                 .bind(msg)

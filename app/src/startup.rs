@@ -22,7 +22,7 @@ use crate::config::{AdminCmd, Cli, Cmd, Serve};
 use crate::db::app_user::AppUser;
 use crate::db::{Backend, Db};
 use crate::error::AppError;
-use crate::state::{AppState, S};
+use crate::state::{AppState, Settings, S};
 
 /// The body every route accepts unless it sets its own (forms are small;
 /// the upload forms allow more).
@@ -69,7 +69,9 @@ pub async fn run(cli: Cli) -> Result<()> {
                 AdminCmd::Grant { email } => (email, true),
                 AdminCmd::Revoke { email } => (email, false),
             };
-            if !crate::db::users::set_admin(&db, &email.trim().to_lowercase(), admin).await? {
+            // The address as a login would find it: exactly, never a lookalike.
+            let email = crate::domain::normalize_email(email);
+            if !crate::db::users::set_admin(&db, &email, admin).await? {
                 bail!("no user with email {email}");
             }
             println!(
@@ -121,23 +123,23 @@ async fn serve(db: Db, opts: Serve) -> Result<()> {
         .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
         .unwrap_or(1)
         .max(1);
+    let secret = crate::anon::Secret::load(&db)
+        .await
+        .context("reading the signing key")?;
     let state: S = Arc::new(AppState::new(
         db,
-        opts.data_dir.clone(),
-        permits,
-        Duration::from_secs(opts.session_idle_secs.max(1)),
-        opts.catalog_max_age(),
+        secret,
+        Settings {
+            data_dir: opts.data_dir.clone(),
+            hash_permits: permits,
+            session_idle: Duration::from_secs(opts.session_idle_secs.max(1)),
+            catalog_max_age: opts.catalog_max_age(),
+            reservations: opts.reservations(),
+            cover_downloads: opts.cover_downloads,
+            cover_send: Duration::from_secs(opts.cover_send_secs.max(1)),
+        },
     ));
-    // Sessions that are over are removed hourly (by whichever instances run).
-    let sweeper = state.clone();
-    tokio::spawn(async move {
-        loop {
-            if let Err(e) = crate::session::sweep(&sweeper).await {
-                tracing::warn!(error = %e, "removing expired sessions");
-            }
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-        }
-    });
+    sweeps(&state);
     if let Some(addr) = opts.metrics_listen {
         crate::metrics::serve(addr, state.db.clone()).await?;
     }
@@ -183,6 +185,49 @@ async fn serve(db: Db, opts: Serve) -> Result<()> {
     Ok(())
 }
 
+/// The periodic clean-ups, run by every instance (each is idempotent):
+/// sessions and idempotency keys that are over, hourly; reservations that ran out (their
+/// copies return) and limit counters whose window is over, often.
+fn sweeps(state: &S) {
+    let sweeper = state.clone();
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = crate::session::sweep(&sweeper).await {
+                tracing::warn!(error = %e, "removing expired sessions");
+            }
+            if let Err(e) = crate::routes::api::once::prune(&sweeper).await {
+                tracing::warn!(error = %e, "removing expired idempotency keys");
+            }
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+    });
+    let sweeper = state.clone();
+    let every =
+        (state.reservations.hold / 4).clamp(Duration::from_secs(1), Duration::from_secs(30));
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            match crate::db::reservations::expire_due(
+                &sweeper.db,
+                sweeper.reservations.hold,
+                crate::db::reservations::Scope::All,
+            )
+            .await
+            {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(expired = n, "unpaid purchases expired");
+                    sweeper.catalog.clear();
+                }
+                Err(e) => tracing::warn!(error = %e, "expiring unpaid purchases"),
+            }
+            if let Err(e) = crate::limit::prune(&sweeper.db).await {
+                tracing::warn!(error = %e, "pruning limit counters");
+            }
+        }
+    });
+}
+
 /// The site: every feature's routes, and the layers around them. From
 /// the outside in: a request id (kept when the client sent one, returned
 /// on every response), a span and a log line per request carrying it,
@@ -200,10 +245,7 @@ pub fn app(state: S, opts: &Serve) -> Router {
             },
         ))
         .layer(from_fn_with_state(time_limit, within))
-        .layer(from_fn_with_state(
-            state.clone(),
-            crate::routes::forget_on_write,
-        ))
+        .layer(from_fn(crate::anon::cookies_out))
         .layer(from_fn_with_state(state.clone(), crate::metrics::track))
         .layer(CompressionLayer::new().compress_when(SizeAbove::default().and(compressible)))
         .layer(map_response(weaken_encoded_etag))
@@ -239,10 +281,22 @@ async fn drop_odd_request_id(mut req: Request) -> Request {
 }
 
 /// A request taking longer than its time is answered with a page (503:
-/// the shop is slow, the visitor may try again); its handler is dropped.
+/// the shop is slow, the visitor may try again), or JSON under `/api/`;
+/// its handler is dropped.
 async fn within(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    let api = req.uri().path().starts_with("/api/");
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(res) => res,
+        Err(_) if api => {
+            tracing::warn!(limit_secs = limit.as_secs(), "request timed out");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({
+                    "error": "This took too long to answer. Please try again in a moment."
+                })),
+            )
+                .into_response()
+        }
         Err(_) => {
             tracing::warn!(limit_secs = limit.as_secs(), "request timed out");
             (

@@ -4,10 +4,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cache::FreshCache;
+use crate::anon::Secret;
+use crate::cache::{FreshCache, Recent};
 use crate::db::books::CatalogPage;
 use crate::db::Db;
-use crate::limit::SlidingWindow;
+pub use crate::domain::Reservations;
 
 pub struct AppState {
     pub db: Db,
@@ -17,56 +18,53 @@ pub struct AppState {
     /// milliseconds of a core): beyond them a login waits briefly, then is
     /// refused, rather than queueing without bound.
     pub hashing: Arc<tokio::sync::Semaphore>,
-    /// Failed logins per email.
-    pub login_failures: SlidingWindow,
-    /// Login attempts per client address.
-    pub login_attempts: SlidingWindow,
-    /// Registrations per client address.
-    pub registrations: SlidingWindow,
-    /// Cover uploads per seller.
-    pub uploads: SlidingWindow,
+    /// Cover downloads at once; beyond them a download is answered 503.
+    pub covers: Arc<tokio::sync::Semaphore>,
+    /// How long one cover download may take.
+    pub cover_send: Duration,
+    /// Signs what anonymous visitors carry (shared by every instance).
+    pub secret: Secret,
     /// Sessions unused for this long are over.
     pub session_idle: Duration,
+    pub reservations: Reservations,
     /// Catalog pages by (page, search text), at most `catalog_max_age` old.
     pub catalog: FreshCache<(i64, String), Arc<CatalogPage>>,
+    /// The last health check, shared by whoever asks within a second.
+    pub health: Recent<Result<(), &'static str>>,
 }
 
 pub type S = Arc<AppState>;
 
-/// Keys remembered by each limit.
-const LIMIT_KEYS: usize = 100_000;
-/// Registrations per client address per hour.
-pub const REGISTRATIONS_PER_HOUR: usize = 20;
 /// Catalog pages kept at most: 20 books with descriptions of up to 2,000
 /// characters make a page of at most about 45 KB, so a flood of distinct
 /// searches holds at most about 23 MB.
 const CATALOG_PAGES: usize = 512;
 
+/// What [`AppState::new`] is told.
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub hash_permits: usize,
+    pub session_idle: Duration,
+    pub catalog_max_age: Duration,
+    pub reservations: Reservations,
+    /// Covers sent at once: each holds a file and a chunk (8 KiB) at most.
+    pub cover_downloads: usize,
+    pub cover_send: Duration,
+}
+
 impl AppState {
-    pub fn new(
-        db: Db,
-        data_dir: PathBuf,
-        hash_permits: usize,
-        session_idle: Duration,
-        catalog_max_age: Duration,
-    ) -> Self {
+    pub fn new(db: Db, secret: Secret, s: Settings) -> Self {
         AppState {
             db,
-            data_dir,
-            hashing: Arc::new(tokio::sync::Semaphore::new(hash_permits.max(1))),
-            // 5 failed logins per email per 15 minutes.
-            login_failures: SlidingWindow::new(5, Duration::from_secs(15 * 60), LIMIT_KEYS),
-            // 20 login attempts per client per minute.
-            login_attempts: SlidingWindow::new(20, Duration::from_secs(60), LIMIT_KEYS),
-            registrations: SlidingWindow::new(
-                REGISTRATIONS_PER_HOUR,
-                Duration::from_secs(3600),
-                LIMIT_KEYS,
-            ),
-            // 30 cover uploads per seller per hour.
-            uploads: SlidingWindow::new(30, Duration::from_secs(3600), LIMIT_KEYS),
-            session_idle,
-            catalog: FreshCache::new(catalog_max_age, CATALOG_PAGES),
+            data_dir: s.data_dir,
+            hashing: Arc::new(tokio::sync::Semaphore::new(s.hash_permits.max(1))),
+            covers: Arc::new(tokio::sync::Semaphore::new(s.cover_downloads)),
+            cover_send: s.cover_send,
+            secret,
+            session_idle: s.session_idle,
+            reservations: s.reservations,
+            catalog: FreshCache::new(s.catalog_max_age, CATALOG_PAGES),
+            health: Recent::new(crate::cache::RECENT),
         }
     }
 }

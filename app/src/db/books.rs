@@ -46,13 +46,7 @@ impl<'r> sqlx::FromRow<'r, AnyRow> for Book {
 }
 
 /// What a seller's form says about a book.
-pub struct BookInput {
-    pub title: String,
-    pub author: String,
-    pub description: String,
-    pub price_cents: i64,
-    pub stock: i64,
-}
+pub use crate::domain::input::BookInput;
 
 /// A stored cover: its file name and size.
 pub struct StoredCover<'a> {
@@ -268,6 +262,26 @@ pub async fn cover_in(
         .await
 }
 
+/// Gives a seller's book a new cover, in `tx` (see [`lock_seller`]); the
+/// number of books changed.
+pub async fn set_cover(
+    tx: &mut Transaction<'static, Any>,
+    id: i64,
+    seller_id: i64,
+    cover: StoredCover<'_>,
+) -> Result<u64, sqlx::Error> {
+    Ok(
+        sqlx::query("UPDATE books SET cover = ?, cover_bytes = ? WHERE id = ? AND seller_id = ?")
+            .bind(cover.name)
+            .bind(cover.bytes)
+            .bind(id)
+            .bind(seller_id)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected(),
+    )
+}
+
 /// How an edit sets the stock.
 #[derive(Clone, Copy)]
 pub enum StockChange {
@@ -329,10 +343,25 @@ pub async fn update<'c>(
     Ok(n)
 }
 
-/// Deletes a seller's book unless it has purchases: the number deleted.
-/// A purchase committed meanwhile may still make the database refuse it
-/// (a foreign-key violation).
+/// Deletes a seller's book unless it has purchases that count (unpaid,
+/// paid or shipping): the number deleted. Expired and cancelled
+/// purchases, which hold nothing and were never paid, go with it; when the
+/// book stays, they stay too. A purchase committed meanwhile may still
+/// make the database refuse it (a foreign-key violation).
 pub async fn delete_unsold(db: &Db, id: i64, seller_id: i64) -> Result<u64, sqlx::Error> {
+    use crate::domain::PurchaseStatus;
+    let mut tx = db.pool().begin().await?;
+    sqlx::query(
+        "DELETE FROM purchases WHERE book_id = ? AND status IN (?, ?) \
+         AND book_id IN (SELECT id FROM books WHERE id = ? AND seller_id = ?)",
+    )
+    .bind(id)
+    .bind(PurchaseStatus::Expired.as_str())
+    .bind(PurchaseStatus::Cancelled.as_str())
+    .bind(id)
+    .bind(seller_id)
+    .execute(&mut *tx)
+    .await?;
     let n = sqlx::query(
         "DELETE FROM books WHERE id = ? AND seller_id = ? \
          AND NOT EXISTS (SELECT 1 FROM purchases WHERE book_id = ?)",
@@ -340,9 +369,14 @@ pub async fn delete_unsold(db: &Db, id: i64, seller_id: i64) -> Result<u64, sqlx
     .bind(id)
     .bind(seller_id)
     .bind(id)
-    .execute(&db.pool())
+    .execute(&mut *tx)
     .await?
     .rows_affected();
+    if n == 0 {
+        tx.rollback().await?;
+    } else {
+        tx.commit().await?;
+    }
     Ok(n)
 }
 

@@ -5,7 +5,10 @@
 pub mod app_user;
 pub mod books;
 pub mod delivery;
+pub mod idempotency;
 pub mod purchases;
+pub mod reservations;
+pub mod tokens;
 pub mod users;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -325,10 +328,55 @@ pub async fn commit_unless_duplicate<T>(
     }
 }
 
+/// The id of the row the last insert in `tx` made.
+pub async fn last_insert_id(
+    backend: Backend,
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+) -> Result<i64, sqlx::Error> {
+    let sql = match backend {
+        Backend::Sqlite => "SELECT last_insert_rowid()",
+        Backend::MySql => "SELECT LAST_INSERT_ID()",
+    };
+    sqlx::query_scalar(sql).fetch_one(&mut **tx).await
+}
+
 /// Seconds since the Unix epoch.
 pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// How many times a write is tried again while the database is busy.
+pub const BUSY_RETRIES: u64 = 20;
+
+/// A write that lost to another one and may simply be tried again: SQLite
+/// has one writer at a time, and InnoDB may pick it as a deadlock victim.
+pub fn retryable(db: &Db, e: &sqlx::Error) -> bool {
+    match db.backend {
+        Backend::Sqlite => e.to_string().contains("locked"),
+        Backend::MySql => {
+            matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("40001"))
+        }
+    }
+}
+
+/// Runs `op` until it succeeds or fails otherwise than [`retryable`].
+pub async fn retrying<T, F, Fut>(db: &Db, mut op: F) -> Result<T, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+{
+    let mut attempt = 0;
+    loop {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(e) if attempt < BUSY_RETRIES && retryable(db, &e) => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(10 * attempt)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }

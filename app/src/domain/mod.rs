@@ -2,14 +2,17 @@
 //! is parsed once, at the edge, into a type that can only hold a valid one.
 
 pub mod cover;
+pub mod input;
 pub mod purchase;
+pub mod scope;
 
 use std::fmt;
 
 use thiserror::Error;
 
 pub use cover::Cover;
-pub use purchase::PurchaseStatus;
+pub use purchase::{PurchaseStatus, Reservations};
+pub use scope::{Scope, Scopes};
 
 /// A signed-in user, as the session found them.
 #[derive(Debug, Clone)]
@@ -105,15 +108,58 @@ pub fn text(field: &str, value: Option<&str>, min: usize, max: usize) -> Result<
     Ok(v.to_string())
 }
 
+/// The longest address kept (RFC 5321's limit on a path).
+pub const EMAIL_MAX: usize = 254;
+
+/// The one form of an address, whatever was typed: trimmed, in Unicode
+/// normalisation form NFKC (full-width and compatibility letters become
+/// the plain ones), lower-case. Registration, login and `admin grant`
+/// all use it; the database then compares exactly.
+pub fn normalize_email(typed: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let once: String = typed.trim().nfkc().collect::<String>().to_lowercase();
+    once.nfkc().collect()
+}
+
+/// The address a login looks up: normalised, or `None` when it cannot be
+/// any account's (too long). Addresses with other than ASCII characters
+/// are looked up exactly, as stored: accounts made before the rule below
+/// keep working, and a lookalike finds only itself.
+pub fn login_email(typed: &str) -> Option<String> {
+    // Bounded before any work on it: a huge field costs nothing more.
+    if typed.len() > 4 * EMAIL_MAX {
+        return None;
+    }
+    let v = normalize_email(typed);
+    (!v.is_empty() && v.chars().count() <= EMAIL_MAX).then_some(v)
+}
+
+/// A new account's address: normalised ([`normalize_email`]), and ASCII
+/// only. Lookalike letters from other scripts (a Cyrillic `а` for a Latin
+/// `a`, an `ï` for an `i`) are refused rather than guessed at; a domain
+/// with such letters is written in its `xn--` form.
 pub fn email(value: Option<&str>) -> Result<String, Invalid> {
-    let v = text("Email", value, 1, 254)?.to_lowercase();
+    let typed = value.unwrap_or("");
+    if typed.len() > 4 * EMAIL_MAX {
+        return Err(invalid(format!(
+            "Email is too long (at most {EMAIL_MAX} characters)."
+        )));
+    }
+    let v = text("Email", Some(&normalize_email(typed)), 1, EMAIL_MAX)?;
+    if !v.is_ascii() {
+        return Err(invalid(
+            "Email must be written in ASCII letters, digits and signs \
+             (a domain name with other letters in its xn-- form).",
+        ));
+    }
     let ok = match v.split_once('@') {
         Some((local, domain)) => {
             !local.is_empty()
                 && domain.contains('.')
+                && !domain.contains('@')
                 && !domain.starts_with('.')
                 && !domain.ends_with('.')
-                && !v.contains(char::is_whitespace)
+                && !v.contains(|c: char| c.is_whitespace() || c.is_control())
         }
         None => false,
     };
@@ -244,6 +290,24 @@ mod tests {
             "a@b.example"
         );
         assert!(Email::parse(Some("a@b")).is_err());
+        // One form whatever was typed; lookalikes from other scripts refused.
+        assert_eq!(
+            Email::parse(Some("\u{FF36}ictim@X.com")).unwrap().as_str(),
+            "victim@x.com"
+        );
+        assert!(Email::parse(Some("v\u{EF}ctim@x.com")).is_err());
+        assert!(Email::parse(Some("vi\u{0307}ctim@x.com")).is_err());
+        assert!(Email::parse(Some("\u{430}dmin@x.com")).is_err());
+        assert_eq!(login_email(" VICTIM@x.com "), Some("victim@x.com".into()));
+        assert_eq!(
+            login_email("v\u{EF}ctim@x.com"),
+            Some("v\u{EF}ctim@x.com".into())
+        );
+        assert_eq!(
+            login_email("vi\u{0308}ctim@x.com"),
+            login_email("v\u{EF}ctim@x.com")
+        );
+        assert_eq!(login_email(&"a".repeat(2000)), None);
         assert_eq!(Price::parse(Some("3.5")).unwrap().cents(), 350);
         assert_eq!(Price::from_cents(1250).to_string(), "12.50");
         assert_eq!(Quantity::parse(None).unwrap().get(), 1);

@@ -6,6 +6,10 @@ pub enum PurchaseStatus {
     PendingPayment,
     Paid,
     Shipping,
+    /// Not paid in time: its copies went back on sale.
+    Expired,
+    /// Cancelled by its buyer before paying: its copies went back on sale.
+    Cancelled,
 }
 
 impl PurchaseStatus {
@@ -13,6 +17,8 @@ impl PurchaseStatus {
         match stored {
             "Pending Payment" => PurchaseStatus::PendingPayment,
             "Paid" => PurchaseStatus::Paid,
+            "Expired" => PurchaseStatus::Expired,
+            "Cancelled" => PurchaseStatus::Cancelled,
             _ => PurchaseStatus::Shipping,
         }
     }
@@ -23,6 +29,8 @@ impl PurchaseStatus {
             PurchaseStatus::PendingPayment => "Pending Payment",
             PurchaseStatus::Paid => "Paid",
             PurchaseStatus::Shipping => "Shipping",
+            PurchaseStatus::Expired => "Expired",
+            PurchaseStatus::Cancelled => "Cancelled",
         }
     }
 
@@ -32,6 +40,29 @@ impl PurchaseStatus {
             PurchaseStatus::PendingPayment => "pending_payment",
             PurchaseStatus::Paid => "paid",
             PurchaseStatus::Shipping => "shipping",
+            PurchaseStatus::Expired => "expired",
+            PurchaseStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// How long an unpaid purchase holds its copies, and how many of them
+/// one user may hold at once.
+#[derive(Debug, Clone, Copy)]
+pub struct Reservations {
+    pub hold: std::time::Duration,
+    /// Unpaid purchases per user.
+    pub max_purchases: i64,
+    /// Copies in a user's unpaid purchases, together.
+    pub max_copies: i64,
+}
+
+impl Default for Reservations {
+    fn default() -> Self {
+        Reservations {
+            hold: std::time::Duration::from_secs(15 * 60),
+            max_purchases: 5,
+            max_copies: 20,
         }
     }
 }

@@ -2,28 +2,35 @@
 //!
 //! Logins are limited per client address (every attempt) and per email
 //! (failures, counted even when the right password follows); registrations
-//! per client address. Over a limit the form comes back as 429 with
+//! per client address. The limits are shared by every instance
+//! ([`crate::limit`]). Over a limit the form comes back as 429 with
 //! `Retry-After`. Password hashing runs under `AppState::hashing`: when
 //! every permit is taken, the request is refused (503) rather than queued.
+//!
+//! An attempt counts towards its email's failures before the password is
+//! checked (a success clears the count), so guesses sent at once cannot
+//! all pass. A browser that logged in to the account before carries a
+//! signed cookie, and its failures count on a budget of its own: another
+//! client's guesses do not lock the owner out of their usual browser.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::header::{RETRY_AFTER, SET_COOKIE};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 
-use crate::db::users::{self, Inserted};
-use crate::domain::{self, Email};
+use crate::db::users::{self, Credentials, Inserted};
+use crate::domain;
 use crate::error::AppError;
 use crate::extract::{ClientAddr, CsrfForm};
-use crate::limit::retry_secs;
+use crate::limit::{self, retry_secs};
 use crate::password;
 use crate::session::{clear_cookie, new_session, session_cookie, Ctx, User};
-use crate::state::S;
+use crate::state::{AppState, S};
 use crate::views::{self, account, redirect, Chrome};
 
 pub const REGISTERED: &str = "Your account is ready. Log in to continue.";
@@ -62,7 +69,7 @@ async fn home(State(st): State<S>, mut ctx: Ctx) -> Result<Response, AppError> {
 }
 
 async fn register_form(State(st): State<S>, mut ctx: Ctx) -> Result<Response, AppError> {
-    let cookie = ctx.ensure_session(&st).await?;
+    let cookie = ctx.ensure_form_token(&st);
     let chrome = Chrome::take(&st, &mut ctx).await?;
     let body = account::register_form(&chrome.csrf, "", "", None);
     Ok(views::page_with_cookie(&chrome, "Register", body, cookie))
@@ -90,7 +97,7 @@ async fn register(
         views::page(&chrome, "Register", body)
     };
     // Every attempt counts, whatever becomes of it.
-    if let Err(wait) = st.registrations.hit(&client, Instant::now()) {
+    if let Err(wait) = limit::hit(&st.db, &limit::REGISTRATIONS, &client).await? {
         tracing::warn!(%client, "registrations over the client's limit");
         let msg = format!(
             "Too many registrations from your address. Try again in {}.",
@@ -98,21 +105,13 @@ async fn register(
         );
         return Ok(too_many(again(&msg), wait));
     }
-    let (name, email, pw) = match (
-        domain::text("Name", f.name.as_deref(), 1, 100),
-        Email::parse(f.email.as_deref()),
-        domain::password(f.password.as_deref()),
+    let (name, email, pw) = match domain::input::registration(
+        f.name.as_deref(),
+        f.email.as_deref(),
+        f.password.as_deref(),
     ) {
-        (Ok(n), Ok(e), Ok(p)) => (n, e, p),
-        (n, e, p) => {
-            let msg = [n.err(), e.err(), p.err()]
-                .into_iter()
-                .flatten()
-                .map(|e| e.0)
-                .collect::<Vec<_>>()
-                .join(" ");
-            return Ok(again(&msg));
-        }
+        Ok(v) => v,
+        Err(e) => return Ok(again(&e.sentence())),
     };
     let hash = password::limited(&st.hashing, move || password::hash(&pw)).await??;
     match users::insert(&st.db, &name, email.as_str(), &hash).await? {
@@ -125,7 +124,7 @@ async fn register(
 }
 
 async fn login_form(State(st): State<S>, mut ctx: Ctx) -> Result<Response, AppError> {
-    let cookie = ctx.ensure_session(&st).await?;
+    let cookie = ctx.ensure_form_token(&st);
     let chrome = Chrome::take(&st, &mut ctx).await?;
     let body = account::login_form(&chrome.csrf, "", None);
     Ok(views::page_with_cookie(&chrome, "Log in", body, cookie))
@@ -149,33 +148,21 @@ fn login_refused(ctx: &Ctx, email: &str, wait: Duration) -> Response {
 async fn login(
     State(st): State<S>,
     ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
     ctx: Ctx,
     CsrfForm(f): CsrfForm<LoginForm>,
 ) -> Result<Response, AppError> {
-    let email = f.email.as_deref().unwrap_or("").trim().to_lowercase();
+    let typed = f.email.as_deref().unwrap_or("");
     let pw = f.password.unwrap_or_default();
-    // Every attempt counts for the client; failures count for the email,
-    // and an email at its limit is refused even with the right password.
-    let now = Instant::now();
-    if let Err(wait) = st.login_attempts.hit(&client, now) {
-        tracing::warn!(%client, "login attempts over the client's limit");
-        return Ok(login_refused(&ctx, &email, wait));
-    }
-    if let Err(wait) = st.login_failures.check(&email, now) {
-        tracing::warn!(%client, "failed logins over the email's limit");
-        return Ok(login_refused(&ctx, &email, wait));
-    }
-    let found = users::find_by_email(&st.db, &email).await?;
-    let stored = found.as_ref().map(|u| u.password.clone());
-    let ok = password::limited(&st.hashing, move || {
-        password::verify(&pw, stored.as_deref())
-    })
-    .await?;
-    let (true, Some(u)) = (ok, found) else {
-        st.login_failures.record(&email, Instant::now());
-        return Ok(login_again(&ctx, &email, LOGIN_FAILED));
+    let LoggedIn { user: u, login } = match verify_login(&st, &client, &headers, typed, pw).await? {
+        Ok(found) => found,
+        Err(LoginRefused::Limited(wait)) => {
+            return Ok(login_refused(&ctx, &shown_email(typed), wait))
+        }
+        Err(LoginRefused::Wrong) => {
+            return Ok(login_again(&ctx, &shown_email(typed), LOGIN_FAILED))
+        }
     };
-    st.login_failures.clear(&email);
     // A new session at login: a planted cookie is worth nothing.
     ctx.end(&st).await?;
     let user = User {
@@ -190,7 +177,74 @@ async fn login(
         SET_COOKIE,
         session_cookie(s.token.as_deref().unwrap_or(""), ctx.secure),
     );
+    r.headers_mut()
+        .append(SET_COOKIE, st.secret.device_cookie(&login, ctx.secure));
     Ok(r)
+}
+
+/// The address a refused login form shows again: normalised, or nothing
+/// when it cannot be any account's.
+fn shown_email(typed: &str) -> String {
+    domain::login_email(typed).unwrap_or_default()
+}
+
+/// Why a login (or a token asked for with a password) was refused.
+pub enum LoginRefused {
+    /// Over the client's or the email's limit: retry after this.
+    Limited(Duration),
+    /// A wrong email or password.
+    Wrong,
+}
+
+/// Who a login found, and the address (normalised) it was made with: the
+/// browser's signed cookie names it.
+pub struct LoggedIn {
+    pub user: Credentials,
+    pub login: String,
+}
+
+/// Checks an email as typed (normalised here, [`domain::login_email`])
+/// and a password under the login limits. Every attempt counts for the
+/// client. Failures count for the email (on the browser's own budget when
+/// its signed cookie says it logged in to this account before); the
+/// attempt counts before the password is checked, so guesses sent at once
+/// cannot all pass, and a success clears the count. An email at its limit
+/// is refused even with the right password. The site's login and the
+/// API's tokens both ask here.
+pub async fn verify_login(
+    st: &AppState,
+    client: &str,
+    headers: &HeaderMap,
+    typed: &str,
+    pw: String,
+) -> Result<Result<LoggedIn, LoginRefused>, AppError> {
+    if let Err(wait) = limit::hit(&st.db, &limit::LOGIN_ATTEMPTS, client).await? {
+        tracing::warn!(%client, "login attempts over the client's limit");
+        return Ok(Err(LoginRefused::Limited(wait)));
+    }
+    let Some(email) = domain::login_email(typed) else {
+        // No account has such an address: nothing to count or look up.
+        return Ok(Err(LoginRefused::Wrong));
+    };
+    let (rule, key) = match st.secret.device_of(headers, &email) {
+        Some(device) => (limit::KNOWN_DEVICE_FAILURES, format!("{email}\0{device}")),
+        None => (limit::LOGIN_FAILURES, email.clone()),
+    };
+    if let Err(wait) = limit::hit(&st.db, &rule, &key).await? {
+        tracing::warn!(%client, bucket = rule.bucket, "failed logins over the email's limit");
+        return Ok(Err(LoginRefused::Limited(wait)));
+    }
+    let found = users::find_by_email(&st.db, &email).await?;
+    let stored = found.as_ref().map(|u| u.password.clone());
+    let ok = password::limited(&st.hashing, move || {
+        password::verify(&pw, stored.as_deref())
+    })
+    .await?;
+    let (true, Some(user)) = (ok, found) else {
+        return Ok(Err(LoginRefused::Wrong));
+    };
+    limit::clear(&st.db, &rule, &key).await?;
+    Ok(Ok(LoggedIn { user, login: email }))
 }
 
 /// Only by POST with the session's token: a link on another site must not

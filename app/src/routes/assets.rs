@@ -1,5 +1,6 @@
 //! The files the site serves: its two stylesheets, built into the
-//! program, and the uploaded covers.
+//! program, and the uploaded covers (streamed from disk, a bounded number
+//! at once).
 //!
 //! A stylesheet has a strong ETag (a prefix of its SHA-256) and answers
 //! `If-None-Match` with 304. Pages link to it at a versioned URL
@@ -8,16 +9,19 @@
 //! any other version are answered too, with the current bytes and a
 //! cache lifetime that makes browsers check again.
 
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::header::{
-    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG, IF_NONE_MATCH,
-    X_CONTENT_TYPE_OPTIONS,
+    CACHE_CONTROL, CONTENT_LENGTH, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG, IF_NONE_MATCH,
+    RETRY_AFTER, X_CONTENT_TYPE_OPTIONS,
 };
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use futures_util::StreamExt;
 use serde::Deserialize;
+use tokio_util::io::ReaderStream;
 
 use crate::assets::{Asset, BOOTSTRAP, BOOTSTRAP_PATH, SHOP, SHOP_PATH};
 use crate::domain::Cover;
@@ -101,20 +105,59 @@ fn none_match(headers: &HeaderMap, version: &str) -> bool {
 
 /// An uploaded cover. Names are never reused, so the file at a name
 /// never changes; anything but a cover's name is not found.
+///
+/// Streamed from disk in chunks (no cover is held in memory whole), at
+/// most `--cover-downloads` at once per instance (beyond
+/// them: 503 with `Retry-After`), each within `--cover-send-secs`: a
+/// reader too slow for it gets a cut response (shorter than its
+/// `Content-Length`), and its permit goes to the next one.
 async fn cover(State(st): State<S>, Path(name): Path<String>) -> Result<Response, AppError> {
     let cover = Cover::parse(&name).ok_or(AppError::NotFound)?;
-    let bytes = tokio::fs::read(st.data_dir.join("covers").join(cover.as_str()))
+    let Ok(permit) = st.covers.clone().try_acquire_owned() else {
+        return Ok((
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(RETRY_AFTER, "1")],
+            crate::views::errors::page(
+                "Busy",
+                "Too many downloads at once; try again in a moment.",
+            ),
+        )
+            .into_response());
+    };
+    let path = st.data_dir.join("covers").join(cover.as_str());
+    let file = tokio::fs::File::open(&path)
         .await
         .map_err(|_| AppError::NotFound)?;
+    let len = file.metadata().await.map_err(|_| AppError::NotFound)?.len();
+    // The file is read by a task of its own into a channel of one chunk:
+    // when the client stops reading, the send waits, and at the deadline
+    // the task ends, closing the file and freeing the permit.
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(1);
+    let deadline = tokio::time::Instant::now() + st.cover_send;
+    tokio::spawn(async move {
+        let _permit = permit;
+        let mut chunks = ReaderStream::new(file);
+        while let Some(chunk) = chunks.next().await {
+            match tokio::time::timeout_at(deadline, tx.send(chunk)).await {
+                Ok(Ok(())) => {}
+                // The client went away, or took too long.
+                Ok(Err(_)) | Err(_) => return,
+            }
+        }
+    });
+    let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    }));
     Ok((
         [
-            (CONTENT_TYPE, cover.mime()),
-            (CACHE_CONTROL, IMMUTABLE),
+            (CONTENT_TYPE, HeaderValue::from_static(cover.mime())),
+            (CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE)),
             // An upload is never run as a page or script, whatever its bytes.
-            (X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            (CONTENT_SECURITY_POLICY, "sandbox"),
+            (X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+            (CONTENT_SECURITY_POLICY, HeaderValue::from_static("sandbox")),
+            (CONTENT_LENGTH, HeaderValue::from(len)),
         ],
-        bytes,
+        body,
     )
         .into_response())
 }

@@ -8,7 +8,6 @@
 //! names it.
 
 use std::collections::HashMap;
-use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::response::Response;
@@ -16,6 +15,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use crate::db::books::{self, Book, BookInput, StockChange, StoredCover};
+use crate::domain::input::BookFields;
 use crate::domain::{self, Cover, Price};
 use crate::error::AppError;
 use crate::extract::{CsrfForm, CsrfMultipart, RequireUser, Upload};
@@ -29,10 +29,11 @@ pub const UPLOAD_BODY_LIMIT: usize = 4 * 1024 * 1024;
 /// The bytes all of a seller's covers may take.
 pub const COVER_QUOTA: i64 = 20 * 1024 * 1024;
 
-const QUOTA_FULL: &str = "Your covers may take 20 MB in all, and this one does not fit: \
+pub(crate) const QUOTA_FULL: &str =
+    "Your covers may take 20 MB in all, and this one does not fit: \
      delete a book or replace a cover with a smaller one first. Nothing was saved.";
-const HAS_PURCHASES: &str =
-    "This book has purchases and stays on record; set its stock to 0 to stop selling it.";
+pub(crate) const HAS_PURCHASES: &str = "This book has purchases and stays on record (paid \
+     ones, or unpaid ones still holding copies); set its stock to 0 to stop selling it.";
 
 pub fn router() -> Router<S> {
     let upload = || DefaultBodyLimit::max(UPLOAD_BODY_LIMIT);
@@ -102,38 +103,24 @@ fn field<'a>(f: &'a HashMap<String, String>, k: &str) -> Option<&'a str> {
 
 /// The book the form describes, or every problem with it in one sentence.
 fn validate(f: &HashMap<String, String>) -> Result<BookInput, String> {
-    let r = (
-        domain::text("Title", field(f, "title"), 1, 200),
-        domain::text("Author", field(f, "author"), 1, 200),
-        domain::text("Description", field(f, "description"), 0, 2000),
-        Price::parse(field(f, "price")),
-        domain::count("Stock", field(f, "stock"), 0, 1_000_000),
-    );
-    match r {
-        (Ok(title), Ok(author), Ok(description), Ok(price), Ok(stock)) => Ok(BookInput {
-            title,
-            author,
-            description,
-            price_cents: price.cents(),
-            stock,
-        }),
-        (a, b, c, d, e) => Err([a.err(), b.err(), c.err(), d.err(), e.err()]
-            .into_iter()
-            .flatten()
-            .map(|e| e.0)
-            .collect::<Vec<_>>()
-            .join(" ")),
-    }
+    domain::input::book(BookFields {
+        title: field(f, "title"),
+        author: field(f, "author"),
+        description: field(f, "description"),
+        price: field(f, "price"),
+        stock: field(f, "stock"),
+    })
+    .map_err(|e| e.sentence())
 }
 
 /// An uploaded image, checked but not yet stored.
-struct NewCover {
-    bytes: Vec<u8>,
-    ext: &'static str,
+pub(crate) struct NewCover {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) ext: &'static str,
 }
 
 /// The form's image, if it sent one; `Err` says why it is refused.
-fn checked_cover(file: Option<Upload>) -> Result<Option<NewCover>, &'static str> {
+pub(crate) fn checked_cover(file: Option<Upload>) -> Result<Option<NewCover>, &'static str> {
     match file {
         None => Ok(None),
         Some(Upload::TooLarge) => Err("The cover is larger than 2 MB."),
@@ -147,7 +134,7 @@ fn checked_cover(file: Option<Upload>) -> Result<Option<NewCover>, &'static str>
 /// Whether the seller may store `size` more bytes of covers (`freed`
 /// bytes being replaced), and one more upload this hour. `Err` is the
 /// sentence to show; an allowed upload counts towards the hourly limit.
-async fn admit(
+pub(crate) async fn admit(
     st: &AppState,
     uid: i64,
     size: i64,
@@ -156,7 +143,7 @@ async fn admit(
     if books::cover_bytes_of(&st.db, uid).await? - freed + size > COVER_QUOTA {
         return Ok(Err(QUOTA_FULL.to_string()));
     }
-    if let Err(wait) = st.uploads.hit(&uid.to_string(), Instant::now()) {
+    if let Err(wait) = crate::limit::hit(&st.db, &crate::limit::UPLOADS, &uid.to_string()).await? {
         let minutes = crate::limit::retry_secs(wait).div_ceil(60);
         return Ok(Err(format!(
             "You have uploaded 30 covers in the last hour, the most allowed. \
@@ -168,7 +155,7 @@ async fn admit(
 }
 
 /// Writes a cover under a new name (complete or not at all); the name.
-async fn write_cover(st: &AppState, c: &NewCover) -> Result<String, AppError> {
+pub(crate) async fn write_cover(st: &AppState, c: &NewCover) -> Result<String, AppError> {
     let name = format!("{}.{}", &crate::session::random_token()[..32], c.ext);
     let dir = st.data_dir.join("covers");
     tokio::fs::create_dir_all(&dir).await?;
@@ -180,7 +167,7 @@ async fn write_cover(st: &AppState, c: &NewCover) -> Result<String, AppError> {
 
 /// Removes a cover no book names any more. A failure leaves a stray
 /// file, which is logged, not an error.
-async fn remove_cover(st: &AppState, name: &str) {
+pub(crate) async fn remove_cover(st: &AppState, name: &str) {
     let Some(c) = Cover::parse(name) else {
         tracing::warn!(cover = name, "not removing a file that is not a cover");
         return;
@@ -247,13 +234,14 @@ async fn add(
             }
         }
     }
+    st.catalog.clear();
     ctx.flash(&st, &format!("“{}” is in the catalog.", b.title))
         .await?;
     Ok(redirect("/book/my_books"))
 }
 
 /// The book, if it exists and `uid` sells it.
-async fn own_book(st: &AppState, uid: i64, id: &str) -> Result<Book, AppError> {
+pub(crate) async fn own_book(st: &AppState, uid: i64, id: &str) -> Result<Book, AppError> {
     let id: i64 = id.parse().map_err(|_| AppError::NotFound)?;
     let b = books::get(&st.db, id).await?.ok_or(AppError::NotFound)?;
     if b.seller_id != uid {
@@ -324,13 +312,15 @@ async fn edit(
     // A form without the shown stock sets the number as given.
     let stock = match field(&fields, "stock_shown") {
         None => StockChange::Set(b.stock),
-        Some(v) => match v.trim().parse::<i64>() {
-            Ok(shown) if (0..=1_000_000).contains(&shown) => StockChange::By(b.stock - shown),
-            _ => return again("The form is damaged: reload the page and try again."),
+        Some(v) => match domain::input::stock_shown(v) {
+            Ok(shown) => StockChange::By(b.stock - shown),
+            Err(e) => return again(&e.sentence()),
         },
     };
     let Some(c) = cover else {
-        books::update(&st.db.pool(), current.id, user.id, &b, stock, None).await?;
+        if books::update(&st.db.pool(), current.id, user.id, &b, stock, None).await? > 0 {
+            st.catalog.clear();
+        }
         ctx.flash(&st, "Saved.").await?;
         return Ok(redirect("/book/my_books"));
     };
@@ -360,6 +350,7 @@ async fn edit(
     .await;
     match saved {
         Ok(Replaced::Saved(old)) => {
+            st.catalog.clear();
             if let Some(old) = old.filter(|o| *o != name) {
                 remove_cover(&st, &old).await;
             }
@@ -392,9 +383,23 @@ async fn delete(
     CsrfForm(_): CsrfForm<HashMap<String, String>>,
 ) -> Result<Response, AppError> {
     let b = own_book(&st, user.id, &id).await?;
+    let msg = match delete_unsold(&st, &b).await? {
+        true => format!("“{}” was deleted.", b.title),
+        false => HAS_PURCHASES.to_string(),
+    };
+    ctx.flash(&st, &msg).await?;
+    Ok(redirect("/book/my_books"))
+}
+
+/// Deletes a seller's book unless it has purchases, and its cover with
+/// it: `false` when purchases keep it. A book deleted meanwhile (by
+/// another request of the seller's) counts as deleted. Reservations of
+/// it that ran out no longer keep it; the catalog shows the change.
+pub(crate) async fn delete_unsold(st: &AppState, b: &Book) -> Result<bool, AppError> {
+    crate::routes::purchases::expire(st, crate::db::reservations::Scope::Book(b.id)).await?;
     let mut attempt = 0;
     let deleted = loop {
-        match books::delete_unsold(&st.db, b.id, user.id).await {
+        match books::delete_unsold(&st.db, b.id, b.seller_id).await {
             Ok(n) => break n > 0,
             Err(sqlx::Error::Database(d)) if d.is_foreign_key_violation() => break false,
             // MariaDB chose this statement as a deadlock's victim.
@@ -406,17 +411,12 @@ async fn delete(
             Err(e) => return Err(e.into()),
         }
     };
-    let msg = if deleted {
+    if deleted {
+        st.catalog.clear();
         if let Some(c) = &b.cover {
-            remove_cover(&st, c).await;
+            remove_cover(st, c).await;
         }
-        format!("“{}” was deleted.", b.title)
-    } else if books::exists(&st.db, b.id).await? {
-        HAS_PURCHASES.to_string()
-    } else {
-        // Deleted by another request of the seller's meanwhile.
-        format!("“{}” was deleted.", b.title)
-    };
-    ctx.flash(&st, &msg).await?;
-    Ok(redirect("/book/my_books"))
+        return Ok(true);
+    }
+    Ok(!books::exists(&st.db, b.id).await?)
 }

@@ -34,8 +34,10 @@ async fn delivery_form(
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
     let p = own_purchase(&st.db, user.id, &id).await?;
-    if p.status == PurchaseStatus::PendingPayment {
-        return Ok(redirect(&format!("/payment/{}", p.id)));
+    match p.status {
+        PurchaseStatus::PendingPayment => return Ok(redirect(&format!("/payment/{}", p.id))),
+        PurchaseStatus::Expired | PurchaseStatus::Cancelled => return Ok(redirect("/purchases")),
+        PurchaseStatus::Paid | PurchaseStatus::Shipping => {}
     }
     let body = match &p.provider {
         Some(provider) => views::purchases::shipping(&p, provider),
@@ -56,9 +58,13 @@ async fn choose_delivery(
     CsrfForm(f): CsrfForm<DeliveryForm>,
 ) -> Result<Response, AppError> {
     let p = own_purchase(&st.db, user.id, &id).await?;
-    if p.status == PurchaseStatus::PendingPayment {
-        ctx.flash(&st, "Pay for the purchase first.").await?;
-        return Ok(redirect(&format!("/payment/{}", p.id)));
+    match p.status {
+        PurchaseStatus::PendingPayment => {
+            ctx.flash(&st, "Pay for the purchase first.").await?;
+            return Ok(redirect(&format!("/payment/{}", p.id)));
+        }
+        PurchaseStatus::Expired | PurchaseStatus::Cancelled => return Ok(redirect("/purchases")),
+        PurchaseStatus::Paid | PurchaseStatus::Shipping => {}
     }
     let chosen = match f.provider_id.as_deref().map(str::parse::<i64>) {
         Some(Ok(pid)) => delivery::provider(&st.db, pid).await?,

@@ -2,6 +2,12 @@
 //! the data directory takes writes, 503 otherwise. The body names only
 //! which of the two failed; the error itself (it names the database user
 //! and host, or the directory) is logged.
+//!
+//! The real check runs at most once a second per instance, whoever asks
+//! and however often: requests meanwhile get the last result (and those
+//! arriving while a check runs wait for it), so a flood of `/healthz`
+//! is not a flood of database pings and file writes on the shared disk.
+//! The body says when the result was found (`checked_at`, Unix ms).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -13,7 +19,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::state::S;
+use crate::state::{AppState, S};
 
 /// How long the database may take to answer.
 const DB_TIMEOUT: Duration = Duration::from_secs(2);
@@ -24,24 +30,27 @@ pub fn router() -> Router<S> {
     Router::new().route("/healthz", get(healthz))
 }
 
-fn unavailable(reason: &'static str) -> Response {
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        Json(json!({"status": "unavailable", "reason": reason})),
-    )
-        .into_response()
+async fn healthz(State(st): State<S>) -> Response {
+    match st.health.get_or_make(|| check(&st)).await {
+        (at, Ok(())) => Json(json!({"status": "ok", "checked_at": at})).into_response(),
+        (at, Err(reason)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unavailable", "reason": reason, "checked_at": at})),
+        )
+            .into_response(),
+    }
 }
 
-async fn healthz(State(st): State<S>) -> Response {
+async fn check(st: &AppState) -> Result<(), &'static str> {
     let pinged = tokio::time::timeout(DB_TIMEOUT, st.db.ping())
         .await
         .unwrap_or(Err(sqlx::Error::PoolTimedOut));
     if let Err(e) = pinged {
         tracing::warn!(error = %e, "health check: database unavailable");
-        return unavailable("database unavailable");
+        return Err("database unavailable");
     }
-    // A name of its own per check: checks at once do not remove each
-    // other's file.
+    // A name of its own per check: instances sharing the directory do
+    // not remove each other's file.
     let n = PROBES.fetch_add(1, Ordering::Relaxed);
     let probe = st
         .data_dir
@@ -52,7 +61,7 @@ async fn healthz(State(st): State<S>) -> Response {
     };
     if let Err(e) = written {
         tracing::warn!(error = %e, dir = %st.data_dir.display(), "health check: data directory not writable");
-        return unavailable("data directory not writable");
+        return Err("data directory not writable");
     }
-    Json(json!({"status": "ok"})).into_response()
+    Ok(())
 }

@@ -10,6 +10,7 @@ pub mod delivery;
 pub mod health;
 pub mod payment;
 pub mod purchases;
+pub mod tokens;
 
 use axum::extract::Request;
 use axum::http::header::{
@@ -32,29 +33,10 @@ pub fn router() -> Router<S> {
         .merge(payment::router())
         .merge(delivery::router())
         .merge(admin::router())
+        .merge(tokens::router())
         .merge(api::router())
         .merge(assets::router())
         .merge(health::router())
-}
-
-/// After any request that may have written (anything but GET, HEAD and
-/// OPTIONS, whatever its outcome), this instance's cached pages are
-/// forgotten: a visitor sees their own writes at once. No handler can
-/// forget to.
-pub async fn forget_on_write(
-    axum::extract::State(st): axum::extract::State<S>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let reads = matches!(
-        *req.method(),
-        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
-    );
-    let res = next.run(req).await;
-    if !reads {
-        st.catalog.clear();
-    }
-    res
 }
 
 /// The browser-side defences every response carries, unless the handler

@@ -1,10 +1,10 @@
-//! Buying a book, and the buyer's list of purchases.
+//! Buying a book, the buyer's list of purchases, and cancelling one.
 //!
 //! A purchase takes its copies with a conditional stock decrement and is
 //! recorded in the same transaction, so concurrent buyers never oversell.
 //! A book deleted while it is being bought is "not found", never an error.
-
-use std::time::Duration;
+//! An unpaid purchase holds its copies for a while
+//! ([`crate::db::reservations`]); a buyer holds a bounded number of them.
 
 use axum::extract::{Path, State};
 use axum::response::Response;
@@ -13,24 +13,28 @@ use axum::Router;
 use serde::Deserialize;
 
 use crate::db::purchases::{self, Bought, Purchase};
-use crate::db::{Backend, Db};
+use crate::db::reservations::{self, Scope};
+use crate::db::retrying;
+use crate::db::Db;
 use crate::domain::Quantity;
 use crate::error::AppError;
 use crate::extract::{CsrfForm, RequireUser};
 use crate::session::Ctx;
-use crate::state::S;
+use crate::state::{AppState, S};
 use crate::views::{self, redirect, Chrome};
 
 pub const NOT_ENOUGH: &str = "Not enough copies left for that quantity.";
-
-/// How many times a purchase is tried again while the database is busy.
-const BUSY_RETRIES: u64 = 20;
 
 pub fn router() -> Router<S> {
     Router::new()
         .route("/buy/{book_id}", post(buy))
         .route("/purchases", get(my_purchases))
+        .route("/purchases/{id}/cancel", post(cancel))
 }
+
+/// Nothing but the token.
+#[derive(Deserialize)]
+struct TokenOnly {}
 
 #[derive(Deserialize)]
 struct BuyForm {
@@ -53,17 +57,6 @@ pub async fn own_purchase(db: &Db, uid: i64, id: &str) -> Result<Purchase, AppEr
     Ok(p)
 }
 
-/// A write that lost to another one and may simply be tried again: SQLite
-/// has one writer at a time, and InnoDB may pick it as a deadlock victim.
-fn retryable(db: &Db, e: &sqlx::Error) -> bool {
-    match db.backend {
-        Backend::Sqlite => e.to_string().contains("locked"),
-        Backend::MySql => {
-            matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("40001"))
-        }
-    }
-}
-
 async fn buy(
     State(st): State<S>,
     RequireUser(user): RequireUser,
@@ -79,25 +72,64 @@ async fn buy(
             return Ok(redirect("/book/catalog"));
         }
     };
-    let mut attempt = 0;
-    let bought = loop {
-        match purchases::take_and_record(&st.db, user.id, book_id, qty.get()).await {
-            Ok(b) => break b,
-            Err(e) if attempt < BUSY_RETRIES && retryable(&st.db, &e) => {
-                attempt += 1;
-                tokio::time::sleep(Duration::from_millis(10 * attempt)).await;
-            }
-            Err(e) => return Err(e.into()),
+    // Reservations of this book and of this buyer that ran out give
+    // their copies back first.
+    expire(&st, Scope::Book(book_id)).await?;
+    expire(&st, Scope::User(user.id)).await?;
+    let limits = st.reservations;
+    let bought = retrying(&st.db, || {
+        purchases::take_and_record(&st.db, user.id, book_id, qty.get(), limits)
+    })
+    .await?;
+    let refused = match bought {
+        Bought::Recorded(id) => {
+            st.catalog.clear();
+            return Ok(redirect(&format!("/payment/{id}")));
         }
+        Bought::Gone => return Err(AppError::NotFound),
+        Bought::NotEnough => NOT_ENOUGH.to_string(),
+        Bought::TooManyPurchases => format!(
+            "You have {} unpaid purchases, the most allowed: pay for one or cancel it \
+             (in My purchases) before buying more.",
+            limits.max_purchases
+        ),
+        Bought::TooManyCopies => format!(
+            "Your unpaid purchases may hold {} copies in all, and this one does not fit: \
+             pay for one or cancel it (in My purchases), or buy fewer copies.",
+            limits.max_copies
+        ),
     };
-    match bought {
-        Bought::Recorded(id) => Ok(redirect(&format!("/payment/{id}"))),
-        Bought::NotEnough => {
-            ctx.flash(&st, NOT_ENOUGH).await?;
-            Ok(redirect("/book/catalog"))
-        }
-        Bought::Gone => Err(AppError::NotFound),
+    ctx.flash(&st, &refused).await?;
+    Ok(redirect("/book/catalog"))
+}
+
+/// Expires the reservations of `scope` that ran out; the catalog shows
+/// their copies again.
+pub async fn expire(st: &AppState, scope: Scope) -> Result<(), AppError> {
+    if reservations::expire_due(&st.db, st.reservations.hold, scope).await? > 0 {
+        st.catalog.clear();
     }
+    Ok(())
+}
+
+/// The buyer cancels an unpaid purchase: its copies go back on sale.
+async fn cancel(
+    State(st): State<S>,
+    RequireUser(user): RequireUser,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<TokenOnly>,
+) -> Result<Response, AppError> {
+    let p = own_purchase(&st.db, user.id, &id).await?;
+    let msg = if reservations::cancel(&st.db, p.id, user.id).await? {
+        st.catalog.clear();
+        format!("Your purchase of “{}” is cancelled.", p.book_title)
+    } else {
+        // Paid, expired or cancelled meanwhile: the list says which.
+        format!("Your purchase of “{}” was no longer unpaid.", p.book_title)
+    };
+    ctx.flash(&st, &msg).await?;
+    Ok(redirect("/purchases"))
 }
 
 async fn my_purchases(
@@ -105,11 +137,9 @@ async fn my_purchases(
     RequireUser(user): RequireUser,
     mut ctx: Ctx,
 ) -> Result<Response, AppError> {
+    expire(&st, Scope::User(user.id)).await?;
     let list = purchases::for_user(&st.db, user.id).await?;
     let chrome = Chrome::take(&st, &mut ctx).await?;
-    Ok(views::page(
-        &chrome,
-        "My purchases",
-        views::purchases::list(&list),
-    ))
+    let body = views::purchases::list(&chrome.csrf, &list, crate::db::now());
+    Ok(views::page(&chrome, "My purchases", body))
 }

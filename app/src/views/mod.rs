@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod errors;
 pub mod forms;
 pub mod purchases;
+pub mod tokens;
 
 use axum::http::header::SET_COOKIE;
 use axum::http::HeaderValue;
@@ -49,6 +50,7 @@ pub fn layout(chrome: &Chrome, title: &str, body: Markup) -> Markup {
                                 li class="nav-item" { a class="nav-link" href="/book/my_books" { "My books" } }
                                 li class="nav-item" { a class="nav-link" href="/purchases" { "My purchases" } }
                                 li class="nav-item" { a class="nav-link" href="/book/add_book" { "Sell a book" } }
+                                li class="nav-item" { a class="nav-link" href="/account/tokens" { "API tokens" } }
                             }
                             @if chrome.user.as_ref().is_some_and(|u| u.is_admin) {
                                 li class="nav-item" { a class="nav-link" href="/admin/users" { "Users" } }

@@ -24,7 +24,18 @@ fn status_label(p: &Purchase) -> Markup {
     }
 }
 
-pub fn list(purchases: &[Purchase]) -> Markup {
+/// How long an unpaid purchase still holds its copies, as read: "14 min
+/// left", "40 s left".
+pub fn time_left(p: &Purchase, now: i64) -> String {
+    let left = p.reserved_until.map_or(0, |t| (t - now).max(0));
+    if left >= 60 {
+        format!("{} min left to pay", (left + 59) / 60)
+    } else {
+        format!("{left} s left to pay")
+    }
+}
+
+pub fn list(csrf: &str, purchases: &[Purchase], now: i64) -> Markup {
     html! {
         table class="table" {
             thead {
@@ -42,9 +53,21 @@ pub fn list(purchases: &[Purchase]) -> Markup {
                             @match p.status {
                                 PurchaseStatus::PendingPayment => {
                                     a href={ "/payment/" (p.id) } { "Pay" }
+                                    " "
+                                    span class="text-muted small" { "(" (time_left(p, now)) ")" }
+                                    form method="post" action={ "/purchases/" (p.id) "/cancel" } class="d-inline ms-2" {
+                                        (forms::csrf(csrf))
+                                        button class="btn btn-link btn-sm p-0 align-baseline" type="submit" { "Cancel" }
+                                    }
                                 }
                                 PurchaseStatus::Paid => {
                                     a href={ "/delivery/" (p.id) } { "Choose delivery" }
+                                }
+                                PurchaseStatus::Expired => {
+                                    span class="text-muted small" { "Not paid in time; the copies went back on sale." }
+                                }
+                                PurchaseStatus::Cancelled => {
+                                    span class="text-muted small" { "Cancelled; the copies went back on sale." }
                                 }
                                 PurchaseStatus::Shipping => {}
                             }
@@ -56,10 +79,11 @@ pub fn list(purchases: &[Purchase]) -> Markup {
     }
 }
 
-pub fn payment(csrf: &str, p: &Purchase) -> Markup {
+pub fn payment(csrf: &str, p: &Purchase, now: i64) -> Markup {
     let total = Price::from_cents(p.total_cents);
     html! {
         p { (p.quantity) " × “" (p.book_title) "”" }
+        p class="text-muted" { "The copies are held for you: " (time_left(p, now)) "." }
         p class="fs-4" { "Total: " strong { (total) } }
         form method="post" action={ "/payment/" (p.id) } {
             (forms::csrf(csrf))

@@ -393,7 +393,7 @@ async fn upload_forms_are_checked_before_anything_is_stored(db: &TestDb) {
 async fn the_api_answers_json_everywhere(db: &TestDb) {
     let srv = Server::start(db).await;
     let anon = srv.client();
-    for path in ["/api/nope", "/api/books/abc", "/api/books/1/more", "/api"] {
+    for path in ["/api/nope", "/api/books/1/more", "/api"] {
         let r = anon.get(path).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
         assert_eq!(
@@ -402,12 +402,20 @@ async fn the_api_answers_json_everywhere(db: &TestDb) {
             "{path}"
         );
     }
+    // An id that is not a number is named.
+    let r = anon.get("/api/books/abc").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"error": "not found: id must be a whole number",
+            "fields": {"id": "not found: id must be a whole number"}})
+    );
     let r = anon.get("/api/books?page=0").await;
     assert_eq!(
         r.json(),
         serde_json::json!({"error": "no such page", "max_page": 500})
     );
-    let r = anon.post("/api/books", &[]).await;
+    let r = anon.post("/api/books/1", &[]).await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
     assert!(r.json()["error"].is_string());
     let r = anon.get("/api/books?page=1&page=2").await;

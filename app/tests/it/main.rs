@@ -5,9 +5,13 @@
 mod common;
 
 mod account;
+mod api;
+mod api_limits;
 mod app;
+mod attack;
 mod books;
 mod browser;
+mod contract;
 mod database;
 mod freshness;
 mod handover;
@@ -15,3 +19,4 @@ mod platform;
 mod purchases;
 mod recovery;
 mod tls;
+mod tokens;

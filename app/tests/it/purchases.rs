@@ -244,7 +244,13 @@ async fn a_book_deleted_while_bought_never_fails(db: &TestDb) {
 }
 
 async fn quantities_out_of_range_buy_nothing(db: &TestDb) {
-    let srv = Server::start(db).await;
+    // Room for a purchase of the largest quantity.
+    let srv = Server::start_with(
+        db,
+        &db.dir.path().join("data"),
+        &[("BOOKSTORE_MAX_UNPAID_COPIES", "200")],
+    )
+    .await;
     let alice = visitor(&srv, db, "Alice").await;
     let bob = visitor(&srv, db, "Bob").await;
     let dune = book(db, alice.id, "Dune", 200).await;
