@@ -22,6 +22,7 @@ use thiserror::Error;
 use crate::engine::{Desired, Observed, Props};
 
 mod estimate;
+mod fargate;
 mod prices;
 mod render;
 
@@ -37,7 +38,8 @@ pub use prices::{covered_regions, table_date, table_source};
 pub const NOT_COUNTED: &[&str] = &[
     "data transfer (internet egress, cross-zone traffic) and NAT gateway data processing per GB",
     "load balancer capacity units (LCUs): only the load balancer's hourly charge is counted",
-    "EFS storage and throughput, and S3 storage and requests: usage-based, counted as 0 GB",
+    "EFS storage and throughput, S3 storage and requests, and ECR image storage: usage-based, counted as 0 GB",
+    "the CloudWatch alarms target tracking makes for a Fargate service's scaling",
     "RDS backup storage beyond the free allowance, which equals the provisioned storage: \
      automated backups within the retention period are assumed to fit in it",
     "the database's Secrets Manager secret (its managed master password), CloudWatch metrics, \

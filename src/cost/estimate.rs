@@ -89,6 +89,14 @@ const FREE_KINDS: &[&str] = &[
     crate::resources::dlm_policy::KIND,
     s3::ARTIFACT,
     log_group::KIND,
+    // The repository's storage is usage-based (NOT_COUNTED); an image is
+    // stored in it. Clusters, task definitions and scaling are free: the
+    // tasks are priced on the service.
+    crate::resources::ecr::KIND,
+    crate::resources::ecr::IMAGE_KIND,
+    crate::resources::ecs_cluster::KIND,
+    crate::resources::ecs_task_definition::KIND,
+    crate::resources::service_scaling::KIND,
 ];
 
 /// Prices `resources` in `region`.
@@ -124,11 +132,11 @@ pub fn estimate<'a, R: Into<Priced<'a>>>(
 }
 
 /// One priced part of a resource, before it is a [`CostLine`].
-struct Part {
-    item: &'static str,
-    what: String,
-    min: f64,
-    max: f64,
+pub(super) struct Part {
+    pub(super) item: &'static str,
+    pub(super) what: String,
+    pub(super) min: f64,
+    pub(super) max: f64,
 }
 
 /// A part whose monthly cost does not depend on a group's size.
@@ -159,6 +167,10 @@ impl Rates<'_> {
         let (p, h) = (self.p, self.h);
         Ok(Some(match r.kind {
             autoscaling_group::KIND => self.group(r, all)?,
+            crate::resources::ecs_service::KIND => match super::fargate::tasks(p, self.h, r, all) {
+                Some(parts) => parts,
+                None => return Ok(None),
+            },
             db_instance::KIND => self.database(r)?,
             vpc_endpoint::KIND => match self.endpoint(r) {
                 Some(parts) => parts,

@@ -49,6 +49,12 @@ pub(super) struct RegionPrices {
     /// (https://aws.amazon.com/ebs/pricing/). Only where the table has it.
     #[serde(default)]
     pub ebs_snapshot_gb_month: Option<f64>,
+    /// Fargate (Linux, x86), per vCPU-hour and per GB of memory per hour
+    /// (https://aws.amazon.com/fargate/pricing/). Only where the table has them.
+    #[serde(default)]
+    pub fargate_vcpu_hour: Option<f64>,
+    #[serde(default)]
+    pub fargate_gb_hour: Option<f64>,
 }
 
 pub(super) fn table() -> &'static PriceTable {
