@@ -289,6 +289,39 @@ fn fargate_stack_from_empty_through_a_rollback_to_nothing() {
     no_changes(&env);
     assert_eq!(env.service().task_definition(), Some(td2.as_str()));
 
+    // Switching to instances is a plan like any other: the containers go,
+    // the instances come, and no data-bearing resource is replaced.
+    let text = std::fs::read_to_string(&env.stack).unwrap();
+    let instances: String = text
+        .lines()
+        .filter(|l| {
+            !["runtime =", "cpu =", "memory ="]
+                .iter()
+                .any(|k| l.starts_with(k))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&env.stack, instances).unwrap();
+    let c = changes(&env.plan());
+    for (id, action) in [
+        ("service", "delete"),
+        ("cluster", "delete"),
+        ("repo", "delete"),
+        ("scaling", "delete"),
+        ("asg", "create"),
+        ("launch-template", "create"),
+        ("artifacts", "create"),
+    ] {
+        assert!(
+            c.contains(&(id.to_string(), action.to_string())),
+            "{id} {action}: {c:?}"
+        );
+    }
+    for kept in ["db", "efs", "efs-ap", "lb", "db-app-secret"] {
+        assert!(!c.iter().any(|(id, _)| id == kept), "{kept}: {c:?}");
+    }
+    std::fs::write(&env.stack, text).unwrap();
+
     // Nothing tagged is left.
     env.ok(&["destroy", &env.stack, "--yes", "--allow-delete", "db"]);
     let left = inventory::owned(e, STACK);
