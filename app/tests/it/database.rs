@@ -378,7 +378,12 @@ async fn passwords_from_the_environment_make_and_serve_as_the_apps_user() {
     let db = TestDb::mariadb().await;
     let name = db.mysql_name.clone().unwrap();
     let (user, password, _file, _drop) = app_user(&db);
-    let without = migrate_with(&db.url, &[], &["--app-user", &user]);
+    let without = Command::new(BIN)
+        .args(["migrate", "--app-user", &user])
+        .env("BOOKSTORE_DATABASE_URL", &db.url)
+        .env_remove("BOOKSTORE_APP_DB_PASSWORD")
+        .output()
+        .unwrap();
     assert!(
         !without.status.success(),
         "a user without a password was made"
