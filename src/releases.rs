@@ -68,6 +68,72 @@ pub struct Release {
     pub rolled_out: bool,
 }
 
+/// Every release of a stack on Fargate, newest first: the ACTIVE task
+/// definition revisions of its app family (each tagged with the binary's
+/// sha256), which one the service runs, and whether its image is still in
+/// the repository.
+pub async fn list_fargate(cloud: &Cloud, stack: &str) -> Result<Listing, CloudError> {
+    use crate::resources::{ecr, ecs_service, ecs_task_definition};
+    let revisions = ecs_task_definition::stack_revisions(cloud, stack).await?;
+    let service = ecs_service::current(cloud, stack).await?;
+    let images: BTreeSet<String> = match cloud
+        .ecr
+        .describe_images()
+        .repository_name(ecr::repository_name(stack))
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+    {
+        Ok(list) => list
+            .iter()
+            .filter_map(|d| d.image_digest().map(str::to_string))
+            .collect(),
+        Err(e) => {
+            let e = api_error("releases", "DescribeImages", e);
+            if !e.is_not_found() {
+                return Err(e);
+            }
+            BTreeSet::new()
+        }
+    };
+    let deployments = service
+        .as_ref()
+        .map(|s| s.deployments())
+        .unwrap_or_default();
+    let newest = revisions.first().map(|r| r.number);
+    let releases = revisions
+        .iter()
+        .map(|r| {
+            let deployment = deployments
+                .iter()
+                .find(|d| d.task_definition() == Some(r.arn.as_str()));
+            Release {
+                version: r.number,
+                sha256: r.release.clone(),
+                commit: None,
+                created: r.registered.clone(),
+                artifact: r.image.as_ref().is_some_and(|d| images.contains(d)),
+                default: Some(r.number) == newest,
+                wanted: service.as_ref().and_then(|s| s.task_definition()) == Some(r.arn.as_str()),
+                rolled_out: deployment.is_some_and(|d| {
+                    d.status() == Some("PRIMARY")
+                        && d.rollout_state()
+                            == Some(&aws_sdk_ecs::types::DeploymentRolloutState::Completed)
+                }),
+            }
+        })
+        .collect();
+    Ok(Listing {
+        stack: stack.to_string(),
+        launch_template_id: None,
+        bucket: None,
+        group: None,
+        releases,
+    })
+}
+
 /// Every release of a stack, newest first.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Listing {

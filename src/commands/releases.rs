@@ -21,7 +21,10 @@ pub struct ReleasesArgs {
 pub async fn run(ctx: &Ctx, a: &ReleasesArgs) -> Result<u8> {
     let s = super::load(&a.stack)?;
     let cloud = ctx.connect(&s, true).await;
-    let listing = releases::list(&cloud, &s.name).await?;
+    let listing = match s.app.runtime {
+        bookstore_infra::stack::Runtime::Fargate => releases::list_fargate(&cloud, &s.name).await?,
+        bookstore_infra::stack::Runtime::Instances => releases::list(&cloud, &s.name).await?,
+    };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&listing)?);
     } else {

@@ -317,6 +317,46 @@ pub async fn kept_images(
     Ok(out)
 }
 
+/// One revision of the stack's app, newest first: its ARN, number,
+/// release (binary sha256) tag, registration time and image digest.
+pub struct Revision {
+    pub arn: String,
+    pub number: i64,
+    pub release: Option<String>,
+    pub registered: Option<String>,
+    pub image: Option<String>,
+}
+
+/// The ACTIVE revisions of the stack's app family, newest first.
+pub async fn stack_revisions(cloud: &Cloud, stack: &str) -> Result<Vec<Revision>, CloudError> {
+    let mut out = Vec::new();
+    for arn in revisions(cloud, KIND, &family(stack)).await? {
+        let (td, tags) = match describe(cloud, KIND, &arn).await {
+            Ok(x) => x,
+            Err(e) if e.is_not_found() => continue,
+            Err(e) => return Err(e),
+        };
+        out.push(Revision {
+            number: td.revision() as i64,
+            release: tags
+                .iter()
+                .find(|t| t.key() == Some(RELEASE_TAG))
+                .and_then(|t| t.value())
+                .map(str::to_string),
+            registered: td
+                .registered_at()
+                .and_then(|t| t.fmt(aws_smithy_types::date_time::Format::DateTime).ok()),
+            image: td.container_definitions().iter().find_map(|c| {
+                c.image()
+                    .and_then(|i| i.rsplit_once('@'))
+                    .map(|(_, d)| d.to_string())
+            }),
+            arn,
+        });
+    }
+    Ok(out)
+}
+
 /// A revision with its tags.
 pub async fn describe(
     cloud: &Cloud,

@@ -27,8 +27,7 @@ use super::{parts, short_name, AppFacts};
 
 pub use crate::resources::ecs_task_definition::family;
 
-/// The service's name in its cluster.
-pub const SERVICE: &str = "app";
+pub use crate::resources::ecs_service::SERVICE;
 /// The app's container in the task.
 pub const APP_CONTAINER: &str = "app";
 /// Where the database's certificate authorities are in the image.

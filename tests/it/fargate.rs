@@ -231,7 +231,7 @@ fn fargate_stack_from_empty_through_a_rollback_to_nothing() {
     no_changes(&env);
 
     // A new binary: a new image, a new revision, a deployment.
-    let (bin2, _) = e.binary("bookstore binary, the second build");
+    let (bin2, sha2) = e.binary("bookstore binary, the second build");
     let second = env.ship(&bin2);
     let plan = env.plan();
     let c = changes(&plan);
@@ -255,6 +255,18 @@ fn fargate_stack_from_empty_through_a_rollback_to_nothing() {
         .unwrap()
         .ends_with(&second));
     no_changes(&env);
+    // `releases`: the revisions, newest first, each with its binary; the
+    // newest is the one running, the first one's image is still there.
+    let listing: Value =
+        serde_json::from_str(&env.ok(&["releases", &env.stack, "--json"]).stdout).unwrap();
+    let releases = listing["releases"].as_array().unwrap();
+    assert!(releases.len() >= 2, "{listing:#}");
+    assert_eq!(releases[0]["sha256"], sha2.as_str(), "{listing:#}");
+    assert_eq!(releases[0]["rolled_out"], true, "{listing:#}");
+    assert_eq!(releases[0]["wanted"], true, "{listing:#}");
+    let last = releases.last().unwrap();
+    assert_eq!(last["rolled_out"], false, "{listing:#}");
+    assert_eq!(last["artifact"], true, "{listing:#}");
 
     // A binary whose tasks fail to start: ECS's circuit breaker fails the
     // deployment and rolls back; `up` says so with ECS's reason.

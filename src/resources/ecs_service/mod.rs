@@ -418,3 +418,28 @@ async fn healthy_targets(cloud: &Cloud, id: &str, tg: &str) -> Result<usize, Clo
         })
         .count())
 }
+
+/// The stack's app service as ECS describes it now, if there is one.
+pub async fn current(cloud: &Cloud, stack: &str) -> Result<Option<Service>, CloudError> {
+    let d = match cloud
+        .ecs
+        .describe_services()
+        .cluster(stack)
+        .services(crate::resources::ecs_service::SERVICE)
+        .send()
+        .await
+        .ctx(KIND, "DescribeServices")
+    {
+        Ok(d) => d,
+        // No cluster yet.
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    Ok(d.services()
+        .iter()
+        .find(|s| s.status() != Some("INACTIVE"))
+        .cloned())
+}
+
+/// The service's name in its cluster.
+pub const SERVICE: &str = "app";
