@@ -15,10 +15,11 @@ use crate::engine::Observed;
 use crate::resources::autoscaling_group::{self as asg, is_active, TAG_ROLLED_OUT};
 use crate::resources::{certificate, db_instance, launch_template};
 
+pub mod fargate;
 mod judge;
 mod render;
 pub mod single;
-pub use judge::{judge, judge_single, probe, probe_url, HEALTH_PATH};
+pub use judge::{judge, judge_fargate, judge_single, probe, probe_url, HEALTH_PATH};
 pub use render::text;
 
 #[derive(Debug, Error)]
@@ -42,6 +43,9 @@ pub struct Status {
     /// The single shape's address, volume and certificate.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub single: Option<single::Single>,
+    /// The app on Fargate: its service, deployments and targets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fargate: Option<fargate::Fargate>,
     /// Healthy as [`judge`] defines it.
     pub healthy: bool,
     /// Why not, one sentence each.
@@ -183,6 +187,7 @@ pub async fn gather(
         certificate,
         probe: None,
         single: None,
+        fargate: None,
         healthy: false,
         problems: Vec::new(),
     })

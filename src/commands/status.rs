@@ -51,6 +51,10 @@ pub async fn run(ctx: &Ctx, a: &StatusArgs) -> Result<u8> {
             st.single = Some(status::single::gather(&cloud, &s.name, &now.observed).await?);
             status::judge_single(&mut st, s.domain.is_some(), one.mysql);
         }
+        None if s.app.runtime == bookstore_infra::stack::Runtime::Fargate => {
+            st.fargate = Some(status::fargate::gather(&cloud, &s.name).await?);
+            status::judge_fargate(&mut st, s.domain.is_some());
+        }
         None => status::judge(&mut st, s.topology == Topology::Full, s.domain.is_some()),
     }
     if a.json {

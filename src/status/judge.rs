@@ -88,15 +88,33 @@ pub fn judge(s: &mut Status, app: bool, domain: bool) {
         problems.extend(database_problem(s));
     }
     if domain {
-        match &s.certificate {
-            None => problems.push("the certificate does not exist".to_string()),
-            Some(c) if c.status.as_deref() == Some("ISSUED") => {}
-            Some(c) => problems.push(format!(
-                "certificate for {} is {}, not ISSUED",
-                c.domain.as_deref().unwrap_or("?"),
-                c.status.as_deref().unwrap_or("of unknown status")
-            )),
-        }
+        problems.extend(certificate_problem(s));
+    }
+    problems.extend(probe_problem(s));
+    s.healthy = problems.is_empty();
+    s.problems = problems;
+}
+
+/// The certificate's problem: missing, or not `ISSUED`.
+fn certificate_problem(s: &Status) -> Option<String> {
+    match &s.certificate {
+        None => Some("the certificate does not exist".to_string()),
+        Some(c) if c.status.as_deref() == Some("ISSUED") => None,
+        Some(c) => Some(format!(
+            "certificate for {} is {}, not ISSUED",
+            c.domain.as_deref().unwrap_or("?"),
+            c.status.as_deref().unwrap_or("of unknown status")
+        )),
+    }
+}
+
+/// The app on Fargate's verdict: its service ([`super::fargate::problems`]),
+/// the database, the certificate, and the probe.
+pub fn judge_fargate(s: &mut Status, domain: bool) {
+    let mut problems = super::fargate::problems(s);
+    problems.extend(database_problem(s));
+    if domain {
+        problems.extend(certificate_problem(s));
     }
     problems.extend(probe_problem(s));
     s.healthy = problems.is_empty();
@@ -194,6 +212,7 @@ mod tests {
             }),
             probe: None,
             single: None,
+            fargate: None,
             healthy: false,
             problems: vec![],
         }

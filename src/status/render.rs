@@ -55,6 +55,36 @@ pub fn text(s: &Status) -> String {
     if let Some(one) = &s.single {
         single(&mut line, one);
     }
+    if let Some(f) = &s.fargate {
+        if let Some(svc) = &f.service {
+            line(
+                "service",
+                &format!(
+                    "{} runs {}: {}/{} tasks running, {} pending",
+                    svc.name, svc.task_definition, svc.running, svc.desired, svc.pending
+                ),
+            );
+        }
+        for d in &f.deployments {
+            line(
+                "deployment",
+                &format!(
+                    "{} {} {} {}/{}{}",
+                    d.status.to_lowercase(),
+                    d.task_definition,
+                    d.rollout_state.to_lowercase(),
+                    d.running,
+                    d.desired,
+                    d.reason
+                        .as_ref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
+                ),
+            );
+        }
+        let healthy = f.targets.iter().filter(|(_, st)| st == "healthy").count();
+        line("targets", &format!("{healthy}/{} healthy", f.targets.len()));
+    }
     if let Some(p) = &s.probe {
         let got = match (p.status, &p.error) {
             (Some(code), _) => code.to_string(),

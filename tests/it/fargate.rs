@@ -230,6 +230,21 @@ fn fargate_stack_from_empty_through_a_rollback_to_nothing() {
 
     no_changes(&env);
 
+    // `status`: the service's tasks, its completed deployment, its targets.
+    let st: Value =
+        serde_json::from_str(&env.ok(&["status", &env.stack, "--json"]).stdout).unwrap();
+    assert_eq!(st["healthy"], true, "{st:#}");
+    assert_eq!(st["fargate"]["service"]["running"], 2, "{st:#}");
+    assert_eq!(
+        st["fargate"]["deployments"][0]["rollout_state"], "COMPLETED",
+        "{st:#}"
+    );
+    assert_eq!(
+        st["fargate"]["targets"].as_array().unwrap().len(),
+        2,
+        "{st:#}"
+    );
+
     // A new binary: a new image, a new revision, a deployment.
     let (bin2, sha2) = e.binary("bookstore binary, the second build");
     let second = env.ship(&bin2);
