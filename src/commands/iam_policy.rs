@@ -42,5 +42,18 @@ pub fn run(a: &IamPolicyArgs) -> Result<u8> {
         For::Boundary => iam_policy::boundary_document(&s, a.account.as_deref()),
     };
     println!("{}", serde_json::to_string_pretty(&doc)?);
+    // A role's inline policies hold 10,240 characters, white space not
+    // counted ("IAM and AWS STS quotas"): a longer stack name or region can
+    // push the document past it, and IAM would refuse it.
+    let size = serde_json::to_string(&doc)?
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .count();
+    if a.scope != For::Boundary && size > iam_policy::INLINE_POLICY_LIMIT {
+        eprintln!(
+            "warning: this policy has {size} characters, more than the {} a role's inline policies may hold: attach it as customer managed policies instead (split its statements in two)",
+            iam_policy::INLINE_POLICY_LIMIT
+        );
+    }
     Ok(super::exit::OK)
 }
