@@ -28,7 +28,7 @@ pub const KIND: &str = "ecs:service";
 
 pub struct EcsService;
 
-/// (ListClusters is the cluster kind's row.)
+/// (ListClusters and DescribeClusters are the cluster kind's rows.)
 #[rustfmt::skip]
 const CALLS: &[Call] = &[
     r("ecs", "list_services", "ListServices", &["ecs:ListServices"]),
@@ -169,15 +169,14 @@ impl ResourceKind for EcsService {
     }
 
     async fn read_all(&self, cloud: &Cloud, stack: &str) -> Result<Vec<Observed>, CloudError> {
-        let clusters: Vec<String> = cloud
-            .ecs
-            .list_clusters()
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .ctx(KIND, "ListClusters")?;
+        // The stack's services are in the stack's clusters (the cluster
+        // kind's read), not in every cluster of the account.
+        let clusters: Vec<String> = super::ecs_cluster::Cluster
+            .read_all(cloud, stack)
+            .await?
+            .into_iter()
+            .filter_map(|c| c.attrs.get("arn").cloned())
+            .collect();
         let mut out = Vec::new();
         for cluster in clusters {
             let arns: Vec<String> = match cloud
@@ -311,21 +310,9 @@ impl ResourceKind for EcsService {
         let limit = cloud.timeouts.for_kind(KIND, Phase::Delete);
         cloud
             .wait_until(&current.id, "the service drained", limit, || async {
-                let d = cloud
-                    .ecs
-                    .describe_services()
-                    .cluster(&cluster)
-                    .services(&current.physical_id)
-                    .send()
-                    .await
-                    .ctx(&current.id, "DescribeServices");
-                let d = match d {
-                    Ok(d) => d,
-                    Err(e) if e.is_not_found() => return Ok((Some(()), "gone".into())),
-                    Err(e) => return Err(e),
-                };
-                match d.services().first().and_then(|s| s.status()) {
-                    None | Some("INACTIVE") => Ok((Some(()), "inactive".into())),
+                let svc = describe_one(cloud, &current.id, &cluster, &current.physical_id).await?;
+                match svc.as_ref().and_then(|s| s.status()) {
+                    None | Some("INACTIVE") => Ok((Some(()), "gone or inactive".into())),
                     Some(st) => Ok((None, st.to_lowercase())),
                 }
             })
@@ -348,19 +335,10 @@ async fn wait_rollout(cloud: &Cloud, current: &Observed, want: &str) -> Result<(
     let what = format!("{} deployed", revision_name(want));
     cloud
         .wait_until(&current.id, &what, limit, || async {
-            let d = cloud
-                .ecs
-                .describe_services()
-                .cluster(&cluster)
-                .services(&current.physical_id)
-                .send()
-                .await
-                .ctx(&current.id, "DescribeServices")?;
-            let svc = d
-                .services()
-                .first()
+            let svc = describe_one(cloud, &current.id, &cluster, &current.physical_id)
+                .await?
                 .ok_or_else(|| CloudError::invalid(&current.id, "the service is gone"))?;
-            match judge(svc, want) {
+            match judge(&svc, want) {
                 Rollout::Waiting(w) => Ok((None, w)),
                 Rollout::Failed {
                     reason,
@@ -421,24 +399,32 @@ async fn healthy_targets(cloud: &Cloud, id: &str, tg: &str) -> Result<usize, Clo
 
 /// The stack's app service as ECS describes it now, if there is one.
 pub async fn current(cloud: &Cloud, stack: &str) -> Result<Option<Service>, CloudError> {
-    let d = match cloud
+    Ok(describe_one(cloud, KIND, stack, SERVICE)
+        .await?
+        .filter(|s| s.status() != Some("INACTIVE")))
+}
+
+/// One service of `cluster` as DescribeServices shows it, whatever its
+/// status; `None` when ECS knows neither it nor its cluster.
+async fn describe_one(
+    cloud: &Cloud,
+    id: &str,
+    cluster: &str,
+    service: &str,
+) -> Result<Option<Service>, CloudError> {
+    match cloud
         .ecs
         .describe_services()
-        .cluster(stack)
-        .services(crate::resources::ecs_service::SERVICE)
+        .cluster(cluster)
+        .services(service)
         .send()
         .await
-        .ctx(KIND, "DescribeServices")
+        .ctx(id, "DescribeServices")
     {
-        Ok(d) => d,
-        // No cluster yet.
-        Err(e) if e.is_not_found() => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    Ok(d.services()
-        .iter()
-        .find(|s| s.status() != Some("INACTIVE"))
-        .cloned())
+        Ok(d) => Ok(d.services().first().cloned()),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// The service's name in its cluster.
