@@ -16,7 +16,7 @@ use thiserror::Error;
 use super::plan::{Action, Plan, Step};
 use super::refs::{resolve, Resolution};
 use super::{
-    client_token, owner_tags, Attrs, Desired, Observed, Registry, Repeat, Resolved, ResourceKind,
+    create_token, owner_tags, Attrs, Desired, Observed, Registry, Repeat, Resolved, ResourceKind,
 };
 use crate::cloud::{Cloud, CloudError, Phase};
 
@@ -212,9 +212,9 @@ impl Executor<'_> {
                         let r = Resolved {
                             id: d.id.clone(),
                             stack: self.stack.to_string(),
+                            token: create_token(self.stack, &d.id, &props),
                             props,
                             tags: owner_tags(self.stack, &d.id),
-                            token: client_token(self.stack, &d.id),
                         };
                         let o = self
                             .create_or_update(d, &r, current.as_ref(), by_physical)

@@ -409,6 +409,21 @@ pub fn client_token(stack: &str, id: &str) -> String {
     format!("bsi-{}", &hex::encode(h)[..40])
 }
 
+/// The client token of one create: the same for the same stack, logical id
+/// and resolved properties (a run interrupted after its request repeats
+/// it, and AWS answers with what it made), another when the properties
+/// differ. A resource made again after its earlier self was deleted (a
+/// switch of runtime and back, a replacement) mostly has other
+/// properties, and must not be answered with the deleted one: services
+/// keep a token's answer for a while, and refuse other parameters under
+/// it (`IdempotentParameterMismatch`).
+pub fn create_token(stack: &str, id: &str, props: &serde_json::Map<String, Value>) -> String {
+    use sha2::{Digest, Sha256};
+    let body = serde_json::to_string(props).unwrap_or_default();
+    let h = Sha256::digest(format!("{stack}\u{0}{id}\u{0}{body}").as_bytes());
+    format!("bsi-{}", &hex::encode(h)[..40])
+}
+
 /// The ownership tags of a resource.
 pub fn owner_tags(stack: &str, id: &str) -> Vec<(String, String)> {
     vec![

@@ -308,9 +308,10 @@ fn whole(c: &Call) -> String {
 }
 
 /// The repeat of a delete whose answer was lost: the thing is gone, and
-/// AWS answers so in the service's own words.
+/// AWS answers so in the service's own words. Once: a later delete of the
+/// same name (of a thing made again since) is a delete like any other.
 pub(super) fn gone_again(c: &Call, st: &mut State) -> Option<Response> {
-    if !st.gone.contains(&whole(c)) {
+    if !st.gone.remove(&whole(c)) {
         return None;
     }
     let (status, code, message) = gone(c)?;
