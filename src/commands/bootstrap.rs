@@ -36,15 +36,29 @@ pub async fn run(ctx: &Ctx, a: &BootstrapArgs) -> Result<u8> {
     );
     println!("run lock bucket {}: ready", place.bucket);
     println!();
-    println!("Next, once: give the CI roles their policies (inline, as an administrator):");
+    println!("Next, once: give the CI roles their policies (as an administrator):");
     println!(
         "  bookstore-infra iam-policy {file} --for diff --account {account} > plan-policy.json"
     );
-    println!(
-        "  bookstore-infra iam-policy {file} --for up --account {account} > apply-policy.json"
+    let apply = bookstore_infra::iam_policy::policy(
+        &s,
+        Some(&account),
+        bookstore_infra::iam_policy::Scope::Apply,
     );
     println!("  aws iam put-role-policy --role-name PLAN_ROLE --policy-name bookstore-infra --policy-document file://plan-policy.json");
-    println!("  aws iam put-role-policy --role-name APPLY_ROLE --policy-name bookstore-infra --policy-document file://apply-policy.json");
+    if bookstore_infra::iam_policy::size(&apply) > bookstore_infra::iam_policy::INLINE_POLICY_LIMIT
+    {
+        // More than a role's inline policies hold: managed policies.
+        println!(
+            "  bookstore-infra iam-policy {file} --for up --account {account} --out-dir apply-policy"
+        );
+        println!("  (then run the create-policy and attach-role-policy commands it prints, with ROLE the apply role)");
+    } else {
+        println!(
+            "  bookstore-infra iam-policy {file} --for up --account {account} > apply-policy.json"
+        );
+        println!("  aws iam put-role-policy --role-name APPLY_ROLE --policy-name bookstore-infra --policy-document file://apply-policy.json");
+    }
     println!(
         "The apply role creates the stack's roles only with this boundary, and cannot change it."
     );

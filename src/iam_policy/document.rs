@@ -6,10 +6,44 @@ use std::collections::BTreeSet;
 use serde_json::{json, Value};
 
 /// How many characters (white space not counted) a role's inline policies
-/// may hold ("IAM and AWS STS quotas", IAM User Guide); a managed policy
-/// holds only 6,144, too few for the apply scope: attach the document with
-/// `aws iam put-role-policy`.
+/// may hold, all together ("IAM and AWS STS quotas", IAM User Guide).
 pub const INLINE_POLICY_LIMIT: usize = 10_240;
+/// How many one customer managed policy may hold (same quotas); a role
+/// takes 10 of them by default.
+pub const MANAGED_POLICY_LIMIT: usize = 6_144;
+
+/// The characters IAM counts in a document: its JSON without white space.
+pub fn size(doc: &Value) -> usize {
+    serde_json::to_string(doc)
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .count()
+}
+
+/// `doc`'s statements, in order, as documents of at most `limit`
+/// characters each (as customer managed policies, when the document is
+/// more than a role's inline policies hold). A statement longer than
+/// `limit` alone is a document alone.
+pub fn split(doc: &Value, limit: usize) -> Vec<Value> {
+    let empty = || json!({"Version": doc["Version"], "Statement": []});
+    let mut parts = vec![empty()];
+    for st in doc["Statement"].as_array().into_iter().flatten() {
+        let last = parts.last_mut().expect("one part at least");
+        last["Statement"]
+            .as_array_mut()
+            .expect("a list")
+            .push(st.clone());
+        let over = size(last) > limit;
+        if over && last["Statement"].as_array().is_some_and(|a| a.len() > 1) {
+            last["Statement"].as_array_mut().expect("a list").pop();
+            let mut next = empty();
+            next["Statement"] = json!([st]);
+            parts.push(next);
+        }
+    }
+    parts
+}
 
 /// Verbs whose actions a statement groups under one wildcard when it has
 /// several of a service: reads, and deletes and changes that the

@@ -85,7 +85,9 @@ pub fn service(client: &str) -> Option<&'static str> {
 
 pub use crate::engine::calls::{Access, Call};
 pub use calls::{actions, admin_actions, call, table, table_for};
-pub use document::{allows, covers, document_actions, INLINE_POLICY_LIMIT};
+pub use document::{
+    allows, covers, document_actions, size, split, INLINE_POLICY_LIMIT, MANAGED_POLICY_LIMIT,
+};
 
 /// The S3 resources of the artifact bucket: the exact name when account and
 /// region are known, else every name the stack's buckets can have.
@@ -468,12 +470,22 @@ mod tests {
         // The document is meant as the role's inline policy: a role's inline
         // policies hold at most 10,240 characters, white space not counted
         // ("IAM and AWS STS quotas", IAM User Guide).
-        let text = serde_json::to_string(doc).unwrap();
-        let size = text.chars().filter(|c| !c.is_whitespace()).count();
-        assert!(
-            size <= INLINE_POLICY_LIMIT,
-            "the policy has {size} characters"
-        );
+        // Longer, it goes as customer managed policies, each within their
+        // limit, the statements the same in the same order.
+        if size(doc) > INLINE_POLICY_LIMIT {
+            let parts = split(doc, MANAGED_POLICY_LIMIT);
+            assert!(
+                parts.len() > 1 && parts.len() <= 10,
+                "{} parts",
+                parts.len()
+            );
+            let mut again = Vec::new();
+            for p in &parts {
+                assert!(size(p) <= MANAGED_POLICY_LIMIT, "a part of {}", size(p));
+                again.extend(p["Statement"].as_array().unwrap().iter().cloned());
+            }
+            assert_eq!(&Value::Array(again), &doc["Statement"]);
+        }
     }
 
     fn single_stack() -> Stack {

@@ -386,6 +386,60 @@ fn the_iam_policy_verb_prints_the_document_without_calling_aws() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("an AWS account id is 12 digits"));
 }
 
+#[test]
+fn a_policy_longer_than_a_role_holds_inline_is_written_as_managed_policies() {
+    // Fargate with a domain in a long region: more than 10,240 characters.
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(common::root().join("stacks/fargate.toml")).unwrap()
+        + "\n[domain]\nname = \"shop.example.com\"\nhosted_zone = \"example.com\"\n";
+    let text = text.replace("region = \"us-east-1\"", "region = \"ap-southeast-2\"");
+    let stack = dir.path().join("fargate.toml");
+    std::fs::write(&stack, &text).unwrap();
+    let s = bookstore_infra::stack::load(&stack).unwrap();
+    let whole = iam_policy::policy(&s, Some(ACCOUNT), Scope::Apply);
+    assert!(iam_policy::size(&whole) > iam_policy::INLINE_POLICY_LIMIT);
+    let run = |extra: &[&str]| {
+        std::process::Command::new(common::bin())
+            .args(["iam-policy", stack.to_str().unwrap(), "--account", ACCOUNT])
+            .args(extra)
+            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+            .output()
+            .unwrap()
+    };
+    // Printed whole, it says it is too long and how to write it.
+    let out = run(&[]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--out-dir DIR"), "{err}");
+    // Written as parts: each within a managed policy's 6,144 characters,
+    // the statements unchanged and in order, with the commands to attach.
+    let parts_dir = dir.path().join("apply");
+    let out = run(&["--out-dir", parts_dir.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let mut statements = Vec::new();
+    let mut n = 0;
+    while let Ok(t) = std::fs::read_to_string(parts_dir.join(format!("up-policy-{}.json", n + 1))) {
+        n += 1;
+        let part: serde_json::Value = serde_json::from_str(&t).unwrap();
+        assert!(iam_policy::size(&part) <= iam_policy::MANAGED_POLICY_LIMIT);
+        assert_eq!(part["Version"], "2012-10-17");
+        statements.extend(part["Statement"].as_array().unwrap().iter().cloned());
+        assert!(
+            printed.contains(&format!(
+                "attach-role-policy --role-name ROLE --policy-arn arn:aws:iam::{ACCOUNT}:policy/bookstore-infra-shop-up-{n}"
+            )),
+            "{printed}"
+        );
+    }
+    assert!(n >= 2, "{n} parts");
+    assert_eq!(serde_json::Value::Array(statements), whole["Statement"]);
+}
+
 // ---------------------------------------------------------------------------
 // The policy against each request, as IAM evaluates it: the action, the
 // resource the request names (its ARN, built as "Actions, resources, and
