@@ -41,6 +41,8 @@ pub enum ReleaseError {
     NoTemplate(String),
     #[error("stack `{0}` has no auto scaling group: run `up` first")]
     NoGroup(String),
+    #[error("stack `{0}` has no ECS service: run `up` first")]
+    NoService(String),
     #[error("{0}")]
     Refused(String),
     #[error(transparent)]
@@ -66,12 +68,20 @@ pub struct Release {
     pub wanted: bool,
     /// A refresh rolled this version out, every target healthy.
     pub rolled_out: bool,
+    /// Fargate: the task definition revision's ARN.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_definition: Option<String>,
+    /// Fargate: the digest of the image the revision runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 /// Every release of a stack on Fargate, newest first: the ACTIVE task
 /// definition revisions of its app family (each tagged with the binary's
-/// sha256), which one the service runs, and whether its image is still in
-/// the repository.
+/// sha256), which one the service names and which one it has rolled out
+/// (its PRIMARY deployment COMPLETED), and whether its image is still in
+/// the repository. The service stands where the instances' group does
+/// ([`GroupState`]: the revision numbers, and the `rollback` tag).
 pub async fn list_fargate(cloud: &Cloud, stack: &str) -> Result<Listing, CloudError> {
     use crate::resources::{ecr, ecs_service, ecs_task_definition};
     let revisions = ecs_task_definition::stack_revisions(cloud, stack).await?;
@@ -98,40 +108,53 @@ pub async fn list_fargate(cloud: &Cloud, stack: &str) -> Result<Listing, CloudEr
             BTreeSet::new()
         }
     };
-    let deployments = service
-        .as_ref()
-        .map(|s| s.deployments())
-        .unwrap_or_default();
+    let group = service.as_ref().map(ecs_service::release_state);
     let newest = revisions.first().map(|r| r.number);
     let releases = revisions
         .iter()
-        .map(|r| {
-            let deployment = deployments
-                .iter()
-                .find(|d| d.task_definition() == Some(r.arn.as_str()));
-            Release {
-                version: r.number,
-                sha256: r.release.clone(),
-                commit: None,
-                created: r.registered.clone(),
-                artifact: r.image.as_ref().is_some_and(|d| images.contains(d)),
-                default: Some(r.number) == newest,
-                wanted: service.as_ref().and_then(|s| s.task_definition()) == Some(r.arn.as_str()),
-                rolled_out: deployment.is_some_and(|d| {
-                    d.status() == Some("PRIMARY")
-                        && d.rollout_state()
-                            == Some(&aws_sdk_ecs::types::DeploymentRolloutState::Completed)
-                }),
-            }
+        .map(|r| Release {
+            version: r.number,
+            sha256: r.release.clone(),
+            commit: None,
+            created: r.registered.clone(),
+            artifact: r.image.as_ref().is_some_and(|d| images.contains(d)),
+            default: Some(r.number) == newest,
+            wanted: group.as_ref().and_then(|g| g.version) == Some(r.number),
+            rolled_out: group.as_ref().and_then(|g| g.rolled_out) == Some(r.number),
+            task_definition: Some(r.arn.clone()),
+            image: r.image.clone(),
         })
         .collect();
     Ok(Listing {
         stack: stack.to_string(),
         launch_template_id: None,
         bucket: None,
-        group: None,
+        group,
         releases,
     })
+}
+
+/// The images `up` keeps in the repository besides the one it pushes: the
+/// newest `keep` releases' and the one the service runs or names (after a
+/// `rollback` it may be older). Only images still there.
+pub fn kept_images(listing: &Listing, keep: u32) -> Vec<String> {
+    let in_use = listing
+        .group
+        .as_ref()
+        .map(GroupState::versions_in_use)
+        .unwrap_or_default();
+    let mut out: Vec<String> = Vec::new();
+    let newest = listing.releases.iter().take(keep.max(1) as usize);
+    let used = listing
+        .releases
+        .iter()
+        .filter(|r| in_use.contains(&Some(r.version)));
+    for r in newest.chain(used).filter(|r| r.artifact) {
+        if let Some(d) = r.image.as_ref().filter(|d| !out.contains(d)) {
+            out.push(d.clone());
+        }
+    }
+    out
 }
 
 /// Every release of a stack, newest first.
@@ -205,6 +228,8 @@ pub async fn list(cloud: &Cloud, stack: &str) -> Result<Listing, CloudError> {
             default: default == Some(n),
             wanted: g.and_then(|g| g.version) == Some(n),
             rolled_out: g.and_then(|g| g.rolled_out) == Some(n),
+            task_definition: None,
+            image: None,
         });
     }
     listing
@@ -262,8 +287,15 @@ pub fn pinned(listing: &Listing, current: &str) -> Option<crate::topology::Pinne
     let (to, from) = tag.split_once(" from ")?;
     let from: i64 = from.trim().parse().ok()?;
     let rolled_back_from = listing.releases.iter().find(|r| r.version == from)?;
+    // On Fargate the service names the revision by its ARN.
+    let version = listing
+        .releases
+        .iter()
+        .find(|r| r.version.to_string() == to.trim())
+        .and_then(|r| r.task_definition.clone())
+        .unwrap_or_else(|| to.trim().to_string());
     (rolled_back_from.sha256.as_deref() == Some(current)).then(|| crate::topology::Pinned {
-        version: to.trim().to_string(),
+        version,
         tag: tag.clone(),
     })
 }
@@ -361,7 +393,7 @@ pub fn rollback_target(listing: &Listing, to: Option<i64>) -> Result<&Release, R
     }
     if !target.artifact {
         return Err(ReleaseError::Refused(format!(
-            "the binary of release {} ({}) is no longer in the artifact bucket: it cannot be rolled back to",
+            "the binary of release {} ({}) is no longer kept (the artifact bucket, or the image repository on Fargate): it cannot be rolled back to",
             target.version,
             target.sha256.as_deref().unwrap_or("unknown sha256")
         )));
@@ -383,6 +415,8 @@ mod tests {
             default: false,
             wanted: false,
             rolled_out: false,
+            task_definition: None,
+            image: None,
         }
     }
 
@@ -485,7 +519,7 @@ mod tests {
         );
         // The one before has no artifact any more.
         let e = rollback_target(&l, None).unwrap_err().to_string();
-        assert!(e.contains("no longer in the artifact bucket"), "{e}");
+        assert!(e.contains("no longer kept"), "{e}");
         assert_eq!(rollback_target(&l, Some(1)).unwrap().version, 1);
         let e = rollback_target(&l, Some(3)).unwrap_err().to_string();
         assert!(e.contains("already runs release 3"), "{e}");

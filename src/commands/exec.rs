@@ -1,6 +1,7 @@
 //! `exec STACK -- bookstore ARGS...`: runs the app's command on one healthy
-//! instance through Systems Manager Run Command, prints its output and
-//! exits with its exit status.
+//! instance through Systems Manager Run Command (on Fargate: in one healthy
+//! task through ECS Exec), prints its output and exits with its exit
+//! status.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -19,6 +20,9 @@ pub struct ExecArgs {
     /// This instance rather than the first healthy one.
     #[arg(long, value_name = "ID")]
     pub instance: Option<String>,
+    /// Fargate: this task (id or ARN) rather than the first healthy one.
+    #[arg(long, value_name = "ID", conflicts_with = "instance")]
+    pub task: Option<String>,
     /// Seconds to wait for the command to finish.
     #[arg(long, default_value_t = 600, value_name = "SECONDS")]
     pub timeout: u64,
@@ -33,6 +37,9 @@ pub async fn run(ctx: &Ctx, a: &ExecArgs) -> Result<u8> {
     let line = exec::command_line(&a.command)?;
     let cloud = ctx.connect(&s, true).await;
     let poll = cloud.poll.min(Duration::from_secs(1));
+    if s.app.runtime == bookstore_infra::stack::Runtime::Fargate {
+        return on_fargate(ctx, &cloud, &s.name, a, poll).await;
+    }
     // An agent registers within a minute or two of boot.
     let agent_wait = (cloud.poll * 24).min(Duration::from_secs(120));
     let instance = exec::choose(
@@ -61,4 +68,45 @@ pub async fn run(ctx: &Ctx, a: &ExecArgs) -> Result<u8> {
     ctx.print_stats(&cloud);
     // An exit status beyond a process's 0-255 still fails.
     Ok(u8::try_from(out.exit_code).unwrap_or(super::exit::ERROR))
+}
+
+/// The command in a task, through ECS Exec.
+async fn on_fargate(
+    ctx: &Ctx,
+    cloud: &bookstore_infra::cloud::Cloud,
+    stack: &str,
+    a: &ExecArgs,
+    poll: Duration,
+) -> Result<u8> {
+    use bookstore_infra::exec::fargate;
+    // ECS starts the agent shortly after the task.
+    let agent_wait = (cloud.poll * 24).min(Duration::from_secs(120));
+    let (cluster, task) = fargate::choose(cloud, stack, a.task.as_deref(), agent_wait, poll, |m| {
+        eprintln!("{m}")
+    })
+    .await?;
+    eprintln!("running in task {}: {}", task.id, a.command.join(" "));
+    let out = fargate::run(
+        cloud,
+        &cluster,
+        &task,
+        &a.command,
+        Duration::from_secs(a.timeout),
+    )
+    .await?;
+    print!(
+        "{}",
+        visible(&String::from_utf8_lossy(&out.output), Shown::Lines)
+    );
+    ctx.print_stats(cloud);
+    match out.exit_code {
+        Some(code) => Ok(u8::try_from(code).unwrap_or(super::exit::ERROR)),
+        None => {
+            eprintln!(
+                "error: the command's exit status is unknown: ECS Exec reports none, and the app did not print its own (was it killed, or is its binary older than `{}`?)",
+                fargate::REPORT_EXIT
+            );
+            Ok(super::exit::ERROR)
+        }
+    }
 }

@@ -10,6 +10,12 @@
 //! trail; refusing anything else here keeps a typo or a pasted line from
 //! running as root. (IAM, not this check, is the security boundary: the
 //! caller's `ssm:SendCommand` permission.)
+//!
+//! On Fargate the command runs in one of the service's tasks through ECS
+//! Exec ([`fargate`], [`session`]).
+
+pub mod fargate;
+pub mod session;
 
 use std::time::Duration;
 
@@ -50,6 +56,24 @@ pub enum ExecError {
         instance: String,
         status: String,
         details: String,
+    },
+    #[error("stack {0} has no ECS service (is it deployed with `up`?)")]
+    NoService(String),
+    #[error("stack {0} has no running task whose address is a healthy target{1}")]
+    NoHealthyTask(String, String),
+    #[error("no healthy task of stack {stack} has its ECS Exec agent running after {waited:?}: {states} (the agent starts shortly after the task; a task started before ECS Exec was enabled has none)")]
+    NoExecAgent {
+        stack: String,
+        states: String,
+        waited: Duration,
+    },
+    #[error("ECS Exec cannot reach task {task}: {message}")]
+    NotConnected { task: String, message: String },
+    #[error("the ECS Exec session in task {task} failed: {source}")]
+    Session {
+        task: String,
+        #[source]
+        source: Box<session::SessionError>,
     },
     #[error(transparent)]
     Cloud(#[from] CloudError),

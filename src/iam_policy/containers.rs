@@ -79,6 +79,8 @@ pub(super) fn writes(n: &Names) -> Vec<Value> {
                 "ecs:UpdateClusterSettings",
                 "ecs:DeleteCluster",
                 "ecs:UpdateService",
+                // The `rollback` tag, when `up` rolls forward.
+                "ecs:UntagResource",
                 "ecs:DeleteService",
                 "application-autoscaling:PutScalingPolicy",
                 "application-autoscaling:DeregisterScalableTarget",
@@ -90,6 +92,22 @@ pub(super) fn writes(n: &Names) -> Vec<Value> {
                 n.arn("application-autoscaling", "scalable-target/*"),
             ],
             Some(owned),
+        ),
+        // `exec`: ECS Exec into the app container of the stack's tasks
+        // (they carry the service's tags: PropagateTags SERVICE).
+        statement(
+            "ExecInStackTasks",
+            &["ecs:ExecuteCommand"],
+            &[
+                n.arn("ecs", &format!("cluster/{name}")),
+                n.arn("ecs", &format!("task/{name}/*")),
+            ],
+            Some(json!({
+                "StringEquals": {
+                    n.tag("aws:ResourceTag"): name,
+                    "ecs:container-name": crate::topology::fargate::APP_CONTAINER,
+                }
+            })),
         ),
         // Task definitions are made with the stack's tag (it takes no
         // resource).

@@ -55,6 +55,7 @@ const ANSWERS: &[(&str, &str)] = &[
     ("DlmTagOnCreate", "tags a lifecycle policy only with the stack's tag, never one another stack's tag claims; an untagged one can be (OPEN)"),
     ("ContainersCreateTagged", "the stack's repository, cluster, services and task definitions by their names, and scalable targets, each made or tagged with the stack's tag; never retags another stack's"),
     ("ContainersManageOwned", "pushes to, changes and deletes only the stack's repository, cluster, services and scalable targets while they carry its tag; pulls nothing"),
+    ("ExecInStackTasks", "ECS Exec into the app container only, of tasks of the stack's cluster carrying its tag; the task role, capped by the boundary, is what a shell there holds"),
     ("EcsTaskDefinitions", "task definitions made with the stack's tag (RegisterTaskDefinition takes no resource); they run only where the stack's services and roles let them"),
     ("EcsDeregister", "deregisters task definitions, which stops no running task; any of the account's (OPEN)"),
     ("PassRoleToEcsTasks", "passes only the stack's two task roles, only to ECS tasks; both are capped by the boundary"),

@@ -131,6 +131,30 @@ fn the_fargate_policy_refuses_other_stacks_and_other_roles() {
             with(theirs(), "aws:RequestTag/bookstore-infra:stack", STACK),
         ),
         attack(
+            "exec into another stack's task",
+            "ecs:ExecuteCommand",
+            arn("ecs", "task/other/0123"),
+            with(theirs(), "ecs:container-name", "app"),
+        ),
+        attack(
+            "exec into the stack's migrate container",
+            "ecs:ExecuteCommand",
+            arn("ecs", &format!("task/{STACK}/0123")),
+            with(ours(), "ecs:container-name", "migrate"),
+        ),
+        attack(
+            "exec into a task of another cluster named like ours",
+            "ecs:ExecuteCommand",
+            arn("ecs", "task/other/0123"),
+            with(ours(), "ecs:container-name", "app"),
+        ),
+        attack(
+            "untag another stack's service",
+            "ecs:UntagResource",
+            arn("ecs", "service/other/app"),
+            theirs(),
+        ),
+        attack(
             "delete another alarm",
             "cloudwatch:DeleteAlarms",
             arn("cloudwatch", "alarm:billing"),
@@ -170,6 +194,16 @@ fn the_fargate_policy_refuses_other_stacks_and_other_roles() {
         ),
         (
             "ecs:UpdateService",
+            arn("ecs", &format!("service/{STACK}/app")),
+            ours(),
+        ),
+        (
+            "ecs:ExecuteCommand",
+            arn("ecs", &format!("task/{STACK}/0123")),
+            with(ours(), "ecs:container-name", "app"),
+        ),
+        (
+            "ecs:UntagResource",
             arn("ecs", &format!("service/{STACK}/app")),
             ours(),
         ),

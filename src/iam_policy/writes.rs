@@ -148,6 +148,12 @@ pub(super) fn writes(n: &Names) -> Vec<Value> {
 
     // Instances (a launch template and its profile); Fargate has none.
     let instances = n.has(iam::PROFILE);
+    // `exec` on instances: Run Command (on Fargate, ECS Exec).
+    let send_command: Vec<&str> = if instances {
+        vec!["ssm:SendCommand"]
+    } else {
+        Vec::new()
+    };
     let mut st = vec![
         // New resources carry the stack's tag from their first moment.
         // What a create names beside the new resource (the VPC of a
@@ -365,13 +371,13 @@ pub(super) fn writes(n: &Names) -> Vec<Value> {
         // carry its tag from the Auto Scaling group).
         statement(
             "RunCommandDocument",
-            &["ssm:SendCommand"],
+            &send_command,
             &[format!("arn:aws:ssm:{region}::document/AWS-RunShellScript")],
             None,
         ),
         statement(
             "RunCommandOnStack",
-            &["ssm:SendCommand"],
+            &send_command,
             &[ec2("instance/*")],
             Some(json!({ "StringEquals": { n.tag("ssm:resourceTag"): name } })),
         ),

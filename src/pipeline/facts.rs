@@ -138,16 +138,27 @@ async fn app_facts(
             )
         })
     };
-    // The releases so far decide which earlier binaries stay (`rollback`).
+    // The releases so far decide which earlier binaries (or, on Fargate,
+    // images) stay for `rollback`, and whether one holds the app.
     let kept = async {
+        let keep = stack.app.keep_releases;
+        if fargate {
+            let listing = crate::releases::list_fargate(cloud, &stack.name).await?;
+            return Ok::<_, CloudError>((
+                Vec::new(),
+                crate::releases::pinned(&listing, &sha256),
+                crate::releases::kept_images(&listing, keep),
+            ));
+        }
         let listing = crate::releases::list(cloud, &stack.name).await?;
-        Ok::<_, CloudError>((
-            crate::releases::kept_artifacts(&listing, &sha256, stack.app.keep_releases),
+        Ok((
+            crate::releases::kept_artifacts(&listing, &sha256, keep),
             crate::releases::pinned(&listing, &sha256),
+            Vec::new(),
         ))
     };
     // Fargate: the image the binary makes (its digest names it in the
-    // plan), and the images the kept revisions run.
+    // plan).
     let image = async {
         if !fargate {
             return Ok(None);
@@ -159,19 +170,8 @@ async fn app_facts(
             .map_err(|e| CloudError::invalid("app.binary", e.to_string()))?;
         Ok::<_, CloudError>(Some(built.digest().to_string()))
     };
-    let kept_images = async {
-        if !fargate {
-            return Ok(Vec::new());
-        }
-        crate::resources::ecs_task_definition::kept_images(
-            cloud,
-            &crate::topology::fargate::family(&stack.name),
-            stack.app.keep_releases as usize,
-        )
-        .await
-    };
-    let (account, (ami, root_device, root_volume_gib), hosted_zone_id, kept, image, kept_images) =
-        tokio::try_join!(account, ami, zone, kept, image, kept_images)?;
+    let (account, (ami, root_device, root_volume_gib), hosted_zone_id, kept, image) =
+        tokio::try_join!(account, ami, zone, kept, image)?;
     Ok(AppFacts {
         region: cloud.region.clone(),
         account,
@@ -185,7 +185,7 @@ async fn app_facts(
         pinned: kept.1,
         hosted_zone_id,
         image,
-        kept_images,
+        kept_images: kept.2,
     })
 }
 

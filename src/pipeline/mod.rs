@@ -95,8 +95,9 @@ pub async fn plan_stack(
         match (&app.pinned, roll_forward) {
             (Some(_), true) => app.pinned = None,
             (Some(p), false) => notes.push(format!(
-                "the group stays on release {}, where `rollback` left it, while the stack file ships the binary rolled back from; ship another binary, or pass `--roll-forward`, to roll forward",
-                p.version
+                "the {} stays on release {}, where `rollback` left it, while the stack file ships the binary rolled back from; ship another binary, or pass `--roll-forward`, to roll forward",
+                if stack.app.runtime == crate::stack::Runtime::Fargate { "service" } else { "group" },
+                p.tag.split(" from ").next().unwrap_or(&p.version)
             )),
             (None, _) => {}
         }

@@ -292,31 +292,6 @@ pub fn family_of(arn: &str) -> Option<&str> {
         .map(|(f, _)| f)
 }
 
-/// The image digests the newest `keep` ACTIVE revisions of `family` run
-/// (their `app` container's `...@sha256:...`), newest first.
-pub async fn kept_images(
-    cloud: &Cloud,
-    family: &str,
-    keep: usize,
-) -> Result<Vec<String>, CloudError> {
-    let mut out = Vec::new();
-    for arn in revisions(cloud, KIND, family).await?.iter().take(keep) {
-        let (td, _) = match describe(cloud, KIND, arn).await {
-            Ok(x) => x,
-            Err(e) if e.is_not_found() => continue,
-            Err(e) => return Err(e),
-        };
-        for c in td.container_definitions() {
-            if let Some((_, digest)) = c.image().and_then(|i| i.rsplit_once('@')) {
-                if !out.iter().any(|d| d == digest) {
-                    out.push(digest.to_string());
-                }
-            }
-        }
-    }
-    Ok(out)
-}
-
 /// One revision of the stack's app, newest first: its ARN, number,
 /// release (binary sha256) tag, registration time and image digest.
 pub struct Revision {

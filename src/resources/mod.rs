@@ -532,6 +532,7 @@ mod tests {
                     "grace_secs",
                     "circuit_breaker",
                     "execute_command",
+                    "rolled_back",
                 ],
             ),
             (

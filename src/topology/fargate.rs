@@ -265,7 +265,13 @@ pub fn desired(stack: &Stack, sfx: &[String], f: &AppFacts) -> Vec<Desired> {
         json!({
             "name": SERVICE,
             "cluster": r("cluster"),
-            "task_definition": r_attr("task", "arn"),
+            // A service `rollback` left on an earlier revision stays there
+            // while the file ships the binary rolled back from.
+            "task_definition": match &f.pinned {
+                Some(p) => json!(p.version),
+                None => r_attr("task", "arn"),
+            },
+            "rolled_back": f.pinned.as_ref().map(|p| crate::resources::autoscaling_group::rolled_back_note(&p.tag)),
             "desired_count": app.desired_capacity,
             "subnets": sfx.iter().map(|s| r(&format!("subnet-private-{s}"))).collect::<Vec<_>>(),
             "security_groups": [r("sg-app")],

@@ -4,7 +4,9 @@
 //! unhealthy, a circuit breaker that fails a deployment and rolls back):
 //! `up` from empty, an empty plan, a new binary rolled out, a failing one
 //! rolled back by ECS with its reason in the error, an empty plan again,
-//! and `destroy` leaving nothing tagged. Each resource is checked with
+//! `rollback` to the first release and the roll forward, a switch to
+//! instances and back that keeps the data, and `destroy` leaving nothing
+//! tagged. Each resource is checked with
 //! independent SDK calls.
 
 use crate::common;
@@ -15,6 +17,22 @@ use common::{changes, with_binary, Emulator};
 use serde_json::Value;
 
 const STACK: &str = "shop";
+
+/// What `bookstore --report-exit admin grant EMAIL` prints in the second
+/// image's tasks (the app's flag is its own test's): a line, a line on
+/// standard error, and the status line; a user who does not exist fails.
+const APP_IN_IMAGE: &str = r#"#!/bin/sh
+[ "$1" = --report-exit ] || { echo "run without --report-exit: $*" >&2; exit 9; }
+shift
+if [ "$3" = nobody@example.com ]; then
+    echo "error: no user $3" >&2
+    printf '\nbookstore-exit-status: 1\n'
+    exit 1
+fi
+echo "granted the admin role to $3"
+echo "note: on stderr" >&2
+printf '\nbookstore-exit-status: 0\n'
+"#;
 
 struct Env {
     e: Emulator,
@@ -62,6 +80,7 @@ impl Env {
                 ecs.describe_services()
                     .cluster(STACK)
                     .services("app")
+                    .include(aws_sdk_ecs::types::ServiceField::Tags)
                     .send(),
             )
             .unwrap()
@@ -89,7 +108,7 @@ fn no_changes(env: &Env) {
 fn fargate_stack_from_empty_through_a_rollback_to_nothing() {
     let e = Emulator::start();
     let proxy = Realism::start(&e.endpoint, Behaviours::all());
-    let (bin1, _) = e.binary("bookstore binary, first build");
+    let (bin1, sha1) = e.binary("bookstore binary, first build");
     let stack = e.stack("fargate.toml", "");
     let env = Env { e, proxy, stack };
     let first = env.ship(&bin1);
@@ -316,8 +335,231 @@ fn fargate_stack_from_empty_through_a_rollback_to_nothing() {
     no_changes(&env);
     assert_eq!(env.service().task_definition(), Some(td2.as_str()));
 
+    // `rollback --to` the first release: the service rolls onto its
+    // revision with a deployment judged like `up`'s, and says so.
+    let listing: Value =
+        serde_json::from_str(&env.ok(&["releases", &env.stack, "--json"]).stdout).unwrap();
+    let first_release = listing["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["sha256"] == sha1.as_str())
+        .unwrap_or_else(|| panic!("the first release is listed: {listing:#}"))
+        .clone();
+    let td1 = first_release["task_definition"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let n1 = first_release["version"].as_i64().unwrap();
+    let n2: i64 = td2.rsplit(':').next().unwrap().parse().unwrap();
+    let deployments = env.proxy.bit("ecs_deployment");
+    let out = env.ok(&["rollback", &env.stack, "--to", &n1.to_string(), "--yes"]);
+    assert!(
+        out.stdout
+            .contains(&format!("Rolled back to revision {n1}")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        env.proxy.bit("ecs_deployment") > deployments,
+        "it waited for ECS"
+    );
+    let svc = env.service();
+    assert_eq!(svc.task_definition(), Some(td1.as_str()));
+    let tag = |svc: &aws_sdk_ecs::types::Service| {
+        svc.tags()
+            .iter()
+            .find(|t| t.key() == Some("bookstore-infra:rolled-back"))
+            .and_then(|t| t.value())
+            .map(str::to_string)
+    };
+    assert_eq!(tag(&svc), Some(format!("{n1} from {n2}")));
+    let listing: Value =
+        serde_json::from_str(&env.ok(&["releases", &env.stack, "--json"]).stdout).unwrap();
+    let now = listing["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["version"] == n1)
+        .unwrap();
+    assert_eq!(
+        (&now["wanted"], &now["rolled_out"]),
+        (&Value::Bool(true), &Value::Bool(true))
+    );
+    // The next plan keeps it there while the file ships the second binary,
+    // and says so; the first image stays.
+    let kept = env.plan();
+    assert!(changes(&kept).is_empty(), "{:#?}", changes(&kept));
+    assert!(
+        kept["notes"].to_string().contains(&format!(
+            "the service stays on release {n1}, where `rollback` left it"
+        )),
+        "{kept}"
+    );
+    env.ok(&["up", &env.stack, "--yes"]);
+    assert_eq!(env.service().task_definition(), Some(td1.as_str()));
+    // Rolling forward on purpose: the service goes back to the second
+    // revision and the record goes.
+    let forward: Value = serde_json::from_str(
+        &env.ok(&["diff", &env.stack, "--json", "--roll-forward"])
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(changes(&forward), common::set(&[("service", "update")]));
+    env.ok(&["up", &env.stack, "--yes", "--roll-forward"]);
+    let svc = env.service();
+    assert_eq!(svc.task_definition(), Some(td2.as_str()));
+    assert_eq!(tag(&svc), None);
+    no_changes(&env);
+
+    // `exec` through ECS Exec, into the healthy task whose agent runs (the
+    // other's is still starting), over a data channel that splits, repeats,
+    // reorders and resends what it sends.
+    let program = std::path::Path::new(&env.stack).with_file_name("app-in-image.sh");
+    std::fs::write(&program, APP_IN_IMAGE).unwrap();
+    std::fs::set_permissions(
+        &program,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    env.proxy.task_program(&second, &program);
+    let out = env.run(&[
+        "exec",
+        &env.stack,
+        "--",
+        "bookstore",
+        "admin",
+        "grant",
+        "o'neil@example.com",
+    ]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.stdout, "granted the admin role to o'neil@example.com\nnote: on stderr\n",
+        "the output once, in order, without the terminal's \\r or the status line"
+    );
+    let stats = env.proxy.exec_stats().expect("a session was opened");
+    assert!(
+        stats.resent >= 1 && stats.duplicates_sent >= 1 && stats.out_of_order >= 1,
+        "{stats:?}"
+    );
+    assert_eq!((stats.sessions, stats.handshakes), (1, 1), "{stats:?}");
+    let tasks = {
+        let ecs = env.e.cloud_via(&env.proxy.endpoint).ecs;
+        let arns = e
+            .block_on(ecs.list_tasks().cluster(STACK).service_name("app").send())
+            .unwrap();
+        assert!(arns.next_token().is_some(), "paged");
+        let all: Vec<String> = e
+            .block_on(
+                ecs.list_tasks()
+                    .cluster(STACK)
+                    .service_name("app")
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .try_collect(),
+            )
+            .unwrap();
+        e.block_on(
+            ecs.describe_tasks()
+                .cluster(STACK)
+                .set_tasks(Some(all))
+                .send(),
+        )
+        .unwrap()
+        .tasks()
+        .to_vec()
+    };
+    let agent = |t: &aws_sdk_ecs::types::Task| {
+        t.containers()
+            .iter()
+            .flat_map(|c| c.managed_agents())
+            .find_map(|a| a.last_status().map(str::to_string))
+    };
+    let id = |t: &aws_sdk_ecs::types::Task| {
+        t.task_arn()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let running = tasks
+        .iter()
+        .find(|t| agent(t).as_deref() == Some("RUNNING"))
+        .unwrap();
+    let pending = tasks
+        .iter()
+        .find(|t| agent(t).as_deref() == Some("PENDING"))
+        .unwrap();
+    assert!(
+        out.stderr
+            .contains(&format!("running in task {}", id(running))),
+        "{}",
+        out.stderr
+    );
+    // The command's own failure is `exec`'s exit status.
+    let failed = env.run(&[
+        "exec",
+        &env.stack,
+        "--",
+        "bookstore",
+        "admin",
+        "grant",
+        "nobody@example.com",
+    ]);
+    assert_eq!(failed.code, 1, "{}\n{}", failed.stdout, failed.stderr);
+    assert!(
+        failed.stdout.contains("error: no user nobody@example.com"),
+        "{}",
+        failed.stdout
+    );
+    // A task whose agent has not started is waited for, then named.
+    let refused = env.run(&[
+        "exec",
+        &env.stack,
+        "--task",
+        &id(pending),
+        "--",
+        "bookstore",
+        "admin",
+        "grant",
+        "a@example.com",
+    ]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("waiting for an ECS Exec agent")
+            && refused
+                .stderr
+                .contains(&format!("{} agent pending", id(pending))),
+        "{}",
+        refused.stderr
+    );
+
     // Switching to instances is a plan like any other: the containers go,
-    // the instances come, and no data-bearing resource is replaced.
+    // the instances come, and no data-bearing resource is replaced; then
+    // it is applied, and undone.
+    let data = |env: &Env| {
+        let rds = aws_sdk_rds::Client::new(env.e.conf());
+        let db = env
+            .e
+            .block_on(rds.describe_db_instances().send())
+            .unwrap()
+            .db_instances()[0]
+            .dbi_resource_id()
+            .unwrap()
+            .to_string();
+        let efs = aws_sdk_efs::Client::new(env.e.conf());
+        let fs = env
+            .e
+            .block_on(efs.describe_file_systems().send())
+            .unwrap()
+            .file_systems()[0]
+            .file_system_id()
+            .to_string();
+        (db, fs)
+    };
+    let before = data(&env);
     let text = std::fs::read_to_string(&env.stack).unwrap();
     let instances: String = text
         .lines()
@@ -328,7 +570,7 @@ fn fargate_stack_from_empty_through_a_rollback_to_nothing() {
         })
         .map(|l| format!("{l}\n"))
         .collect();
-    std::fs::write(&env.stack, instances).unwrap();
+    std::fs::write(&env.stack, &instances).unwrap();
     let c = changes(&env.plan());
     for (id, action) in [
         ("service", "delete"),
@@ -347,7 +589,39 @@ fn fargate_stack_from_empty_through_a_rollback_to_nothing() {
     for kept in ["db", "efs", "efs-ap", "lb", "db-app-secret"] {
         assert!(!c.iter().any(|(id, _)| id == kept), "{kept}: {c:?}");
     }
-    std::fs::write(&env.stack, text).unwrap();
+    env.ok(&["up", &env.stack, "--yes"]);
+    assert_eq!(data(&env), before, "the database and file system stayed");
+    let asg = aws_sdk_autoscaling::Client::new(e.conf());
+    let groups = e
+        .block_on(asg.describe_auto_scaling_groups().send())
+        .unwrap();
+    let group = &groups.auto_scaling_groups()[0];
+    assert_eq!(group.instances().len(), 2, "{group:?}");
+    let ecs = aws_sdk_ecs::Client::new(e.conf());
+    // (A deleted cluster stays INACTIVE for a while, as ECS shows it.)
+    let clusters = e
+        .block_on(ecs.describe_clusters().clusters(STACK).send())
+        .unwrap();
+    assert!(
+        clusters
+            .clusters()
+            .iter()
+            .all(|c| c.status() == Some("INACTIVE")),
+        "{clusters:?}"
+    );
+    no_changes(&env);
+
+    // And back: the instances go, the service comes again.
+    std::fs::write(&env.stack, &text).unwrap();
+    env.ok(&["up", &env.stack, "--yes"]);
+    assert_eq!(data(&env), before, "the database and file system stayed");
+    let groups = e
+        .block_on(asg.describe_auto_scaling_groups().send())
+        .unwrap();
+    assert!(groups.auto_scaling_groups().is_empty(), "{groups:?}");
+    let svc = env.service();
+    assert_eq!(svc.running_count(), 2, "{svc:?}");
+    no_changes(&env);
 
     // Nothing tagged is left.
     env.ok(&["destroy", &env.stack, "--yes", "--allow-delete", "db"]);

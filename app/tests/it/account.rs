@@ -272,6 +272,26 @@ async fn the_users_page_escapes_names(db: &TestDb) {
         .output()
         .unwrap();
     assert!(out.status.success());
+    // `--report-exit` (what ECS Exec runs) ends the output with the exit
+    // status, the same as the process's, whatever way the command ended.
+    for (args, code) in [
+        (&["admin", "grant", "ada@example.com"][..], 0),
+        (&["admin", "grant", "nobody@example.com"], 1),
+        (&["admin", "no-such-command"], 2),
+    ] {
+        let out = Command::new(BIN)
+            .arg("--report-exit")
+            .args(args)
+            .env("BOOKSTORE_DATABASE_URL", &db.url)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(code), "{args:?}");
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            stdout.ends_with(&format!("\nbookstore-exit-status: {code}\n")),
+            "{args:?}: {stdout:?}"
+        );
+    }
     let r = admin.get("/admin/users").await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(

@@ -19,10 +19,9 @@ use aws_sdk_ecs::types::{
 use super::ecs_cluster::{ecs_owner, ecs_tags};
 use crate::cloud::{Cloud, CloudError, Phase, SdkResultExt};
 use crate::engine::calls::{r, w, Call};
-use crate::engine::{
-    client_token, in_place, replace, AttrSpec, Observed, Repeat, Resolved, ResourceKind,
-};
+use crate::engine::{in_place, replace, AttrSpec, Observed, Repeat, Resolved, ResourceKind};
 use rollout::{judge, revision_name, Rollout};
+pub use rollout::{release_state, TAG_ROLLED_BACK};
 
 pub const KIND: &str = "ecs:service";
 
@@ -35,7 +34,14 @@ const CALLS: &[Call] = &[
     r("ecs", "describe_services", "DescribeServices", &["ecs:DescribeServices"]),
     w("ecs", "create_service", "CreateService", &["ecs:CreateService", "ecs:TagResource"]),
     w("ecs", "update_service", "UpdateService", &["ecs:UpdateService"]),
+    // `rollback`'s record on the service, and `up`'s clearing it.
+    w("ecs", "tag_resource", "TagResource", &["ecs:TagResource"]),
+    w("ecs", "untag_resource", "UntagResource", &["ecs:UntagResource"]),
     w("ecs", "delete_service", "DeleteService", &["ecs:DeleteService"]),
+    // `exec`: the service's tasks, and ECS Exec into one.
+    r("ecs", "list_tasks", "ListTasks", &["ecs:ListTasks"]),
+    r("ecs", "describe_tasks", "DescribeTasks", &["ecs:DescribeTasks"]),
+    w("ecs", "execute_command", "ExecuteCommand", &["ecs:ExecuteCommand"]),
 ];
 
 fn network(r: &Resolved) -> Result<NetworkConfiguration, CloudError> {
@@ -95,8 +101,14 @@ fn observed(id: &str, s: &Service) -> Observed {
         .and_then(|a| a.rsplit_once('/'))
         .map(|(_, n)| n)
         .unwrap_or_default();
-    Observed::new(KIND, id, s.service_arn().unwrap_or_default())
-        .prop("name", name)
+    let mut o = Observed::new(KIND, id, s.service_arn().unwrap_or_default());
+    if let Some(t) = release_state(s).rolled_back {
+        o = o.prop(
+            "rolled_back",
+            crate::resources::autoscaling_group::rolled_back_note(&t),
+        );
+    }
+    o.prop("name", name)
         .prop("cluster", cluster)
         .prop("task_definition", s.task_definition().unwrap_or_default())
         .prop("subnets", subnets)
@@ -149,6 +161,7 @@ impl ResourceKind for EcsService {
             in_place("grace_secs"),
             in_place("circuit_breaker"),
             in_place("execute_command"),
+            in_place("rolled_back"),
         ];
         A
     }
@@ -242,7 +255,7 @@ impl ResourceKind for EcsService {
             .enable_ecs_managed_tags(true)
             .set_tags(Some(ecs_tags(&r.tags)))
             // ECS takes tokens of up to 36 characters.
-            .client_token(&client_token(&r.stack, &r.id)[..36]);
+            .client_token(&r.token[..36]);
         // A target group or role made moments before may not be visible yet.
         let out = cloud
             .settle(&r.id, "CreateService", || req.clone().send())
@@ -269,8 +282,20 @@ impl ResourceKind for EcsService {
         cloud: &Cloud,
         r: &Resolved,
         current: &Observed,
-        _: &[String],
+        changed: &[String],
     ) -> Result<Observed, CloudError> {
+        // Rolling forward after a `rollback` ends it: the tag goes first,
+        // so a run interrupted after it does not keep the service pinned.
+        if changed.iter().any(|c| c == "rolled_back") && r.props["rolled_back"].is_null() {
+            cloud
+                .ecs
+                .untag_resource()
+                .resource_arn(&current.physical_id)
+                .tag_keys(TAG_ROLLED_BACK)
+                .send()
+                .await
+                .ctx(&r.id, "UntagResource")?;
+        }
         let want = r.str("task_definition")?;
         let out = cloud
             .ecs
@@ -375,6 +400,48 @@ async fn wait_rollout(cloud: &Cloud, current: &Observed, want: &str) -> Result<(
         .await
 }
 
+/// Moves the stack's service to revision `to` (`rollback`) and waits for
+/// its deployment as `up` does. The rollback is recorded first (the tag
+/// [`TAG_ROLLED_BACK`], `<revision> from <revision>`), so an interrupted
+/// one still shows in the plan.
+pub async fn roll_back(cloud: &Cloud, stack: &str, to: &str, tag: &str) -> Result<(), CloudError> {
+    let svc = current(cloud, stack)
+        .await?
+        .ok_or_else(|| CloudError::invalid(KIND, format!("stack {stack} has no ECS service")))?;
+    let arn = svc.service_arn().unwrap_or_default();
+    cloud
+        .ecs
+        .tag_resource()
+        .resource_arn(arn)
+        .tags(
+            aws_sdk_ecs::types::Tag::builder()
+                .key(TAG_ROLLED_BACK)
+                .value(tag)
+                .build(),
+        )
+        .send()
+        .await
+        .ctx(KIND, "TagResource")?;
+    let cluster = svc
+        .cluster_arn()
+        .and_then(|a| a.rsplit_once('/'))
+        .map(|(_, n)| n)
+        .unwrap_or(stack);
+    let out = cloud
+        .ecs
+        .update_service()
+        .cluster(cluster)
+        .service(arn)
+        .task_definition(to)
+        .send()
+        .await
+        .ctx(KIND, "UpdateService")?;
+    let s = out
+        .service()
+        .ok_or_else(|| CloudError::invalid(KIND, "UpdateService returned no service"))?;
+    wait_rollout(cloud, &observed(KIND, s), to).await
+}
+
 /// How many targets of `tg` are healthy.
 async fn healthy_targets(cloud: &Cloud, id: &str, tg: &str) -> Result<usize, CloudError> {
     if tg.is_empty() {
@@ -417,6 +484,7 @@ async fn describe_one(
         .describe_services()
         .cluster(cluster)
         .services(service)
+        .include(ServiceField::Tags)
         .send()
         .await
         .ctx(id, "DescribeServices")

@@ -5,6 +5,8 @@
 
 use aws_sdk_ecs::types::{DeploymentRolloutState, Service};
 
+use crate::resources::autoscaling_group::GroupState;
+
 /// Where a rollout of one task definition revision stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rollout {
@@ -23,6 +25,37 @@ pub enum Rollout {
 /// The short name of a revision ARN (`family:revision`).
 pub fn revision_name(arn: &str) -> &str {
     arn.rsplit_once('/').map_or(arn, |(_, r)| r)
+}
+
+/// The tag `rollback` puts on the service: `<revision> from <revision>`
+/// (as on the instances' group).
+pub use crate::resources::autoscaling_group::TAG_ROLLED_BACK;
+
+/// The revision number of a task definition ARN.
+fn number(arn: &str) -> Option<i64> {
+    arn.rsplit_once(':')?.1.parse().ok()
+}
+
+/// The service's side of the releases: the revision it names, the one it
+/// has rolled out (its PRIMARY deployment COMPLETED, else the older
+/// deployment still serving), and the `rollback` tag.
+pub fn release_state(svc: &Service) -> GroupState {
+    let deployments = svc.deployments();
+    let primary = deployments.iter().find(|d| d.status() == Some("PRIMARY"));
+    let done = primary
+        .filter(|d| d.rollout_state() == Some(&DeploymentRolloutState::Completed))
+        .or_else(|| deployments.iter().find(|d| d.status() == Some("ACTIVE")));
+    GroupState {
+        name: svc.service_name().unwrap_or_default().to_string(),
+        version: svc.task_definition().and_then(number),
+        rolled_out: done.and_then(|d| d.task_definition()).and_then(number),
+        rolled_back: svc
+            .tags()
+            .iter()
+            .find(|t| t.key() == Some(TAG_ROLLED_BACK))
+            .and_then(|t| t.value())
+            .map(str::to_string),
+    }
 }
 
 /// Where the rollout of `want` (a task definition ARN) stands in `svc`.

@@ -54,9 +54,36 @@ pub(super) struct Service {
     /// The targets of its tasks, once registered.
     targets: Vec<String>,
     next: u32,
+    /// ECS Exec is on for its tasks.
+    exec: bool,
+    /// When its latest deployment completed.
+    completed: Option<Instant>,
+    /// The CreateService client token that made it.
+    token: String,
 }
 
 impl Service {
+    /// The revision its tasks run: the newest completed deployment's.
+    pub(super) fn running_revision(&self) -> Option<&str> {
+        self.deployments
+            .iter()
+            .rev()
+            .find(|d| d.rollout == Rollout::Completed)
+            .map(|d| d.task_definition.as_str())
+    }
+
+    pub(super) fn targets(&self) -> &[String] {
+        &self.targets
+    }
+
+    pub(super) fn completed_at(&self) -> Option<Instant> {
+        self.completed
+    }
+
+    pub(super) fn exec_enabled(&self) -> bool {
+        self.exec
+    }
+
     fn deploy(&mut self, task_definition: &str, now: Instant) {
         for d in &mut self.deployments {
             d.primary = false;
@@ -100,16 +127,21 @@ pub(super) fn learn(c: &Call, req: &str, answer: &str, st: &mut State, now: Inst
                 })
                 .unwrap_or_default();
             st.ecs_images.insert(arn.to_string(), images);
+            st.ecs_containers
+                .insert(arn.to_string(), super::ecs_tasks::containers_of(&req));
         }
         "CreateService" => {
             let s = &answer["service"];
             let Some(arn) = s["serviceArn"].as_str() else {
                 return;
             };
-            if st.ecs.contains_key(arn) {
+            let token = req["clientToken"].as_str().unwrap_or_default();
+            if st.ecs.get(arn).is_some_and(|s| s.token == token) {
                 // A repeat answered with the service made.
                 return;
             }
+            // Otherwise a service of the same name made again after one
+            // deleted (whose DeleteService answer may have been lost).
             let lb = &s["loadBalancers"][0];
             let mut svc = Service {
                 name: s["serviceName"].as_str().unwrap_or_default().to_string(),
@@ -123,6 +155,9 @@ pub(super) fn learn(c: &Call, req: &str, answer: &str, st: &mut State, now: Inst
                 events: Vec::new(),
                 targets: Vec::new(),
                 next: 0,
+                exec: s["enableExecuteCommand"].as_bool().unwrap_or(false),
+                completed: None,
+                token: token.to_string(),
             };
             svc.deploy(s["taskDefinition"].as_str().unwrap_or_default(), now);
             st.ecs.insert(arn.to_string(), svc);
@@ -134,6 +169,9 @@ pub(super) fn learn(c: &Call, req: &str, answer: &str, st: &mut State, now: Inst
             };
             if let Some(n) = req["desiredCount"].as_i64() {
                 svc.desired = n;
+            }
+            if let Some(e) = req["enableExecuteCommand"].as_bool() {
+                svc.exec = e;
             }
             let primary = svc
                 .deployments
@@ -196,6 +234,7 @@ fn advance(st: &mut State, t: &Timing, now: Instant) {
             }
         } else {
             svc.deployments[i].rollout = Rollout::Completed;
+            svc.completed = Some(now);
             // The tasks before go; so does a failed deployment's record.
             let keep = svc.deployments[i].id.clone();
             svc.deployments.retain(|x| x.id == keep);

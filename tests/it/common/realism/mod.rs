@@ -24,9 +24,11 @@ mod consistency;
 mod ec2;
 mod ecr;
 mod ecs;
+mod ecs_tasks;
 mod efs;
 mod elb;
 mod errors;
+mod exec_agent;
 mod iam;
 mod logs;
 mod lost;
@@ -142,6 +144,9 @@ pub struct Timing {
     pub list_lag: Duration,
     /// An ECS deployment IN_PROGRESS before it completes or fails.
     pub ecs_deploy: Duration,
+    /// How long the ECS Exec agent of a service's first task is PENDING
+    /// after its deployment completed.
+    pub exec_agent: Duration,
 }
 
 impl Default for Timing {
@@ -168,6 +173,7 @@ impl Default for Timing {
             snapshot_pending: s(1.5),
             list_lag: s(1.0),
             ecs_deploy: s(1.5),
+            exec_agent: s(30.0),
         }
     }
 }
@@ -261,6 +267,10 @@ struct State {
     ecs_images: HashMap<String, Vec<String>>,
     /// Images (digests) whose tasks fail to start.
     ecs_failing: BTreeSet<String>,
+    /// The containers of each task definition revision.
+    ecs_containers: HashMap<String, Vec<ecs_tasks::ContainerSeen>>,
+    /// The program ECS Exec runs for `bookstore` in a task of each image.
+    ecs_programs: HashMap<String, std::path::PathBuf>,
 }
 
 impl State {
@@ -275,6 +285,7 @@ struct Inner {
     t: Timing,
     page_size: usize,
     state: Mutex<State>,
+    exec_agent: std::sync::OnceLock<Arc<exec_agent::ExecAgent>>,
 }
 
 /// The proxy. Point the tool's `AWS_ENDPOINT_URL` at [`Realism::endpoint`].
@@ -296,6 +307,7 @@ impl Realism {
             t,
             page_size: 1,
             state: Mutex::new(State::default()),
+            exec_agent: std::sync::OnceLock::new(),
         });
         let h = inner.clone();
         let endpoint = http::serve(Arc::new(move |req| h.handle(req)));
@@ -371,6 +383,21 @@ impl Realism {
             .insert(digest.to_string());
     }
 
+    /// What ECS Exec runs as `bookstore` in tasks of image `digest`.
+    pub fn task_program(&self, digest: &str, program: &std::path::Path) {
+        self.inner
+            .state
+            .lock()
+            .unwrap()
+            .ecs_programs
+            .insert(digest.to_string(), program.to_path_buf());
+    }
+
+    /// What the harness's ECS Exec agent met, once a session was opened.
+    pub fn exec_stats(&self) -> Option<exec_agent::AgentStats> {
+        self.inner.exec_agent.get().map(|a| a.stats())
+    }
+
     /// Each ECS service's events, oldest first, by ARN.
     pub fn ecs_events(&self) -> HashMap<String, Vec<String>> {
         ecs::services(&self.inner.state.lock().unwrap())
@@ -422,6 +449,9 @@ impl Inner {
             return r;
         }
         if let Some(r) = self.run_command(c, &req) {
+            return r;
+        }
+        if let Some(r) = self.ecs_tasks(c, &req.body) {
             return r;
         }
         if let Some(r) = self.get_change(c) {
