@@ -1,5 +1,6 @@
 //! Reading the app's logs: the events the instances ship to the stack's
-//! log group (one stream per instance, named by its id), and their display.
+//! log group (one stream per instance, named by its id; on Fargate the
+//! awslogs driver's `<prefix>/<container>/<task id>`), and their display.
 //!
 //! The app logs JSON lines (`tracing`'s JSON format: `timestamp`, `level`,
 //! `fields.message` and the other fields, `target`); they are shown as one
@@ -33,7 +34,8 @@ pub enum LogsError {
 pub struct Event {
     /// Milliseconds since the epoch, as shipped.
     pub timestamp: i64,
-    /// The stream: the instance id.
+    /// The stream: the instance id, or on Fargate `app/app/<task id>`
+    /// (`migrate/migrate/<task id>` for the migration container).
     pub stream: String,
     pub message: String,
     pub event_id: String,
@@ -63,8 +65,9 @@ pub fn since_ms(ago: Duration) -> i64 {
     now.saturating_sub(ago).as_millis() as i64
 }
 
-/// Every event of the stack's log group from `start_ms` on, of one
-/// instance's stream when `instance` is given, oldest first.
+/// Every event of the stack's log group from `start_ms` on, of the named
+/// streams only when `streams` names any (an instance's, a task's two),
+/// oldest first.
 ///
 /// FilterLogEvents pages by `nextToken`, and may return a page with no
 /// events but a token while it searches on (CloudWatch Logs API reference,
@@ -73,7 +76,7 @@ pub async fn fetch(
     cloud: &Cloud,
     stack: &str,
     start_ms: i64,
-    instance: Option<&str>,
+    streams: &[String],
 ) -> Result<Vec<Event>, LogsError> {
     let group = log_group::app_group(stack);
     let pages = cloud
@@ -81,7 +84,7 @@ pub async fn fetch(
         .filter_log_events()
         .log_group_name(&group)
         .start_time(start_ms)
-        .set_log_stream_names(instance.map(|i| vec![i.to_string()]))
+        .set_log_stream_names((!streams.is_empty()).then(|| streams.to_vec()))
         .into_paginator()
         .send()
         .try_collect()
@@ -111,6 +114,13 @@ pub async fn fetch(
     Ok(out)
 }
 
+/// The streams of one task on Fargate: its `app` and `migrate` containers'
+/// (the awslogs driver's `<prefix>/<container>/<task id>`).
+pub fn task_streams(task: &str) -> Vec<String> {
+    let id = task.rsplit('/').next().unwrap_or(task);
+    vec![format!("app/app/{id}"), format!("migrate/migrate/{id}")]
+}
+
 /// Polls for new events (`--follow`): each poll asks again from the
 /// newest timestamp seen, as events with that very timestamp may still
 /// arrive, and drops the events already returned (by event id).
@@ -132,9 +142,9 @@ impl Follower {
         &mut self,
         cloud: &Cloud,
         stack: &str,
-        instance: Option<&str>,
+        streams: &[String],
     ) -> Result<Vec<Event>, LogsError> {
-        let events = fetch(cloud, stack, self.start_ms, instance).await?;
+        let events = fetch(cloud, stack, self.start_ms, streams).await?;
         let fresh: Vec<Event> = events
             .into_iter()
             .filter(|e| !self.seen.contains(&e.event_id))

@@ -22,6 +22,9 @@ pub struct LogsArgs {
     /// Only this instance's events (its stream).
     #[arg(long, value_name = "ID")]
     pub instance: Option<String>,
+    /// Fargate: only this task's events (its containers' streams).
+    #[arg(long, value_name = "ID", conflicts_with = "instance")]
+    pub task: Option<String>,
     /// Print each event's message as it was logged (the app's JSON lines;
     /// characters a terminal would act on are escaped, as in the text).
     #[arg(long)]
@@ -46,10 +49,14 @@ pub async fn run(ctx: &Ctx, a: &LogsArgs) -> Result<u8> {
     let s = super::load(&a.stack)?;
     let start = logs::since_ms(logs::parse_duration(&a.since)?);
     let cloud = ctx.connect(&s, true).await;
-    let instance = a.instance.as_deref();
+    let streams: Vec<String> = match (&a.instance, &a.task) {
+        (Some(i), _) => vec![i.clone()],
+        (None, Some(t)) => logs::task_streams(t),
+        (None, None) => Vec::new(),
+    };
     if !a.follow {
         print(
-            &logs::fetch(&cloud, &s.name, start, instance).await?,
+            &logs::fetch(&cloud, &s.name, start, &streams).await?,
             a.json,
         );
         ctx.print_stats(&cloud);
@@ -57,7 +64,7 @@ pub async fn run(ctx: &Ctx, a: &LogsArgs) -> Result<u8> {
     }
     let mut f = Follower::new(start);
     loop {
-        print(&f.poll(&cloud, &s.name, instance).await?, a.json);
+        print(&f.poll(&cloud, &s.name, &streams).await?, a.json);
         tokio::select! {
             _ = tokio::time::sleep(FOLLOW_EVERY) => {}
             _ = tokio::signal::ctrl_c() => break,

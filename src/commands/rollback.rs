@@ -77,11 +77,7 @@ async fn rollback(cloud: &Cloud, fence: Fence, s: &Stack, a: &RollbackArgs) -> R
         &sha[..12.min(sha.len())],
         target.commit.as_deref().unwrap_or("-"),
     );
-    if !a.run.json {
-        println!("{question}");
-    }
-    if !super::confirm(&question, a.yes)? {
-        eprintln!("Not rolled back.");
+    if !ask(&question, a)? {
         return Ok(super::exit::ERROR);
     }
     // Once another run has taken the lock over, this one changes nothing.
@@ -136,11 +132,7 @@ async fn rollback_fargate(cloud: &Cloud, fence: Fence, s: &Stack, a: &RollbackAr
         target.version,
         &sha[..12.min(sha.len())],
     );
-    if !a.run.json {
-        println!("{question}");
-    }
-    if !super::confirm(&question, a.yes)? {
-        eprintln!("Not rolled back.");
+    if !ask(&question, a)? {
         return Ok(super::exit::ERROR);
     }
     fence.check().await?;
@@ -161,4 +153,16 @@ async fn rollback_fargate(cloud: &Cloud, fence: Fence, s: &Stack, a: &RollbackAr
         );
     }
     Ok(super::exit::OK)
+}
+
+/// Shows `question` (not in JSON mode) and asks it, unless `--yes`.
+fn ask(question: &str, a: &RollbackArgs) -> Result<bool> {
+    if !a.run.json {
+        println!("{question}");
+    }
+    let yes = super::confirm(question, a.yes)?;
+    if !yes {
+        eprintln!("Not rolled back.");
+    }
+    Ok(yes)
 }

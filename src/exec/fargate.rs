@@ -15,125 +15,18 @@
 //! exit status. Without it (the process was killed, or the binary is older
 //! than the flag) the status is unknown, and `exec` fails.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
-
-use aws_sdk_ecs::types::DesiredStatus;
 
 use super::session::{self, Options};
 use super::ExecError;
-use crate::cloud::{Cloud, CloudError, SdkResultExt};
-use crate::resources::ecs_service;
-use crate::topology::fargate::APP_CONTAINER;
+use crate::cloud::{Cloud, CloudError};
+use crate::resources::ecs_service::APP_CONTAINER;
+use crate::resources::ecs_service::{self, tasks::Task};
 
 /// The flag that makes the app print its exit status last.
 pub const REPORT_EXIT: &str = "--report-exit";
 /// The line the app ends with under [`REPORT_EXIT`].
 pub const EXIT_LINE: &str = "bookstore-exit-status: ";
-/// The managed agent of ECS Exec.
-const EXEC_AGENT: &str = "ExecuteCommandAgent";
-
-/// One task of the service, as `exec` judges it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Task {
-    pub arn: String,
-    /// The task's id (the ARN's last part).
-    pub id: String,
-    pub address: Option<String>,
-    /// The ECS Exec agent's `lastStatus` (`PENDING`, `RUNNING`, `STOPPED`),
-    /// or `none` when the task has none.
-    pub agent: String,
-    /// The task's address is a healthy target.
-    pub healthy: bool,
-}
-
-/// The service's RUNNING tasks, sorted by id, each with its agent's state
-/// and its target's health.
-pub async fn tasks(cloud: &Cloud, stack: &str) -> Result<(String, Vec<Task>), ExecError> {
-    let svc = ecs_service::current(cloud, stack)
-        .await?
-        .ok_or_else(|| ExecError::NoService(stack.into()))?;
-    let cluster = svc.cluster_arn().unwrap_or(stack).to_string();
-    let arns: Vec<String> = cloud
-        .ecs
-        .list_tasks()
-        .cluster(&cluster)
-        .service_name(svc.service_name().unwrap_or(ecs_service::SERVICE))
-        .desired_status(DesiredStatus::Running)
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .ctx("exec", "ListTasks")?;
-    let mut healthy = BTreeSet::new();
-    for lb in svc.load_balancers() {
-        let Some(tg) = lb.target_group_arn() else {
-            continue;
-        };
-        let h = cloud
-            .elbv2
-            .describe_target_health()
-            .target_group_arn(tg)
-            .send()
-            .await
-            .ctx("exec", "DescribeTargetHealth")?;
-        for d in h.target_health_descriptions() {
-            if d.target_health()
-                .and_then(|h| h.state())
-                .is_some_and(|s| s.as_str() == "healthy")
-            {
-                if let Some(id) = d.target().and_then(|t| t.id()) {
-                    healthy.insert(id.to_string());
-                }
-            }
-        }
-    }
-    let mut out = Vec::new();
-    // DescribeTasks takes up to 100 tasks.
-    for chunk in arns.chunks(100) {
-        let d = cloud
-            .ecs
-            .describe_tasks()
-            .cluster(&cluster)
-            .set_tasks(Some(chunk.to_vec()))
-            .send()
-            .await
-            .ctx("exec", "DescribeTasks")?;
-        for t in d.tasks() {
-            if t.last_status() != Some("RUNNING") {
-                continue;
-            }
-            let arn = t.task_arn().unwrap_or_default().to_string();
-            let address = t
-                .attachments()
-                .iter()
-                .flat_map(|a| a.details())
-                .find(|kv| kv.name() == Some("privateIPv4Address"))
-                .and_then(|kv| kv.value())
-                .map(str::to_string);
-            let agent = t
-                .containers()
-                .iter()
-                .filter(|c| c.name() == Some(APP_CONTAINER))
-                .flat_map(|c| c.managed_agents())
-                .find(|a| a.name().map(|n| n.as_str()) == Some(EXEC_AGENT))
-                .and_then(|a| a.last_status())
-                .unwrap_or("none")
-                .to_string();
-            out.push(Task {
-                id: arn.rsplit('/').next().unwrap_or_default().to_string(),
-                healthy: address.as_ref().is_some_and(|a| healthy.contains(a)),
-                arn,
-                address,
-                agent,
-            });
-        }
-    }
-    out.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok((cluster, out))
-}
-
 /// The task `exec` runs in: `wanted` (an id or ARN) if given, else the
 /// first healthy task whose ECS Exec agent is RUNNING. A healthy task
 /// whose agent is still starting is waited for, up to `wait`.
@@ -147,7 +40,9 @@ pub async fn choose(
 ) -> Result<(String, Task), ExecError> {
     let start = tokio::time::Instant::now();
     loop {
-        let (cluster, all) = tasks(cloud, stack).await?;
+        let (cluster, all) = ecs_service::tasks::running(cloud, stack)
+            .await?
+            .ok_or_else(|| ExecError::NoService(stack.into()))?;
         let candidates: Vec<&Task> = all
             .iter()
             .filter(|t| t.healthy)

@@ -105,7 +105,7 @@ pub(super) fn writes(n: &Names) -> Vec<Value> {
             Some(json!({
                 "StringEquals": {
                     n.tag("aws:ResourceTag"): name,
-                    "ecs:container-name": crate::topology::fargate::APP_CONTAINER,
+                    "ecs:container-name": crate::resources::ecs_service::APP_CONTAINER,
                 }
             })),
         ),

@@ -283,3 +283,28 @@ async fn set_delay(cloud: &Cloud, r: &Resolved, arn: &str) -> Result<(), CloudEr
         .await?;
     Ok(())
 }
+
+/// The ids (instance ids, or addresses for `ip` targets) of the targets
+/// of `tg` that are healthy.
+pub async fn healthy_targets(
+    cloud: &Cloud,
+    id: &str,
+    tg: &str,
+) -> Result<std::collections::BTreeSet<String>, CloudError> {
+    let h = cloud
+        .elbv2
+        .describe_target_health()
+        .target_group_arn(tg)
+        .send()
+        .await
+        .ctx(id, "DescribeTargetHealth")?;
+    Ok(h.target_health_descriptions()
+        .iter()
+        .filter(|t| {
+            t.target_health()
+                .and_then(|h| h.state())
+                .is_some_and(|s| s.as_str() == "healthy")
+        })
+        .filter_map(|t| t.target().and_then(|t| t.id()).map(str::to_string))
+        .collect())
+}

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::Status;
 use crate::cloud::{Cloud, CloudError, SdkResultExt};
-use crate::resources::ecs_service::{self, rollout::revision_name};
+use crate::resources::ecs_service::{self, rollout::revision_name, tasks::Task};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Fargate {
@@ -15,6 +15,8 @@ pub struct Fargate {
     pub deployments: Vec<Deployment>,
     /// The tasks' targets: address and state (reason).
     pub targets: Vec<(String, String)>,
+    /// The running tasks: id, revision, address, health, ECS Exec agent.
+    pub tasks: Vec<Task>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -47,6 +49,7 @@ pub async fn gather(cloud: &Cloud, stack: &str) -> Result<Fargate, CloudError> {
         service: None,
         deployments: Vec::new(),
         targets: Vec::new(),
+        tasks: Vec::new(),
     };
     let Some(s) = svc else {
         return Ok(out);
@@ -106,6 +109,10 @@ pub async fn gather(cloud: &Cloud, stack: &str) -> Result<Fargate, CloudError> {
             })
             .collect();
     }
+    out.tasks = ecs_service::tasks::running(cloud, stack)
+        .await?
+        .map(|(_, t)| t)
+        .unwrap_or_default();
     Ok(out)
 }
 
@@ -199,6 +206,7 @@ mod tests {
         let healthy = Fargate {
             service: Some(service.clone()),
             deployments: vec![dep("PRIMARY", "COMPLETED", None)],
+            tasks: vec![],
             targets: vec![
                 ("10.0.1.1".into(), "healthy".into()),
                 (
@@ -221,6 +229,7 @@ mod tests {
                     Some("ECS deployment circuit breaker: tasks failed to start."),
                 ),
             ],
+            tasks: vec![],
             targets: vec![(
                 "10.0.1.1".into(),
                 "unhealthy (Target.FailedHealthChecks)".into(),
@@ -239,7 +248,8 @@ mod tests {
             problems(&with(Fargate {
                 service: None,
                 deployments: vec![],
-                targets: vec![]
+                targets: vec![],
+                tasks: vec![],
             })),
             ["the ECS service does not exist"]
         );

@@ -84,6 +84,19 @@ pub fn text(s: &Status) -> String {
         }
         let healthy = f.targets.iter().filter(|(_, st)| st == "healthy").count();
         line("targets", &format!("{healthy}/{} healthy", f.targets.len()));
+        for t in &f.tasks {
+            line(
+                "task",
+                &format!(
+                    "{} {} {} {}, ECS Exec agent {}",
+                    t.id,
+                    t.revision,
+                    t.address.as_deref().unwrap_or("-"),
+                    if t.healthy { "healthy" } else { "not healthy" },
+                    t.agent.to_lowercase()
+                ),
+            );
+        }
     }
     if let Some(p) = &s.probe {
         let got = match (p.status, &p.error) {

@@ -27,9 +27,8 @@ use super::{parts, short_name, AppFacts};
 
 pub use crate::resources::ecs_task_definition::family;
 
+pub use crate::resources::ecs_service::APP_CONTAINER;
 pub use crate::resources::ecs_service::SERVICE;
-/// The app's container in the task.
-pub const APP_CONTAINER: &str = "app";
 /// Where the database's certificate authorities are in the image.
 pub const RDS_CA_PATH: &str = "/etc/bookstore/rds-ca.pem";
 

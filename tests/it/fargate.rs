@@ -263,6 +263,18 @@ fn fargate_stack_from_empty_through_a_rollback_to_nothing() {
         2,
         "{st:#}"
     );
+    // Its tasks: each at a healthy target's address, on the revision.
+    let tasks = st["fargate"]["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 2, "{st:#}");
+    assert!(
+        tasks
+            .iter()
+            .all(|t| t["healthy"] == true
+                && t["revision"].as_str().unwrap().starts_with("shop-app:")),
+        "{st:#}"
+    );
+    let text = env.ok(&["status", &env.stack]).stdout;
+    assert!(text.contains("ECS Exec agent"), "{text}");
 
     // A new binary: a new image, a new revision, a deployment.
     let (bin2, sha2) = e.binary("bookstore binary, the second build");
@@ -513,6 +525,61 @@ fn fargate_stack_from_empty_through_a_rollback_to_nothing() {
         failed.stdout.contains("error: no user nobody@example.com"),
         "{}",
         failed.stdout
+    );
+    // `logs` reads the tasks' streams, as the awslogs driver names them;
+    // `--task` one task's (its two containers').
+    let cw = aws_sdk_cloudwatchlogs::Client::new(e.conf());
+    let group = bookstore_infra::resources::log_group::app_group(STACK);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    for (stream, text) in [
+        (
+            format!("migrate/migrate/{}", id(running)),
+            "schema up to date",
+        ),
+        (
+            format!("app/app/{}", id(running)),
+            "listening on 0.0.0.0:8080",
+        ),
+        (format!("app/app/{}", id(pending)), "from the other task"),
+    ] {
+        e.block_on(
+            cw.create_log_stream()
+                .log_group_name(&group)
+                .log_stream_name(&stream)
+                .send(),
+        )
+        .unwrap();
+        e.block_on(
+            cw.put_log_events()
+                .log_group_name(&group)
+                .log_stream_name(&stream)
+                .log_events(
+                    aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                        .timestamp(now)
+                        .message(text)
+                        .build()
+                        .unwrap(),
+                )
+                .send(),
+        )
+        .unwrap();
+    }
+    let all = env.ok(&["logs", &env.stack, "--since", "10m"]).stdout;
+    assert!(
+        all.contains("schema up to date") && all.contains("from the other task"),
+        "{all}"
+    );
+    let one = env
+        .ok(&["logs", &env.stack, "--since", "10m", "--task", &id(running)])
+        .stdout;
+    assert!(
+        one.contains("schema up to date")
+            && one.contains("listening on 0.0.0.0:8080")
+            && !one.contains("from the other task"),
+        "{one}"
     );
     // A task whose agent has not started is waited for, then named.
     let refused = env.run(&[

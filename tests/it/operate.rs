@@ -305,7 +305,7 @@ fn logs_reads_the_stacks_group_page_by_page() {
             &cloud,
             STACK,
             logs::since_ms(Duration::from_secs(600)),
-            None,
+            &[],
         ))
         .unwrap();
     let messages: Vec<&str> = got.iter().map(|ev| ev.message.as_str()).collect();
@@ -338,7 +338,7 @@ fn logs_reads_the_stacks_group_page_by_page() {
             &cloud,
             STACK,
             logs::since_ms(Duration::from_secs(7200)),
-            Some(&ids[1]),
+            std::slice::from_ref(&ids[1]),
         ))
         .unwrap();
     let messages: Vec<&str> = one.iter().map(|ev| ev.message.as_str()).collect();
@@ -346,10 +346,10 @@ fn logs_reads_the_stacks_group_page_by_page() {
 
     // Following: what is new, once.
     let mut f = logs::Follower::new(logs::since_ms(Duration::from_secs(600)));
-    assert_eq!(e.block_on(f.poll(&cloud, STACK, None)).unwrap().len(), 3);
-    assert!(e.block_on(f.poll(&cloud, STACK, None)).unwrap().is_empty());
+    assert_eq!(e.block_on(f.poll(&cloud, STACK, &[])).unwrap().len(), 3);
+    assert!(e.block_on(f.poll(&cloud, STACK, &[])).unwrap().is_empty());
     put(e, &ids[1], &[(logs::since_ms(Duration::ZERO), "just now")]);
-    let fresh = e.block_on(f.poll(&cloud, STACK, None)).unwrap();
+    let fresh = e.block_on(f.poll(&cloud, STACK, &[])).unwrap();
     assert_eq!(
         fresh
             .iter()
@@ -443,7 +443,7 @@ fn logs_reads_the_stacks_group_page_by_page() {
 
     // Another stack has no group.
     let err = e
-        .block_on(logs::fetch(&cloud, "other", 0, None))
+        .block_on(logs::fetch(&cloud, "other", 0, &[]))
         .unwrap_err();
     assert!(err.to_string().contains("has no log group"), "{err}");
 }

@@ -9,6 +9,7 @@
 //! exists: it is set at creation only.
 
 pub mod rollout;
+pub mod tasks;
 
 use async_trait::async_trait;
 use aws_sdk_ecs::types::{
@@ -447,21 +448,9 @@ async fn healthy_targets(cloud: &Cloud, id: &str, tg: &str) -> Result<usize, Clo
     if tg.is_empty() {
         return Ok(usize::MAX);
     }
-    let h = cloud
-        .elbv2
-        .describe_target_health()
-        .target_group_arn(tg)
-        .send()
-        .await
-        .ctx(id, "DescribeTargetHealth")?;
-    Ok(h.target_health_descriptions()
-        .iter()
-        .filter(|t| {
-            t.target_health()
-                .and_then(|h| h.state())
-                .is_some_and(|s| s.as_str() == "healthy")
-        })
-        .count())
+    Ok(super::target_group::healthy_targets(cloud, id, tg)
+        .await?
+        .len())
 }
 
 /// The stack's app service as ECS describes it now, if there is one.
@@ -497,3 +486,5 @@ async fn describe_one(
 
 /// The service's name in its cluster.
 pub const SERVICE: &str = "app";
+/// The app's container in the task.
+pub const APP_CONTAINER: &str = "app";
