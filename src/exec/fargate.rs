@@ -206,4 +206,24 @@ mod tests {
         let o = take_status(b"x\nbookstore-exit-status: 0\n", Some(4));
         assert_eq!(o.exit_code, Some(4));
     }
+
+    #[tokio::test]
+    async fn the_data_channel_has_tls_with_an_explicit_provider() {
+        // With two providers built in, rustls has no process default: a
+        // `wss://` connection would panic without one named. Against a
+        // server that speaks no TLS it fails as a connection error.
+        assert!(tls().connector.is_some());
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let (mut c, _) = l.accept().await.unwrap();
+            let _ = c.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+        });
+        let url = format!("wss://127.0.0.1:{port}/v1/data-channel/s?role=publish_subscribe");
+        let e = session::run_with(&url, "t", Duration::from_secs(5), tls(), |_, _| {})
+            .await
+            .unwrap_err();
+        assert!(matches!(e, session::SessionError::Connect { .. }), "{e}");
+    }
 }
