@@ -115,7 +115,7 @@ pub async fn list_fargate(cloud: &Cloud, stack: &str) -> Result<Listing, CloudEr
         .map(|r| Release {
             version: r.number,
             sha256: r.release.clone(),
-            commit: None,
+            commit: r.commit.clone(),
             created: r.registered.clone(),
             artifact: r.image.as_ref().is_some_and(|d| images.contains(d)),
             default: Some(r.number) == newest,

@@ -35,9 +35,21 @@ pub async fn run(ctx: &Ctx, a: &ExecArgs) -> Result<u8> {
     let s = super::load(&a.stack)?;
     // Refused before any API call.
     let line = exec::command_line(&a.command)?;
+    let fargate = s.app.runtime == bookstore_infra::stack::Runtime::Fargate;
+    match (fargate, &a.instance, &a.task) {
+        (true, Some(_), _) => anyhow::bail!(
+            "stack {} runs on Fargate: name a task with --task, not an instance",
+            s.name
+        ),
+        (false, _, Some(_)) => anyhow::bail!(
+            "stack {} runs on instances: name one with --instance, not a task",
+            s.name
+        ),
+        _ => {}
+    }
     let cloud = ctx.connect(&s, true).await;
     let poll = cloud.poll.min(Duration::from_secs(1));
-    if s.app.runtime == bookstore_infra::stack::Runtime::Fargate {
+    if fargate {
         return on_fargate(ctx, &cloud, &s.name, a, poll).await;
     }
     // An agent registers within a minute or two of boot.

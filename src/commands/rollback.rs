@@ -127,10 +127,11 @@ async fn rollback_fargate(cloud: &Cloud, fence: Fence, s: &Stack, a: &RollbackAr
         .unwrap_or_else(|| "?".into());
     let sha = target.sha256.as_deref().unwrap_or("?");
     let question = format!(
-        "Roll service {} back from revision {from} to revision {} (binary {})?",
+        "Roll service {} back from revision {from} to revision {} (binary {}, commit {})?",
         service.name,
         target.version,
         &sha[..12.min(sha.len())],
+        target.commit.as_deref().unwrap_or("-"),
     );
     if !ask(&question, a)? {
         return Ok(super::exit::ERROR);

@@ -30,6 +30,8 @@ pub const KIND: &str = "ecs:task-definition";
 
 /// The tag each revision carries: the release (binary sha256) it runs.
 pub const RELEASE_TAG: &str = "bookstore-infra:release";
+/// The git commit the stack file's repository was at, when it had one.
+pub const COMMIT_TAG: &str = "bookstore-infra:commit";
 
 pub struct TaskDefinitionKind;
 
@@ -298,6 +300,7 @@ pub struct Revision {
     pub arn: String,
     pub number: i64,
     pub release: Option<String>,
+    pub commit: Option<String>,
     pub registered: Option<String>,
     pub image: Option<String>,
 }
@@ -311,13 +314,16 @@ pub async fn stack_revisions(cloud: &Cloud, stack: &str) -> Result<Vec<Revision>
             Err(e) if e.is_not_found() => continue,
             Err(e) => return Err(e),
         };
+        let tag = |k: &str| {
+            tags.iter()
+                .find(|t| t.key() == Some(k))
+                .and_then(|t| t.value())
+                .map(str::to_string)
+        };
         out.push(Revision {
             number: td.revision() as i64,
-            release: tags
-                .iter()
-                .find(|t| t.key() == Some(RELEASE_TAG))
-                .and_then(|t| t.value())
-                .map(str::to_string),
+            release: tag(RELEASE_TAG),
+            commit: tag(COMMIT_TAG),
             registered: td
                 .registered_at()
                 .and_then(|t| t.fmt(aws_smithy_types::date_time::Format::DateTime).ok()),
@@ -454,6 +460,9 @@ async fn register(cloud: &Cloud, r: &Resolved) -> Result<Observed, CloudError> {
     let mut tags = r.tags.clone();
     if let Some(release) = r.opt_str("release") {
         tags.push((RELEASE_TAG.to_string(), release.to_string()));
+    }
+    if let Some(commit) = r.opt_str("commit") {
+        tags.push((COMMIT_TAG.to_string(), commit.to_string()));
     }
     let req = cloud
         .ecs

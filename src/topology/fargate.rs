@@ -253,6 +253,7 @@ pub fn desired(stack: &Stack, sfx: &[String], f: &AppFacts) -> Vec<Desired> {
                 "volumes": [volume],
                 "keep": app.keep_releases,
                 "release": f.sha256,
+                "commit": f.commit,
             }),
         )
         // Pushed before any task pulls it.

@@ -276,7 +276,23 @@ fn fargate_stack_from_empty_through_a_rollback_to_nothing() {
     let text = env.ok(&["status", &env.stack]).stdout;
     assert!(text.contains("ECS Exec agent"), "{text}");
 
-    // A new binary: a new image, a new revision, a deployment.
+    // A new binary: a new image, a new revision, a deployment; the stack
+    // file's repository is at a commit now, which the revision records.
+    let dir = std::path::Path::new(&env.stack).parent().unwrap();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    git(&["init", "-q"]);
+    git(&["commit", "-q", "--allow-empty", "-m", "the second release"]);
+    let head = git(&["rev-parse", "HEAD"]);
     let (bin2, sha2) = e.binary("bookstore binary, the second build");
     let second = env.ship(&bin2);
     let plan = env.plan();
@@ -308,6 +324,7 @@ fn fargate_stack_from_empty_through_a_rollback_to_nothing() {
     let releases = listing["releases"].as_array().unwrap();
     assert!(releases.len() >= 2, "{listing:#}");
     assert_eq!(releases[0]["sha256"], sha2.as_str(), "{listing:#}");
+    assert_eq!(releases[0]["commit"], head.as_str(), "{listing:#}");
     assert_eq!(releases[0]["rolled_out"], true, "{listing:#}");
     assert_eq!(releases[0]["wanted"], true, "{listing:#}");
     let last = releases.last().unwrap();
@@ -580,6 +597,23 @@ fn fargate_stack_from_empty_through_a_rollback_to_nothing() {
             && one.contains("listening on 0.0.0.0:8080")
             && !one.contains("from the other task"),
         "{one}"
+    );
+    let wrong = env.run(&[
+        "exec",
+        &env.stack,
+        "--instance",
+        "i-0123",
+        "--",
+        "bookstore",
+        "admin",
+        "grant",
+        "a@example.com",
+    ]);
+    assert_eq!(wrong.code, 1);
+    assert!(
+        wrong.stderr.contains("name a task with --task"),
+        "{}",
+        wrong.stderr
     );
     // A task whose agent has not started is waited for, then named.
     let refused = env.run(&[
