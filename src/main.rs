@@ -57,13 +57,23 @@ enum Cmd {
     Rollback(rollback::RollbackArgs),
     /// Print the app's logs from the stack's CloudWatch Logs group.
     Logs(logs::LogsArgs),
-    /// Run a `bookstore` command on one healthy instance (SSM Run Command).
+    /// Run a `bookstore` command on one healthy instance (SSM Run Command),
+    /// or in one healthy task on Fargate (ECS Exec).
     Exec(exec::ExecArgs),
     /// Build the app's container image (OCI, no daemon) and print its digest.
     Image(image::ImageArgs),
 }
 
 fn main() -> ExitCode {
+    // Output piped into a reader that stops early (`releases STACK | head`)
+    // ends the process quietly, as for any Unix tool, rather than with a
+    // panic on the broken pipe (Rust ignores SIGPIPE by default).
+    #[cfg(unix)]
+    // SAFETY: restoring a signal's default disposition at the start of
+    // `main`, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let ctx = Ctx {
         global: cli.global,

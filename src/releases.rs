@@ -502,6 +502,39 @@ mod tests {
     }
 
     #[test]
+    fn kept_images_are_the_newest_and_the_one_the_service_runs() {
+        let image = |v: i64, d: &str, kept: bool| Release {
+            image: Some(d.into()),
+            task_definition: Some(format!("arn:...:task-definition/shop-app:{v}")),
+            ..rel(v, d, kept)
+        };
+        let releases = vec![
+            image(5, "e", true),
+            image(4, "d", true),
+            image(3, "d", true),
+            image(2, "b", true),
+            image(1, "a", true),
+        ];
+        // The newest two releases' images, once each.
+        let l = listing(releases.clone(), Some(5));
+        assert_eq!(kept_images(&l, 2), ["e", "d"]);
+        assert_eq!(kept_images(&l, 3), ["e", "d"]);
+        // Rolled back to 1: its image stays, beyond the newest.
+        let mut l = listing(releases.clone(), Some(1));
+        l.group.as_mut().unwrap().rolled_back = Some("1 from 5".into());
+        assert_eq!(kept_images(&l, 2), ["e", "d", "a"]);
+        // An image gone is not wanted back.
+        let mut gone = releases;
+        gone[0].artifact = false;
+        assert_eq!(kept_images(&listing(gone, Some(5)), 2), ["d"]);
+        // Pinned there, the service is named by its revision's ARN.
+        assert_eq!(
+            pinned(&l, "e").map(|p| p.version),
+            Some("arn:...:task-definition/shop-app:1".to_string())
+        );
+    }
+
+    #[test]
     fn pruning_spares_the_newest_the_default_and_the_running() {
         let mut rs = vec![rel(6, "f", true), rel(5, "e", true), rel(4, "d", true)];
         rs.extend([rel(3, "c", true), rel(2, "b", true), rel(1, "a", true)]);
