@@ -65,15 +65,6 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    // Output piped into a reader that stops early (`releases STACK | head`)
-    // ends the process quietly, as for any Unix tool, rather than with a
-    // panic on the broken pipe (Rust ignores SIGPIPE by default).
-    #[cfg(unix)]
-    // SAFETY: restoring a signal's default disposition at the start of
-    // `main`, before any other thread exists.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
     let cli = Cli::parse();
     let ctx = Ctx {
         global: cli.global,
