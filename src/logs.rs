@@ -25,6 +25,8 @@ pub enum LogsError {
     BadDuration(String),
     #[error("stack {stack} has no log group {group} (is it deployed with `up`?)")]
     NoGroup { stack: String, group: String },
+    #[error("no such log stream")]
+    NoStream,
     #[error(transparent)]
     Cloud(#[from] CloudError),
 }
@@ -78,13 +80,37 @@ pub async fn fetch(
     start_ms: i64,
     streams: &[String],
 ) -> Result<Vec<Event>, LogsError> {
+    // A stream not made yet (a task's `app` container while `migrate`
+    // runs, a mistyped id) is ResourceNotFoundException for the whole
+    // request: each named stream is asked alone, and one missing is empty.
+    let mut out = Vec::new();
+    if streams.is_empty() {
+        out = fetch_one(cloud, stack, start_ms, None).await?;
+    }
+    for s in streams {
+        match fetch_one(cloud, stack, start_ms, Some(s)).await {
+            Ok(events) => out.extend(events),
+            Err(LogsError::NoStream) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    out.sort_by_key(|e| e.timestamp);
+    Ok(out)
+}
+
+async fn fetch_one(
+    cloud: &Cloud,
+    stack: &str,
+    start_ms: i64,
+    stream: Option<&str>,
+) -> Result<Vec<Event>, LogsError> {
     let group = log_group::app_group(stack);
     let pages = cloud
         .logs
         .filter_log_events()
         .log_group_name(&group)
         .start_time(start_ms)
-        .set_log_stream_names((!streams.is_empty()).then(|| streams.to_vec()))
+        .set_log_stream_names(stream.map(|s| vec![s.to_string()]))
         .into_paginator()
         .send()
         .try_collect()
@@ -93,14 +119,18 @@ pub async fn fetch(
     let pages = match pages {
         Ok(p) => p,
         Err(e) if e.code() == Some("ResourceNotFoundException") => {
+            // Which is missing, the group or the stream, the message says.
+            if stream.is_some() && e.to_string().to_lowercase().contains("stream") {
+                return Err(LogsError::NoStream);
+            }
             return Err(LogsError::NoGroup {
                 stack: stack.into(),
                 group,
-            })
+            });
         }
         Err(e) => return Err(e.into()),
     };
-    let mut out: Vec<Event> = pages
+    Ok(pages
         .iter()
         .flat_map(|p| p.events())
         .map(|e| Event {
@@ -109,9 +139,7 @@ pub async fn fetch(
             message: e.message().unwrap_or_default().to_string(),
             event_id: e.event_id().unwrap_or_default().to_string(),
         })
-        .collect();
-    out.sort_by_key(|e| e.timestamp);
-    Ok(out)
+        .collect())
 }
 
 /// The streams of one task on Fargate: its `app` and `migrate` containers'

@@ -287,17 +287,35 @@ pub fn pinned(listing: &Listing, current: &str) -> Option<crate::topology::Pinne
     let (to, from) = tag.split_once(" from ")?;
     let from: i64 = from.trim().parse().ok()?;
     let rolled_back_from = listing.releases.iter().find(|r| r.version == from)?;
-    // On Fargate the service names the revision by its ARN.
-    let version = listing
+    // On Fargate the service names the revision by its ARN; a revision
+    // no longer registered pins nothing.
+    let target = listing
         .releases
         .iter()
-        .find(|r| r.version.to_string() == to.trim())
-        .and_then(|r| r.task_definition.clone())
-        .unwrap_or_else(|| to.trim().to_string());
+        .find(|r| r.version.to_string() == to.trim());
+    let fargate = listing.releases.iter().any(|r| r.task_definition.is_some());
+    let version = match target.and_then(|r| r.task_definition.clone()) {
+        Some(arn) => arn,
+        None if fargate => return None,
+        None => to.trim().to_string(),
+    };
     (rolled_back_from.sha256.as_deref() == Some(current)).then(|| crate::topology::Pinned {
         version,
         tag: tag.clone(),
     })
+}
+
+/// What a rollback from release `from` records: `from`, or, when the
+/// group (or service) was already rolled back, the release first rolled
+/// back from, so that `up` keeps holding while the file ships that binary.
+pub fn rolled_back_from(listing: &Listing, from: &str) -> String {
+    listing
+        .group
+        .as_ref()
+        .and_then(|g| g.rolled_back.as_deref())
+        .and_then(|t| t.split_once(" from "))
+        .map(|(_, f)| f.trim().to_string())
+        .unwrap_or_else(|| from.to_string())
 }
 
 /// The earlier binaries whose artifacts `up` keeps besides `current`: the
@@ -452,6 +470,11 @@ mod tests {
         // A tag naming a release no longer listed pins nothing.
         l.group.as_mut().unwrap().rolled_back = Some("1 from 7".into());
         assert_eq!(pinned(&l, "bbb"), None);
+        // A second rollback keeps the release first rolled back from.
+        l.group.as_mut().unwrap().rolled_back = Some("2 from 3".into());
+        assert_eq!(rolled_back_from(&l, "2"), "3");
+        l.group.as_mut().unwrap().rolled_back = None;
+        assert_eq!(rolled_back_from(&l, "2"), "2");
     }
 
     #[test]
@@ -532,6 +555,9 @@ mod tests {
             pinned(&l, "e").map(|p| p.version),
             Some("arn:...:task-definition/shop-app:1".to_string())
         );
+        // A revision deregistered since pins nothing.
+        l.releases.retain(|r| r.version != 1);
+        assert_eq!(pinned(&l, "e"), None);
     }
 
     #[test]

@@ -99,5 +99,6 @@ fn write_parts(doc: &serde_json::Value, a: &IamPolicyArgs, dir: &std::path::Path
             a.account.as_deref().unwrap_or("ACCOUNT")
         );
     }
+    println!("# Made before? Update each with `aws iam create-policy-version --policy-arn ARN --policy-document file://FILE --set-as-default`, and detach and delete any part beyond the last here: an old part left attached keeps granting.");
     Ok(super::exit::OK)
 }

@@ -86,7 +86,7 @@ async fn rollback(cloud: &Cloud, fence: Fence, s: &Stack, a: &RollbackArgs) -> R
         cloud,
         &group.name,
         &TemplateVersion::new(&lt, &target.version.to_string()),
-        &from,
+        &releases::rolled_back_from(&listing, &from),
         (
             s.app.refresh_min_healthy as i32,
             s.app.refresh_warmup as i32,
@@ -141,7 +141,11 @@ async fn rollback_fargate(cloud: &Cloud, fence: Fence, s: &Stack, a: &RollbackAr
         cloud,
         &s.name,
         &arn,
-        &format!("{} from {from}", target.version),
+        &format!(
+            "{} from {}",
+            target.version,
+            releases::rolled_back_from(&listing, &from)
+        ),
     )
     .await?;
     if a.run.json {

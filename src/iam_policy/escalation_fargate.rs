@@ -207,6 +207,12 @@ fn the_fargate_policy_refuses_other_stacks_and_other_roles() {
             arn("ecs", &format!("service/{STACK}/app")),
             ours(),
         ),
+        // `rollback`'s record, sent with the stack's own tag.
+        (
+            "ecs:TagResource",
+            arn("ecs", &format!("service/{STACK}/app")),
+            with(ours(), "aws:RequestTag/bookstore-infra:stack", STACK),
+        ),
         (
             "application-autoscaling:PutScalingPolicy",
             arn("application-autoscaling", "scalable-target/t1"),

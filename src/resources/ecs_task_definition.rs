@@ -421,7 +421,8 @@ impl ResourceKind for TaskDefinitionKind {
 
     /// A new revision; then the revisions older than the newest `keep`
     /// are deregistered (never fewer than two kept: the service may still
-    /// run the one before while it moves to this one).
+    /// run the one before while it moves to this one), except `spare`, the
+    /// one a `rollback` holds the service on.
     async fn update(
         &self,
         cloud: &Cloud,
@@ -432,8 +433,11 @@ impl ResourceKind for TaskDefinitionKind {
         let made = register(cloud, r).await?;
         let keep = r.i64("keep").unwrap_or(5).max(2) as usize;
         let family = r.str("family")?;
+        let spare = r.opt_str("spare");
         for old in revisions(cloud, &r.id, family).await?.iter().skip(keep) {
-            deregister(cloud, &r.id, old).await?;
+            if Some(old.as_str()) != spare {
+                deregister(cloud, &r.id, old).await?;
+            }
         }
         Ok(made)
     }

@@ -254,6 +254,8 @@ pub fn desired(stack: &Stack, sfx: &[String], f: &AppFacts) -> Vec<Desired> {
                 "keep": app.keep_releases,
                 "release": f.sha256,
                 "commit": f.commit,
+                // The revision `rollback` left the service on is not pruned.
+                "spare": f.pinned.as_ref().map(|p| p.version.clone()),
             }),
         )
         // Pushed before any task pulls it.

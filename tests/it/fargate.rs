@@ -381,6 +381,32 @@ fn fargate_stack_from_empty_through_a_rollback_to_nothing() {
         .to_string();
     let n1 = first_release["version"].as_i64().unwrap();
     let n2: i64 = td2.rsplit(':').next().unwrap().parse().unwrap();
+    // A rollback whose tasks fail: ECS puts the service back, the
+    // revision gone to stays registered, and nothing is recorded.
+    let first_image = first_release["image"].as_str().unwrap().to_string();
+    env.proxy.fail_image(&first_image);
+    let failed = env.run(&["rollback", &env.stack, "--to", &n1.to_string(), "--yes"]);
+    assert_eq!(failed.code, 1, "{}\n{}", failed.stdout, failed.stderr);
+    assert!(
+        failed.stderr.contains("tasks failed to start") && !failed.stderr.contains("deregistered"),
+        "{}",
+        failed.stderr
+    );
+    env.proxy.pass_image(&first_image);
+    let svc = env.service();
+    assert_eq!(svc.task_definition(), Some(td2.as_str()));
+    assert!(
+        !svc.tags()
+            .iter()
+            .any(|t| t.key() == Some("bookstore-infra:rolled-back")),
+        "{:?}",
+        svc.tags()
+    );
+    assert_eq!(
+        env.task_definition(&td1).status(),
+        Some(&aws_sdk_ecs::types::TaskDefinitionStatus::Active)
+    );
+    no_changes(&env);
     let deployments = env.proxy.bit("ecs_deployment");
     let out = env.ok(&["rollback", &env.stack, "--to", &n1.to_string(), "--yes"]);
     assert!(
@@ -597,6 +623,14 @@ fn fargate_stack_from_empty_through_a_rollback_to_nothing() {
             && one.contains("listening on 0.0.0.0:8080")
             && !one.contains("from the other task"),
         "{one}"
+    );
+    // The other task has only its `app` stream: what it has is shown.
+    let other = env
+        .ok(&["logs", &env.stack, "--since", "10m", "--task", &id(pending)])
+        .stdout;
+    assert!(
+        other.contains("from the other task") && !other.contains("schema up to date"),
+        "{other}"
     );
     let wrong = env.run(&[
         "exec",

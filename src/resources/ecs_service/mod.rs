@@ -274,7 +274,7 @@ impl ResourceKind for EcsService {
             .and_then(|v| v.as_str())
             .unwrap_or_default()
             .to_string();
-        wait_rollout(cloud, &current, &want).await?;
+        wait_rollout(cloud, &current, &want, true).await?;
         Ok(current)
     }
 
@@ -349,7 +349,12 @@ impl ResourceKind for EcsService {
 /// Waits until the deployment of `want` is COMPLETED with every task
 /// running and as many healthy targets; a deployment ECS failed (and
 /// rolled back) ends the wait with its reason.
-async fn wait_rollout(cloud: &Cloud, current: &Observed, want: &str) -> Result<(), CloudError> {
+async fn wait_rollout(
+    cloud: &Cloud,
+    current: &Observed,
+    want: &str,
+    deregister_failed: bool,
+) -> Result<(), CloudError> {
     let cluster = current.attrs.get("cluster").cloned().unwrap_or_default();
     let tg = current
         .props
@@ -370,20 +375,27 @@ async fn wait_rollout(cloud: &Cloud, current: &Observed, want: &str) -> Result<(
                     reason,
                     rolled_back_to,
                 } => {
-                    // The revision that failed is never run again: deregistered,
-                    // it leaves the newest revision the one the service runs.
-                    super::ecs_task_definition::deregister(cloud, &current.id, want).await?;
+                    // A new revision that failed is never run again:
+                    // deregistered, it leaves the newest revision the one the
+                    // service runs. (An earlier one `rollback` went to stays.)
+                    if deregister_failed {
+                        super::ecs_task_definition::deregister(cloud, &current.id, want).await?;
+                    }
                     let back = match rolled_back_to {
                         Some(to) => {
                             format!("; ECS rolled the service back to {}", revision_name(&to))
                         }
                         None => String::new(),
                     };
+                    let fate = if deregister_failed {
+                        format!("; {} is deregistered", revision_name(want))
+                    } else {
+                        String::new()
+                    };
                     Err(CloudError::invalid(
                         &current.id,
                         format!(
-                            "the deployment of {} failed: {reason}{back}; {} is deregistered",
-                            revision_name(want),
+                            "the deployment of {} failed: {reason}{back}{fate}",
                             revision_name(want)
                         ),
                     ))
@@ -410,16 +422,15 @@ pub async fn roll_back(cloud: &Cloud, stack: &str, to: &str, tag: &str) -> Resul
         .await?
         .ok_or_else(|| CloudError::invalid(KIND, format!("stack {stack} has no ECS service")))?;
     let arn = svc.service_arn().unwrap_or_default();
+    // With the stack's own tag again: the apply policy tags ECS resources
+    // only in a request that carries it (ContainersCreateTagged).
+    let tag_of = |k: &str, v: &str| aws_sdk_ecs::types::Tag::builder().key(k).value(v).build();
     cloud
         .ecs
         .tag_resource()
         .resource_arn(arn)
-        .tags(
-            aws_sdk_ecs::types::Tag::builder()
-                .key(TAG_ROLLED_BACK)
-                .value(tag)
-                .build(),
-        )
+        .tags(tag_of(TAG_ROLLED_BACK, tag))
+        .tags(tag_of(crate::engine::TAG_STACK, stack))
         .send()
         .await
         .ctx(KIND, "TagResource")?;
@@ -440,7 +451,19 @@ pub async fn roll_back(cloud: &Cloud, stack: &str, to: &str, tag: &str) -> Resul
     let s = out
         .service()
         .ok_or_else(|| CloudError::invalid(KIND, "UpdateService returned no service"))?;
-    wait_rollout(cloud, &observed(KIND, s), to).await
+    let result = wait_rollout(cloud, &observed(KIND, s), to, false).await;
+    if result.is_err() {
+        // ECS put the service back where it was: no rollback to keep.
+        cloud
+            .ecs
+            .untag_resource()
+            .resource_arn(arn)
+            .tag_keys(TAG_ROLLED_BACK)
+            .send()
+            .await
+            .ctx(KIND, "UntagResource")?;
+    }
+    result
 }
 
 /// How many targets of `tg` are healthy.

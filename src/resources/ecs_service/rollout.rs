@@ -38,13 +38,20 @@ fn number(arn: &str) -> Option<i64> {
 
 /// The service's side of the releases: the revision it names, the one it
 /// has rolled out (its PRIMARY deployment COMPLETED, else the older
-/// deployment still serving), and the `rollback` tag.
+/// completed deployment still serving), and the `rollback` tag.
 pub fn release_state(svc: &Service) -> GroupState {
     let deployments = svc.deployments();
     let primary = deployments.iter().find(|d| d.status() == Some("PRIMARY"));
-    let done = primary
-        .filter(|d| d.rollout_state() == Some(&DeploymentRolloutState::Completed))
-        .or_else(|| deployments.iter().find(|d| d.status() == Some("ACTIVE")));
+    let completed = |d: &&aws_sdk_ecs::types::Deployment| {
+        d.rollout_state() == Some(&DeploymentRolloutState::Completed)
+    };
+    // (A FAILED deployment stays ACTIVE while ECS rolls back: not it.)
+    let done = primary.filter(completed).or_else(|| {
+        deployments
+            .iter()
+            .filter(|d| d.status() == Some("ACTIVE"))
+            .find(completed)
+    });
     GroupState {
         name: svc.service_name().unwrap_or_default().to_string(),
         version: svc.task_definition().and_then(number),
