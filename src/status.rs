@@ -228,17 +228,9 @@ async fn group(
     };
     let mut targets: BTreeMap<String, Target> = BTreeMap::new();
     let mut healthy_targets = 0;
-    // DescribeTargetHealth has no paging parameters (Elastic Load Balancing
-    // API Reference): one answer per target group.
     for tg in g.target_group_arns() {
-        let h = cloud
-            .elbv2
-            .describe_target_health()
-            .target_group_arn(tg)
-            .send()
-            .await
-            .ctx(asg::KIND, "DescribeTargetHealth")?;
-        for t in h.target_health_descriptions() {
+        let h = crate::resources::target_group::target_health(cloud, asg::KIND, tg).await?;
+        for t in &h {
             let (Some(id), Some(th)) = (t.target().and_then(|t| t.id()), t.target_health()) else {
                 continue;
             };

@@ -52,18 +52,35 @@ pub async fn run(ctx: &Ctx, a: &RollbackArgs) -> Result<u8> {
 }
 
 async fn rollback(cloud: &Cloud, fence: Fence, s: &Stack, a: &RollbackArgs) -> Result<u8> {
-    if s.app.runtime == bookstore_infra::stack::Runtime::Fargate {
-        return rollback_fargate(cloud, fence, s, a).await;
-    }
-    let listing = releases::list(cloud, &s.name).await?;
-    let Some(lt) = listing.launch_template_id.clone() else {
-        return Err(releases::ReleaseError::NoTemplate(s.name.to_string()).into());
+    let fargate = s.app.runtime == bookstore_infra::stack::Runtime::Fargate;
+    // What holds the releases, and what one is called, on each runtime.
+    let (holder, release) = if fargate {
+        ("service", "revision")
+    } else {
+        ("group", "release")
     };
+    let list = || async {
+        if fargate {
+            releases::list_fargate(cloud, &s.name).await
+        } else {
+            releases::list(cloud, &s.name).await
+        }
+    };
+    let listing = list().await?;
+    let lt = match (&listing.launch_template_id, fargate) {
+        (Some(lt), false) => lt.clone(),
+        (None, false) => return Err(releases::ReleaseError::NoTemplate(s.name.to_string()).into()),
+        (_, true) => String::new(),
+    };
+    let group = listing.group.clone().ok_or_else(|| {
+        let name = s.name.to_string();
+        if fargate {
+            releases::ReleaseError::NoService(name)
+        } else {
+            releases::ReleaseError::NoGroup(name)
+        }
+    })?;
     let target = releases::rollback_target(&listing, a.to)?.clone();
-    let group = listing
-        .group
-        .clone()
-        .ok_or_else(|| releases::ReleaseError::NoGroup(s.name.to_string()))?;
     let from = group
         .rolled_out
         .or(group.version)
@@ -71,7 +88,7 @@ async fn rollback(cloud: &Cloud, fence: Fence, s: &Stack, a: &RollbackArgs) -> R
         .unwrap_or_else(|| "?".into());
     let sha = target.sha256.as_deref().unwrap_or("?");
     let question = format!(
-        "Roll group {} back from release {from} to release {} (binary {}, commit {})?",
+        "Roll {holder} {} back from {release} {from} to {release} {} (binary {}, commit {})?",
         group.name,
         target.version,
         &sha[..12.min(sha.len())],
@@ -82,78 +99,36 @@ async fn rollback(cloud: &Cloud, fence: Fence, s: &Stack, a: &RollbackArgs) -> R
     }
     // Once another run has taken the lock over, this one changes nothing.
     fence.check().await?;
-    autoscaling_group::roll_back(
-        cloud,
-        &group.name,
-        &TemplateVersion::new(&lt, &target.version.to_string()),
-        &releases::rolled_back_from(&listing, &from),
-        (
-            s.app.refresh_min_healthy as i32,
-            s.app.refresh_warmup as i32,
-        ),
-        s.app.min_size as usize,
-        // One instance takes the release in place, as `up` gives it one.
-        s.single.is_some(),
-    )
-    .await?;
+    // A rollback after a rollback keeps the release first rolled back from.
+    let origin = releases::rolled_back_from(&listing, &from);
+    if fargate {
+        let arn = target
+            .task_definition
+            .as_deref()
+            .expect("a Fargate release is a task definition revision");
+        let tag = format!("{} from {origin}", target.version);
+        ecs_service::roll_back(cloud, &s.name, arn, &tag).await?;
+    } else {
+        autoscaling_group::roll_back(
+            cloud,
+            &group.name,
+            &TemplateVersion::new(&lt, &target.version.to_string()),
+            &origin,
+            (
+                s.app.refresh_min_healthy as i32,
+                s.app.refresh_warmup as i32,
+            ),
+            s.app.min_size as usize,
+            // One instance takes the release in place, as `up` gives it one.
+            s.single.is_some(),
+        )
+        .await?;
+    }
     if a.run.json {
-        let after = releases::list(cloud, &s.name).await?;
-        println!("{}", serde_json::to_string_pretty(&after)?);
+        println!("{}", serde_json::to_string_pretty(&list().await?)?);
     } else {
         println!(
-            "Rolled back to release {}. `up` keeps the group there until the stack file ships another binary; `up --roll-forward` rolls forward to this one.",
-            target.version
-        );
-    }
-    Ok(super::exit::OK)
-}
-
-/// The service moves to an earlier task definition revision.
-async fn rollback_fargate(cloud: &Cloud, fence: Fence, s: &Stack, a: &RollbackArgs) -> Result<u8> {
-    let listing = releases::list_fargate(cloud, &s.name).await?;
-    let service = listing
-        .group
-        .clone()
-        .ok_or_else(|| releases::ReleaseError::NoService(s.name.to_string()))?;
-    let target = releases::rollback_target(&listing, a.to)?.clone();
-    let arn = target
-        .task_definition
-        .clone()
-        .expect("a Fargate release is a task definition revision");
-    let from = service
-        .rolled_out
-        .or(service.version)
-        .map(|v| v.to_string())
-        .unwrap_or_else(|| "?".into());
-    let sha = target.sha256.as_deref().unwrap_or("?");
-    let question = format!(
-        "Roll service {} back from revision {from} to revision {} (binary {}, commit {})?",
-        service.name,
-        target.version,
-        &sha[..12.min(sha.len())],
-        target.commit.as_deref().unwrap_or("-"),
-    );
-    if !ask(&question, a)? {
-        return Ok(super::exit::ERROR);
-    }
-    fence.check().await?;
-    ecs_service::roll_back(
-        cloud,
-        &s.name,
-        &arn,
-        &format!(
-            "{} from {}",
-            target.version,
-            releases::rolled_back_from(&listing, &from)
-        ),
-    )
-    .await?;
-    if a.run.json {
-        let after = releases::list_fargate(cloud, &s.name).await?;
-        println!("{}", serde_json::to_string_pretty(&after)?);
-    } else {
-        println!(
-            "Rolled back to revision {}. `up` keeps the service there until the stack file ships another binary; `up --roll-forward` rolls forward to this one.",
+            "Rolled back to {release} {}. `up` keeps the {holder} there until the stack file ships another binary; `up --roll-forward` rolls forward to this one.",
             target.version
         );
     }

@@ -142,32 +142,18 @@ pub async fn healthy_instances(cloud: &Cloud, stack: &str) -> Result<Vec<String>
         healthy.sort();
         return Ok(healthy);
     }
-    let mut healthy = Vec::new();
+    // Healthy behind any of the groups, InService in the group; sorted.
+    let mut healthy = std::collections::BTreeSet::new();
     for tg in &tgs {
         let Some(arn) = tg.attrs.get("arn") else {
             continue;
         };
-        let health = cloud
-            .elbv2
-            .describe_target_health()
-            .target_group_arn(arn)
-            .send()
-            .await
-            .ctx(&tg.id, "DescribeTargetHealth")?;
-        for d in health.target_health_descriptions() {
-            let ok = d
-                .target_health()
-                .and_then(|h| h.state())
-                .is_some_and(|s| s.as_str() == "healthy");
-            if let (true, Some(id)) = (ok, d.target().and_then(|t| t.id())) {
-                if in_service.iter().any(|i| i == id) && !healthy.iter().any(|h| h == id) {
-                    healthy.push(id.to_string());
-                }
-            }
-        }
+        healthy.extend(target_group::healthy_targets(cloud, &tg.id, arn).await?);
     }
-    healthy.sort();
-    Ok(healthy)
+    Ok(healthy
+        .into_iter()
+        .filter(|id| in_service.contains(id))
+        .collect())
 }
 
 /// The Systems Manager agent's state on each of `instances`: `Online`,

@@ -502,13 +502,8 @@ impl Channel {
     }
 }
 
-/// Runs the session at `stream_url` to its end, within `limit`.
-pub async fn run(stream_url: &str, token: &str, limit: Duration) -> Result<Outcome, SessionError> {
-    run_with(stream_url, token, limit, Options::default(), |_, _| {}).await
-}
-
-/// [`run`], handing each piece of output to `on_output` once, in order, as
-/// it is delivered.
+/// Runs the session at `stream_url` to its end, within `limit`, handing
+/// each piece of output to `on_output` once, in order, as it is delivered.
 pub async fn run_with(
     stream_url: &str,
     token: &str,

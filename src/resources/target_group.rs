@@ -284,6 +284,24 @@ async fn set_delay(cloud: &Cloud, r: &Resolved, arn: &str) -> Result<(), CloudEr
     Ok(())
 }
 
+/// Every target of `tg` with its health. DescribeTargetHealth has no
+/// paging parameters (Elastic Load Balancing API Reference): one answer.
+pub async fn target_health(
+    cloud: &Cloud,
+    id: &str,
+    tg: &str,
+) -> Result<Vec<aws_sdk_elasticloadbalancingv2::types::TargetHealthDescription>, CloudError> {
+    Ok(cloud
+        .elbv2
+        .describe_target_health()
+        .target_group_arn(tg)
+        .send()
+        .await
+        .ctx(id, "DescribeTargetHealth")?
+        .target_health_descriptions()
+        .to_vec())
+}
+
 /// The ids (instance ids, or addresses for `ip` targets) of the targets
 /// of `tg` that are healthy.
 pub async fn healthy_targets(
@@ -291,14 +309,14 @@ pub async fn healthy_targets(
     id: &str,
     tg: &str,
 ) -> Result<std::collections::BTreeSet<String>, CloudError> {
-    let h = cloud
-        .elbv2
-        .describe_target_health()
-        .target_group_arn(tg)
-        .send()
-        .await
-        .ctx(id, "DescribeTargetHealth")?;
-    Ok(h.target_health_descriptions()
+    Ok(healthy_ids(&target_health(cloud, id, tg).await?))
+}
+
+/// The ids of the healthy targets among `described`.
+pub fn healthy_ids(
+    described: &[aws_sdk_elasticloadbalancingv2::types::TargetHealthDescription],
+) -> std::collections::BTreeSet<String> {
+    described
         .iter()
         .filter(|t| {
             t.target_health()
@@ -306,5 +324,5 @@ pub async fn healthy_targets(
                 .is_some_and(|s| s.as_str() == "healthy")
         })
         .filter_map(|t| t.target().and_then(|t| t.id()).map(str::to_string))
-        .collect())
+        .collect()
 }

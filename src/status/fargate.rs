@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::Status;
-use crate::cloud::{Cloud, CloudError, SdkResultExt};
+use crate::cloud::{Cloud, CloudError};
 use crate::resources::ecs_service::{self, rollout::revision_name, tasks::Task};
 
 #[derive(Debug, Clone, Serialize)]
@@ -78,20 +78,17 @@ pub async fn gather(cloud: &Cloud, stack: &str) -> Result<Fargate, CloudError> {
             failed_tasks: d.failed_tasks(),
         })
         .collect();
+    // The service read once, its targets read once: the tasks' health is
+    // theirs.
+    let mut healthy = Default::default();
     if let Some(tg) = s
         .load_balancers()
         .first()
         .and_then(|l| l.target_group_arn())
     {
-        let h = cloud
-            .elbv2
-            .describe_target_health()
-            .target_group_arn(tg)
-            .send()
-            .await
-            .ctx("status", "DescribeTargetHealth")?;
-        out.targets = h
-            .target_health_descriptions()
+        let described = crate::resources::target_group::target_health(cloud, "status", tg).await?;
+        healthy = crate::resources::target_group::healthy_ids(&described);
+        out.targets = described
             .iter()
             .map(|t| {
                 let id = t.target().and_then(|t| t.id()).unwrap_or_default();
@@ -109,10 +106,7 @@ pub async fn gather(cloud: &Cloud, stack: &str) -> Result<Fargate, CloudError> {
             })
             .collect();
     }
-    out.tasks = ecs_service::tasks::running(cloud, stack)
-        .await?
-        .map(|(_, t)| t)
-        .unwrap_or_default();
+    out.tasks = ecs_service::tasks::of_service(cloud, &s, &healthy).await?;
     Ok(out)
 }
 

@@ -1,7 +1,7 @@
 //! Target health: whether the group's instances serve behind the load
 //! balancer, and the wait until enough of them do.
 
-use crate::cloud::{Cloud, CloudError, Phase, SdkResultExt};
+use crate::cloud::{Cloud, CloudError, Phase};
 
 use super::AutoScalingGroup;
 
@@ -98,18 +98,10 @@ impl AutoScalingGroup {
                         .filter_map(|i| i.instance_id().map(str::to_string))
                         .collect();
                     let mut targets = Vec::new();
-                    // DescribeTargetHealth has no paging: one answer per target group.
                     for tg in g.target_group_arns() {
-                        let h = cloud
-                            .elbv2
-                            .describe_target_health()
-                            .target_group_arn(tg)
-                            .send()
-                            .await
-                            .ctx(id, "DescribeTargetHealth")?;
+                        let h = super::super::target_group::target_health(cloud, id, tg).await?;
                         targets.push(
-                            h.target_health_descriptions()
-                                .iter()
+                            h.iter()
                                 .filter_map(|t| {
                                     let health = t.target_health();
                                     Some(TargetState::new(

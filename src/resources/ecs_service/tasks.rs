@@ -43,7 +43,29 @@ pub async fn running(
     let Some(svc) = super::current(cloud, stack).await? else {
         return Ok(None);
     };
-    let cluster = svc.cluster_arn().unwrap_or(stack).to_string();
+    let mut healthy = BTreeSet::new();
+    for tg in svc
+        .load_balancers()
+        .iter()
+        .filter_map(|l| l.target_group_arn())
+    {
+        healthy.extend(target_group::healthy_targets(cloud, super::KIND, tg).await?);
+    }
+    let tasks = of_service(cloud, &svc, &healthy).await?;
+    Ok(Some((
+        svc.cluster_arn().unwrap_or(stack).to_string(),
+        tasks,
+    )))
+}
+
+/// The RUNNING tasks of `svc` as read already, `healthy` the ids of the
+/// healthy targets of its target groups.
+pub async fn of_service(
+    cloud: &Cloud,
+    svc: &aws_sdk_ecs::types::Service,
+    healthy: &BTreeSet<String>,
+) -> Result<Vec<Task>, CloudError> {
+    let cluster = svc.cluster_arn().unwrap_or_default().to_string();
     let arns: Vec<String> = cloud
         .ecs
         .list_tasks()
@@ -55,15 +77,7 @@ pub async fn running(
         .send()
         .try_collect()
         .await
-        .ctx("exec", "ListTasks")?;
-    let mut healthy = BTreeSet::new();
-    for tg in svc
-        .load_balancers()
-        .iter()
-        .filter_map(|l| l.target_group_arn())
-    {
-        healthy.extend(target_group::healthy_targets(cloud, super::KIND, tg).await?);
-    }
+        .ctx(super::KIND, "ListTasks")?;
     let mut out = Vec::new();
     // DescribeTasks takes up to 100 tasks.
     for chunk in arns.chunks(100) {
@@ -107,5 +121,5 @@ pub async fn running(
         }
     }
     out.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(Some((cluster, out)))
+    Ok(out)
 }
